@@ -1,0 +1,166 @@
+//! Shared helpers: the cache folder, content hashes, folder locks and running
+//! child processes with failure messages that say what failed.
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Where venvs and peer corpora live, outside the repo: `$NETPORT_CACHE`, else
+/// `$XDG_CACHE_HOME/netport`, else `~/.cache/netport`.
+pub fn cache_root() -> Result<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("NETPORT_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = non_empty("XDG_CACHE_HOME") {
+        let dir = PathBuf::from(dir);
+        // The XDG spec says relative values are invalid and must be ignored.
+        if dir.is_absolute() {
+            return Ok(dir.join("netport"));
+        }
+    }
+    match non_empty("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("netport")),
+        None => bail!("cannot choose a cache folder: set NETPORT_CACHE (or HOME)"),
+    }
+}
+
+/// Incremental SHA-256 whose parts are length-prefixed, so that ("ab", "c")
+/// and ("a", "bc") hash differently.
+pub struct ContentHash(Sha256);
+
+impl ContentHash {
+    pub fn new(kind: &str) -> Self {
+        let mut hash = ContentHash(Sha256::new());
+        hash.part(kind.as_bytes());
+        hash
+    }
+
+    pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// The first 12 hex digits: short enough for a folder name, long enough
+    /// that two inputs never meet in practice.
+    pub fn short(self) -> String {
+        self.0.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// An exclusive lock on `<path>.lock`, held until dropped, so two concurrent
+/// `cargo xtask` runs do not build the same cache folder at once.
+pub struct FolderLock {
+    _file: File,
+}
+
+pub fn lock_folder(folder: &Path) -> Result<FolderLock> {
+    let parent = folder.parent().expect("cache folders have a parent");
+    fs::create_dir_all(parent)
+        .with_context(|| format!("creating cache folder {}", parent.display()))?;
+    let mut lock_path = folder.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = File::create(&lock_path)
+        .with_context(|| format!("creating lock file {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "waiting for another xtask run that holds {}",
+                lock_path.display()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", lock_path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("locking {}", lock_path.display()));
+        }
+    }
+    Ok(FolderLock { _file: file })
+}
+
+/// Runs a command with inherited stdio; `what` names the step in errors.
+pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let status = cmd
+        .status()
+        .with_context(|| format!("{what}: could not start `{program}`"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}): {}", describe(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its trimmed stdout (stderr is inherited).
+pub fn output(cmd: &mut Command, what: &str) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("{what}: could not start `{program}`"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}", out.status, describe(cmd));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The command line, for error messages.
+pub fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", (secs / 60.0) as u64, secs as u64 % 60)
+    }
+}
+
+/// Prints how long a task took when dropped.
+pub struct Timer {
+    label: String,
+    start: Instant,
+}
+
+impl Timer {
+    pub fn start(label: impl Into<String>) -> Self {
+        Timer {
+            label: label.into(),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn report(&self) {
+        eprintln!("{} took {}", self.label, format_duration(self.elapsed()));
+    }
+}
+
+/// Environment for every Python peer process: no bytecode files in the repo,
+/// fixed hash seed, no GPU even where one exists (results must not depend on
+/// the machine), unbuffered output so progress shows up in CI logs.
+pub fn python_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONHASHSEED", "0")
+        .env("PYTHONUNBUFFERED", "1")
+        .env("CUDA_VISIBLE_DEVICES", "")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+}
