@@ -30,11 +30,7 @@ fn schema_lines(fds: &FileDescriptorSet, files: &[&str]) -> BTreeMap<String, Str
             f.default_value
         )
     }
-    fn walk(
-        prefix: &str,
-        msg: &prost_types::DescriptorProto,
-        out: &mut BTreeMap<String, String>,
-    ) {
+    fn walk(prefix: &str, msg: &prost_types::DescriptorProto, out: &mut BTreeMap<String, String>) {
         let name = format!("{prefix}{}", msg.name());
         for f in &msg.field {
             let oneof = f
@@ -62,7 +58,10 @@ fn schema_lines(fds: &FileDescriptorSet, files: &[&str]) -> BTreeMap<String, Str
         }
         for e in &file.enum_type {
             for v in &e.value {
-                out.insert(format!("{}::{}", e.name(), v.name()), v.number().to_string());
+                out.insert(
+                    format!("{}::{}", e.name(), v.name()),
+                    v.number().to_string(),
+                );
             }
         }
     }
@@ -74,7 +73,10 @@ fn schema_lines(fds: &FileDescriptorSet, files: &[&str]) -> BTreeMap<String, Str
 fn onnx_schema_matches_the_installed_onnx_wheel() {
     let python = common::peer_python();
     let out = std::process::Command::new(&python)
-        .args(["-c", "import onnx, os; print(os.path.dirname(os.path.dirname(onnx.__file__)))"])
+        .args([
+            "-c",
+            "import onnx, os; print(os.path.dirname(os.path.dirname(onnx.__file__)))",
+        ])
         .output()
         .expect("run the venv python");
     assert!(out.status.success(), "python could not import onnx");
@@ -100,5 +102,9 @@ fn onnx_schema_matches_the_installed_onnx_wheel() {
         problems.push(format!("only in ours: {k}"));
     }
     assert!(theirs.len() > 150, "suspiciously small upstream schema");
-    assert!(problems.is_empty(), "schema differences:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "schema differences:\n{}",
+        problems.join("\n")
+    );
 }

@@ -12,7 +12,8 @@ pub fn peer_dir() -> PathBuf {
 
 /// The Python interpreter of the peer virtualenv (env `NETPORT_PYTHON`).
 pub fn peer_python() -> PathBuf {
-    PathBuf::from(std::env::var_os("NETPORT_PYTHON").expect(
-        "NETPORT_PYTHON is not set: interop tests run through `cargo xtask ci`",
-    ))
+    PathBuf::from(
+        std::env::var_os("NETPORT_PYTHON")
+            .expect("NETPORT_PYTHON is not set: interop tests run through `cargo xtask ci`"),
+    )
 }
