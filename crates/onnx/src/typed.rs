@@ -34,7 +34,7 @@ pub(crate) fn typed_data_bytes(tensor: &TensorProto) -> Result<Bytes, OnnxError>
         DataType::try_from(code).map_err(|_| err(format!("has an unknown data_type {code}")))?;
     let n = numel(tensor)?;
     let expect = |field: &str, have: usize, per_element: u64| -> Result<(), OnnxError> {
-        let want = n.checked_mul(per_element).unwrap_or(u64::MAX);
+        let want = n.saturating_mul(per_element);
         if have as u64 != want {
             return Err(err(format!(
                 "{} dims {:?} need {want} values in {field}, found {have}",
