@@ -209,3 +209,24 @@ impl ExternalDataResolver {
         Ok(bytes)
     }
 }
+
+/// Checks every external-data reference of `model` (initializers and
+/// attribute tensors, subgraphs included): each location must resolve inside
+/// the model's directory and each range must lie inside its file. Maps the
+/// files but reads no tensor bytes. Returns how many tensors are external.
+pub fn check_external_data(
+    model: &crate::proto::ModelProto,
+    resolver: &ExternalDataResolver,
+) -> Result<usize, OnnxError> {
+    let mut count = 0;
+    if let Some(graph) = &model.graph {
+        crate::walk::for_each_tensor(graph, true, &mut |t| {
+            if let Some(info) = ExternalDataInfo::of(t)? {
+                resolver.read_info(t.name(), &info)?;
+                count += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(count)
+}

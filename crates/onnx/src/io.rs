@@ -7,8 +7,9 @@
 
 use crate::OnnxError;
 use crate::external::{ExternalDataInfo, ExternalDataResolver, is_external};
+use crate::walk::for_each_tensor_mut;
 use crate::proto::tensor_proto::DataLocation;
-use crate::proto::{GraphProto, ModelProto, StringStringEntryProto, TensorProto};
+use crate::proto::{ModelProto, StringStringEntryProto, TensorProto};
 use bytes::Bytes;
 use prost::Message;
 use std::fs::File;
@@ -104,37 +105,6 @@ pub struct SaveOptions {
     /// Move large tensors to an external data file; `None` keeps everything in
     /// the one protobuf (and fails over 2 GiB - 1).
     pub external_data: Option<ExternalDataOptions>,
-}
-
-/// Calls `f` on every tensor of `graph` that holds model data: initializers,
-/// recursively in subgraphs, and attribute tensors when `attributes` is set.
-fn for_each_tensor_mut(
-    graph: &mut GraphProto,
-    attributes: bool,
-    f: &mut dyn FnMut(&mut TensorProto) -> Result<(), OnnxError>,
-) -> Result<(), OnnxError> {
-    for t in &mut graph.initializer {
-        f(t)?;
-    }
-    for node in &mut graph.node {
-        for attr in &mut node.attribute {
-            if attributes {
-                if let Some(t) = attr.t.as_mut() {
-                    f(t)?;
-                }
-                for t in &mut attr.tensors {
-                    f(t)?;
-                }
-            }
-            if let Some(g) = attr.g.as_mut() {
-                for_each_tensor_mut(g, attributes, f)?;
-            }
-            for g in &mut attr.graphs {
-                for_each_tensor_mut(g, attributes, f)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn set_external(tensor: &mut TensorProto, location: &str, offset: u64, length: u64) {
