@@ -91,11 +91,19 @@ pub fn run(root: &Path, check: bool) -> Result<()> {
             continue;
         }
         if check {
-            stale.push(path.strip_prefix(root).unwrap_or(path).display().to_string());
+            stale.push(
+                path.strip_prefix(root)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string(),
+            );
         } else {
             fs::create_dir_all(path.parent().expect("output path has a parent"))?;
             fs::write(path, contents)?;
-            println!("wrote {}", path.strip_prefix(root).unwrap_or(path).display());
+            println!(
+                "wrote {}",
+                path.strip_prefix(root).unwrap_or(path).display()
+            );
         }
     }
     if !stale.is_empty() {

@@ -1,13 +1,16 @@
 //! Developer tasks for the netport workspace: code generation, the Python peer
 //! environment, fixtures and the full CI run. Invoked as `cargo xtask <task>`.
 
+mod ci;
 mod codegen;
+mod peers;
 mod util;
 mod venv;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "netport developer tasks")]
@@ -26,14 +29,43 @@ enum Task {
     },
     /// Create (if needed) the Python peer venv from testdata/peers/requirements.txt; print its path.
     Venv,
+    /// Generate (if needed) the peer corpus in the cache folder; print its path last.
+    Peers {
+        /// Only print the corpus path; fail if it is not built.
+        #[arg(long)]
+        print_dir: bool,
+    },
+    /// Rewrite the small committed fixtures under testdata/ (testdata/make_fixtures.py).
+    Fixtures,
+    /// Run every CI check in order: fmt, clippy, codegen --check, tests, then the interop suite.
+    Ci {
+        /// Stop after `cargo test --workspace` (no venv, peers or interop tests).
+        #[arg(long)]
+        no_interop: bool,
+    },
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli.task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line; no backtrace
+            // even under RUST_BACKTRACE=1: these are task failures, not bugs.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
     let root = workspace_root();
-    match cli.task {
+    match task {
         Task::Codegen { check } => codegen::run(&root, check),
         Task::Venv => venv::run(&root),
+        Task::Peers { print_dir } => peers::run(&root, print_dir),
+        Task::Fixtures => peers::fixtures(&root),
+        Task::Ci { no_interop } => ci::run(&root, !no_interop),
     }
 }
 

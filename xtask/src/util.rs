@@ -99,6 +99,63 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Totals of the `test result:` lines of one or more `cargo test` runs.
+#[derive(Default, Clone, Copy)]
+pub struct TestCounts {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+impl TestCounts {
+    /// Adds one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs `cargo test ...`, passing its output through, and counts its tests.
+pub fn run_tests(cmd: &mut Command, what: &str, counts: &mut TestCounts) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{what}: could not start `{program}`"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).split(b'\n') {
+        let line = line.with_context(|| format!("{what}: reading test output"))?;
+        let text = String::from_utf8_lossy(&line);
+        counts.add_line(&text);
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{what} failed ({status}): {}", describe(cmd));
+    }
+    Ok(())
+}
+
 /// Runs a command and returns its trimmed stdout (stderr is inherited).
 pub fn output(cmd: &mut Command, what: &str) -> Result<String> {
     let program = cmd.get_program().to_string_lossy().into_owned();
@@ -163,4 +220,37 @@ pub fn python_env(cmd: &mut Command) -> &mut Command {
         .env("CUDA_VISIBLE_DEVICES", "")
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("PIP_NO_INPUT", "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_result_lines_are_totalled() {
+        let mut counts = TestCounts::default();
+        counts.add_line(
+            "test result: ok. 3 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+        );
+        counts.add_line(
+            "test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 7 filtered out",
+        );
+        counts.add_line("running 3 tests");
+        counts.add_line("test foo ... ok");
+        assert_eq!((counts.passed, counts.failed, counts.ignored), (4, 4, 2));
+    }
+
+    #[test]
+    fn content_hash_parts_are_length_prefixed() {
+        let short = |parts: &[&[u8]]| {
+            let mut h = ContentHash::new("t");
+            for p in parts {
+                h.part(p);
+            }
+            h.short()
+        };
+        assert_eq!(short(&[b"ab", b"c"]).len(), 12);
+        assert_ne!(short(&[b"ab", b"c"]), short(&[b"a", b"bc"]));
+        assert_eq!(short(&[b"ab", b"c"]), short(&[b"ab", b"c"]));
+    }
 }

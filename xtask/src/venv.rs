@@ -35,8 +35,8 @@ impl Venv {
 
 /// The venv folder for the current requirements, whether or not it is built.
 pub fn venv_dir(root: &Path) -> Result<PathBuf> {
-    let requirements = fs::read(root.join(REQUIREMENTS))
-        .with_context(|| format!("reading {REQUIREMENTS}"))?;
+    let requirements =
+        fs::read(root.join(REQUIREMENTS)).with_context(|| format!("reading {REQUIREMENTS}"))?;
     let version = util::output(
         Command::new(BOOTSTRAP_PYTHON).arg("--version"),
         "asking python3 for its version (is python3 installed?)",
@@ -85,7 +85,7 @@ pub fn ensure(root: &Path) -> Result<Venv> {
             ])
             .arg(root.join(REQUIREMENTS)),
         &format!(
-            "pip install -r {REQUIREMENTS} (a network or index error? the unfinished venv \
+            "pip install -r {REQUIREMENTS} (see pip's message above; the unfinished venv \
              is rebuilt on the next run)"
         ),
     )?;
@@ -96,12 +96,7 @@ pub fn ensure(root: &Path) -> Result<Venv> {
         "importing the installed peers",
     )?;
     let freeze = util::output(
-        util::python_env(&mut Command::new(venv.python())).args([
-            "-m",
-            "pip",
-            "freeze",
-            "--all",
-        ]),
+        util::python_env(&mut Command::new(venv.python())).args(["-m", "pip", "freeze", "--all"]),
         "pip freeze",
     )?;
     let stamp = format!(

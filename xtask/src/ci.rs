@@ -1,0 +1,131 @@
+//! `cargo xtask ci`: everything CI checks, in order, stopping at the first
+//! failure. `.ci/run` calls this after making sure the machine has what it
+//! needs (rustfmt, clippy, python3 with venv).
+
+use crate::util::{self, TestCounts, Timer, format_duration};
+use crate::{codegen, peers, venv};
+use anyhow::{Result, bail};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Environment variables the interop tests read.
+pub const PEERS_ENV: &str = "NETPORT_PEERS";
+pub const PYTHON_ENV: &str = "NETPORT_PYTHON";
+
+fn cargo(root: &Path) -> Command {
+    // Under `cargo run` (the `cargo xtask` alias) CARGO names the running cargo.
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+struct Steps {
+    done: Vec<(String, Duration)>,
+}
+
+impl Steps {
+    fn step(&mut self, name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        eprintln!("\n==> [ci] {name}");
+        let timer = Timer::start(name);
+        let result = f();
+        let elapsed = timer.elapsed();
+        self.done.push((name.to_string(), elapsed));
+        match result {
+            Ok(()) => {
+                eprintln!("==> [ci] {name}: ok in {}", format_duration(elapsed));
+                Ok(())
+            }
+            Err(err) => {
+                self.summary();
+                bail!(
+                    "ci step `{name}` failed after {}: {err:#}",
+                    format_duration(elapsed)
+                )
+            }
+        }
+    }
+
+    fn summary(&self) {
+        eprintln!("\n==> [ci] timings");
+        let mut total = Duration::ZERO;
+        for (name, d) in &self.done {
+            eprintln!("  {:>8}  {name}", format_duration(*d));
+            total += *d;
+        }
+        eprintln!("  {:>8}  total", format_duration(total));
+    }
+}
+
+pub fn run(root: &Path, interop: bool) -> Result<()> {
+    let mut steps = Steps { done: Vec::new() };
+    steps.step("cargo fmt --all -- --check", || {
+        util::run(
+            cargo(root).args(["fmt", "--all", "--", "--check"]),
+            "cargo fmt --check (run `cargo fmt --all` to fix)",
+        )
+    })?;
+    steps.step(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        || {
+            util::run(
+                cargo(root).args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+                "cargo clippy",
+            )
+        },
+    )?;
+    steps.step("cargo xtask codegen --check", || codegen::run(root, true))?;
+    let mut counts = TestCounts::default();
+    steps.step("cargo test --workspace", || {
+        util::run_tests(
+            cargo(root).args(["test", "--workspace"]),
+            "cargo test",
+            &mut counts,
+        )
+    })?;
+    // Tests ignored in the plain run are the interop tests run below.
+    let ignored_by_plain_run = counts.ignored;
+    if interop {
+        let mut venv_python = None;
+        steps.step("cargo xtask venv", || {
+            venv_python = Some(venv::ensure(root)?.python());
+            Ok(())
+        })?;
+        let mut corpus = None;
+        steps.step("cargo xtask peers", || {
+            corpus = Some(peers::ensure(root)?.0);
+            Ok(())
+        })?;
+        let (python, corpus) = (venv_python.expect("set"), corpus.expect("set"));
+        eprintln!("{PEERS_ENV}={}", corpus.display());
+        eprintln!("{PYTHON_ENV}={}", python.display());
+        steps.step("cargo test --workspace -- --ignored (interop)", || {
+            util::run_tests(
+                cargo(root)
+                    .args(["test", "--workspace", "--", "--ignored"])
+                    .env(PEERS_ENV, &corpus)
+                    .env(PYTHON_ENV, &python),
+                "interop tests (cargo test -- --ignored with NETPORT_PEERS set)",
+                &mut counts,
+            )
+        })?;
+    } else {
+        eprintln!("\n==> [ci] skipping the interop suite (--no-interop)");
+    }
+    steps.summary();
+    eprintln!("==> [ci] all steps passed");
+    // One closing line over every cargo test run, for whoever reads the log.
+    let skipped = if interop { 0 } else { ignored_by_plain_run };
+    println!(
+        "ci: {} passed, {} failed, {skipped} skipped",
+        counts.passed, counts.failed
+    );
+    Ok(())
+}
