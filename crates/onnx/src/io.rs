@@ -7,9 +7,9 @@
 
 use crate::OnnxError;
 use crate::external::{ExternalDataInfo, ExternalDataResolver, is_external};
-use crate::walk::for_each_tensor_mut;
 use crate::proto::tensor_proto::DataLocation;
 use crate::proto::{ModelProto, StringStringEntryProto, TensorProto};
+use crate::walk::for_each_tensor_mut;
 use bytes::Bytes;
 use prost::Message;
 use std::fs::File;

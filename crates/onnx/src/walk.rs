@@ -65,4 +65,3 @@ pub(crate) fn for_each_tensor_mut(
     }
     Ok(())
 }
-

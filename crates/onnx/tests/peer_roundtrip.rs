@@ -43,7 +43,11 @@ fn every_node_test_model_round_trips_byte_identically() {
         }
     }
     // onnx 1.23.2 regenerates 1,884 node tests; fewer means the corpus is broken.
-    assert!(count >= 1800, "only {count} node-test models under {}", dir.display());
+    assert!(
+        count >= 1800,
+        "only {count} node-test models under {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -74,7 +78,10 @@ fn dynamo_external_data_reads_back_in_full() {
             covered += data.len() as u64;
         }
     }
-    assert!(external > 30, "expected most resnet18 weights external, got {external}");
+    assert!(
+        external > 30,
+        "expected most resnet18 weights external, got {external}"
+    );
     let data_file = path.with_file_name("resnet18.onnx.data");
     assert_eq!(covered, std::fs::metadata(data_file).unwrap().len());
 }
