@@ -1,0 +1,107 @@
+//! `netport inspect` on the committed ONNX fixtures (made by real torch and
+//! onnx, see testdata/README.md): what it reports agrees with what the onnx
+//! library recorded, and broken or hostile files give a one-line error and
+//! exit code 2.
+
+mod common;
+use common::*;
+
+#[test]
+fn tiny_cnn_json_agrees_with_the_onnx_library() {
+    let path = testdata("onnx/tiny_cnn.onnx");
+    let ours = inspect_json(&[&path]);
+    let expected = read_json(&testdata("onnx/tiny_cnn.expected.json"));
+    assert_onnx_agrees(&ours, &expected, "tiny_cnn.onnx");
+    assert_eq!(ours["format"], "onnx");
+    assert_eq!(ours["producer_name"], expected["producer"]["name"]);
+    assert_eq!(ours["producer_version"], expected["producer"]["version"]);
+    assert_eq!(
+        ours["initializers"]["bytes"],
+        expected["total_initializer_bytes"]
+    );
+    // The op histogram counts exactly the node types the onnx library lists.
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for op in expected["node_op_types"].as_array().unwrap() {
+        *counts.entry(op.as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(ours["op_types"], serde_json::to_value(&counts).unwrap());
+    assert_eq!(ours["external_data"], serde_json::json!([]));
+}
+
+#[test]
+fn external_data_model_lists_its_data_file() {
+    let path = testdata("onnx/tiny_cnn_external/tiny_cnn.onnx");
+    let ours = inspect_json(&[&path]);
+    let inline = inspect_json(&[&testdata("onnx/tiny_cnn.onnx")]);
+    let files = ours["external_data"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["location"], "tiny_cnn.data");
+    let data_len = std::fs::metadata(testdata("onnx/tiny_cnn_external/tiny_cnn.data"))
+        .unwrap()
+        .len();
+    assert!(files[0]["bytes"].as_u64().unwrap() <= data_len);
+    // Same tensors, wherever they are stored.
+    assert_eq!(ours["initializers"], inline["initializers"]);
+}
+
+#[test]
+fn text_output_names_the_model_parts() {
+    let out = netport([
+        "inspect".as_ref(),
+        testdata("onnx/tiny_cnn.onnx").as_os_str(),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "ONNX model",
+        "ai.onnx=20",
+        "input  FLOAT [batch, 3, 32, 32]",
+        "Conv",
+        "initializers: 8",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn hostile_files_fail_with_one_clear_line() {
+    let cases = [
+        ("empty.onnx", "the file is empty"),
+        ("truncated.onnx", "not a valid ONNX protobuf"),
+        ("varint_2_60.onnx", "not a valid ONNX protobuf"),
+        ("nested_if_200.onnx", "recursion limit"),
+        ("html_error_page.onnx", "an HTML page"),
+        ("git_lfs_pointer.onnx", "git lfs pull"),
+        ("external_escape.onnx", "contains '..'"),
+        ("external_absolute.onnx", "absolute path"),
+        (
+            "external_out_of_range.onnx",
+            "exceeds 'external_out_of_range.data' (64 bytes)",
+        ),
+    ];
+    for (file, expected) in cases {
+        let path = testdata("onnx/hostile").join(file);
+        let before = std::fs::read(&path).unwrap();
+        let out = netport(["inspect".as_ref(), "--json".as_ref(), path.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(out.stdout.is_empty(), "{file}: printed output on error");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{file}: {stderr}");
+        assert!(
+            stderr.contains(file),
+            "{file}: error does not name the file: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "{file}: expected {expected:?} in {stderr}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{file} was modified");
+    }
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let out = netport(["inspect", "/nonexistent/model.onnx"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.onnx"));
+}
