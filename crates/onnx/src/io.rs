@@ -46,13 +46,37 @@ pub fn decode_model(bytes: Bytes, what: &str) -> Result<ModelProto, OnnxError> {
     if bytes.is_empty() {
         return Err(decode_err("the input is empty".into()));
     }
-    let model = ModelProto::decode(bytes).map_err(|e| decode_err(e.to_string()))?;
+    let model = ModelProto::decode(bytes).map_err(|e| decode_err(short_decode_error(&e)))?;
     if model.ir_version.is_none() && model.graph.is_none() {
         return Err(decode_err(
             "it decodes as protobuf but has neither an ir_version nor a graph".into(),
         ));
     }
     Ok(model)
+}
+
+/// prost's message, with the field path shortened when it is long (a nesting
+/// bomb lists every level): `ModelProto.graph: GraphProto.node: ... (197 more
+/// levels) ...: recursion limit reached`.
+fn short_decode_error(e: &prost::DecodeError) -> String {
+    let text = e.to_string();
+    let body = text
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(&text);
+    let parts: Vec<&str> = body.split(": ").collect();
+    if parts.len() <= 8 {
+        return body.to_string();
+    }
+    // prost lists the innermost field first; keep the outermost levels and
+    // the description.
+    let (path, description) = parts.split_at(parts.len() - 1);
+    let outer: Vec<&str> = path.iter().rev().take(4).copied().collect();
+    format!(
+        "{}: ... ({} more levels) ...: {}",
+        outer.join(": "),
+        path.len() - outer.len(),
+        description[0]
+    )
 }
 
 /// Loads a model file without reading external data (see
