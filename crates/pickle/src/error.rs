@@ -254,4 +254,30 @@ impl PickleError {
             | PickleError::InvalidId { at, .. } => *at,
         }
     }
+
+    /// The same error with `base` added to its offset (for a pickle that
+    /// starts at `base` in its file).
+    pub fn with_offset_base(mut self, base: u64) -> Self {
+        let at = match &mut self {
+            PickleError::UnknownOpcode { at, .. }
+            | PickleError::Truncated { at, .. }
+            | PickleError::LengthExceedsInput { at, .. }
+            | PickleError::NegativeLength { at, .. }
+            | PickleError::UnterminatedLine { at }
+            | PickleError::BadArgument { at, .. }
+            | PickleError::UnsupportedProtocol { at, .. }
+            | PickleError::MissingStop { at }
+            | PickleError::StackUnderflow { at }
+            | PickleError::MissingMark { at }
+            | PickleError::MemoMissing { at, .. }
+            | PickleError::OddItems { at, .. }
+            | PickleError::UnresolvableGlobal { at, .. }
+            | PickleError::BadExtensionCode { at, .. }
+            | PickleError::LimitExceeded { at, .. }
+            | PickleError::Unencodable { at, .. }
+            | PickleError::InvalidId { at, .. } => at,
+        };
+        at.offset = at.offset.saturating_add(base);
+        self
+    }
 }

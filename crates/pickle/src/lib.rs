@@ -11,6 +11,10 @@
 //! - [`value`]: the value model ([`Value`], [`ValueId`], [`Arena`], [`BigInt`]).
 //! - [`globals`]: [`classify`] a `(module, name)` as allowed by
 //!   `torch.load(weights_only=True)`, benign, dangerous or unknown.
+//! - [`scan`](mod@scan): [`scan()`](fn@scan) one pickle for a safety verdict: every
+//!   global (resolved through stack and memo) with its offset and class,
+//!   `torch.load(weights_only=True)` compatibility with torch's predicted
+//!   error, nested payloads to scan recursively.
 //! - [`writer`]: [`write()`](fn@write) a value graph as a protocol-2 pickle.
 //! - [`error`]: [`PickleError`], which always names the byte offset and opcode.
 //!
@@ -32,6 +36,7 @@ pub mod error;
 pub mod globals;
 pub mod machine;
 pub mod ops;
+pub mod scan;
 pub mod value;
 pub mod writer;
 
@@ -39,5 +44,9 @@ pub use error::{At, Limit, PickleError};
 pub use globals::{GlobalClass, Verdict, classify};
 pub use machine::{Limits, Machine, Pickle, load};
 pub use ops::{Arg, Op, Opcode, Ops};
+pub use scan::{
+    Blocker, BlockerKind, GlobalFinding, GlobalRef, GlobalUses, NestedKind, NestedPayload,
+    PayloadEncoding, PayloadSource, PickleScan, ScanVerdict, WeightsOnly, scan,
+};
 pub use value::{Arena, BigInt, Value, ValueId};
 pub use writer::write;

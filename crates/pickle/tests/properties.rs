@@ -4,7 +4,9 @@
 //! round-trip through the writer.
 
 use netport_pickle::value::int_from_le_signed;
-use netport_pickle::{Arena, Limits, Machine, Ops, Value, ValueId, classify, load, write};
+use netport_pickle::{
+    Arena, GlobalRef, Limits, Machine, Ops, PickleScan, Value, ValueId, classify, load, scan, write,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -94,8 +96,49 @@ fn has_call_forms(arena: &Arena) -> bool {
     })
 }
 
+/// The scan names every global and extension the machine saw.
+fn scan_covers_machine(data: &[u8]) -> Result<(), TestCaseError> {
+    let s: PickleScan = scan(data, 7, &Limits::default());
+    if let Ok(p) = load(data) {
+        prop_assert_eq!(s.end, Some(p.end + 7));
+        for v in p.arena.values() {
+            let want = match v {
+                Value::Global { module, name } => GlobalRef::Named {
+                    module: module.clone(),
+                    name: name.clone(),
+                },
+                Value::Ext(code) => GlobalRef::Extension { code: *code },
+                _ => continue,
+            };
+            prop_assert!(
+                s.globals.iter().any(|g| g.reference == want),
+                "{:?} missing from {:?}",
+                want,
+                s.globals
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn scan_never_panics_and_covers_the_machine(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        scan_covers_machine(&data)?;
+        let _ = scan(&data, u64::MAX - 100, &small_limits());
+    }
+
+    #[test]
+    fn scan_of_opcode_soup_covers_the_machine(
+        picks in proptest::collection::vec(0..SNIPPETS.len(), 0..64),
+    ) {
+        let mut data: Vec<u8> = picks.iter().flat_map(|&i| SNIPPETS[i].iter().copied()).collect();
+        data.push(b'.');
+        scan_covers_machine(&data)?;
+        let _ = scan(&data, 0, &small_limits());
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
