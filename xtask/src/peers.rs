@@ -17,6 +17,7 @@ use std::process::Command;
 const PEERS_DIR: &str = "testdata/peers";
 const PEERS_SCRIPT: &str = "testdata/peers/make_peers.py";
 const FIXTURES_SCRIPT: &str = "testdata/make_fixtures.py";
+const TORCH_FIXTURES_SCRIPT: &str = "testdata/make_torch_fixtures.py";
 const STAMP: &str = "netport-peers.stamp";
 
 /// The corpus folder for the current scripts and requirements.
@@ -109,16 +110,19 @@ pub fn run(root: &Path, print_dir: bool) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask fixtures`: rewrites the small committed fixtures in testdata/.
+/// `cargo xtask fixtures`: rewrites the small committed fixtures in testdata/
+/// (`make_fixtures.py`: ONNX and Caffe2; `make_torch_fixtures.py`: testdata/torch/).
 pub fn fixtures(root: &Path) -> Result<()> {
     let venv = venv::ensure(root)?;
     let timer = Timer::start("writing fixtures");
-    util::run(
-        util::python_env(&mut Command::new(venv.python()))
-            .current_dir(root)
-            .arg(root.join(FIXTURES_SCRIPT)),
-        FIXTURES_SCRIPT,
-    )?;
+    for script in [FIXTURES_SCRIPT, TORCH_FIXTURES_SCRIPT] {
+        util::run(
+            util::python_env(&mut Command::new(venv.python()))
+                .current_dir(root)
+                .arg(root.join(script)),
+            script,
+        )?;
+    }
     timer.report();
     eprintln!("review with `git status testdata` and `git diff --stat testdata`");
     Ok(())

@@ -766,6 +766,25 @@ pub fn classify(module: &str, name: &str) -> Verdict {
             source: rule.source,
         };
     }
+    if name.contains('.') {
+        // `find_class` walks a dotted name attribute by attribute, and any
+        // attribute may be a module object: `torch.serialization` +
+        // `os.system` reaches `os.system`. Judge every run of components
+        // that ends inside the name as a module path.
+        let full: Vec<&str> = module.split('.').chain(name.split('.')).collect();
+        let in_module = module.split('.').count();
+        for split in in_module + 1..full.len() {
+            for start in 0..split {
+                let (m, n) = (full[start..split].join("."), full[split..].join("."));
+                if let Some(rule) = find(DANGEROUS, &m, &n, true) {
+                    return Verdict {
+                        class: GlobalClass::Dangerous,
+                        source: rule.source,
+                    };
+                }
+            }
+        }
+    }
     if name.contains('.')
         && name
             .split('.')
@@ -845,6 +864,9 @@ mod tests {
         assert_eq!(class("torch.serialization", "load"), Dangerous);
         assert_eq!(class("torch.storage", "_load_from_bytes"), Dangerous);
         assert_eq!(class("builtins", "getattr.__call__"), Dangerous);
+        assert_eq!(class("torch.serialization", "os.system"), Dangerous);
+        assert_eq!(class("mymodule", "subprocess.Popen"), Dangerous);
+        assert_eq!(class("torch.nn", "functional.relu"), Unknown);
         assert_eq!(class("mymodule", "gadget.__init__.__globals__"), Dangerous);
         assert_eq!(class("", "x"), Dangerous);
         assert_eq!(class("ossify", "x"), Unknown);

@@ -1,0 +1,327 @@
+//! What a file is, from its bytes alone: the PyTorch formats this crate reads
+//! and the things users mistake for checkpoints.
+//!
+//! The order follows `torch.load` (`pytorch-format.md` §0): a zip only when
+//! the file starts with `PK\x03\x04` (a zip with bytes before it is reported
+//! as such, because torch would not read it); then tar (`ustar` at byte
+//! 257); then a pickle whose first value is the legacy magic number.
+
+use std::fmt;
+
+use netport_pickle::{Limits, Machine, Value};
+
+use crate::zip::ZipArchive;
+
+/// The legacy magic number `0x1950a86a20f9469cfc6c` as little-endian two's
+/// complement bytes (how the pickle machine stores a big int).
+pub(crate) const LEGACY_MAGIC_LE: [u8; 10] =
+    [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// A PyTorch file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `torch.save` zip checkpoint (torch >= 1.6): `data.pkl` + `data/<key>`.
+    Zip,
+    /// `torch.jit.save` archive: a zip with `constants.pkl`.
+    TorchScript,
+    /// `torch.export.save` archive (torch >= 2.8): `archive_format` = `pt2`.
+    Pt2,
+    /// Legacy stacked pickles (`_use_new_zipfile_serialization=False`).
+    Legacy,
+    /// Legacy tar (torch <= 0.1.x). Detected only.
+    LegacyTar,
+}
+
+impl Format {
+    /// A short name: `zip`, `torchscript`, `pt2`, `legacy`, `legacy-tar`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::TorchScript => "torchscript",
+            Format::Pt2 => "pt2",
+            Format::Legacy => "legacy",
+            Format::LegacyTar => "legacy-tar",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Zip => "PyTorch zip checkpoint",
+            Format::TorchScript => "TorchScript archive",
+            Format::Pt2 => "torch.export .pt2 archive",
+            Format::Legacy => "legacy PyTorch checkpoint (stacked pickles)",
+            Format::LegacyTar => "legacy PyTorch tar checkpoint (torch <= 0.1)",
+        })
+    }
+}
+
+/// What [`detect`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detected {
+    /// A PyTorch format.
+    Torch(Format),
+    /// A safetensors file: 8-byte little-endian header length, then JSON.
+    Safetensors {
+        /// The declared header length.
+        header_len: u64,
+    },
+    /// A Git LFS pointer instead of the real file.
+    GitLfsPointer {
+        /// The `oid` line's value (`sha256:...`), if present.
+        oid: Option<String>,
+        /// The real file's size, if present.
+        size: Option<u64>,
+    },
+    /// An HTML (or XML) page, e.g. a download that saved a web page.
+    Html,
+    /// Zero bytes.
+    Empty,
+    /// A zip that starts with `PK\x03\x04` but whose central directory
+    /// cannot be read (truncated, corrupt).
+    BrokenZip {
+        /// What is wrong and where.
+        reason: String,
+    },
+    /// A zip whose first local header is not at byte 0.
+    ZipWithPrefix {
+        /// Offset of the first `PK\x03\x04`.
+        offset: u64,
+    },
+    /// A readable zip that is none of the PyTorch archives.
+    OtherZip {
+        /// Why it is not a checkpoint.
+        reason: String,
+    },
+    /// The pre-2.8 `torch.export.save` zip (no archive directory,
+    /// `serialized_exported_program.json`).
+    LegacyExportZip,
+    /// A file starting with `PYTORCH1` (preview-release format).
+    PreviewRelease,
+    /// A pickle whose first value is not the legacy magic number.
+    Pickle {
+        /// The PROTO version, if any.
+        protocol: Option<u8>,
+    },
+    /// None of the above.
+    Unknown {
+        /// The first bytes, for the message.
+        head: Vec<u8>,
+    },
+}
+
+impl Detected {
+    /// The PyTorch format, if it is one.
+    pub fn format(&self) -> Option<Format> {
+        match self {
+            Detected::Torch(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Detected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detected::Torch(format) => write!(f, "{format}"),
+            Detected::Safetensors { header_len } => write!(
+                f,
+                "a safetensors file (header of {header_len} bytes); read it as safetensors, not with torch.load"
+            ),
+            Detected::GitLfsPointer { oid, size } => {
+                write!(f, "a Git LFS pointer, not the file itself")?;
+                if let Some(oid) = oid {
+                    write!(f, " (oid {oid}")?;
+                    match size {
+                        Some(s) => write!(f, ", {s} bytes)")?,
+                        None => write!(f, ")")?,
+                    }
+                }
+                write!(f, "; run `git lfs pull` to download the real file")
+            }
+            Detected::Html => write!(
+                f,
+                "an HTML page (a download that saved a web page, e.g. a login or 'file too large to scan' page)"
+            ),
+            Detected::Empty => write!(f, "the file is empty (0 bytes)"),
+            Detected::BrokenZip { reason } => write!(f, "a damaged zip: {reason}"),
+            Detected::ZipWithPrefix { offset } => write!(
+                f,
+                "a zip archive that starts at byte {offset}, not 0; torch.load requires PK\\x03\\x04 at byte 0 and would treat this file as a legacy checkpoint and fail"
+            ),
+            Detected::OtherZip { reason } => {
+                write!(f, "a zip archive but not a PyTorch one: {reason}")
+            }
+            Detected::LegacyExportZip => write!(
+                f,
+                "a pre-2.8 torch.export archive (serialized_exported_program.json), which this reader does not support"
+            ),
+            Detected::PreviewRelease => write!(
+                f,
+                "a file from the PyTorch preview release (PYTORCH1), which torch itself no longer reads"
+            ),
+            Detected::Pickle { protocol } => match protocol {
+                Some(p) => write!(
+                    f,
+                    "a plain pickle (protocol {p}) without PyTorch's legacy magic number (written by pickle.dump, not torch.save)"
+                ),
+                None => write!(
+                    f,
+                    "a plain pickle without PyTorch's legacy magic number (written by pickle.dump, not torch.save)"
+                ),
+            },
+            Detected::Unknown { head } => {
+                write!(f, "unrecognised content; first bytes:")?;
+                for b in head {
+                    write!(f, " {b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Classify `data` (a whole file).
+pub fn detect(data: &[u8]) -> Detected {
+    if data.is_empty() {
+        return Detected::Empty;
+    }
+    if data.starts_with(b"PK\x03\x04") {
+        // Duplicate names do not change what the archive is: the loaders
+        // refuse them, the scanner reports them and looks at every entry.
+        return match ZipArchive::parse_keeping_duplicates(data) {
+            Ok((zip, _)) => classify_zip(&zip, data),
+            Err(e) => Detected::BrokenZip {
+                reason: e.to_string(),
+            },
+        };
+    }
+    if data.starts_with(b"PYTORCH1") {
+        return Detected::PreviewRelease;
+    }
+    if data.get(257..262) == Some(b"ustar") {
+        return Detected::Torch(Format::LegacyTar);
+    }
+    if data.starts_with(b"version https://git-lfs") {
+        return lfs_pointer(data);
+    }
+    if is_html(data) {
+        return Detected::Html;
+    }
+    if let Some(header_len) = safetensors_header(data) {
+        return Detected::Safetensors { header_len };
+    }
+    if data[0] == 0x80 || data[0] == b'(' || data[0] == b'L' || data[0] == b'I' {
+        if is_legacy_magic(data) {
+            return Detected::Torch(Format::Legacy);
+        }
+        if data[0] == 0x80 {
+            return Detected::Pickle {
+                protocol: data.get(1).copied(),
+            };
+        }
+    }
+    if data.len() < 1 << 30 {
+        if let Some(at) = find(data, b"PK\x03\x04") {
+            if find(data, b"PK\x05\x06").is_some() {
+                return Detected::ZipWithPrefix { offset: at as u64 };
+            }
+        }
+    }
+    Detected::Unknown {
+        head: data[..data.len().min(16)].to_vec(),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Classify a parsed zip: TorchScript, `.pt2`, zip checkpoint or other.
+pub(crate) fn classify_zip(zip: &ZipArchive, data: &[u8]) -> Detected {
+    let Some(prefix) = zip.archive_name() else {
+        if zip.find("serialized_exported_program.json").is_some() {
+            return Detected::LegacyExportZip;
+        }
+        let name = zip.entries().first().map(|e| e.name.as_str()).unwrap_or("");
+        return Detected::OtherZip {
+            reason: format!("its first entry '{name}' is not in a directory"),
+        };
+    };
+    let rec = |r: &str| zip.find(&format!("{prefix}/{r}"));
+    if let Some(e) = rec("archive_format") {
+        let range = e.data_range();
+        let bytes = data
+            .get(range.start as usize..range.end as usize)
+            .unwrap_or(&[]);
+        if e.is_stored() && bytes.trim_ascii() == b"pt2" {
+            return Detected::Torch(Format::Pt2);
+        }
+    }
+    if rec("constants.pkl").is_some() {
+        return Detected::Torch(Format::TorchScript);
+    }
+    if rec("data.pkl").is_some() {
+        return Detected::Torch(Format::Zip);
+    }
+    Detected::OtherZip {
+        reason: format!("it has no '{prefix}/data.pkl'"),
+    }
+}
+
+fn is_legacy_magic(data: &[u8]) -> bool {
+    let limits = Limits {
+        max_work: 4096,
+        max_nodes: 1024,
+        max_string_len: 4096,
+        ..Limits::default()
+    };
+    let head = &data[..data.len().min(4096)];
+    match Machine::new(limits).load(head, 0) {
+        Ok(p) => {
+            matches!(p.arena.get(p.root), Some(Value::BigInt(b)) if b.le_signed_bytes() == LEGACY_MAGIC_LE)
+        }
+        Err(_) => false,
+    }
+}
+
+fn lfs_pointer(data: &[u8]) -> Detected {
+    let text = String::from_utf8_lossy(&data[..data.len().min(1024)]);
+    let mut oid = None;
+    let mut size = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("oid ") {
+            oid = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("size ") {
+            size = v.trim().parse().ok();
+        }
+    }
+    Detected::GitLfsPointer { oid, size }
+}
+
+fn is_html(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(512)];
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let head = head.trim_ascii_start().to_ascii_lowercase();
+    [
+        &b"<!doctype html"[..],
+        b"<html",
+        b"<head",
+        b"<?xml",
+        b"<body",
+        b"<!--",
+    ]
+    .iter()
+    .any(|p| head.starts_with(p))
+}
+
+fn safetensors_header(data: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
+    if n >= 2 && n.checked_add(8)? <= data.len() as u64 && data.get(8) == Some(&b'{') {
+        Some(n)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,2018 @@
+//! From a pickle's value graph to tensors, storages and plain values, with
+//! paths.
+//!
+//! The walk is iterative and linear in the graph: every container or object
+//! node is expanded once (a second reference to it is reported as
+//! [`Leaf::Alias`] of the first path), and every tensor node is interpreted
+//! once (a second reference, e.g. tied weights, is another [`Tensor`] entry
+//! with the same storage). A "billion laughs" graph therefore costs its
+//! number of edges, never its logical expansion.
+//!
+//! Path rule: dict/OrderedDict keys by Python `str(key)`, list/tuple/set items
+//! by index, object state attributes by name, joined with `.`; the root has
+//! path `""`.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use netport_pickle::{Arena, Value, ValueId};
+use netport_tensor::{DType, required_bytes};
+
+use crate::error::TorchError;
+
+/// What a tensor entry is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorKind {
+    /// A plain tensor (`_rebuild_tensor`, `_v2`, `_v3`, or a CPU copy of a
+    /// device tensor via `_rebuild_device_tensor_from_cpu_tensor`).
+    Dense,
+    /// An `nn.Parameter` (`_rebuild_parameter`, `_rebuild_parameter_with_state`).
+    Parameter,
+    /// A tensor subclass rebuilt by `torch._tensor._rebuild_from_type_v2`
+    /// (`module.Class`).
+    Subclass {
+        /// The class as written.
+        class: String,
+    },
+    /// A quantized tensor (`_rebuild_qtensor`); the bytes are the raw integer
+    /// storage.
+    Quantized(Quantization),
+    /// A meta tensor: dtype and shape only, no storage.
+    Meta,
+    /// A tensor this crate cannot materialise (sparse, nested, wrapper
+    /// subclass, numpy-backed device tensor, unknown rebuild function). Its
+    /// component tensors, if any, are separate entries under this path.
+    Unsupported {
+        /// The rebuild function, `module.name`.
+        function: String,
+    },
+}
+
+/// Quantization parameters of a [`TensorKind::Quantized`] tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantization {
+    /// `torch.per_tensor_affine` / `per_tensor_symmetric`.
+    PerTensor {
+        /// The qscheme name (`per_tensor_affine`).
+        qscheme: String,
+        /// Scale.
+        scale: f64,
+        /// Zero point.
+        zero_point: i64,
+    },
+    /// `torch.per_channel_affine` (also written for
+    /// `per_channel_affine_float_qparams`).
+    PerChannel {
+        /// The qscheme name.
+        qscheme: String,
+        /// Scales (float64 tensor, path `<path>.q_per_channel_scales`).
+        scales: Box<Tensor>,
+        /// Zero points (path `<path>.q_per_channel_zero_points`).
+        zero_points: Box<Tensor>,
+        /// The channel axis.
+        axis: i64,
+    },
+}
+
+/// One tensor of a checkpoint. Shapes, strides and offsets are in elements of
+/// [`dtype`](Tensor::dtype).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Path in the object tree (see the crate docs).
+    pub path: String,
+    /// The pickle or JSON record that describes it (`data.pkl`,
+    /// `constants.pkl`, `legacy pickle #4`, `data/weights/model_weights_config.json`).
+    pub source: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Strides.
+    pub strides: Vec<u64>,
+    /// Offset into the storage.
+    pub storage_offset: u64,
+    /// Device: the storage's location tag as written (`cpu`, `cuda:0`), or
+    /// the device argument for meta/device-copy tensors.
+    pub device: String,
+    /// Index into [`Checkpoint::storages`](crate::Checkpoint::storages).
+    pub storage: Option<usize>,
+    /// The storage key as written in the persistent id (or the `.pt2` file name).
+    pub storage_key: Option<String>,
+    /// Absolute byte range of the whole storage in the file.
+    pub byte_range: Option<Range<u64>>,
+    /// What kind of tensor.
+    pub kind: TensorKind,
+    /// `requires_grad` as saved.
+    pub requires_grad: bool,
+    /// The conjugate bit (`metadata {'conj': True}`): the stored values are
+    /// the conjugate of the logical values.
+    pub conj: bool,
+    /// The negative bit (`metadata {'neg': True}`).
+    pub neg: bool,
+}
+
+/// One storage: a run of bytes in the file that tensors view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Storage {
+    /// The key as written (`"0"`; a pointer value in legacy files; the file
+    /// name in `.pt2`).
+    pub key: String,
+    /// The record holding the bytes, without the archive prefix (`data/0`,
+    /// `constants/0`); `None` for legacy files.
+    pub record: Option<String>,
+    /// The pickle or JSON record that declared it.
+    pub source: String,
+    /// The storage type as written: `torch.FloatStorage`,
+    /// `torch.storage.UntypedStorage`, or `raw` for `.pt2` weight files.
+    pub storage_type: String,
+    /// The storage's dtype (`uint8` for `UntypedStorage` and `.pt2`).
+    pub dtype: DType,
+    /// Elements of `dtype` (bytes for untyped storages).
+    pub numel: u64,
+    /// Location tag as written.
+    pub location: String,
+    /// Absolute byte range in the file (empty until located).
+    pub byte_range: Range<u64>,
+    /// True if the record is compressed (its bytes cannot be viewed in place).
+    pub compressed: bool,
+    /// Paths of the tensors that use it, in walk order.
+    pub tensors: Vec<String>,
+}
+
+impl Storage {
+    /// `numel * element size`, the byte length torch expects.
+    pub fn nbytes(&self) -> Option<u64> {
+        self.numel.checked_mul(self.dtype.size_in_bytes() as u64)
+    }
+}
+
+/// A non-tensor value at a path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf {
+    /// `None`.
+    None,
+    /// A bool.
+    Bool(bool),
+    /// An int that fits `i64` (also numpy integer scalars).
+    Int(i64),
+    /// A larger int, in decimal.
+    BigInt(String),
+    /// A float (also numpy float scalars).
+    Float(f64),
+    /// `complex(re, im)`.
+    Complex(f64, f64),
+    /// A string.
+    Str(String),
+    /// `bytes`/`bytearray` of this length.
+    Bytes(usize),
+    /// An empty dict, list, tuple or set.
+    Empty,
+    /// An object (`argparse.Namespace`, a module, ...) of this class; its
+    /// state attributes follow as separate entries.
+    Object {
+        /// `module.name` as written.
+        class: String,
+    },
+    /// A reference to a global (a dtype, a class, a function).
+    Global {
+        /// Module.
+        module: String,
+        /// Name.
+        name: String,
+    },
+    /// A bare storage (not viewed by a tensor at this path).
+    Storage {
+        /// Index into the storages.
+        index: usize,
+    },
+    /// A second reference to a container or object already listed at this path.
+    Alias {
+        /// The first path.
+        of: String,
+    },
+    /// Anything else (its repr says what).
+    Other,
+}
+
+/// A non-tensor value with its path and a printable, length-capped repr.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueEntry {
+    /// Path (see the crate docs).
+    pub path: String,
+    /// The pickle it comes from.
+    pub source: String,
+    /// The value, when simple.
+    pub leaf: Leaf,
+    /// Python-like text, at most the configured number of characters
+    /// (`epoch` → `7`, `args` → `argparse.Namespace(lr=0.001, ...)`).
+    pub repr: String,
+}
+
+/// One line of the nesting view (`netport inspect --tree`): what sits at a
+/// key, at its depth below the pickle's root, in walk (file) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeItem {
+    /// Nesting depth; the root of each pickle is 0.
+    pub depth: usize,
+    /// The key within its parent (the last path component; the whole path
+    /// for a pickle's root).
+    pub key: String,
+    /// What is there.
+    pub node: TreeNode,
+}
+
+/// The node of a [`TreeItem`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TreeNode {
+    /// A dict, list, tuple or set with this many entries; its entries follow
+    /// one level deeper.
+    Container {
+        /// Number of entries.
+        len: usize,
+    },
+    /// Index into [`Checkpoint::tensors`](crate::Checkpoint::tensors).
+    Tensor(usize),
+    /// Index into [`Checkpoint::values`](crate::Checkpoint::values) (objects
+    /// are values too; their attributes follow one level deeper).
+    Value(usize),
+}
+
+/// How persistent ids are laid out in this pickle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PidStyle {
+    /// `('storage', type, key, location, numel)` (zip, TorchScript: 5 or 6).
+    Zip,
+    /// `('storage', type, root_key, location, numel, view_metadata)`.
+    Legacy,
+}
+
+/// Results of walking one or more pickles.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub tensors: Vec<Tensor>,
+    pub storages: Vec<Storage>,
+    pub values: Vec<ValueEntry>,
+    /// The nesting view, in walk order.
+    pub tree: Vec<TreeItem>,
+    /// `(path, class)` of `__torch__` objects (TorchScript modules).
+    pub classes: Vec<(String, String)>,
+    /// (source, key) -> storage index.
+    storage_index: HashMap<(String, String), usize>,
+}
+
+/// Walks one pickle into a [`Collected`].
+pub(crate) struct Walker<'a> {
+    arena: &'a Arena,
+    source: String,
+    /// Directory of this pickle's storage records (`data`, `constants`).
+    storage_dir: Option<String>,
+    pid_style: PidStyle,
+    max_repr: usize,
+    out: &'a mut Collected,
+    expanded: HashMap<ValueId, String>,
+    tensor_cache: HashMap<ValueId, usize>,
+    /// Storage resolved per persistent-id node: (storage index, view offset
+    /// in storage elements).
+    pid_cache: HashMap<ValueId, (usize, u64)>,
+    /// The tree node recorded by the current walk step.
+    last_node: Option<TreeNode>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+const TENSOR_FUNCS: &[&str] = &[
+    "_rebuild_tensor",
+    "_rebuild_tensor_v2",
+    "_rebuild_tensor_v3",
+    "_rebuild_parameter",
+    "_rebuild_parameter_with_state",
+    "_rebuild_qtensor",
+    "_rebuild_meta_tensor_no_storage",
+    "_rebuild_device_tensor_from_cpu_tensor",
+    "_rebuild_device_tensor_from_numpy",
+    "_rebuild_xla_tensor",
+    "_rebuild_wrapper_subclass",
+    "_rebuild_sparse_tensor",
+    "_rebuild_nested_tensor",
+    "_rebuild_sparse_csr_tensor",
+    "_rebuild_mkldnn_tensor",
+];
+
+/// Values per storage byte of torch's packed quantized dtypes, whose shapes
+/// count values (`quint4x2`: 2, `quint2x4`: 4); 1 for every other dtype.
+pub(crate) fn values_per_byte(dtype: DType) -> u64 {
+    match dtype {
+        DType::QUInt4x2 => 2,
+        DType::QUInt2x4 => 4,
+        _ => 1,
+    }
+}
+
+/// Bytes a view needs, counting packed dtypes' values per byte.
+pub(crate) fn needed_bytes(
+    dtype: DType,
+    shape: &[u64],
+    strides: &[u64],
+    offset: u64,
+) -> Result<u64, String> {
+    let k = values_per_byte(dtype);
+    let needed = required_bytes(dtype, shape, strides, offset).map_err(|e| e.to_string())?;
+    Ok(needed.div_ceil(k))
+}
+
+fn is_numpy_core(module: &str) -> bool {
+    matches!(module, "numpy.core.multiarray" | "numpy._core.multiarray")
+}
+
+impl<'a> Walker<'a> {
+    pub(crate) fn new(
+        arena: &'a Arena,
+        source: &str,
+        storage_dir: Option<&str>,
+        pid_style: PidStyle,
+        max_repr: usize,
+        out: &'a mut Collected,
+    ) -> Self {
+        Walker {
+            arena,
+            source: source.to_owned(),
+            storage_dir: storage_dir.map(str::to_owned),
+            pid_style,
+            max_repr,
+            out,
+            expanded: HashMap::new(),
+            tensor_cache: HashMap::new(),
+            pid_cache: HashMap::new(),
+            last_node: None,
+        }
+    }
+
+    fn v(&self, id: ValueId) -> &'a Value {
+        static NONE: Value = Value::None;
+        self.arena.get(id).unwrap_or(&NONE)
+    }
+
+    fn global(&self, id: ValueId) -> Option<(&'a str, &'a str)> {
+        match self.v(id) {
+            Value::Global { module, name } => Some((module.as_str(), name.as_str())),
+            _ => None,
+        }
+    }
+
+    fn items(&self, id: ValueId) -> Option<&'a [ValueId]> {
+        match self.v(id) {
+            Value::Tuple(items) | Value::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn err(&self, path: &str, reason: impl Into<String>) -> TorchError {
+        TorchError::BadObject {
+            pickle: self.source.clone(),
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn int(&self, id: ValueId) -> Option<i64> {
+        match self.v(id) {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::BigInt(b) => b.to_i64(),
+            _ => None,
+        }
+    }
+
+    fn float(&self, id: ValueId) -> Option<f64> {
+        match self.v(id) {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    fn str_of(&self, id: ValueId) -> Option<&'a str> {
+        match self.v(id) {
+            Value::Str(s) => Some(s),
+            Value::Bytes(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+
+    /// A tuple of non-negative ints (also inside `torch.Size(...)`).
+    fn dims(&self, id: ValueId, path: &str, what: &str) -> Result<Vec<u64>, TorchError> {
+        let id = match self.v(id) {
+            Value::Reduce { callable, args }
+                if self.global(*callable) == Some(("torch", "Size")) =>
+            {
+                self.items(*args)
+                    .and_then(|a| a.first().copied())
+                    .unwrap_or(id)
+            }
+            _ => id,
+        };
+        let items = self.items(id).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "{what} is a {}, expected a tuple of ints",
+                    self.v(id).kind()
+                ),
+            )
+        })?;
+        items
+            .iter()
+            .map(|&i| match self.int(i) {
+                Some(x) if x >= 0 => Ok(x as u64),
+                Some(x) => Err(self.err(path, format!("{what} contains the negative value {x}"))),
+                None => Err(self.err(
+                    path,
+                    format!("{what} contains a {}, expected an int", self.v(i).kind()),
+                )),
+            })
+            .collect()
+    }
+
+    fn dtype_arg(&self, id: ValueId, path: &str) -> Result<DType, TorchError> {
+        match self.global(id) {
+            Some(("torch", name)) => DType::from_torch_name(name)
+                .ok_or_else(|| self.err(path, format!("unknown dtype torch.{name}"))),
+            Some((m, n)) => Err(self.err(
+                path,
+                format!("dtype argument is the global {m}.{n}, expected torch.<dtype>"),
+            )),
+            None => Err(self.err(
+                path,
+                format!(
+                    "dtype argument is a {}, expected a torch dtype global",
+                    self.v(id).kind()
+                ),
+            )),
+        }
+    }
+
+    /// Resolve the storage persistent id at `id` (after memo sharing).
+    fn storage(&mut self, id: ValueId, path: &str) -> Result<(usize, u64), TorchError> {
+        if let Some(&hit) = self.pid_cache.get(&id) {
+            return Ok(hit);
+        }
+        let Value::PersistentId(pid) = self.v(id) else {
+            return Err(self.err(
+                path,
+                format!(
+                    "the storage argument is a {}, expected a persistent id",
+                    self.v(id).kind()
+                ),
+            ));
+        };
+        let fields = self.items(*pid).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "persistent id is a {}, expected a tuple",
+                    self.v(*pid).kind()
+                ),
+            )
+        })?;
+        // Zip and TorchScript: 5 fields (very old TorchScript: a 6th,
+        // `None`); legacy: 6 (the last is the view metadata).
+        let (min, max) = match self.pid_style {
+            PidStyle::Zip => (5, 6),
+            PidStyle::Legacy => (6, 6),
+        };
+        if fields.len() < min || fields.len() > max {
+            return Err(self.err(
+                path,
+                format!(
+                    "persistent id has {} fields, expected ('storage', type, key, location, numel)",
+                    fields.len()
+                ),
+            ));
+        }
+        if self.str_of(fields[0]) != Some("storage") {
+            return Err(self.err(
+                path,
+                format!(
+                    "persistent id tag is {}, expected 'storage'",
+                    self.repr(fields[0])
+                ),
+            ));
+        }
+        let (smod, sname) = self.global(fields[1]).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "persistent id storage type is a {}, expected a global",
+                    self.v(fields[1]).kind()
+                ),
+            )
+        })?;
+        let dtype = if sname == "UntypedStorage" {
+            DType::UInt8
+        } else {
+            DType::from_storage_class(sname)
+                .ok_or_else(|| self.err(path, format!("unknown storage type {smod}.{sname}")))?
+        };
+        let key = match self.v(fields[2]) {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            other => {
+                return Err(self.err(
+                    path,
+                    format!("persistent id key is a {}, expected a string", other.kind()),
+                ));
+            }
+        };
+        let location = self.str_of(fields[3]).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "persistent id location of storage '{key}' is a {} ({}), expected a string such as 'cpu'",
+                    self.v(fields[3]).kind(),
+                    self.repr(fields[3])
+                ),
+            )
+        })?;
+        let numel = self.int(fields[4]).filter(|&n| n >= 0).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "persistent id element count of storage '{key}' is {}, expected an int >= 0",
+                    self.repr(fields[4])
+                ),
+            )
+        })? as u64;
+        // Legacy view metadata: (view_key, offset, view_size), in elements.
+        let mut view_offset = 0;
+        if let Some(&meta) = fields.get(5) {
+            if !matches!(self.v(meta), Value::None) {
+                let m = self.items(meta).filter(|m| m.len() == 3).ok_or_else(|| {
+                    self.err(
+                        path,
+                        format!(
+                            "storage view metadata is {}, expected (view_key, offset, size)",
+                            self.repr(meta)
+                        ),
+                    )
+                })?;
+                let off = self.int(m[1]).filter(|&o| o >= 0);
+                let size = self.int(m[2]).filter(|&s| s >= 0);
+                match (off, size) {
+                    (Some(o), Some(s))
+                        if (o as u64).checked_add(s as u64).is_some_and(|e| e <= numel) =>
+                    {
+                        view_offset = o as u64;
+                    }
+                    _ => {
+                        return Err(self.err(
+                            path,
+                            format!("storage view {} does not fit in storage '{key}' of {numel} elements", self.repr(meta)),
+                        ));
+                    }
+                }
+            }
+        }
+        let map_key = (self.storage_dir.clone().unwrap_or_default(), key.clone());
+        let index = match self.out.storage_index.entry(map_key) {
+            Entry::Occupied(e) => {
+                let index = *e.get();
+                let s = &self.out.storages[index];
+                let same = s.nbytes() == numel.checked_mul(dtype.size_in_bytes() as u64);
+                if !same {
+                    return Err(TorchError::BadStorage {
+                        key,
+                        pickle: self.source.clone(),
+                        reason: format!(
+                            "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
+                            s.numel, s.dtype
+                        ),
+                    });
+                }
+                index
+            }
+            Entry::Vacant(e) => {
+                let index = self.out.storages.len();
+                e.insert(index);
+                self.out.storages.push(Storage {
+                    record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
+                    key,
+                    source: self.source.clone(),
+                    storage_type: format!("{smod}.{sname}"),
+                    dtype,
+                    numel,
+                    location: location.to_owned(),
+                    byte_range: 0..0,
+                    compressed: false,
+                    tensors: Vec::new(),
+                });
+                index
+            }
+        };
+        self.pid_cache.insert(id, (index, view_offset));
+        Ok((index, view_offset))
+    }
+
+    /// A tensor that views a storage, bounds-checked.
+    #[allow(clippy::too_many_arguments)]
+    fn strided(
+        &mut self,
+        path: &str,
+        storage_arg: ValueId,
+        offset_arg: ValueId,
+        size_arg: ValueId,
+        stride_arg: ValueId,
+        dtype: Option<DType>,
+        kind: TensorKind,
+    ) -> Result<Tensor, TorchError> {
+        let (index, view_offset) = self.storage(storage_arg, path)?;
+        let offset = self.int(offset_arg).filter(|&o| o >= 0).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "storage offset is {}, expected an int >= 0",
+                    self.repr(offset_arg)
+                ),
+            )
+        })? as u64;
+        let shape = self.dims(size_arg, path, "size")?;
+        let strides = self.dims(stride_arg, path, "stride")?;
+        if shape.len() != strides.len() {
+            return Err(self.err(
+                path,
+                format!("size {shape:?} and stride {strides:?} have different lengths"),
+            ));
+        }
+        let s = &self.out.storages[index];
+        let dtype = dtype.unwrap_or(s.dtype);
+        // Legacy views add their offset, in storage elements; convert to
+        // tensor elements (same dtype in legacy files).
+        let offset = offset
+            .checked_add(view_offset)
+            .ok_or_else(|| self.err(path, "storage offset overflows"))?;
+        let available = s.nbytes().unwrap_or(u64::MAX);
+        let needed =
+            needed_bytes(dtype, &shape, &strides, offset).map_err(|e| self.err(path, e))?;
+        if needed > available {
+            return Err(TorchError::TensorOutOfBounds(Box::new(
+                crate::error::OutOfBounds {
+                    pickle: self.source.clone(),
+                    path: path.to_owned(),
+                    shape,
+                    strides,
+                    offset,
+                    dtype: dtype.to_string(),
+                    key: s.key.clone(),
+                    needed,
+                    available,
+                },
+            )));
+        }
+        let t = Tensor {
+            path: path.to_owned(),
+            source: self.source.clone(),
+            dtype,
+            shape,
+            strides,
+            storage_offset: offset,
+            device: s.location.clone(),
+            storage: Some(index),
+            storage_key: Some(s.key.clone()),
+            byte_range: None,
+            kind,
+            requires_grad: false,
+            conj: false,
+            neg: false,
+        };
+        self.out.storages[index].tensors.push(path.to_owned());
+        Ok(t)
+    }
+
+    fn metadata(&self, t: &mut Tensor, meta: Option<ValueId>) {
+        let Some(meta) = meta else { return };
+        if let Value::Dict(pairs) = self.v(meta) {
+            for &(k, v) in pairs {
+                let on = matches!(self.v(v), Value::Bool(true));
+                match self.str_of(k) {
+                    Some("conj") => t.conj = on,
+                    Some("neg") => t.neg = on,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// If `id` is a tensor rebuild call, interpret it.
+    fn tensor_call(&mut self, id: ValueId, path: &str) -> Result<Option<Tensor>, TorchError> {
+        let Value::Reduce { callable, args } = self.v(id) else {
+            return Ok(None);
+        };
+        let Some(func) = self.global(*callable) else {
+            return Ok(None);
+        };
+        self.call(func, *args, path)
+    }
+
+    /// Interpret `func(*args)` when `func` is a tensor rebuild function.
+    fn call(
+        &mut self,
+        func: (&str, &str),
+        args: ValueId,
+        path: &str,
+    ) -> Result<Option<Tensor>, TorchError> {
+        let (module, name) = func;
+        let known = match module {
+            "torch._utils" => TENSOR_FUNCS.contains(&name),
+            "torch._tensor" => name == "_rebuild_from_type_v2",
+            _ => false,
+        };
+        if !known {
+            return Ok(None);
+        }
+        let a = self.items(args).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "arguments of {module}.{name} are a {}, expected a tuple",
+                    self.v(args).kind()
+                ),
+            )
+        })?;
+        let need = |n: usize| -> Result<(), TorchError> {
+            if a.len() < n {
+                Err(self.err(
+                    path,
+                    format!(
+                        "{module}.{name} has {} arguments, expected at least {n}",
+                        a.len()
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let rg = |w: &Self, i: usize| {
+            a.get(i)
+                .is_some_and(|&x| matches!(w.v(x), Value::Bool(true)))
+        };
+        let t = match name {
+            "_rebuild_tensor" => {
+                need(4)?;
+                self.strided(path, a[0], a[1], a[2], a[3], None, TensorKind::Dense)?
+            }
+            "_rebuild_tensor_v2" => {
+                need(6)?;
+                let mut t = self.strided(path, a[0], a[1], a[2], a[3], None, TensorKind::Dense)?;
+                t.requires_grad = rg(self, 4);
+                self.metadata(&mut t, a.get(6).copied());
+                t
+            }
+            "_rebuild_tensor_v3" => {
+                need(7)?;
+                let dtype = self.dtype_arg(a[6], path)?;
+                let mut t =
+                    self.strided(path, a[0], a[1], a[2], a[3], Some(dtype), TensorKind::Dense)?;
+                t.requires_grad = rg(self, 4);
+                self.metadata(&mut t, a.get(7).copied());
+                t
+            }
+            "_rebuild_parameter" | "_rebuild_parameter_with_state" => {
+                need(2)?;
+                let mut t = self.tensor_call(a[0], path)?.ok_or_else(|| {
+                    self.err(
+                        path,
+                        format!(
+                            "the data of {name} is a {}, expected a tensor",
+                            self.v(a[0]).kind()
+                        ),
+                    )
+                })?;
+                if t.kind == TensorKind::Dense {
+                    t.kind = TensorKind::Parameter;
+                }
+                t.requires_grad = rg(self, 1);
+                t
+            }
+            "_rebuild_from_type_v2" => {
+                need(3)?;
+                let inner = self.global(a[0]).ok_or_else(|| {
+                    self.err(
+                        path,
+                        "the function of _rebuild_from_type_v2 is not a global",
+                    )
+                })?;
+                let mut t = self.call(inner, a[2], path)?.ok_or_else(|| {
+                    self.err(
+                        path,
+                        format!(
+                            "_rebuild_from_type_v2 calls {}.{}, not a tensor rebuild function",
+                            inner.0, inner.1
+                        ),
+                    )
+                })?;
+                match self.global(a[1]) {
+                    Some(("torch", "Tensor")) | Some(("torch._tensor", "Tensor")) => {}
+                    Some(("torch.nn.parameter", "Parameter")) if t.kind == TensorKind::Dense => {
+                        t.kind = TensorKind::Parameter;
+                    }
+                    Some(("torch.nn.parameter", "Parameter")) => {}
+                    Some((m, n)) => {
+                        if matches!(t.kind, TensorKind::Dense | TensorKind::Parameter) {
+                            t.kind = TensorKind::Subclass {
+                                class: format!("{m}.{n}"),
+                            };
+                        }
+                    }
+                    None => {}
+                }
+                t
+            }
+            "_rebuild_qtensor" => {
+                need(6)?;
+                let q = self.qparams(a[4], path)?;
+                let mut t =
+                    self.strided(path, a[0], a[1], a[2], a[3], None, TensorKind::Quantized(q))?;
+                t.requires_grad = rg(self, 5);
+                t
+            }
+            "_rebuild_meta_tensor_no_storage" => {
+                need(3)?;
+                let dtype = self.dtype_arg(a[0], path)?;
+                let shape = self.dims(a[1], path, "size")?;
+                let strides = self.dims(a[2], path, "stride")?;
+                Tensor {
+                    path: path.to_owned(),
+                    source: self.source.clone(),
+                    dtype,
+                    shape,
+                    strides,
+                    storage_offset: 0,
+                    device: "meta".into(),
+                    storage: None,
+                    storage_key: None,
+                    byte_range: None,
+                    kind: TensorKind::Meta,
+                    requires_grad: rg(self, 3),
+                    conj: false,
+                    neg: false,
+                }
+            }
+            "_rebuild_device_tensor_from_cpu_tensor" => {
+                need(3)?;
+                let mut t = self.tensor_call(a[0], path)?.ok_or_else(|| {
+                    self.err(
+                        path,
+                        format!(
+                            "the data of {name} is a {}, expected a tensor",
+                            self.v(a[0]).kind()
+                        ),
+                    )
+                })?;
+                if let Some(d) = self.str_of(a[2]) {
+                    t.device = d.to_owned();
+                }
+                t.requires_grad = rg(self, 3);
+                t
+            }
+            _ => return self.unsupported(module, name, a, path).map(Some),
+        };
+        Ok(Some(t))
+    }
+
+    /// A tensor that cannot be materialised; its component tensors become
+    /// separate entries.
+    fn unsupported(
+        &mut self,
+        module: &str,
+        name: &str,
+        a: &[ValueId],
+        path: &str,
+    ) -> Result<Tensor, TorchError> {
+        let mut dtype = DType::UInt8;
+        let mut shape = Vec::new();
+        let mut strides = Vec::new();
+        let mut device = String::new();
+        let components: Vec<(String, ValueId)> = match name {
+            "_rebuild_sparse_tensor" => {
+                let layout = a.first().map(|&l| self.repr(l)).unwrap_or_default();
+                let parts = a.get(1).and_then(|&d| self.items(d)).unwrap_or(&[]);
+                let names: &[&str] = if layout.contains("sparse_coo") {
+                    &["indices", "values", "size", "is_coalesced"]
+                } else if layout.contains("csr") || layout.contains("bsr") {
+                    &["crow_indices", "col_indices", "values", "size"]
+                } else {
+                    &["ccol_indices", "row_indices", "values", "size"]
+                };
+                if let Some(&s) = parts
+                    .iter()
+                    .zip(names)
+                    .find(|(_, n)| **n == "size")
+                    .map(|(v, _)| v)
+                {
+                    shape = self.dims(s, path, "size").unwrap_or_default();
+                }
+                parts
+                    .iter()
+                    .zip(names)
+                    .filter(|(_, n)| !matches!(**n, "size" | "is_coalesced"))
+                    .map(|(&v, n)| (join(path, n), v))
+                    .collect()
+            }
+            "_rebuild_nested_tensor" => ["buffer", "sizes", "strides", "storage_offsets"]
+                .iter()
+                .zip(a)
+                .map(|(n, &v)| (join(path, n), v))
+                .collect(),
+            "_rebuild_wrapper_subclass" => {
+                if let Some(&d) = a.get(1) {
+                    dtype = self.dtype_arg(d, path).unwrap_or(DType::UInt8);
+                }
+                if let Some(&s) = a.get(2) {
+                    shape = self.dims(s, path, "size").unwrap_or_default();
+                }
+                if let Some(&s) = a.get(3) {
+                    strides = self.dims(s, path, "stride").unwrap_or_default();
+                }
+                if let Some(&d) = a.get(6) {
+                    device = self.repr(d);
+                }
+                Vec::new()
+            }
+            "_rebuild_device_tensor_from_numpy" | "_rebuild_xla_tensor" => {
+                if let Some(&d) = a.get(1) {
+                    dtype = self.dtype_arg(d, path).unwrap_or(DType::UInt8);
+                }
+                if let Some(d) = a.get(2).and_then(|&d| self.str_of(d)) {
+                    device = d.to_owned();
+                }
+                Vec::new()
+            }
+            _ => a
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (join(path, &i.to_string()), v))
+                .collect(),
+        };
+        let mut first_dtype = None;
+        for (p, v) in components {
+            if let Some(t) = self.tensor_call(v, &p)? {
+                // The element type of a sparse tensor is its values'; of a
+                // nested tensor its buffer's.
+                if p.ends_with(".values") || p.ends_with(".buffer") {
+                    first_dtype = Some((t.dtype, t.device.clone()));
+                }
+                self.out.tensors.push(t);
+            }
+        }
+        if name == "_rebuild_sparse_tensor" || name == "_rebuild_nested_tensor" {
+            // dtype/device of the values (sparse) or buffer (nested).
+            if let Some((d, dev)) = first_dtype {
+                dtype = d;
+                device = dev;
+            }
+        }
+        Ok(Tensor {
+            path: path.to_owned(),
+            source: self.source.clone(),
+            dtype,
+            shape,
+            strides,
+            storage_offset: 0,
+            device,
+            storage: None,
+            storage_key: None,
+            byte_range: None,
+            kind: TensorKind::Unsupported {
+                function: format!("{module}.{name}"),
+            },
+            requires_grad: false,
+            conj: false,
+            neg: false,
+        })
+    }
+
+    fn qparams(&mut self, id: ValueId, path: &str) -> Result<Quantization, TorchError> {
+        let q = self.items(id).ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "quantizer parameters are a {}, expected a tuple",
+                    self.v(id).kind()
+                ),
+            )
+        })?;
+        let scheme = q
+            .first()
+            .and_then(|&s| self.global(s))
+            .map(|(_, n)| n.to_owned())
+            .ok_or_else(|| {
+                self.err(
+                    path,
+                    "quantizer parameters do not start with a qscheme global",
+                )
+            })?;
+        match scheme.as_str() {
+            "per_tensor_affine" | "per_tensor_symmetric" if q.len() >= 3 => {
+                Ok(Quantization::PerTensor {
+                    scale: self
+                        .float(q[1])
+                        .ok_or_else(|| self.err(path, "quantizer scale is not a float"))?,
+                    zero_point: self
+                        .int(q[2])
+                        .ok_or_else(|| self.err(path, "quantizer zero point is not an int"))?,
+                    qscheme: scheme,
+                })
+            }
+            "per_channel_affine" | "per_channel_symmetric" | "per_channel_affine_float_qparams"
+                if q.len() >= 4 =>
+            {
+                let sp = join(path, "q_per_channel_scales");
+                let zp = join(path, "q_per_channel_zero_points");
+                let scales = self
+                    .tensor_call(q[1], &sp)?
+                    .ok_or_else(|| self.err(path, "per-channel scales are not a tensor"))?;
+                let zero_points = self
+                    .tensor_call(q[2], &zp)?
+                    .ok_or_else(|| self.err(path, "per-channel zero points are not a tensor"))?;
+                Ok(Quantization::PerChannel {
+                    qscheme: scheme,
+                    scales: Box::new(scales),
+                    zero_points: Box::new(zero_points),
+                    axis: self
+                        .int(q[3])
+                        .ok_or_else(|| self.err(path, "per-channel axis is not an int"))?,
+                })
+            }
+            other => Err(self.err(
+                path,
+                format!("unsupported qscheme {other} with {} parameters", q.len()),
+            )),
+        }
+    }
+
+    fn push_value(&mut self, path: &str, id: ValueId, leaf: Leaf) {
+        let repr = self.repr(id);
+        self.last_node = Some(TreeNode::Value(self.out.values.len()));
+        self.out.values.push(ValueEntry {
+            path: path.to_owned(),
+            source: self.source.clone(),
+            leaf,
+            repr,
+        });
+    }
+
+    /// The class name of an object node (`NewObj`, `Reduce`), looking
+    /// through mutation wrappers.
+    fn class_of(&self, mut id: ValueId) -> Option<String> {
+        for _ in 0..8 {
+            match self.v(id) {
+                Value::NewObj { cls, .. } => {
+                    return self.global(*cls).map(|(m, n)| format!("{m}.{n}"));
+                }
+                Value::Reduce { callable, args } => {
+                    return match self.global(*callable) {
+                        Some(("copyreg" | "copy_reg", "_reconstructor")) => self
+                            .items(*args)
+                            .and_then(|a| a.first().copied())
+                            .and_then(|c| self.global(c))
+                            .map(|(m, n)| format!("{m}.{n}")),
+                        Some((m, n)) => Some(format!("{m}.{n}")),
+                        None => None,
+                    };
+                }
+                Value::Build { obj, .. }
+                | Value::SetItems { obj, .. }
+                | Value::Appends { obj, .. }
+                | Value::AddItems { obj, .. } => id = *obj,
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Walk the graph from `root` at `root_path`.
+    pub(crate) fn walk(&mut self, root: ValueId, root_path: &str) -> Result<(), TorchError> {
+        let root_key = if root_path.is_empty() {
+            "(root)"
+        } else {
+            root_path
+        };
+        let mut stack: Vec<(ValueId, String, usize, String)> =
+            vec![(root, root_path.to_owned(), 0, root_key.to_owned())];
+        while let Some((id, path, depth, key)) = stack.pop() {
+            let tree_len = self.out.tree.len();
+            self.walk_one(id, path, depth, &mut stack)?;
+            // Every step records what it found: a tensor, a value (objects
+            // included) or a container.
+            debug_assert_eq!(self.out.tree.len(), tree_len);
+            if let Some(node) = self.last_node.take() {
+                self.out.tree.push(TreeItem { depth, key, node });
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of [`walk`](Self::walk): records the node at `path` and
+    /// pushes its children.
+    fn walk_one(
+        &mut self,
+        id: ValueId,
+        path: String,
+        depth: usize,
+        stack: &mut Vec<(ValueId, String, usize, String)>,
+    ) -> Result<(), TorchError> {
+        {
+            // Tensors first (also for repeated references).
+            if let Some(&i) = self.tensor_cache.get(&id) {
+                let mut t = self.out.tensors[i].clone();
+                if let Some(s) = t.storage {
+                    self.out.storages[s].tensors.push(path.clone());
+                }
+                t.path = path;
+                self.last_node = Some(TreeNode::Tensor(self.out.tensors.len()));
+                self.out.tensors.push(t);
+                return Ok(());
+            }
+            if let Some(t) = self.tensor_call(id, &path)? {
+                self.tensor_cache.insert(id, self.out.tensors.len());
+                self.last_node = Some(TreeNode::Tensor(self.out.tensors.len()));
+                self.out.tensors.push(t);
+                return Ok(());
+            }
+            let value = self.v(id);
+            // Scalars.
+            let leaf = match value {
+                Value::None => Some(Leaf::None),
+                Value::Bool(b) => Some(Leaf::Bool(*b)),
+                Value::Int(i) => Some(Leaf::Int(*i)),
+                Value::BigInt(b) => Some(Leaf::BigInt(if b.le_signed_bytes().len() <= 512 {
+                    b.to_decimal()
+                } else {
+                    format!("<int of {} bytes>", b.le_signed_bytes().len())
+                })),
+                Value::Float(f) => Some(Leaf::Float(*f)),
+                Value::Str(s) => Some(Leaf::Str(s.clone())),
+                Value::Bytes(b) | Value::ByteArray(b) => Some(Leaf::Bytes(b.len())),
+                Value::Global { module, name } => Some(Leaf::Global {
+                    module: module.clone(),
+                    name: name.clone(),
+                }),
+                Value::Ext(_) | Value::OutOfBandBuffer(_) => Some(Leaf::Other),
+                Value::PersistentId(_) => {
+                    let leaf = match self.storage(id, &path) {
+                        Ok((index, _)) => {
+                            self.out.storages[index].tensors.push(path.clone());
+                            Leaf::Storage { index }
+                        }
+                        // A persistent id that is not a storage (legacy
+                        // module source ids): keep it as a value.
+                        Err(_) => Leaf::Other,
+                    };
+                    Some(leaf)
+                }
+                _ => None,
+            };
+            if let Some(leaf) = leaf {
+                self.push_value(&path, id, leaf);
+                return Ok(());
+            }
+            // Containers and objects: expand once.
+            match self.expanded.entry(id) {
+                Entry::Occupied(e) => {
+                    let of = e.get().clone();
+                    self.push_value(&path, id, Leaf::Alias { of });
+                    return Ok(());
+                }
+                Entry::Vacant(e) => {
+                    e.insert(path.clone());
+                }
+            }
+            let mut children: Vec<(ValueId, String)> = Vec::new();
+            self.children(id, &path, &mut children)?;
+            if children.is_empty() {
+                if let Some(class) = self.object_class(id) {
+                    if class.starts_with("__torch__") {
+                        self.out.classes.push((path.clone(), class.clone()));
+                    }
+                    self.push_value(&path, id, Leaf::Object { class });
+                } else if self.is_special_leaf(id) {
+                    let leaf = self.special_leaf(id);
+                    self.push_value(&path, id, leaf);
+                } else {
+                    self.push_value(&path, id, Leaf::Empty);
+                }
+                return Ok(());
+            }
+            if let Some(class) = self.object_class(id) {
+                if class.starts_with("__torch__") {
+                    self.out.classes.push((path.clone(), class.clone()));
+                }
+                self.push_value(&path, id, Leaf::Object { class });
+            } else {
+                self.last_node = Some(TreeNode::Container {
+                    len: children.len(),
+                });
+            }
+            let prefix = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}.")
+            };
+            stack.extend(children.into_iter().rev().map(|(child, child_path)| {
+                let key = child_path
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or(&child_path)
+                    .to_owned();
+                (child, child_path, depth + 1, key)
+            }));
+        }
+        Ok(())
+    }
+
+    /// Objects that are reported as an entry of their own (not plain
+    /// containers, not transparent wrappers).
+    fn object_class(&self, id: ValueId) -> Option<String> {
+        if self.is_dict_like(id) || self.is_special_leaf(id) || self.transparent(id).is_some() {
+            return None;
+        }
+        if let Value::Reduce { callable, .. } = self.v(id) {
+            if matches!(
+                self.global(*callable),
+                Some((
+                    "__builtin__" | "builtins",
+                    "set" | "frozenset" | "list" | "tuple"
+                ))
+            ) {
+                return None;
+            }
+        }
+        match self.v(id) {
+            Value::NewObj { .. } | Value::Build { .. } | Value::Reduce { .. } => self.class_of(id),
+            Value::SetItems { .. } | Value::Appends { .. } | Value::AddItems { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// Reduce calls that are really containers or wrappers: returns the inner value.
+    fn transparent(&self, id: ValueId) -> Option<ValueId> {
+        let Value::Reduce { callable, args } = self.v(id) else {
+            return None;
+        };
+        let g = self.global(*callable)?;
+        let a = self.items(*args)?;
+        match g {
+            ("torch.jit._pickle", n) if n.starts_with("build_") || n == "restore_type_tag" => {
+                a.first().copied()
+            }
+            _ => None,
+        }
+    }
+
+    fn is_dict_like(&self, id: ValueId) -> bool {
+        match self.v(id) {
+            Value::Reduce { callable, .. } => matches!(
+                self.global(*callable),
+                Some(("collections", "OrderedDict" | "defaultdict" | "Counter"))
+            ),
+            Value::SetItems { .. } => true,
+            Value::Build { obj, .. } => {
+                self.is_dict_like(*obj) && !matches!(self.v(*obj), Value::NewObj { .. })
+            }
+            _ => false,
+        }
+    }
+
+    /// Values shown as one entry with a repr: torch.Size, torch.device,
+    /// bytes via `_codecs.encode`, complex, numpy scalars and arrays, layouts.
+    fn is_special_leaf(&self, id: ValueId) -> bool {
+        let call = match self.v(id) {
+            Value::Reduce { callable, .. } => *callable,
+            Value::Build { obj, .. } => match self.v(*obj) {
+                Value::Reduce { callable, .. } => *callable,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        match self.global(call) {
+            Some((m, n)) => {
+                matches!(
+                    (m, n),
+                    ("torch", "Size" | "device")
+                        | ("_codecs", "encode")
+                        | (
+                            "__builtin__" | "builtins",
+                            "complex" | "bytearray" | "bytes"
+                        )
+                        | ("torch.serialization", "_get_layout")
+                        | ("numpy", "dtype")
+                ) || (is_numpy_core(m) && matches!(n, "scalar" | "_reconstruct"))
+            }
+            None => false,
+        }
+    }
+
+    fn special_leaf(&self, id: ValueId) -> Leaf {
+        let Value::Reduce { callable, args } = self.v(id) else {
+            return Leaf::Other;
+        };
+        let a = self.items(*args).unwrap_or(&[]);
+        match self.global(*callable) {
+            Some((_, "complex")) => {
+                let re = a.first().and_then(|&x| self.float(x)).unwrap_or(0.0);
+                let im = a.get(1).and_then(|&x| self.float(x)).unwrap_or(0.0);
+                Leaf::Complex(re, im)
+            }
+            Some(("_codecs", "encode")) => Leaf::Bytes(
+                a.first()
+                    .and_then(|&s| self.str_of(s))
+                    .map_or(0, |s| s.chars().count()),
+            ),
+            Some((m, "scalar")) if is_numpy_core(m) => {
+                self.numpy_scalar(a).map_or(Leaf::Other, |(l, _)| l)
+            }
+            _ => Leaf::Other,
+        }
+    }
+
+    /// Decode `numpy.core.multiarray.scalar(dtype, bytes)` for simple dtypes.
+    fn numpy_scalar(&self, a: &[ValueId]) -> Option<(Leaf, String)> {
+        let dtype = *a.first()?;
+        let data = *a.get(1)?;
+        // dtype = Build(Reduce(numpy.dtype, ('f8', False, True)), (3, '<', ...)).
+        let (dreduce, state) = match self.v(dtype) {
+            Value::Build { obj, state } => (*obj, Some(*state)),
+            _ => (dtype, None),
+        };
+        let Value::Reduce { args, .. } = self.v(dreduce) else {
+            return None;
+        };
+        let code = self.str_of(*self.items(*args)?.first()?)?;
+        let order = state
+            .and_then(|s| self.items(s))
+            .and_then(|s| s.get(1).copied())
+            .and_then(|o| self.str_of(o))
+            .unwrap_or("<");
+        let bytes: Vec<u8> = match self.v(data) {
+            Value::Bytes(b) => b.clone(),
+            Value::Reduce { callable, args }
+                if self.global(*callable) == Some(("_codecs", "encode")) =>
+            {
+                let s = self.str_of(*self.items(*args)?.first()?)?;
+                s.chars()
+                    .map(|c| u8::try_from(u32::from(c)).ok())
+                    .collect::<Option<Vec<u8>>>()?
+            }
+            _ => return None,
+        };
+        let mut b = bytes;
+        if order == ">" {
+            b.reverse();
+        }
+        let arr = |n: usize| -> Option<[u8; 8]> {
+            let mut out = [0u8; 8];
+            out.get_mut(..n)?.copy_from_slice(b.get(..n)?);
+            (b.len() == n).then_some(out)
+        };
+        let sign = |v: u64, n: usize| -> i64 {
+            let shift = 64 - 8 * n as u32;
+            ((v << shift) as i64) >> shift
+        };
+        let (leaf, name) = match code {
+            "f8" => (Leaf::Float(f64::from_le_bytes(arr(8)?)), "float64"),
+            "f4" => (
+                Leaf::Float(f64::from(f32::from_le_bytes(arr(4)?[..4].try_into().ok()?))),
+                "float32",
+            ),
+            "f2" => {
+                let h = u16::from_le_bytes(arr(2)?[..2].try_into().ok()?);
+                (Leaf::Float(f16_to_f64(h)), "float16")
+            }
+            "b1" => (Leaf::Bool(arr(1)?[0] != 0), "bool"),
+            c if c.len() == 2 && (c.starts_with('i') || c.starts_with('u')) => {
+                let n = usize::from(c.as_bytes()[1].wrapping_sub(b'0'));
+                if !matches!(n, 1 | 2 | 4 | 8) {
+                    return None;
+                }
+                let v = u64::from_le_bytes(arr(n)?);
+                if c.starts_with('i') {
+                    (
+                        Leaf::Int(sign(v, n)),
+                        ["int8", "int16", "", "int32", "", "", "", "int64"][n - 1],
+                    )
+                } else {
+                    (
+                        Leaf::Int(i64::try_from(v).ok()?),
+                        ["uint8", "uint16", "", "uint32", "", "", "", "uint64"][n - 1],
+                    )
+                }
+            }
+            _ => return None,
+        };
+        Some((leaf, name.to_owned()))
+    }
+
+    /// Children of a container or object, with their paths.
+    fn children(
+        &self,
+        id: ValueId,
+        path: &str,
+        out: &mut Vec<(ValueId, String)>,
+    ) -> Result<(), TorchError> {
+        if self.is_special_leaf(id) {
+            return Ok(());
+        }
+        if let Some(inner) = self.transparent(id) {
+            // Same path: the wrapper is not a level of its own.
+            out.push((inner, path.to_owned()));
+            return Ok(());
+        }
+        let index = |out: &mut Vec<(ValueId, String)>, items: &[ValueId]| {
+            for (i, &c) in items.iter().enumerate() {
+                out.push((c, join(path, &i.to_string())));
+            }
+        };
+        match self.v(id) {
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => index(out, items),
+            Value::Dict(pairs) => {
+                for &(k, v) in pairs {
+                    out.push((v, join(path, &self.key_str(k))));
+                }
+            }
+            Value::SetItems { obj, items } => {
+                self.children(*obj, path, out)?;
+                for &(k, v) in items {
+                    out.push((v, join(path, &self.key_str(k))));
+                }
+            }
+            Value::Appends { obj, items } | Value::AddItems { obj, items } => {
+                let before = out.len();
+                self.children(*obj, path, out)?;
+                let start = out.len() - before;
+                for (i, &c) in items.iter().enumerate() {
+                    out.push((c, join(path, &(start + i).to_string())));
+                }
+            }
+            Value::Build { obj, state } => {
+                self.children(*obj, path, out)?;
+                if self.is_dict_like(*obj) {
+                    // BUILD on an OrderedDict sets attributes (`_metadata`),
+                    // not items: not part of the tree.
+                    return Ok(());
+                }
+                self.state_children(*state, path, out);
+            }
+            Value::NewObj { args, .. } => {
+                if let Some(items) = self.items(*args) {
+                    index(out, items);
+                }
+            }
+            Value::Reduce { callable, args } => {
+                let g = self.global(*callable);
+                let a = self.items(*args).unwrap_or(&[]);
+                match g {
+                    Some(("__builtin__" | "builtins", "set" | "frozenset" | "list" | "tuple")) => {
+                        if let Some(items) = a.first().and_then(|&x| self.items(x)) {
+                            index(out, items);
+                        }
+                    }
+                    Some(("collections", "OrderedDict" | "Counter")) => {
+                        // OrderedDict([(k, v), ...]) (protocols 0/1).
+                        if let Some(pairs) = a.first().and_then(|&x| self.items(x)) {
+                            for &p in pairs {
+                                if let Some([k, v]) = self
+                                    .items(p)
+                                    .map(|kv| kv.get(..2))
+                                    .and_then(|kv| kv)
+                                    .map(|kv| [kv[0], kv[1]])
+                                {
+                                    out.push((v, join(path, &self.key_str(k))));
+                                }
+                            }
+                        }
+                    }
+                    Some(("collections", "defaultdict")) => {}
+                    Some(("copyreg" | "copy_reg", "_reconstructor")) => {}
+                    _ => index(out, a),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Attributes of an object's BUILD state.
+    fn state_children(&self, state: ValueId, path: &str, out: &mut Vec<(ValueId, String)>) {
+        match self.v(state) {
+            Value::Dict(pairs) => {
+                for &(k, v) in pairs {
+                    out.push((v, join(path, &self.key_str(k))));
+                }
+            }
+            // (dict, slots) or (None, slots).
+            Value::Tuple(items)
+                if items.len() == 2
+                    && items
+                        .iter()
+                        .all(|&i| matches!(self.v(i), Value::Dict(_) | Value::None)) =>
+            {
+                for &i in items {
+                    self.state_children(i, path, out);
+                }
+            }
+            Value::None => {}
+            _ => out.push((state, join(path, "__state__"))),
+        }
+    }
+
+    /// Python `str(key)`.
+    fn key_str(&self, k: ValueId) -> String {
+        match self.v(k) {
+            Value::Str(s) => s.clone(),
+            _ => self.repr(k),
+        }
+    }
+
+    /// Bounded Python-like repr.
+    pub(crate) fn repr(&self, id: ValueId) -> String {
+        let mut r = Repr {
+            w: self,
+            out: String::new(),
+            max: self.max_repr,
+        };
+        r.value(id, 0);
+        if r.out.len() > self.max_repr {
+            let mut cut = self.max_repr.saturating_sub(3);
+            while !r.out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            r.out.truncate(cut);
+            r.out.push_str("...");
+        }
+        r.out
+    }
+}
+
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f64::from(h & 0x3ff);
+    match exp {
+        0 => sign * frac * 2f64.powi(-24),
+        31 if frac == 0.0 => sign * f64::INFINITY,
+        31 => f64::NAN,
+        e => sign * (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+/// Python's `repr(float)`.
+pub(crate) fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let s = format!("{f:?}");
+    match s.find('e') {
+        Some(i) => {
+            let (mant, exp) = (&s[..i], &s[i + 1..]);
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            let mant = mant.strip_suffix(".0").unwrap_or(mant);
+            format!("{mant}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+struct Repr<'w, 'a> {
+    w: &'w Walker<'a>,
+    out: String,
+    max: usize,
+}
+
+const MAX_DEPTH: usize = 24;
+
+impl Repr<'_, '_> {
+    fn full(&self) -> bool {
+        self.out.len() > self.max
+    }
+
+    fn seq(&mut self, items: &[ValueId], depth: usize) {
+        for (i, &c) in items.iter().enumerate() {
+            if self.full() {
+                return;
+            }
+            if i > 0 {
+                self.out.push_str(", ");
+            }
+            self.value(c, depth + 1);
+        }
+    }
+
+    fn pairs(&mut self, items: &[(ValueId, ValueId)], depth: usize) {
+        self.out.push('{');
+        for (i, &(k, v)) in items.iter().enumerate() {
+            if self.full() {
+                return;
+            }
+            if i > 0 {
+                self.out.push_str(", ");
+            }
+            self.value(k, depth + 1);
+            self.out.push_str(": ");
+            self.value(v, depth + 1);
+        }
+        self.out.push('}');
+    }
+
+    fn str_lit(&mut self, s: &str) {
+        self.out.push('\'');
+        for c in s.chars() {
+            if self.full() {
+                return;
+            }
+            match c {
+                '\\' => self.out.push_str("\\\\"),
+                '\'' => self.out.push_str("\\'"),
+                '\n' => self.out.push_str("\\n"),
+                '\r' => self.out.push_str("\\r"),
+                '\t' => self.out.push_str("\\t"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(self.out, "\\x{:02x}", c as u32);
+                }
+                c => self.out.push(c),
+            }
+        }
+        self.out.push('\'');
+    }
+
+    fn bytes_lit(&mut self, b: &[u8]) {
+        self.out.push_str("b'");
+        for &c in b {
+            if self.full() {
+                return;
+            }
+            match c {
+                b'\\' => self.out.push_str("\\\\"),
+                b'\'' => self.out.push_str("\\'"),
+                b'\n' => self.out.push_str("\\n"),
+                0x20..=0x7e => self.out.push(char::from(c)),
+                c => {
+                    let _ = write!(self.out, "\\x{c:02x}");
+                }
+            }
+        }
+        self.out.push('\'');
+    }
+
+    fn value(&mut self, id: ValueId, depth: usize) {
+        if self.full() {
+            return;
+        }
+        if depth > MAX_DEPTH {
+            self.out.push_str("...");
+            return;
+        }
+        let w = self.w;
+        // Tensors.
+        if let Value::Reduce { callable, args } = w.v(id) {
+            if let Some((m, n)) = w.global(*callable) {
+                if (m == "torch._utils" && TENSOR_FUNCS.contains(&n))
+                    || (m == "torch._tensor" && n == "_rebuild_from_type_v2")
+                {
+                    let shape = w
+                        .items(*args)
+                        .and_then(|a| {
+                            let i = match n {
+                                "_rebuild_parameter"
+                                | "_rebuild_parameter_with_state"
+                                | "_rebuild_from_type_v2" => return None,
+                                "_rebuild_meta_tensor_no_storage" => 1,
+                                _ => 2,
+                            };
+                            a.get(i).copied()
+                        })
+                        .and_then(|s| w.dims(s, "", "size").ok());
+                    match shape {
+                        Some(s) => {
+                            let _ = write!(self.out, "tensor(shape={s:?})");
+                        }
+                        None => self.out.push_str("tensor(...)"),
+                    }
+                    return;
+                }
+            }
+        }
+        match w.v(id) {
+            Value::None => self.out.push_str("None"),
+            Value::Bool(true) => self.out.push_str("True"),
+            Value::Bool(false) => self.out.push_str("False"),
+            Value::Int(i) => {
+                let _ = write!(self.out, "{i}");
+            }
+            Value::BigInt(b) if b.le_signed_bytes().len() <= 256 => {
+                self.out.push_str(&b.to_decimal())
+            }
+            Value::BigInt(b) => {
+                let _ = write!(self.out, "<int of {} bytes>", b.le_signed_bytes().len());
+            }
+            Value::Float(f) => self.out.push_str(&float_repr(*f)),
+            Value::Str(s) => self.str_lit(s),
+            Value::Bytes(b) => self.bytes_lit(b),
+            Value::ByteArray(b) => {
+                self.out.push_str("bytearray(");
+                self.bytes_lit(b);
+                self.out.push(')');
+            }
+            Value::List(items) => {
+                self.out.push('[');
+                self.seq(items, depth);
+                self.out.push(']');
+            }
+            Value::Tuple(items) => {
+                self.out.push('(');
+                self.seq(items, depth);
+                if items.len() == 1 {
+                    self.out.push(',');
+                }
+                self.out.push(')');
+            }
+            Value::Dict(items) => self.pairs(items, depth),
+            Value::Set(items) | Value::FrozenSet(items) => {
+                if items.is_empty() {
+                    self.out.push_str("set()");
+                } else {
+                    self.out.push('{');
+                    self.seq(items, depth);
+                    self.out.push('}');
+                }
+            }
+            Value::Global { module, name } => {
+                let module = if module == "__builtin__" {
+                    "builtins"
+                } else {
+                    module
+                };
+                let _ = write!(self.out, "{module}.{name}");
+            }
+            Value::PersistentId(pid) => {
+                self.out.push_str("storage(");
+                self.value(*pid, depth + 1);
+                self.out.push(')');
+            }
+            Value::Ext(c) => {
+                let _ = write!(self.out, "ext({c})");
+            }
+            Value::OutOfBandBuffer(i) => {
+                let _ = write!(self.out, "out_of_band_buffer({i})");
+            }
+            Value::Reduce { callable, args } => self.call(*callable, *args, depth),
+            Value::NewObj { cls, args, .. } => {
+                self.value(*cls, depth + 1);
+                self.out.push('(');
+                if let Some(items) = w.items(*args) {
+                    self.seq(items, depth);
+                }
+                self.out.push(')');
+            }
+            Value::Build { obj, state } => self.build(*obj, *state, depth),
+            Value::SetItems { obj, items } => {
+                self.head(*obj, depth);
+                self.out.push('(');
+                self.pairs(items, depth);
+                self.out.push(')');
+            }
+            Value::Appends { obj, items } | Value::AddItems { obj, items } => {
+                self.head(*obj, depth);
+                self.out.push_str("([");
+                self.seq(items, depth);
+                self.out.push_str("])");
+            }
+        }
+    }
+
+    /// The class part of an object: `OrderedDict` for `OrderedDict()`.
+    fn head(&mut self, obj: ValueId, depth: usize) {
+        let w = self.w;
+        match w.v(obj) {
+            Value::Reduce { callable, .. } | Value::NewObj { cls: callable, .. } => {
+                self.value(*callable, depth + 1)
+            }
+            _ => self.value(obj, depth + 1),
+        }
+    }
+
+    fn build(&mut self, obj: ValueId, state: ValueId, depth: usize) {
+        let w = self.w;
+        // numpy scalar dtype / ndarray.
+        if let Value::Reduce { callable, args } = w.v(obj) {
+            match w.global(*callable) {
+                Some(("numpy", "dtype")) => {
+                    let code = w
+                        .items(*args)
+                        .and_then(|a| a.first().copied())
+                        .and_then(|c| w.str_of(c))
+                        .unwrap_or("?");
+                    let _ = write!(self.out, "dtype('{code}')");
+                    return;
+                }
+                Some((m, "_reconstruct")) if is_numpy_core(m) => {
+                    let st = w.items(state).unwrap_or(&[]);
+                    self.out.push_str("numpy.ndarray(shape=");
+                    match st.get(1) {
+                        Some(&s) => self.value(s, depth + 1),
+                        None => self.out.push('?'),
+                    }
+                    self.out.push_str(", dtype=");
+                    match st.get(2) {
+                        Some(&d) => self.value(d, depth + 1),
+                        None => self.out.push('?'),
+                    }
+                    self.out.push(')');
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if w.is_dict_like(obj) {
+            self.value(obj, depth);
+            return;
+        }
+        // Objects: Class(attr=value, ...).
+        match w.v(obj) {
+            Value::NewObj { cls, .. } => self.value(*cls, depth + 1),
+            Value::Reduce { .. } => match w.class_of(obj) {
+                Some(c) => self.out.push_str(&c),
+                None => self.value(obj, depth + 1),
+            },
+            _ => self.value(obj, depth + 1),
+        }
+        self.out.push('(');
+        match w.v(state) {
+            Value::Dict(pairs) => {
+                for (i, &(k, v)) in pairs.iter().enumerate() {
+                    if self.full() {
+                        return;
+                    }
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    match w.v(k) {
+                        Value::Str(s) => self.out.push_str(s),
+                        _ => self.value(k, depth + 1),
+                    }
+                    self.out.push('=');
+                    self.value(v, depth + 1);
+                }
+            }
+            _ => self.value(state, depth + 1),
+        }
+        self.out.push(')');
+    }
+
+    fn call(&mut self, callable: ValueId, args: ValueId, depth: usize) {
+        let w = self.w;
+        let a = w.items(args).unwrap_or(&[]);
+        match w.global(callable) {
+            Some(("torch", "Size")) => {
+                self.out.push_str("torch.Size(");
+                match a.first().and_then(|&x| w.items(x)) {
+                    Some(items) => {
+                        self.out.push('[');
+                        self.seq(items, depth);
+                        self.out.push(']');
+                    }
+                    None => self.seq(a, depth),
+                }
+                self.out.push(')');
+            }
+            Some(("torch", "device")) => {
+                self.out.push_str("device(");
+                let ty = a
+                    .first()
+                    .and_then(|&x| w.str_of(x))
+                    .unwrap_or("?")
+                    .to_owned();
+                let _ = write!(self.out, "type='{ty}'");
+                if let Some(&i) = a.get(1) {
+                    self.out.push_str(", index=");
+                    self.value(i, depth + 1);
+                }
+                self.out.push(')');
+            }
+            Some(("_codecs", "encode")) => {
+                let s = a.first().and_then(|&x| w.str_of(x)).unwrap_or("");
+                let b: Vec<u8> = s
+                    .chars()
+                    .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                    .collect();
+                self.bytes_lit(&b);
+            }
+            Some((_, "complex")) if a.len() == 2 => {
+                let re = w.float(a[0]).unwrap_or(0.0);
+                let im = w.float(a[1]).unwrap_or(0.0);
+                let sign = if im < 0.0 || (im == 0.0 && im.is_sign_negative()) {
+                    '-'
+                } else {
+                    '+'
+                };
+                let _ = write!(
+                    self.out,
+                    "({}{sign}{}j)",
+                    float_repr(re),
+                    float_repr(im.abs())
+                );
+            }
+            Some(("__builtin__" | "builtins", "set" | "frozenset")) => {
+                let name = if w.global(callable).is_some_and(|g| g.1 == "set") {
+                    ""
+                } else {
+                    "frozenset("
+                };
+                self.out.push_str(name);
+                match a.first().and_then(|&x| w.items(x)) {
+                    Some([]) | None => {
+                        self.out
+                            .push_str(if name.is_empty() { "set()" } else { "" })
+                    }
+                    Some(items) => {
+                        self.out.push('{');
+                        self.seq(items, depth);
+                        self.out.push('}');
+                    }
+                }
+                if !name.is_empty() {
+                    self.out.push(')');
+                }
+            }
+            Some(("torch.serialization", "_get_layout")) => {
+                let s = a.first().and_then(|&x| w.str_of(x)).unwrap_or("?");
+                self.out.push_str(s);
+            }
+            Some((m, "scalar")) if is_numpy_core(m) => match w.numpy_scalar(a) {
+                Some((leaf, dt)) => {
+                    let v = match leaf {
+                        Leaf::Float(f) => float_repr(f),
+                        Leaf::Int(i) => i.to_string(),
+                        Leaf::Bool(b) => {
+                            if b {
+                                "True".into()
+                            } else {
+                                "False".into()
+                            }
+                        }
+                        _ => "?".into(),
+                    };
+                    let _ = write!(self.out, "np.{dt}({v})");
+                }
+                None => self.out.push_str("numpy scalar"),
+            },
+            _ => {
+                match w.class_of_callable(callable, a) {
+                    Some(c) => self.out.push_str(&c),
+                    None => self.value(callable, depth + 1),
+                }
+                self.out.push('(');
+                self.seq(a, depth);
+                self.out.push(')');
+            }
+        }
+    }
+}
+
+impl Walker<'_> {
+    fn class_of_callable(&self, callable: ValueId, _args: &[ValueId]) -> Option<String> {
+        self.global(callable).map(|(m, n)| {
+            let m = if m == "__builtin__" { "builtins" } else { m };
+            format!("{m}.{n}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::float_repr;
+
+    #[test]
+    fn floats_print_like_python() {
+        assert_eq!(float_repr(0.001), "0.001");
+        assert_eq!(float_repr(1e-8), "1e-08");
+        assert_eq!(float_repr(1e16), "1e+16");
+        assert_eq!(float_repr(1.5e300), "1.5e+300");
+        assert_eq!(float_repr(2.0), "2.0");
+        assert_eq!(float_repr(0.9), "0.9");
+    }
+}
