@@ -10,10 +10,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn run(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(paths: &[PathBuf], json: bool, tree: bool) -> anyhow::Result<ExitCode> {
     let report = match paths {
         [path] if path.is_dir() => crate::inspect_caffe2::pair_in_dir(path)?,
         [path] => match detect(read(path)?, &path.display().to_string())? {
+            Detected::Torch => {
+                let ckpt = netport_torch::Checkpoint::open(path)
+                    .with_context(|| path.display().to_string())?;
+                crate::inspect_torch::report(path, &ckpt, tree)
+            }
             Detected::Onnx(model) => {
                 let resolver = netport_onnx::ExternalDataResolver::for_model(path);
                 netport_onnx::check_external_data(&model, &resolver)

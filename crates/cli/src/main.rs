@@ -6,6 +6,8 @@
 mod detect;
 mod inspect;
 mod inspect_caffe2;
+mod inspect_torch;
+mod scan;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 #[command(
     name = "netport",
     version,
-    about = "Inspect and convert trained neural networks (ONNX, Caffe2) without Python"
+    about = "Inspect and convert trained neural networks (PyTorch, ONNX, Caffe2) without Python"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,14 +28,37 @@ struct Cli {
 enum Command {
     /// Describe a model file: format, inputs and outputs, operators, tensors.
     ///
-    /// The format is detected from the bytes, not the name. PATH is an ONNX
-    /// model, a Caffe2 NetDef (binary .pb or text .pbtxt), or a directory
-    /// holding a Caffe2 init_net.pb + predict_net.pb pair; two PATHs name the
-    /// pair as init net then predict net.
+    /// The format is detected from the bytes, not the name. PATH is a PyTorch
+    /// checkpoint (zip, legacy, TorchScript or .pt2), an ONNX model, a Caffe2
+    /// NetDef (binary .pb or text .pbtxt), or a directory holding a Caffe2
+    /// init_net.pb + predict_net.pb pair; two PATHs name the pair as init net
+    /// then predict net. Nothing in the file is executed.
     Inspect {
         /// The file (or Caffe2 pair directory) to inspect.
         #[arg(required = true, num_args = 1..=2, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Print one JSON document (field names documented in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+        /// For checkpoints: show the nesting of the saved object (dicts,
+        /// lists, objects) with its tensors and values.
+        #[arg(long)]
+        tree: bool,
+    },
+    /// Give a safety verdict for every pickle in PyTorch files, without
+    /// loading them.
+    ///
+    /// Every global each pickle would import is listed with its byte offset
+    /// and class: allowed by torch.load(weights_only=True); benign but not
+    /// allowlisted (with the add_safe_globals line you would need);
+    /// suspicious (unknown); dangerous (code execution, system access, or
+    /// unresolvable). Also says whether torch.load(weights_only=True) would
+    /// load the file. Exit code 0 when every file is safe, 1 otherwise, 2 when
+    /// a file cannot be scanned.
+    Scan {
+        /// Files to scan (.pt, .pth, .bin, .ckpt, .pkl, ...).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
         /// Print one JSON document (field names documented in docs/cli.md).
         #[arg(long)]
         json: bool,
@@ -43,7 +68,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { paths, json } => inspect::run(&paths, json),
+        Command::Inspect { paths, json, tree } => inspect::run(&paths, json, tree),
+        Command::Scan { files, json } => scan::run(&files, json),
     };
     match result {
         Ok(code) => code,

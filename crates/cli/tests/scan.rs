@@ -1,0 +1,143 @@
+//! `netport scan` on the committed malicious and benign fixtures: the verdict
+//! of each file matches the class the fixture script assigned, the predicted
+//! weights_only error matches what real torch printed, and the exit codes are
+//! 0 (all safe), 1 (findings), 2 (cannot scan).
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn scan_json(path: &std::path::Path) -> (Option<i32>, Value) {
+    let out = netport(["scan".as_ref(), "--json".as_ref(), path.as_os_str()]);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("scan --json prints JSON");
+    (out.status.code(), json)
+}
+
+#[test]
+fn malicious_fixtures_get_the_expected_verdicts() {
+    let dir = testdata("torch/malicious");
+    let expected = read_json(&dir.join("expected.json"));
+    let entries = expected.as_object().unwrap();
+    assert!(entries.len() >= 15);
+    for (file, e) in entries {
+        let (code, json) = scan_json(&dir.join(file));
+        let ours = &json["files"][0];
+        let verdict = ours["verdict"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{file}: {json}"));
+        let expected_verdict = e["verdict"].as_str().unwrap();
+        let want: &[&str] = match expected_verdict {
+            // A bare pickle with only allowed globals still does not load
+            // with torch.load (no magic number), so it is not "safe".
+            "allowed" => &["safe", "weights-only-incompatible"],
+            "benign-not-allowlisted" => &["needs-allowlist"],
+            "suspicious-unknown" => &["suspicious"],
+            "dangerous" => &["dangerous"],
+            other => panic!("{file}: unknown expected verdict {other}"),
+        };
+        assert!(
+            want.contains(&verdict),
+            "{file}: ours {verdict}, expected {expected_verdict}"
+        );
+        assert_eq!(
+            code,
+            Some(if verdict == "safe" { 0 } else { 1 }),
+            "{file}: exit code"
+        );
+        // What real torch did with weights_only=True.
+        let loads = e["torch_load_weights_only"]["ok"].as_bool().unwrap();
+        match ours["weights_only"]["loads"].as_bool() {
+            Some(ours_loads) => assert_eq!(ours_loads, loads, "{file}: weights_only"),
+            // Only duplicate data.pkl entries make the outcome unknowable.
+            None => assert!(file.contains("duplicate"), "{file}: weights_only unknown"),
+        }
+        if let (Some(detail), Some(predicted)) = (
+            e["torch_load_weights_only"]["error_detail"].as_str(),
+            ours["weights_only"]["torch_error"].as_str(),
+        ) {
+            assert_eq!(predicted, detail, "{file}: predicted torch error");
+        }
+    }
+}
+
+#[test]
+fn clean_checkpoints_are_safe_and_exit_zero() {
+    for file in [
+        "protocol2.pt",
+        "legacy.pt",
+        "dataparallel.pt",
+        "cuda_tagged.pt",
+    ] {
+        let (code, json) = scan_json(&testdata("torch").join(file));
+        assert_eq!(json["files"][0]["verdict"], "safe", "{file}: {json}");
+        assert_eq!(json["files"][0]["weights_only"]["loads"], true, "{file}");
+        assert_eq!(code, Some(0), "{file}");
+    }
+}
+
+#[test]
+fn weights_only_blockers_match_real_torch() {
+    // Each fixture recorded whether torch.load(f) (weights_only=True) loaded it.
+    for file in [
+        "protocol4.pt",
+        "training.pt",
+        "torchscript.pt",
+        "dtypes.pt",
+        "big_endian.pt",
+    ] {
+        let path = testdata("torch").join(file);
+        let expected = read_json(&path.with_extension("expected.json"));
+        let loads = expected["torch_load"]["ok"].as_bool().unwrap_or_else(|| {
+            panic!(
+                "{file}: expected.json has no torch_load.ok: {}",
+                expected["torch_load"]
+            )
+        });
+        let (_, json) = scan_json(&path);
+        assert_eq!(
+            json["files"][0]["weights_only"]["loads"].as_bool(),
+            Some(loads),
+            "{file}: {json}"
+        );
+    }
+    let (code, json) = scan_json(&testdata("torch/protocol4.pt"));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        json["files"][0]["weights_only"]["torch_error"],
+        "Unsupported operand 149"
+    );
+    let (_, json) = scan_json(&testdata("torch/training.pt"));
+    assert_eq!(
+        json["files"][0]["add_safe_globals"]
+            .as_str()
+            .map(|s| s.contains("argparse.Namespace")),
+        Some(true)
+    );
+}
+
+#[test]
+fn text_output_has_offsets_and_a_summary() {
+    let out = netport([
+        "scan".as_ref(),
+        testdata("torch/malicious/zip_reduce.pt").as_os_str(),
+        testdata("torch/protocol2.pt").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("dangerous       posix.system"), "{text}");
+    assert!(text.contains("at byte "), "{text}");
+    assert!(
+        text.contains("summary: 2 files: 1 dangerous, 1 safe"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unscannable_files_exit_two() {
+    let out = netport([
+        "scan".as_ref(),
+        testdata("torch/broken/html_error_page.pt").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTML page"));
+}
