@@ -1,6 +1,7 @@
 //! Developer tasks for the netport workspace: code generation, the Python peer
-//! environment, fixtures and the full CI run. Invoked as `cargo xtask <task>`.
+//! environment, fixtures, the full CI run and the benchmark. Invoked as `cargo xtask <task>`.
 
+mod bench;
 mod ci;
 mod codegen;
 mod peers;
@@ -43,6 +44,22 @@ enum Task {
         #[arg(long)]
         no_interop: bool,
     },
+    /// Time `netport inspect --json` against torch.load on 2 GiB and 50,000-tensor
+    /// checkpoints (whole processes, peak memory); a benchmark, not a test.
+    Bench {
+        /// Counted runs of each command, after the warm-up.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+        runs: u16,
+        /// Rounds run first and not counted (they also warm the page cache).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=10))]
+        warmup: u16,
+        /// Rewrite the figures section of docs/performance.md with this run's figures.
+        #[arg(long, conflicts_with = "python_only")]
+        write_docs: bool,
+        /// Time only the Python side (torch.load, import torch); netport is not built.
+        #[arg(long)]
+        python_only: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +83,20 @@ fn run(task: Task) -> Result<()> {
         Task::Peers { print_dir } => peers::run(&root, print_dir),
         Task::Fixtures => peers::fixtures(&root),
         Task::Ci { no_interop } => ci::run(&root, !no_interop),
+        Task::Bench {
+            runs,
+            warmup,
+            write_docs,
+            python_only,
+        } => bench::run(
+            &root,
+            &bench::Options {
+                runs: runs.into(),
+                warmup: warmup.into(),
+                write_docs,
+                python_only,
+            },
+        ),
     }
 }
 
