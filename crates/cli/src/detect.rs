@@ -1,29 +1,37 @@
 //! Format detection from the bytes of a file, never from its name.
-//! `netport_torch::detect` recognises the PyTorch formats and what users
-//! mistake for a model (a Git LFS pointer, an HTML error page, an empty file, a
-//! damaged zip), so that the error says what the file really is; the rest is
-//! tried as ONNX and then as a Caffe2 net.
+//! Opening the file as a PyTorch checkpoint comes first: `netport_torch`
+//! recognises its formats and what users mistake for a model (a Git LFS
+//! pointer, an HTML error page, an empty file, a damaged zip), so that the
+//! error says what the file really is. Bytes it does not recognise are tried
+//! as ONNX and then as a Caffe2 net.
 
-use bytes::Bytes;
 use netport_caffe2::proto::NetDef;
 use netport_onnx::proto::ModelProto;
+use netport_torch::{Checkpoint, TorchError};
+use std::path::Path;
 
-/// What a file turned out to be.
+/// What a file turned out to be, read.
 pub enum Detected {
-    Torch,
+    Torch(Box<Checkpoint>),
     Onnx(Box<ModelProto>),
     Caffe2(Box<NetDef>),
 }
 
-/// Recognises `bytes` (read from `what`) or explains what they are instead.
-pub fn detect(bytes: Bytes, what: &str) -> anyhow::Result<Detected> {
-    // PyTorch formats, and the files people mistake for a model (empty, Git
-    // LFS pointers, HTML pages, damaged zips, plain pickles...).
-    match netport_torch::detect(&bytes) {
-        netport_torch::Detected::Torch(_) => return Ok(Detected::Torch),
-        netport_torch::Detected::Unknown { .. } => {}
-        other => anyhow::bail!("{what}: {other}"),
+/// Reads the file at `path` as whatever it is, or explains what it is instead.
+pub fn detect(path: &Path) -> anyhow::Result<Detected> {
+    let what = path.display().to_string();
+    match Checkpoint::open(path) {
+        Ok(ckpt) => return Ok(Detected::Torch(Box::new(ckpt))),
+        Err(TorchError::NotACheckpoint {
+            detected: netport_torch::Detected::Unknown { .. },
+        }) => {}
+        Err(TorchError::NotACheckpoint { detected }) => anyhow::bail!("{what}: {detected}"),
+        // I/O errors name the file already.
+        Err(e @ TorchError::Io { .. }) => anyhow::bail!("{e}"),
+        Err(e) => anyhow::bail!("{what}: {e}"),
     }
+    let bytes = crate::inspect::read(path)?;
+    let what = what.as_str();
     // ONNX files start with field 1 (ir_version, a varint): tag byte 0x08. A
     // Caffe2 NetDef starts with a length-delimited field (name, op: 0x0a or
     // 0x12) and cannot decode as a ModelProto, nor the other way round.

@@ -12,36 +12,43 @@ use std::process::ExitCode;
 
 pub fn run(paths: &[PathBuf], json: bool, tree: bool) -> anyhow::Result<ExitCode> {
     let report = match paths {
-        [path] if path.is_dir() => crate::inspect_caffe2::pair_in_dir(path)?,
-        [path] => match detect(read(path)?, &path.display().to_string())? {
-            Detected::Torch => {
-                let ckpt = netport_torch::Checkpoint::open(path)
-                    .with_context(|| path.display().to_string())?;
-                crate::inspect_torch::report(path, &ckpt, tree)
-            }
+        [path] if path.is_dir() => crate::inspect_caffe2::pair_in_dir(path, json)?,
+        [path] => match detect(path)? {
+            Detected::Torch(ckpt) => crate::inspect_torch::report(path, &ckpt, tree, json),
             Detected::Onnx(model) => {
                 let resolver = netport_onnx::ExternalDataResolver::for_model(path);
                 netport_onnx::check_external_data(&model, &resolver)
                     .with_context(|| path.display().to_string())?;
-                onnx_report(path, &model)
+                onnx_report(path, &model, json)
             }
-            Detected::Caffe2(net) => crate::inspect_caffe2::net_report(path, &net),
+            Detected::Caffe2(net) => crate::inspect_caffe2::net_report(path, &net, json),
         },
-        [init, predict] => crate::inspect_caffe2::pair(init, predict)?,
+        [init, predict] => crate::inspect_caffe2::pair(init, predict, json)?,
         _ => unreachable!("clap allows one or two paths"),
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report.json)?);
-    } else {
-        print!("{}", report.text);
+    match report {
+        Report::Json(mut text) => {
+            text.push('\n');
+            crate::output::print(&text)?;
+        }
+        Report::Text(text) => crate::output::print(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A summary in both output forms.
-pub struct Report {
-    pub json: Value,
-    pub text: String,
+/// A summary in the one form asked for: only that form is built.
+pub enum Report {
+    /// A JSON document, already serialized.
+    Json(String),
+    /// The readable table.
+    Text(String),
+}
+
+impl Report {
+    /// Serializes a JSON summary.
+    pub fn json(value: &impl serde::Serialize) -> Self {
+        Report::Json(serde_json::to_string_pretty(value).expect("summaries serialize"))
+    }
 }
 
 /// Maps a file for reading; never modifies it.
@@ -109,10 +116,10 @@ fn value_text(v: &ValueSummary) -> String {
     format!("{}  {ty} {shape}", v.name)
 }
 
-pub fn onnx_report(path: &Path, model: &netport_onnx::proto::ModelProto) -> Report {
+pub fn onnx_report(path: &Path, model: &netport_onnx::proto::ModelProto, json: bool) -> Report {
     let s = ModelSummary::of(model);
-    let graph_inputs: Vec<&ValueSummary> = s.inputs.iter().filter(|v| !v.is_initializer).collect();
-    let json = json!({
+    if json {
+        return Report::json(&json!({
         "format": "onnx",
         "path": path.display().to_string(),
         "ir_version": s.ir_version,
@@ -139,8 +146,10 @@ pub fn onnx_report(path: &Path, model: &netport_onnx::proto::ModelProto) -> Repo
         })).collect::<Vec<_>>(),
         "functions": s.functions,
         "metadata": s.metadata.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-    });
+        }));
+    }
 
+    let graph_inputs: Vec<&ValueSummary> = s.inputs.iter().filter(|v| !v.is_initializer).collect();
     let mut t = String::new();
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let _ = writeln!(t, "{}: ONNX model", path.display());
@@ -210,7 +219,7 @@ pub fn onnx_report(path: &Path, model: &netport_onnx::proto::ModelProto) -> Repo
     if s.functions > 0 {
         let _ = writeln!(t, "functions: {}", s.functions);
     }
-    Report { json, text: t }
+    Report::Text(t)
 }
 
 /// `1234567` -> `"1.2 MiB (1234567 bytes)"`.

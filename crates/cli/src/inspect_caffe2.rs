@@ -125,13 +125,15 @@ fn totals_text(t: &mut String, totals: &[DTypeTotal]) {
     }
 }
 
-pub fn net_report(path: &Path, net: &NetDef) -> Report {
+pub fn net_report(path: &Path, net: &NetDef, json: bool) -> Report {
     let s = NetSummary::of(net);
-    let json = json!({
-        "format": "caffe2_net",
-        "path": path.display().to_string(),
-        "net": net_json(&s),
-    });
+    if json {
+        return Report::json(&json!({
+            "format": "caffe2_net",
+            "path": path.display().to_string(),
+            "net": net_json(&s),
+        }));
+    }
     let mut t = String::new();
     let _ = writeln!(t, "{}: Caffe2 NetDef", path.display());
     net_text(&mut t, "net", &s);
@@ -139,12 +141,13 @@ pub fn net_report(path: &Path, net: &NetDef) -> Report {
         let _ = writeln!(t, "filled tensors:");
         totals_text(&mut t, &s.fill_totals);
     }
-    Report { json, text: t }
+    Report::Text(t)
 }
 
-fn pair_report(init_path: &Path, predict_path: &Path, model: &Caffe2Model) -> Report {
+fn pair_report(init_path: &Path, predict_path: &Path, model: &Caffe2Model, json: bool) -> Report {
     let s = ModelSummary::of(model);
-    let json = json!({
+    if json {
+        return Report::json(&json!({
         "format": "caffe2_pair",
         "init_net_path": init_path.display().to_string(),
         "predict_net_path": predict_path.display().to_string(),
@@ -155,7 +158,8 @@ fn pair_report(init_path: &Path, predict_path: &Path, model: &Caffe2Model) -> Re
             "by_dtype": totals_json(&s.params_by_dtype),
         },
         "data_inputs": s.data_inputs,
-    });
+        }));
+    }
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -168,15 +172,15 @@ fn pair_report(init_path: &Path, predict_path: &Path, model: &Caffe2Model) -> Re
     let _ = writeln!(t, "data inputs: {}", s.data_inputs.join(", "));
     let _ = writeln!(t, "parameters: {}", human_bytes(s.param_bytes));
     totals_text(&mut t, &s.params_by_dtype);
-    Report { json, text: t }
+    Report::Text(t)
 }
 
-pub fn pair_in_dir(dir: &Path) -> anyhow::Result<Report> {
+pub fn pair_in_dir(dir: &Path, json: bool) -> anyhow::Result<Report> {
     let (init, predict) = Caffe2Model::files_in_dir(dir)?;
-    pair(&init, &predict)
+    pair(&init, &predict, json)
 }
 
-pub fn pair(init: &Path, predict: &Path) -> anyhow::Result<Report> {
+pub fn pair(init: &Path, predict: &Path, json: bool) -> anyhow::Result<Report> {
     let model = Caffe2Model::load(init, predict)?;
-    Ok(pair_report(init, predict, &model))
+    Ok(pair_report(init, predict, &model, json))
 }

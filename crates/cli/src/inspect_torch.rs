@@ -5,6 +5,7 @@
 
 use crate::inspect::{Report, human_bytes};
 use netport_torch::{Checkpoint, Quantization, Tensor, TensorKind, TreeNode};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -77,7 +78,73 @@ struct Total {
     bytes: u64,
 }
 
-pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool) -> Report {
+/// The JSON document, serialized straight from borrowed data: a checkpoint
+/// may hold 100,000 tensors, so no intermediate `Value` per tensor.
+#[derive(Serialize)]
+struct CheckpointJson<'a> {
+    format: &'static str,
+    format_description: String,
+    path: String,
+    details: Value,
+    devices: &'a BTreeMap<&'a str, usize>,
+    tensors: Vec<TensorJson<'a>>,
+    totals: Value,
+    shared_storages: Vec<SharedJson<'a>>,
+    values: Vec<ValueJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct TensorJson<'a> {
+    path: &'a str,
+    dtype: &'static str,
+    shape: &'a [u64],
+    strides: &'a [u64],
+    storage_offset: u64,
+    device: &'a str,
+    storage_key: Option<&'a str>,
+    bytes: u64,
+    kind: Value,
+    requires_grad: bool,
+    conj: bool,
+    neg: bool,
+    source: &'a str,
+}
+
+impl<'a> TensorJson<'a> {
+    fn of(t: &'a Tensor) -> Self {
+        TensorJson {
+            path: &t.path,
+            dtype: t.dtype.torch_name(),
+            shape: &t.shape,
+            strides: &t.strides,
+            storage_offset: t.storage_offset,
+            device: &t.device,
+            storage_key: t.storage_key.as_deref(),
+            bytes: tensor_bytes(t),
+            kind: kind_json(&t.kind),
+            requires_grad: t.requires_grad,
+            conj: t.conj,
+            neg: t.neg,
+            source: &t.source,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SharedJson<'a> {
+    key: &'a str,
+    location: &'a str,
+    bytes: Option<u64>,
+    tensors: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ValueJson<'a> {
+    path: &'a str,
+    repr: &'a str,
+}
+
+pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool, json: bool) -> Report {
     let info = ckpt.info();
     let format = ckpt.format();
     let tensors = ckpt.tensors();
@@ -98,59 +165,60 @@ pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool) -> Report {
     let storage_bytes: u64 = storages.iter().filter_map(|s| s.nbytes()).sum();
     let shared: Vec<_> = storages.iter().filter(|s| s.tensors.len() > 1).collect();
 
-    let json = json!({
-        "format": format.name(),
-        "format_description": format.to_string(),
-        "path": path.display().to_string(),
-        "details": {
-            "archive_name": info.archive_name,
-            "pickles": ckpt.pickles().iter().map(|p| json!({
-                "name": p.name, "protocol": p.protocol,
-                "offset": p.byte_range.start, "bytes": p.byte_range.end - p.byte_range.start,
-            })).collect::<Vec<_>>(),
-            "byteorder": info.byteorder.map(|b| b.as_str()),
-            "version": info.version,
-            "version_record": info.version_record,
-            "format_version": info.format_version,
-            "storage_alignment": info.storage_alignment,
-            "zip64": info.zip64,
-            "records": info.records.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-            "torch_version": info.torch_version,
-            "pt2_schema_version": info.pt2_schema_version,
-            "legacy_protocol_version": info.legacy_protocol_version,
-            "module_classes": info.module_classes.iter().map(|(p, c)| json!({"path": p, "class": c})).collect::<Vec<_>>(),
-        },
-        "devices": devices,
-        "tensors": tensors.iter().map(|t| json!({
-            "path": t.path,
-            "dtype": t.dtype.to_string(),
-            "shape": t.shape,
-            "strides": t.strides,
-            "storage_offset": t.storage_offset,
-            "device": t.device,
-            "storage_key": t.storage_key,
-            "bytes": tensor_bytes(t),
-            "kind": kind_json(&t.kind),
-            "requires_grad": t.requires_grad,
-            "conj": t.conj,
-            "neg": t.neg,
-            "source": t.source,
-        })).collect::<Vec<_>>(),
-        "totals": {
-            "tensors": tensors.len(),
-            "parameters": parameters,
-            "tensor_bytes": by_dtype.values().map(|t| t.bytes).sum::<u64>(),
-            "storages": storages.len(),
-            "storage_bytes": storage_bytes,
-            "by_dtype": by_dtype.iter().map(|(k, t)| (k.clone(), json!({
-                "tensors": t.tensors, "elements": t.elements, "bytes": t.bytes
-            }))).collect::<serde_json::Map<_, _>>(),
-        },
-        "shared_storages": shared.iter().map(|s| json!({
-            "key": s.key, "location": s.location, "bytes": s.nbytes(), "tensors": s.tensors,
-        })).collect::<Vec<_>>(),
-        "values": ckpt.values().iter().map(|v| json!({"path": v.path, "repr": v.repr})).collect::<Vec<_>>(),
-    });
+    if json {
+        return Report::json(&CheckpointJson {
+            format: format.name(),
+            format_description: format.to_string(),
+            path: path.display().to_string(),
+            details: json!({
+                "archive_name": info.archive_name,
+                "pickles": ckpt.pickles().iter().map(|p| json!({
+                    "name": p.name, "protocol": p.protocol,
+                    "offset": p.byte_range.start, "bytes": p.byte_range.end - p.byte_range.start,
+                })).collect::<Vec<_>>(),
+                "byteorder": info.byteorder.map(|b| b.as_str()),
+                "version": info.version,
+                "version_record": info.version_record,
+                "format_version": info.format_version,
+                "storage_alignment": info.storage_alignment,
+                "zip64": info.zip64,
+                "records": info.records.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+                "torch_version": info.torch_version,
+                "pt2_schema_version": info.pt2_schema_version,
+                "legacy_protocol_version": info.legacy_protocol_version,
+                "module_classes": info.module_classes.iter().map(|(p, c)| json!({"path": p, "class": c})).collect::<Vec<_>>(),
+            }),
+            devices: &devices,
+            tensors: tensors.iter().map(TensorJson::of).collect(),
+            totals: json!({
+                "tensors": tensors.len(),
+                "parameters": parameters,
+                "tensor_bytes": by_dtype.values().map(|t| t.bytes).sum::<u64>(),
+                "storages": storages.len(),
+                "storage_bytes": storage_bytes,
+                "by_dtype": by_dtype.iter().map(|(k, t)| (k.clone(), json!({
+                    "tensors": t.tensors, "elements": t.elements, "bytes": t.bytes
+                }))).collect::<serde_json::Map<_, _>>(),
+            }),
+            shared_storages: shared
+                .iter()
+                .map(|s| SharedJson {
+                    key: &s.key,
+                    location: &s.location,
+                    bytes: s.nbytes(),
+                    tensors: &s.tensors,
+                })
+                .collect(),
+            values: ckpt
+                .values()
+                .iter()
+                .map(|v| ValueJson {
+                    path: &v.path,
+                    repr: &v.repr,
+                })
+                .collect(),
+        });
+    }
 
     let mut t = String::new();
     let _ = writeln!(t, "{}: {format}", path.display());
@@ -251,7 +319,7 @@ pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool) -> Report {
             );
         }
     }
-    Report { json, text: t }
+    Report::Text(t)
 }
 
 /// Tensors and values in walk order, indented by nesting depth.

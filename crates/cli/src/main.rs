@@ -7,6 +7,7 @@ mod detect;
 mod inspect;
 mod inspect_caffe2;
 mod inspect_torch;
+mod output;
 mod scan;
 
 use clap::{Parser, Subcommand};

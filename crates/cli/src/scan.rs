@@ -156,10 +156,9 @@ pub fn run(paths: &[PathBuf], json_out: bool) -> anyhow::Result<ExitCode> {
         "all_safe": errors == 0 && worst == ScanVerdict::Safe,
     });
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"files": files, "summary": summary}))?
-        );
+        let mut doc = serde_json::to_string_pretty(&json!({"files": files, "summary": summary}))?;
+        doc.push('\n');
+        crate::output::print(&doc)?;
     } else {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         let _ = writeln!(
@@ -178,7 +177,7 @@ pub fn run(paths: &[PathBuf], json_out: bool) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         );
-        print!("{text}");
+        crate::output::print(&text)?;
     }
     Ok(if errors > 0 {
         ExitCode::from(2)

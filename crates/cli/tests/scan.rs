@@ -141,3 +141,26 @@ fn unscannable_files_exit_two() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTML page"));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // `netport scan --json FILE... | head -c 1`: the reader goes away early,
+    // and the output (about 1 MB) is far larger than a pipe's buffer.
+    let file = testdata("torch/protocol2.pt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netport"))
+        .args(["scan", "--json"])
+        .args(std::iter::repeat_n(&file, 400))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // Dropping our end closes the pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -267,7 +267,10 @@ fn duplicate_names_differing_in_case_are_rejected() {
     let scan = netport_torch::scan_bytes(&bytes).unwrap();
     assert_eq!(scan.verdict, netport_pickle::ScanVerdict::Dangerous);
     assert!(scan.findings[0].reason.contains("duplicate record name"));
-    assert_eq!(scan.pickles.iter().filter(|p| p.read_by_torch_load).count(), 2);
+    assert_eq!(
+        scan.pickles.iter().filter(|p| p.read_by_torch_load).count(),
+        2
+    );
 }
 
 #[test]
