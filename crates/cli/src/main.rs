@@ -3,10 +3,14 @@
 //! codes are 0 (ok), 1 (findings, such as differences or unsafe content) and 2
 //! (errors).
 
+mod convert;
 mod detect;
+mod diff;
+mod fix;
 mod inspect;
 mod inspect_caffe2;
 mod inspect_torch;
+mod map_location;
 mod output;
 mod scan;
 
@@ -46,6 +50,18 @@ enum Command {
         #[arg(long)]
         tree: bool,
     },
+    /// Convert a PyTorch checkpoint to safetensors or back (also sharded
+    /// checkpoints through their index), with key and dtype edits.
+    Convert(convert::ConvertArgs),
+    /// Compare the tensors of two checkpoints or safetensors files. Exit code
+    /// 0 when identical, 1 when they differ, 2 on error.
+    Diff(diff::DiffArgs),
+    /// Make a checkpoint load under torch.load(weights_only=True): protocol 2,
+    /// Namespace -> dict, numpy scalars -> numbers.
+    Fix(fix::FixArgs),
+    /// Rewrite the storage location tags of a PyTorch checkpoint (torch.load's
+    /// map_location, done once on the file).
+    MapLocation(map_location::MapLocationArgs),
     /// Give a safety verdict for every pickle in PyTorch files, without
     /// loading them.
     ///
@@ -71,6 +87,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { paths, json, tree } => inspect::run(&paths, json, tree),
         Command::Scan { files, json } => scan::run(&files, json),
+        Command::Convert(args) => convert::run(&args),
+        Command::Diff(args) => diff::run(&args),
+        Command::Fix(args) => fix::run(&args),
+        Command::MapLocation(args) => map_location::run(&args),
     };
     match result {
         Ok(code) => code,

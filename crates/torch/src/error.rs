@@ -132,6 +132,39 @@ pub enum TorchError {
         /// Why.
         reason: String,
     },
+    /// Writing an output stream failed.
+    #[error("write failed: {0}")]
+    Write(#[from] std::io::Error),
+    /// A pickle could not be re-encoded while rewriting a file.
+    #[error("pickle '{pickle}': {source}")]
+    Repickle {
+        /// The pickle record.
+        pickle: String,
+        /// The error.
+        source: PickleError,
+    },
+    /// A write or rewrite was refused (the output is the input, a bad
+    /// mapping, a pickle layout that cannot be rewritten safely, something
+    /// that cannot be made safe); nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// A safetensors file (or its index) is malformed: a lying header
+    /// length, bad JSON, offsets outside the file, overlaps or holes.
+    #[error("safetensors{}: {reason}", offset_suffix(*offset))]
+    Safetensors {
+        /// File offset of the problem, when one applies.
+        offset: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A conversion or edit was refused (a dtype the target format cannot
+    /// hold, two tensors renamed to one name, a bad pattern, an index that
+    /// does not match its shards).
+    #[error("{reason}")]
+    Convert {
+        /// What is wrong, naming the tensor or file involved.
+        reason: String,
+    },
     /// Copying or converting a tensor failed.
     #[error("tensor '{path}': {source}")]
     Tensor {
@@ -183,6 +216,13 @@ impl std::fmt::Display for OutOfBounds {
     }
 }
 
+fn offset_suffix(offset: Option<u64>) -> String {
+    match offset {
+        Some(o) => format!(" (at file byte {o})"),
+        None => String::new(),
+    }
+}
+
 fn record_suffix(record: &Option<String>) -> String {
     match record {
         Some(r) => format!(" (record '{r}')"),
@@ -191,6 +231,10 @@ fn record_suffix(record: &Option<String>) -> String {
 }
 
 impl TorchError {
+    pub(crate) fn refused(reason: impl Into<String>) -> Self {
+        TorchError::Refused(reason.into())
+    }
+
     pub(crate) fn zip(offset: u64, record: Option<&str>, reason: impl Into<String>) -> Self {
         TorchError::Zip {
             offset,

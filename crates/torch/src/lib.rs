@@ -59,22 +59,41 @@
 //! - [`objects`]: [`Tensor`], [`TensorKind`], [`Quantization`], [`Storage`],
 //!   [`ValueEntry`], [`Leaf`]; the walk from pickle values to those.
 //! - [`error`](mod@error): [`TorchError`].
+//! - [`write`]: torch.save-identical zip writer, legacy writer, record-by-record rewrite.
+//! - [`relocate`]: `map_location` applied to the file (location tags rewritten op by op).
+//! - [`safetensors`](mod@safetensors): [`SafetensorsFile`] (reader), [`checkpoint_to_safetensors`]
+//!   and [`index_to_safetensors`] (streamed writers, shared-tensor aliases).
+//! - [`edit`]: [`Edits`] (key selection, prefix stripping, filters, renames, dtype).
+//! - [`diff`](mod@diff): [`diff()`](fn@diff) of two checkpoints or safetensors files.
 
 #![deny(missing_docs)]
 
 pub mod checkpoint;
 pub mod detect;
+pub mod diff;
+pub mod edit;
 pub mod error;
+pub mod fix;
 pub mod objects;
 mod pt2;
+pub mod relocate;
+pub mod safetensors;
 pub mod scan;
+pub mod write;
 pub mod zip;
 
 pub use checkpoint::{Checkpoint, Info, Options, PickleRecord, Record};
 pub use detect::{Detected, Format, detect};
+pub use diff::{DiffOptions, DiffReport, TensorDiff, TensorFile, diff};
+pub use edit::Edits;
 pub use error::{OutOfBounds, TorchError};
 pub use objects::{
     Leaf, Quantization, Storage, Tensor, TensorKind, TreeItem, TreeNode, ValueEntry,
+};
+pub use safetensors::{
+    ConvertReport, SafetensorsFile, SafetensorsTensor, ShardIndex, ShardedReport,
+    checkpoint_to_safetensors, index_to_checkpoints, index_to_safetensors,
+    safetensors_to_checkpoint,
 };
 pub use scan::{
     ContainerFinding, FileScan, ScannedPickle, WeightsOnlyVerdict, scan_bytes, scan_file,

@@ -1342,7 +1342,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Decode `numpy.core.multiarray.scalar(dtype, bytes)` for simple dtypes.
-    fn numpy_scalar(&self, a: &[ValueId]) -> Option<(Leaf, String)> {
+    pub(crate) fn numpy_scalar(&self, a: &[ValueId]) -> Option<(Leaf, String)> {
         let dtype = *a.first()?;
         let data = *a.get(1)?;
         // dtype = Build(Reduce(numpy.dtype, ('f8', False, True)), (3, '<', ...)).

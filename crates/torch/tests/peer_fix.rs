@@ -1,0 +1,84 @@
+//! Interop: what `netport_torch::fix` writes loads with the real
+//! `torch.load(f)` (torch 2.15, weights_only=True by default) although the
+//! source does not, and holds the same tensors (torch.equal) and the same
+//! values (a Namespace's attributes as a dict, numpy scalars as numbers) as
+//! the source loaded with weights_only=False. Run by `cargo xtask ci`.
+
+use std::path::Path;
+use std::process::Command;
+
+use netport_torch::fix::fix_file;
+use netport_torch::write::WriteOptions;
+
+const SNIPPET: &str = r#"
+import json, sys, argparse, torch, numpy as np
+src, out = sys.argv[1], sys.argv[2]
+try:
+    torch.load(src)
+    src_loads = True
+except Exception:
+    src_loads = False
+fixed = torch.load(out)                       # weights_only=True
+orig = torch.load(src, weights_only=False)
+
+def plain(o):
+    if isinstance(o, argparse.Namespace):
+        return {k: plain(v) for k, v in vars(o).items()}
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, dict):
+        return {k: plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return type(o)(plain(v) for v in o)
+    return o
+
+def same(a, b, path):
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor), path
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), path
+        return 1
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), (path, list(a), list(b))
+        return sum(same(a[k], b[k], f"{path}.{k}") for k in a)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        return sum(same(x, y, f"{path}.{i}") for i, (x, y) in enumerate(zip(a, b)))
+    assert a == b and type(a) == type(b), (path, a, b, type(a), type(b))
+    return 0
+
+n = same(fixed, plain(orig), "")
+print(json.dumps({"src_loads": src_loads, "tensors": n}))
+"#;
+
+#[test]
+#[ignore = "interop: needs the Python peers (cargo xtask ci)"]
+fn fixed_checkpoints_load_with_weights_only_and_keep_everything() {
+    let python = std::env::var("NETPORT_PYTHON")
+        .expect("NETPORT_PYTHON is not set: interop tests run through `cargo xtask ci`");
+    let dir = tempfile::tempdir().unwrap();
+    let torch_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/torch");
+    for (name, tensors) in [("training.pt", 27), ("protocol4.pt", 9)] {
+        let src = torch_dir.join(name);
+        let out = dir.path().join(name);
+        let report = fix_file(&src, &out, &WriteOptions::default()).unwrap();
+        assert!(!report.changes.is_empty(), "{name}: nothing changed");
+        let run = Command::new(&python)
+            .args(["-c", SNIPPET])
+            .arg(&src)
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{name}: torch disagrees: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let verdict: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(
+            verdict["src_loads"], false,
+            "{name}: the source already loaded"
+        );
+        assert_eq!(verdict["tensors"], tensors, "{name}");
+    }
+}
