@@ -67,13 +67,16 @@ pub fn run(args: &MapLocationArgs) -> anyhow::Result<ExitCode> {
             args.output.display()
         )
     })?;
+    let mut text = String::new();
     for line in report.lines() {
-        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
     }
-    println!(
-        "wrote {} ({} bytes)",
+    text.push_str(&format!(
+        "wrote {} ({} bytes)\n",
         args.output.display(),
         report.bytes_written
-    );
+    ));
+    crate::output::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
