@@ -1,8 +1,11 @@
 //! `netport convert IN OUT`: PyTorch checkpoint <-> safetensors, single files
 //! or sharded checkpoints through their `*.index.json`, with key and dtype
-//! edits on the way (`netport_torch::edit`). The input kind is detected from
-//! the bytes; the target is `--to`, else the output's extension, else the
-//! other format. Exit code 0 on success, 2 on error (nothing is written then).
+//! edits on the way (`netport_torch::edit`), and checkpoint -> checkpoint (a
+//! plain rewrite: the edited tensors as a state dict, `netport_torch::rewrite`).
+//! The input kind is detected from the bytes; the target is `--to`, else the
+//! output's extension, else the other format. `--legacy` writes a `.pt`
+//! output in the pre-1.6 format. Exit code 0 on success, 2 on error (nothing
+//! is written then).
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -10,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use netport_torch::rewrite::{Layout, rewrite_checkpoint, safetensors_to_legacy_checkpoint};
 use netport_torch::{
     Checkpoint, ConvertReport, Edits, SafetensorsFile, ShardedReport, checkpoint_to_safetensors,
     index_to_checkpoints, index_to_safetensors, safetensors_to_checkpoint,
@@ -60,6 +64,11 @@ pub struct ConvertArgs {
     /// Convert float64/float32/float16/bfloat16 tensors to bf16, f16 or f32.
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<String>,
+    /// Write a `.pt` output in the legacy (pre-1.6, non-zip) format, for
+    /// consumers pinned to old torch (single files only; dtypes without a
+    /// typed storage, such as uint16 and float8, are refused).
+    #[arg(long)]
+    pub legacy: bool,
     /// Print one JSON document describing what was written.
     #[arg(long)]
     pub json: bool,
@@ -214,7 +223,7 @@ fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
     if !r.dropped_values.is_empty() {
         let _ = writeln!(
             t,
-            "  note: {} non-tensor values dropped (safetensors holds only tensors): {}",
+            "  note: {} non-tensor values dropped (the output holds only tensors): {}",
             r.dropped_values.len(),
             list(&r.dropped_values)
         );
@@ -239,6 +248,10 @@ fn report_json(out: &Path, format: &str, r: &ConvertReport) -> Value {
     })
 }
 
+fn pt_format(legacy: bool) -> &'static str {
+    if legacy { "pt-legacy" } else { "pt" }
+}
+
 /// Runs `netport convert`.
 pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let edits = edits_from(
@@ -257,6 +270,9 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let (format, outputs): (&str, Vec<(PathBuf, ConvertReport)>) = match kind {
         Kind::Index => {
+            if args.legacy {
+                bail!("{shown}: --legacy is for single files, not sharded checkpoints");
+            }
             let index = netport_torch::ShardIndex::read(input).map_err(at(&shown))?;
             let shard_kind = index
                 .shards()
@@ -300,23 +316,41 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             (format, outs)
         }
         Kind::Checkpoint => {
-            if target_for(args, kind, None)? != Target::Safetensors {
-                bail!(
-                    "{shown}: checkpoint to checkpoint is a rewrite, not a conversion; use --to safetensors"
-                );
-            }
+            let target = target_for(args, kind, None)?;
             let ckpt = Checkpoint::open(input).map_err(at(&shown))?;
-            let r = checkpoint_to_safetensors(&ckpt, &args.output, &edits).map_err(at(&shown))?;
-            ("safetensors", vec![(args.output.clone(), r)])
+            match target {
+                Target::Safetensors => {
+                    if args.legacy {
+                        bail!("--legacy applies to .pt outputs, not safetensors");
+                    }
+                    let r = checkpoint_to_safetensors(&ckpt, &args.output, &edits)
+                        .map_err(at(&shown))?;
+                    ("safetensors", vec![(args.output.clone(), r)])
+                }
+                Target::Pt => {
+                    let layout = if args.legacy {
+                        Layout::Legacy
+                    } else {
+                        Layout::Zip
+                    };
+                    let r = rewrite_checkpoint(&ckpt, Some(input), &args.output, &edits, layout)
+                        .map_err(at(&shown))?;
+                    (pt_format(args.legacy), vec![(args.output.clone(), r)])
+                }
+            }
         }
         Kind::Safetensors => {
             if target_for(args, kind, None)? != Target::Pt {
                 bail!("{shown}: the input is already safetensors; use --to pt");
             }
             let sf = SafetensorsFile::open(input).map_err(at(&shown))?;
-            let r = safetensors_to_checkpoint(&sf, Some(input), &args.output, &edits)
-                .map_err(at(&shown))?;
-            ("pt", vec![(args.output.clone(), r)])
+            let r = if args.legacy {
+                safetensors_to_legacy_checkpoint(&sf, Some(input), &args.output, &edits)
+            } else {
+                safetensors_to_checkpoint(&sf, Some(input), &args.output, &edits)
+            }
+            .map_err(at(&shown))?;
+            (pt_format(args.legacy), vec![(args.output.clone(), r)])
         }
     };
     if args.json {

@@ -63,6 +63,8 @@
 //! - [`relocate`]: `map_location` applied to the file (location tags rewritten op by op).
 //! - [`safetensors`](mod@safetensors): [`SafetensorsFile`] (reader), [`checkpoint_to_safetensors`]
 //!   and [`index_to_safetensors`] (streamed writers, shared-tensor aliases).
+//! - [`rewrite`]: [`rewrite_checkpoint`] (checkpoint -> state-dict checkpoint with
+//!   edits, zip or legacy [`Layout`]).
 //! - [`edit`]: [`Edits`] (key selection, prefix stripping, filters, renames, dtype).
 //! - [`diff`](mod@diff): [`diff()`](fn@diff) of two checkpoints or safetensors files.
 
@@ -77,6 +79,7 @@ pub mod fix;
 pub mod objects;
 mod pt2;
 pub mod relocate;
+pub mod rewrite;
 pub mod safetensors;
 pub mod scan;
 pub mod write;
@@ -90,6 +93,7 @@ pub use error::{OutOfBounds, TorchError};
 pub use objects::{
     Leaf, Quantization, Storage, Tensor, TensorKind, TreeItem, TreeNode, ValueEntry,
 };
+pub use rewrite::{Layout, rewrite_checkpoint};
 pub use safetensors::{
     ConvertReport, SafetensorsFile, SafetensorsTensor, ShardIndex, ShardedReport,
     checkpoint_to_safetensors, index_to_checkpoints, index_to_safetensors,

@@ -434,11 +434,27 @@ struct Plan {
     report: ConvertReport,
 }
 
-fn nbytes(dtype: DType, shape: &[u64], name: &str) -> Result<u64, TorchError> {
+pub(crate) fn nbytes(dtype: DType, shape: &[u64], name: &str) -> Result<u64, TorchError> {
     shape
         .iter()
         .try_fold(dtype.size_in_bytes() as u64, |a, &d| a.checked_mul(d))
         .ok_or_else(|| refuse(format!("tensor '{name}': shape {shape:?} overflows")))
+}
+
+/// Paths of the non-tensor values a tensors-only output drops: all of them,
+/// or those under `edits.key` when it is set.
+pub(crate) fn dropped_values(ckpt: &Checkpoint, edits: &Edits) -> Vec<String> {
+    ckpt.values()
+        .iter()
+        .filter(|v| match &edits.key {
+            Some(k) => v
+                .path
+                .strip_prefix(k.as_str())
+                .is_some_and(|r| r.starts_with('.')),
+            None => true,
+        })
+        .map(|v| v.path.clone())
+        .collect()
 }
 
 fn plan_checkpoint(ckpt: &Checkpoint, edits: &Edits) -> Result<Plan, TorchError> {
@@ -452,18 +468,7 @@ fn plan_checkpoint(ckpt: &Checkpoint, edits: &Edits) -> Result<Plan, TorchError>
         .filter(|(i, _)| !kept.contains(i))
         .map(|(_, t)| t.path.clone())
         .collect();
-    report.dropped_values = ckpt
-        .values()
-        .iter()
-        .filter(|v| match &edits.key {
-            Some(k) => v
-                .path
-                .strip_prefix(k.as_str())
-                .is_some_and(|r| r.starts_with('.')),
-            None => true,
-        })
-        .map(|v| v.path.clone())
-        .collect();
+    report.dropped_values = dropped_values(ckpt, edits);
 
     // Refusals, all at once.
     let mut refused = Vec::new();
@@ -720,7 +725,7 @@ pub fn checkpoint_to_safetensors(
 /// an `UntypedStorage` for dtypes without a typed storage class, as
 /// torch.save writes them), using only opcodes torch's `weights_only`
 /// unpickler accepts.
-struct StateDictPickle(Vec<u8>);
+pub(crate) struct StateDictPickle(pub(crate) Vec<u8>);
 
 impl StateDictPickle {
     fn global(&mut self, module: &str, name: &str) {
@@ -759,12 +764,29 @@ impl StateDictPickle {
         }
         self.0.push(b't');
     }
-    fn empty_ordered_dict(&mut self) {
+    pub(crate) fn empty_ordered_dict(&mut self) {
         self.global("collections", "OrderedDict");
         self.0.extend_from_slice(b")R");
     }
     /// name -> tensor over storage `key` (contiguous, offset 0).
     fn tensor(&mut self, name: &str, dtype: DType, shape: &[u64], key: &str, storage_bytes: u64) {
+        let strides = netport_tensor::contiguous_strides(shape).unwrap_or_default();
+        self.tensor_view(name, dtype, shape, &strides, 0, key, storage_bytes);
+    }
+
+    /// name -> a view (`shape`, `strides`, `offset` in elements) of storage
+    /// `key` of `storage_bytes` bytes; `requires_grad` False.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn tensor_view(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[u64],
+        strides: &[u64],
+        offset: u64,
+        key: &str,
+        storage_bytes: u64,
+    ) {
         self.str(name);
         let class = dtype.storage_class();
         self.global(
@@ -789,10 +811,9 @@ impl StateDictPickle {
             None => storage_bytes,
         });
         self.0.extend_from_slice(b"tQ");
-        self.int(0);
+        self.int(offset);
         self.ints(shape);
-        let strides = netport_tensor::contiguous_strides(shape).unwrap_or_default();
-        self.ints(&strides);
+        self.ints(strides);
         self.0.push(0x89); // NEWFALSE: requires_grad
         self.empty_ordered_dict(); // backward_hooks
         if class.is_none() {
@@ -815,7 +836,22 @@ pub fn safetensors_to_checkpoint(
     out: &Path,
     edits: &Edits,
 ) -> Result<ConvertReport, TorchError> {
-    use crate::write::{StorageBytes, WriteOptions, ZipCheckpoint, write_zip_file};
+    safetensors_to_checkpoint_as(sf, input, out, edits, false)
+}
+
+/// [`safetensors_to_checkpoint`], writing the legacy (pre-1.6) format when
+/// `legacy` (see `crate::rewrite::safetensors_to_legacy_checkpoint`).
+pub(crate) fn safetensors_to_checkpoint_as(
+    sf: &SafetensorsFile,
+    input: Option<&Path>,
+    out: &Path,
+    edits: &Edits,
+    legacy: bool,
+) -> Result<ConvertReport, TorchError> {
+    use crate::write::{
+        LegacyCheckpoint, StorageBytes, WriteOptions, ZipCheckpoint, convert_pids,
+        write_legacy_file, write_zip_file,
+    };
     // Names: tensors, then aliases (as the tensor they alias).
     let mut items: Vec<(String, usize)> = sf
         .tensors()
@@ -901,17 +937,25 @@ pub fn safetensors_to_checkpoint(
             }
         })
         .collect();
-    let ckpt = ZipCheckpoint {
-        data_pkl: Cow::Owned(pickle.0),
-        storages,
-        byteorder: "little".into(),
-        serialization_name_hash: None,
-    };
     let options = WriteOptions {
         input: input.map(Path::to_owned),
         in_place: false,
     };
-    report.file_bytes = write_zip_file(out, &ckpt, &options)?;
+    report.file_bytes = if legacy {
+        let ckpt = LegacyCheckpoint {
+            object_pickle: Cow::Owned(convert_pids(&pickle.0, "data.pkl", true)?),
+            storages,
+        };
+        write_legacy_file(out, &ckpt, &options)?
+    } else {
+        let ckpt = ZipCheckpoint {
+            data_pkl: Cow::Owned(pickle.0),
+            storages,
+            byteorder: "little".into(),
+            serialization_name_hash: None,
+        };
+        write_zip_file(out, &ckpt, &options)?
+    };
     Ok(report)
 }
 

@@ -570,31 +570,56 @@ impl<'a> ZipCheckpoint<'a> {
 
     /// Write the archive (torch.save's record order) to `w`.
     pub fn write_to<W: Write>(&self, w: W, archive_name: &str) -> io::Result<(W, u64)> {
-        let mut z = ZipWriter::new(w, archive_name, 64);
-        z.add_stored("data.pkl", &self.data_pkl)?;
-        z.add_stored(".format_version", b"1")?;
-        z.add_stored(".storage_alignment", b"64")?;
-        z.add_stored("byteorder", self.byteorder.as_bytes())?;
-        for s in &self.storages {
-            z.add_stored(&format!("data/{}", s.key), s.bytes)?;
-        }
-        z.add_stored("version", b"3\n")?;
-        let names = self
-            .serialization_name_hash
-            .clone()
-            .unwrap_or_else(|| format!("{:020}", name_hash_fallback(&self.storages)));
-        let id = format!("{names}{}", z.serialization_crc_part());
-        z.add_stored(".data/serialization_id", id.as_bytes())?;
-        z.finish()
+        let keys: Vec<&str> = self.storages.iter().map(|s| s.key.as_str()).collect();
+        write_zip_records(
+            w,
+            archive_name,
+            &self.data_pkl,
+            &self.byteorder,
+            self.serialization_name_hash.as_deref(),
+            &keys,
+            |i| Ok::<_, io::Error>(Cow::Borrowed(self.storages[i].bytes)),
+        )
     }
+}
+
+/// torch.save's zip layout with the storages fetched one at a time
+/// (`fetch(i)` gives the bytes of `keys[i]`), so converted storages need
+/// not all be held in memory. Shared by [`ZipCheckpoint::write_to`] and
+/// [`crate::rewrite`].
+pub(crate) fn write_zip_records<'s, W: Write, E: From<io::Error>>(
+    w: W,
+    archive_name: &str,
+    data_pkl: &[u8],
+    byteorder: &str,
+    serialization_name_hash: Option<&str>,
+    keys: &[&str],
+    mut fetch: impl FnMut(usize) -> Result<Cow<'s, [u8]>, E>,
+) -> Result<(W, u64), E> {
+    let mut z = ZipWriter::new(w, archive_name, 64);
+    z.add_stored("data.pkl", data_pkl)?;
+    z.add_stored(".format_version", b"1")?;
+    z.add_stored(".storage_alignment", b"64")?;
+    z.add_stored("byteorder", byteorder.as_bytes())?;
+    for (i, key) in keys.iter().enumerate() {
+        let bytes = fetch(i)?;
+        z.add_stored(&format!("data/{key}"), &bytes)?;
+    }
+    z.add_stored("version", b"3\n")?;
+    let names = serialization_name_hash
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:020}", name_hash_fallback(keys)));
+    let id = format!("{names}{}", z.serialization_crc_part());
+    z.add_stored(".data/serialization_id", id.as_bytes())?;
+    Ok(z.finish()?)
 }
 
 /// A deterministic stand-in for the name half of the serialization id
 /// (torch's depends on a C++ `unordered_set` iteration order).
-fn name_hash_fallback(storages: &[StorageBytes]) -> u64 {
+fn name_hash_fallback(keys: &[&str]) -> u64 {
     let mut h = 0u64;
-    for s in storages {
-        h = hash_combine(h, crc32(s.key.as_bytes()) as u64);
+    for k in keys {
+        h = hash_combine(h, crc32(k.as_bytes()) as u64);
     }
     h
 }
@@ -692,24 +717,45 @@ impl<'a> LegacyCheckpoint<'a> {
     }
 
     /// Write the five pickles and the raw storage area.
-    pub fn write_to<W: Write>(&self, mut w: W) -> io::Result<(W, u64)> {
-        let mut storages: Vec<&StorageBytes> = self.storages.iter().collect();
-        storages.sort_by(|a, b| a.key.cmp(&b.key));
-        let keys: Vec<&str> = storages.iter().map(|s| s.key.as_str()).collect();
-        let list = pickle_str_list(&keys);
-        let mut n = 0u64;
-        for part in [LEGACY_HEAD, LEGACY_SYS_INFO, &self.object_pickle, &list] {
-            w.write_all(part)?;
-            n += part.len() as u64;
-        }
-        for s in storages {
-            w.write_all(&s.numel.to_le_bytes())?;
-            copy_chunked(&mut w, s.bytes)?;
-            n += 8 + s.bytes.len() as u64;
-        }
-        w.flush()?;
-        Ok((w, n))
+    pub fn write_to<W: Write>(&self, w: W) -> io::Result<(W, u64)> {
+        let storages: Vec<(&str, u64)> = self
+            .storages
+            .iter()
+            .map(|s| (s.key.as_str(), s.numel))
+            .collect();
+        write_legacy_records(w, &self.object_pickle, &storages, |i| {
+            Ok::<_, io::Error>(Cow::Borrowed(self.storages[i].bytes))
+        })
     }
+}
+
+/// The legacy stacked pickles with the storages (`(key, numel)`) fetched one
+/// at a time (`fetch(i)` for `storages[i]`); written sorted by key as
+/// strings, like torch. Shared by [`LegacyCheckpoint::write_to`] and
+/// [`crate::rewrite`].
+pub(crate) fn write_legacy_records<'s, W: Write, E: From<io::Error>>(
+    mut w: W,
+    object_pickle: &[u8],
+    storages: &[(&str, u64)],
+    mut fetch: impl FnMut(usize) -> Result<Cow<'s, [u8]>, E>,
+) -> Result<(W, u64), E> {
+    let mut order: Vec<usize> = (0..storages.len()).collect();
+    order.sort_by(|&a, &b| storages[a].0.cmp(storages[b].0));
+    let keys: Vec<&str> = order.iter().map(|&i| storages[i].0).collect();
+    let list = pickle_str_list(&keys);
+    let mut n = 0u64;
+    for part in [LEGACY_HEAD, LEGACY_SYS_INFO, object_pickle, &list] {
+        w.write_all(part)?;
+        n += part.len() as u64;
+    }
+    for i in order {
+        let bytes = fetch(i)?;
+        w.write_all(&storages[i].1.to_le_bytes())?;
+        copy_chunked(&mut w, &bytes)?;
+        n += 8 + bytes.len() as u64;
+    }
+    w.flush()?;
+    Ok((w, n))
 }
 
 // ---------------------------------------------------------------------------
