@@ -175,3 +175,28 @@ fn broken_inputs_give_exit_two_and_no_output() {
         );
     }
 }
+
+#[test]
+fn a_plain_rewrite_strips_prefixes_and_can_write_the_legacy_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = testdata("torch/dataparallel.pt");
+    for (name, extra) in [("zip.pt", None), ("legacy.pt", Some(os("--legacy")))] {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            os("convert"),
+            p(&src),
+            p(&out),
+            os("--strip-prefix"),
+            os("module."),
+        ];
+        args.extend(extra);
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        let json = inspect_json(&[&out]);
+        let want = if extra.is_some() { "legacy" } else { "zip" };
+        assert_eq!(json["format"], want, "{name}");
+        // Same names and bytes as the plain state_dict.
+        let (code, stdout, _) = run(&[os("diff"), p(&testdata("torch/protocol2.pt")), p(&out)]);
+        assert_eq!(code, Some(0), "{name}: {stdout}");
+    }
+}
