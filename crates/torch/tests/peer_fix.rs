@@ -1,5 +1,6 @@
 //! Interop: what `netport_torch::fix` writes loads with the real
-//! `torch.load(f)` (torch 2.15, weights_only=True by default) although the
+//! `torch.load(f)` (torch 2.15, weights_only=True by default, and with
+//! mmap=True) although the
 //! source does not, and holds the same tensors (torch.equal) and the same
 //! values (a Namespace's attributes as a dict, numpy scalars as numbers) as
 //! the source loaded with weights_only=False. Run by `cargo xtask ci`.
@@ -19,6 +20,7 @@ try:
 except Exception:
     src_loads = False
 fixed = torch.load(out)                       # weights_only=True
+fixed_mmap = torch.load(out, mmap=True)
 orig = torch.load(src, weights_only=False)
 
 def plain(o):
@@ -47,6 +49,7 @@ def same(a, b, path):
     return 0
 
 n = same(fixed, plain(orig), "")
+assert same(fixed_mmap, plain(orig), "") == n
 print(json.dumps({"src_loads": src_loads, "tensors": n}))
 "#;
 
