@@ -45,7 +45,9 @@ enum Task {
         no_interop: bool,
     },
     /// Time `netport inspect --json` against torch.load on 2 GiB and 50,000-tensor
-    /// checkpoints (whole processes, peak memory); a benchmark, not a test.
+    /// checkpoints, and `netport map-location` / `netport convert` against cp and
+    /// the Python peers on a 2 GiB cuda-tagged one (whole processes, peak memory);
+    /// a benchmark, not a test.
     Bench {
         /// Counted runs of each command, after the warm-up.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -59,6 +61,11 @@ enum Task {
         /// Time only the Python side (torch.load, import torch); netport is not built.
         #[arg(long)]
         python_only: bool,
+        /// Run one part only: `inspect` (netport inspect against torch.load) or
+        /// `rewrite` (map-location and convert against cp and the Python peers);
+        /// --write-docs then rewrites that part's figures and keeps the other's.
+        #[arg(long, value_enum)]
+        only: Option<bench::Part>,
     },
 }
 
@@ -88,6 +95,7 @@ fn run(task: Task) -> Result<()> {
             warmup,
             write_docs,
             python_only,
+            only,
         } => bench::run(
             &root,
             &bench::Options {
@@ -95,6 +103,7 @@ fn run(task: Task) -> Result<()> {
                 warmup: warmup.into(),
                 write_docs,
                 python_only,
+                only,
             },
         ),
     }
