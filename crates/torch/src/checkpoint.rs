@@ -108,7 +108,7 @@ pub struct Info {
 }
 
 enum Data {
-    Mmap(memmap2::Mmap),
+    Mmap(crate::mapped::Mapped),
     Owned(Vec<u8>),
 }
 
@@ -168,7 +168,7 @@ impl Checkpoint {
         // SAFETY: the map is read-only and private to this value. If another
         // process truncates the file while it is mapped, reads may fault;
         // this is the accepted risk of memory-mapping (as in torch's mmap=True).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let map = unsafe { crate::mapped::Mapped::map(&file) }.map_err(io)?;
         Self::from_data(Data::Mmap(map), options)
     }
 
@@ -400,13 +400,20 @@ impl Checkpoint {
             path: t.path.clone(),
             source,
         };
-        if t.conj || t.neg {
+        let converted = if t.conj || t.neg {
             let bytes = self.tensor_bytes(t)?;
             let view = TensorView::contiguous(&bytes, t.dtype, &t.shape, ByteOrder::Little)
                 .map_err(err)?;
-            return convert(&view, dtype).map_err(err);
+            convert(&view, dtype).map_err(err)?
+        } else {
+            convert(&self.view(t)?, dtype).map_err(err)?
+        };
+        // The result is owned: the mapped source pages are not needed any
+        // more (memory stays flat over a whole-file conversion).
+        if let Some(r) = &t.byte_range {
+            crate::mapped::release(slice(self.data.bytes(), r));
         }
-        convert(&self.view(t)?, dtype).map_err(err)
+        Ok(converted)
     }
 }
 

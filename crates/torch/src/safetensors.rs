@@ -85,7 +85,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TorchError + '_ {
 }
 
 enum Data {
-    Mmap(memmap2::Mmap),
+    Mmap(crate::mapped::Mapped),
     Owned(Vec<u8>),
 }
 
@@ -136,7 +136,7 @@ impl SafetensorsFile {
         let path = path.as_ref();
         let file = std::fs::File::open(path).map_err(io(path))?;
         // SAFETY: read-only private map; see `Checkpoint::open_with`.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
+        let map = unsafe { crate::mapped::Mapped::map(&file) }.map_err(io(path))?;
         Self::from_data(Data::Mmap(map))
     }
 
@@ -341,7 +341,10 @@ impl SafetensorsFile {
         let view =
             TensorView::contiguous(self.tensor_bytes(t), t.dtype, &t.shape, ByteOrder::Little)
                 .map_err(err)?;
-        convert(&view, dtype).map_err(err)
+        let converted = convert(&view, dtype).map_err(err)?;
+        // Owned result: release the mapped source pages (flat memory).
+        crate::mapped::release(self.tensor_bytes(t));
+        Ok(converted)
     }
 }
 
@@ -639,7 +642,9 @@ fn write_temp<'a>(
                 t.nbytes
             )));
         }
-        w.write_all(&bytes).map_err(io(&path))?;
+        for c in crate::mapped::chunks(&bytes) {
+            w.write_all(c).map_err(io(&path))?;
+        }
         total += t.nbytes;
     }
     w.flush().map_err(io(&path))?;

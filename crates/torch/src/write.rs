@@ -106,11 +106,10 @@ fn hash_combine(seed: u64, value: u64) -> u64 {
         .wrapping_add(seed >> 2)
 }
 
-const CHUNK: usize = 4 << 20;
-
-/// Write `data` in chunks (so a mapped source is paged in and out).
+/// Write `data` in chunks; pages of a mapped source are released once
+/// written, so memory stays flat (see the `mapped` module).
 pub fn copy_chunked<W: Write + ?Sized>(w: &mut W, data: &[u8]) -> io::Result<()> {
-    for c in data.chunks(CHUNK) {
+    for c in crate::mapped::chunks(data) {
         w.write_all(c)?;
     }
     Ok(())
@@ -278,7 +277,7 @@ impl<W: Write> ZipWriter<W> {
         let size = data.len() as u64;
         self.header(&full, 0, size)?;
         let mut crc = 0;
-        for c in data.chunks(CHUNK) {
+        for c in crate::mapped::chunks(data) {
             crc = crc32_update(crc, c);
             self.put(c)?;
         }
@@ -297,7 +296,7 @@ impl<W: Write> ZipWriter<W> {
         let full = self.full_name(name)?;
         let lho = self.pos;
         self.header(&full, method, size)?;
-        for c in raw.chunks(CHUNK) {
+        for c in crate::mapped::chunks(raw) {
             self.put(c)?;
         }
         self.finish_entry(full, method, crc, raw.len() as u64, size, lho)
