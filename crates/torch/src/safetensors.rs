@@ -649,7 +649,7 @@ fn write_temp<'a>(
     }
     w.flush().map_err(io(&path))?;
     drop(w);
-    tmp.as_file().sync_all().map_err(io(&path))?;
+    // Renamed into place by the caller; not fsynced (see write::write_atomic).
     Ok((tmp, total))
 }
 

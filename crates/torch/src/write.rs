@@ -872,7 +872,8 @@ impl WriteOptions {
 }
 
 /// Write `output` atomically: `f` writes into a temporary file in the same
-/// directory, which is fsynced and renamed over `output`. On any error the
+/// directory, which is renamed over `output` (not fsynced, as cp and
+/// torch.save do not). On any error the
 /// temporary file is removed and `output` is untouched. Returns the size.
 pub fn write_atomic<F>(output: &Path, options: &WriteOptions, f: F) -> Result<u64, TorchError>
 where
@@ -915,13 +916,11 @@ where
         let mut w = BufWriter::with_capacity(1 << 20, file);
         f(&mut w)?;
         let file = w.into_inner().map_err(|e| io_err(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| io_err(&tmp, e))?;
         let len = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
         drop(file);
+        // Atomic for readers (they see the old file or the whole new one),
+        // not fsynced: like cp and torch.save (docs/cli.md).
         std::fs::rename(&tmp, output).map_err(|e| io_err(output, e))?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
         Ok(len)
     })();
     if result.is_err() {
