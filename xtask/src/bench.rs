@@ -36,7 +36,7 @@
 //!   figures section of each part that ran (between its two markers in
 //!   `docs/performance.md`) is replaced, and the other part's is kept.
 
-use crate::util::{self, ContentHash, Timer};
+use crate::util::{self, Timer};
 use crate::venv;
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
@@ -296,25 +296,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
 
 /// The checkpoint folder for the current testdata/bench/ and venv.
 fn checkpoint_dir(root: &Path) -> Result<PathBuf> {
-    let venv_dir = venv::venv_dir(root)?;
-    let mut hash = ContentHash::new("netport bench v1");
-    hash.part(venv_dir.file_name().unwrap_or_default().as_encoded_bytes());
-    let dir = root.join(BENCH_DIR);
-    let mut files = Vec::new();
-    for entry in fs::read_dir(&dir).with_context(|| format!("listing {BENCH_DIR}"))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_file() && !name.starts_with('.') && !name.ends_with(".swp") {
-            files.push(name);
-        }
-    }
-    files.sort();
-    for name in files {
-        let bytes =
-            fs::read(dir.join(&name)).with_context(|| format!("reading {BENCH_DIR}/{name}"))?;
-        hash.part(name.as_bytes()).part(&bytes);
-    }
-    Ok(util::cache_root()?.join(format!("bench-{}", hash.short())))
+    util::scripts_cache_dir(root, "netport bench v1", BENCH_DIR, "bench")
 }
 
 /// Writes the checkpoints if they are not there yet; returns their folder.

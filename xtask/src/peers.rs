@@ -7,7 +7,7 @@
 //! venv it runs in. It is built in `peers-<hash>.partial` and renamed into
 //! place after a stamp file is written, so a half-built corpus is never used.
 
-use crate::util::{self, ContentHash, Timer};
+use crate::util::{self, Timer};
 use crate::venv;
 use anyhow::{Context, Result, bail};
 use std::fs;
@@ -22,26 +22,7 @@ const STAMP: &str = "netport-peers.stamp";
 
 /// The corpus folder for the current scripts and requirements.
 pub fn corpus_dir(root: &Path) -> Result<PathBuf> {
-    let venv_dir = venv::venv_dir(root)?;
-    let mut hash = ContentHash::new("netport peers v1");
-    hash.part(venv_dir.file_name().unwrap_or_default().as_encoded_bytes());
-    let dir = root.join(PEERS_DIR);
-    let mut files = Vec::new();
-    for entry in fs::read_dir(&dir).with_context(|| format!("listing {PEERS_DIR}"))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Only source files: no __pycache__, editor swap files or dotfiles.
-        if entry.file_type()?.is_file() && !name.starts_with('.') && !name.ends_with(".swp") {
-            files.push(name);
-        }
-    }
-    files.sort();
-    for name in files {
-        let bytes =
-            fs::read(dir.join(&name)).with_context(|| format!("reading {PEERS_DIR}/{name}"))?;
-        hash.part(name.as_bytes()).part(&bytes);
-    }
-    Ok(util::cache_root()?.join(format!("peers-{}", hash.short())))
+    util::scripts_cache_dir(root, "netport peers v1", PEERS_DIR, "peers")
 }
 
 /// Whether a finished corpus exists at `dir`.

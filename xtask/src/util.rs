@@ -56,6 +56,33 @@ impl ContentHash {
 }
 
 /// An exclusive lock on `<path>.lock`, held until dropped, so two concurrent
+/// `<cache>/<prefix>-<hash>`: the folder for what the scripts in `folder`
+/// (a repo folder) make with the current venv. The hash covers `tag`, the
+/// venv's name (so the requirements and the Python version) and every
+/// source file of `folder` by name and bytes (no dotfiles or editor swap
+/// files), so changing any of them gives a fresh folder.
+pub fn scripts_cache_dir(root: &Path, tag: &str, folder: &str, prefix: &str) -> Result<PathBuf> {
+    let venv_dir = crate::venv::venv_dir(root)?;
+    let mut hash = ContentHash::new(tag);
+    hash.part(venv_dir.file_name().unwrap_or_default().as_encoded_bytes());
+    let dir = root.join(folder);
+    let mut files = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {folder}"))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_file() && !name.starts_with('.') && !name.ends_with(".swp") {
+            files.push(name);
+        }
+    }
+    files.sort();
+    for name in files {
+        let bytes =
+            fs::read(dir.join(&name)).with_context(|| format!("reading {folder}/{name}"))?;
+        hash.part(name.as_bytes()).part(&bytes);
+    }
+    Ok(cache_root()?.join(format!("{prefix}-{}", hash.short())))
+}
+
 /// `cargo xtask` runs do not build the same cache folder at once.
 pub struct FolderLock {
     _file: File,

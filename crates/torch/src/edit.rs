@@ -61,17 +61,13 @@ pub struct Planned {
     pub dtype: DType,
 }
 
-fn convert_err(reason: String) -> TorchError {
-    TorchError::Convert { reason }
-}
-
 impl Edits {
     /// Compiles a regular expression for `filter`/`exclude`.
     pub fn regex(pattern: &str) -> Result<Regex, TorchError> {
         Regex::new(pattern).map_err(|e| {
             // The regex crate's message spans lines; errors are one line.
             let one: Vec<String> = e.to_string().lines().map(|l| l.trim().to_owned()).collect();
-            convert_err(format!(
+            refuse(format!(
                 "bad regular expression '{pattern}': {}",
                 one.join(" ")
             ))
@@ -85,7 +81,7 @@ impl Edits {
         let split =
             (0..bytes.len()).find(|&i| bytes[i] == b'=' && (i == 0 || bytes[i - 1] != b'\\'));
         let Some(i) = split else {
-            return Err(convert_err(format!(
+            return Err(refuse(format!(
                 "--rename '{spec}': expected REGEX=REPLACEMENT"
             )));
         };
@@ -101,7 +97,7 @@ impl Edits {
             "f16" | "fp16" | "float16" | "half" => Ok(DType::Float16),
             "f32" | "fp32" | "float32" | "float" => Ok(DType::Float32),
             "f64" | "fp64" | "float64" | "double" => Ok(DType::Float64),
-            _ => Err(convert_err(format!(
+            _ => Err(refuse(format!(
                 "unknown dtype '{name}' (expected bf16, f16, f32 or f64)"
             ))),
         }
@@ -190,12 +186,12 @@ impl Edits {
                 continue;
             };
             if new.is_empty() {
-                return Err(convert_err(format!(
+                return Err(refuse(format!(
                     "tensor '{name}' would be renamed to the empty name"
                 )));
             }
             if let Some(&prev) = seen.get(&new) {
-                return Err(convert_err(format!(
+                return Err(refuse(format!(
                     "tensors '{}' and '{name}' would both be named '{new}'",
                     out[prev].source_name
                 )));
@@ -211,7 +207,7 @@ impl Edits {
         }
         if let Some(key) = &self.key {
             if !any_under_key {
-                return Err(convert_err(format!(
+                return Err(refuse(format!(
                     "no tensor is under key '{key}' (top-level keys with tensors: {})",
                     if top.is_empty() {
                         "none".to_owned()
@@ -223,6 +219,28 @@ impl Edits {
         }
         Ok(out)
     }
+}
+
+/// A conversion refused: the error every converter returns for it.
+pub(crate) fn refuse(reason: impl Into<String>) -> TorchError {
+    TorchError::Convert {
+        reason: reason.into(),
+    }
+}
+
+/// Refuses a conversion when some tensors cannot be written to `target`
+/// (`"safetensors"`, `"a state dict"`), naming up to 32 of them with why.
+pub(crate) fn refuse_tensors(refused: Vec<String>, target: &str) -> Result<(), TorchError> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let n = refused.len();
+    let shown = &refused[..n.min(32)];
+    Err(refuse(format!(
+        "{n} tensor(s) cannot be written to {target}: {}{}; leave them out with --exclude",
+        shown.join("; "),
+        if n > 32 { "; ..." } else { "" }
+    )))
 }
 
 #[cfg(test)]

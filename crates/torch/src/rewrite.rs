@@ -50,6 +50,7 @@ use netport_tensor::{ByteOrder, DType};
 
 use crate::checkpoint::Checkpoint;
 use crate::edit::Edits;
+use crate::edit::{refuse, refuse_tensors};
 use crate::error::TorchError;
 use crate::objects::TensorKind;
 use crate::safetensors::{
@@ -69,12 +70,6 @@ pub enum Layout {
     Zip,
     /// The legacy stacked-pickles format (`_use_new_zipfile_serialization=False`).
     Legacy,
-}
-
-fn refuse(reason: impl Into<String>) -> TorchError {
-    TorchError::Convert {
-        reason: reason.into(),
-    }
 }
 
 /// Where an output storage's bytes come from.
@@ -144,15 +139,7 @@ pub fn rewrite_checkpoint(
             refused.push(format!("'{}': {why}", t.path));
         }
     }
-    if !refused.is_empty() {
-        let n = refused.len();
-        refused.truncate(32);
-        return Err(refuse(format!(
-            "{n} tensor(s) cannot be written to a state dict: {}{}; leave them out with --exclude",
-            refused.join("; "),
-            if n > 32 { "; ..." } else { "" }
-        )));
-    }
+    refuse_tensors(refused, "a state dict")?;
 
     let big = ckpt.info().byteorder == Some(ByteOrder::Big);
     let storages = ckpt.storages();

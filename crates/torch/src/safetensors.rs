@@ -58,6 +58,7 @@ use serde_json::{Map, Value, json};
 
 use crate::checkpoint::Checkpoint;
 use crate::edit::{Edits, Planned};
+use crate::edit::{refuse, refuse_tensors};
 use crate::error::TorchError;
 use crate::objects::TensorKind;
 
@@ -67,12 +68,6 @@ pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 fn bad(offset: Option<u64>, reason: impl Into<String>) -> TorchError {
     TorchError::Safetensors {
         offset,
-        reason: reason.into(),
-    }
-}
-
-fn refuse(reason: impl Into<String>) -> TorchError {
-    TorchError::Convert {
         reason: reason.into(),
     }
 }
@@ -496,15 +491,7 @@ fn plan_checkpoint(ckpt: &Checkpoint, edits: &Edits) -> Result<Plan, TorchError>
             refused.push(format!("'{}': {why}", t.path));
         }
     }
-    if !refused.is_empty() {
-        let n = refused.len();
-        refused.truncate(32);
-        return Err(refuse(format!(
-            "{n} tensor(s) cannot be written to safetensors: {}{}; leave them out with --exclude",
-            refused.join("; "),
-            if n > 32 { "; ..." } else { "" }
-        )));
-    }
+    refuse_tensors(refused, "safetensors")?;
 
     // Identical views of one storage -> one tensor plus aliases.
     type ViewKey<'a> = (usize, &'a [u64], &'a [u64], u64, DType, bool, bool);
