@@ -1041,12 +1041,7 @@ pub fn index_to_safetensors(
 ) -> Result<ShardedReport, TorchError> {
     let index = ShardIndex::read(index_path)?;
     let in_dir = out_dir(index_path);
-    let (out_dir, out_index) = if out.extension().is_some_and(|e| e == "json") {
-        (out_dir(out), out.to_owned())
-    } else {
-        std::fs::create_dir_all(out).map_err(io(out))?;
-        (out.to_owned(), out.join("model.safetensors.index.json"))
-    };
+    let (out_dir, out_index) = index_outputs(out, "model.safetensors.index.json")?;
     let shards = index.shards();
     let m = shards.len();
     let mut temps = Vec::new();
@@ -1055,54 +1050,20 @@ pub fn index_to_safetensors(
     for (i, shard) in shards.iter().enumerate() {
         let in_path = in_dir.join(shard);
         let ckpt = Checkpoint::open(&in_path)?;
-        let expected: HashSet<&str> = index
-            .weight_map
-            .iter()
-            .filter(|(_, f)| *f == shard)
-            .map(|(k, _)| k.as_str())
-            .collect();
         let present: HashSet<&str> = ckpt.tensors().iter().map(|t| t.path.as_str()).collect();
-        if let Some(k) = expected.iter().find(|k| !present.contains(*k)) {
-            return Err(refuse(format!(
-                "index maps '{k}' to '{shard}', but that shard has no such tensor"
-            )));
-        }
-        if let Some(k) = ckpt
-            .tensors()
-            .iter()
-            .find(|t| !expected.contains(t.path.as_str()))
-        {
-            return Err(refuse(format!(
-                "shard '{shard}' holds '{}', which the index does not map to it",
-                k.path
-            )));
-        }
+        index.check_shard(
+            shard,
+            &present,
+            ckpt.tensors().iter().map(|t| t.path.as_str()),
+        )?;
         let name = format!("model-{:05}-of-{m:05}.safetensors", i + 1);
-        let out_path = out_dir.join(&name);
-        if same_file(&out_path, &in_path) {
-            return Err(refuse(format!(
-                "output '{}' is an input",
-                out_path.display()
-            )));
-        }
+        let out_path = shard_output(&out_dir, &name, &in_path)?;
         let (tmp, report, names) = convert_to_temp(&ckpt, &out_dir, edits)?;
-        for n in names {
-            if let Some(prev) = weight_map.insert(n.clone(), name.clone()) {
-                return Err(refuse(format!(
-                    "tensor '{n}' would be in both '{prev}' and '{name}'"
-                )));
-            }
-        }
+        map_to_shard(&mut weight_map, names, &name)?;
         total_size += report.data_bytes;
         temps.push((tmp, in_path, out_path, report));
     }
-    let mut meta = index.metadata.clone();
-    meta.insert("total_size".into(), json!(total_size));
-    let doc = json!({ "metadata": meta, "weight_map": weight_map });
-    let mut text = serde_json::to_vec_pretty(&doc).expect("JSON");
-    text.push(b'\n');
-    let mut idx_tmp = temp_builder().tempfile_in(&out_dir).map_err(io(&out_dir))?;
-    idx_tmp.write_all(&text).map_err(io(&out_index))?;
+    let idx_tmp = index.write_temp(&weight_map, total_size, &out_dir, &out_index)?;
     let mut shards_out = Vec::new();
     for (tmp, in_path, out_path, report) in temps {
         persist(tmp, &out_path)?;
@@ -1129,12 +1090,7 @@ pub fn index_to_checkpoints(
 ) -> Result<ShardedReport, TorchError> {
     let index = ShardIndex::read(index_path)?;
     let in_dir = out_dir(index_path);
-    let (out_dir, out_index) = if out.extension().is_some_and(|e| e == "json") {
-        (out_dir(out), out.to_owned())
-    } else {
-        std::fs::create_dir_all(out).map_err(io(out))?;
-        (out.to_owned(), out.join("pytorch_model.bin.index.json"))
-    };
+    let (out_dir, out_index) = index_outputs(out, "pytorch_model.bin.index.json")?;
     let shards = index.shards();
     let m = shards.len();
     let mut written: Vec<(PathBuf, PathBuf, ConvertReport)> = Vec::new();
@@ -1147,51 +1103,21 @@ pub fn index_to_checkpoints(
             let mut present: HashSet<String> =
                 sf.tensors().iter().map(|t| t.name.clone()).collect();
             present.extend(sf.aliases().into_iter().map(|(a, _)| a));
-            for (k, f) in &index.weight_map {
-                if f == shard && !present.contains(k) {
-                    return Err(refuse(format!(
-                        "index maps '{k}' to '{shard}', but that shard has no such tensor"
-                    )));
-                }
-            }
-            if let Some(t) = sf
-                .tensors()
-                .iter()
-                .find(|t| index.weight_map.get(&t.name) != Some(shard))
-            {
-                return Err(refuse(format!(
-                    "shard '{shard}' holds '{}', which the index does not map to it",
-                    t.name
-                )));
-            }
+            let present_ref: HashSet<&str> = present.iter().map(String::as_str).collect();
+            index.check_shard(
+                shard,
+                &present_ref,
+                sf.tensors().iter().map(|t| t.name.as_str()),
+            )?;
             let name = format!("pytorch_model-{:05}-of-{m:05}.bin", i + 1);
-            let out_path = out_dir.join(&name);
-            if same_file(&out_path, &in_path) {
-                return Err(refuse(format!(
-                    "output '{}' is an input",
-                    out_path.display()
-                )));
-            }
+            let out_path = shard_output(&out_dir, &name, &in_path)?;
             let report = safetensors_to_checkpoint(&sf, Some(&in_path), &out_path, edits)?;
             let planned = edits.plan(present.iter().map(|n| (n.as_str(), DType::Float32)))?;
-            for p in planned {
-                if let Some(prev) = weight_map.insert(p.name.clone(), name.clone()) {
-                    return Err(refuse(format!(
-                        "tensor '{}' would be in both '{prev}' and '{name}'",
-                        p.name
-                    )));
-                }
-            }
+            map_to_shard(&mut weight_map, planned.into_iter().map(|p| p.name), &name)?;
             total_size += report.data_bytes;
             written.push((in_path, out_path, report));
         }
-        let mut meta = index.metadata.clone();
-        meta.insert("total_size".into(), json!(total_size));
-        let doc = json!({ "metadata": meta, "weight_map": weight_map });
-        let mut text = serde_json::to_vec_pretty(&doc).expect("JSON");
-        text.push(b'\n');
-        let mut tmp = temp_builder().tempfile_in(&out_dir).map_err(io(&out_dir))?;
-        tmp.write_all(&text).map_err(io(&out_index))?;
+        let tmp = index.write_temp(&weight_map, total_size, &out_dir, &out_index)?;
         persist(tmp, &out_index)
     })();
     if let Err(e) = result {
@@ -1207,11 +1133,93 @@ pub fn index_to_checkpoints(
     })
 }
 
-/// True if both paths exist and are the same file.
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+pub use crate::write::same_file;
+
+/// The output folder and index path of a sharded conversion: `out` is the
+/// index to write (`*.json`, shards next to it) or a folder (created if
+/// missing) that gets `default_index`.
+fn index_outputs(out: &Path, default_index: &str) -> Result<(PathBuf, PathBuf), TorchError> {
+    if out.extension().is_some_and(|e| e == "json") {
+        Ok((out_dir(out), out.to_owned()))
+    } else {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        Ok((out.to_owned(), out.join(default_index)))
+    }
+}
+
+/// The path of an output shard, refused when it is one of the inputs.
+fn shard_output(out_dir: &Path, name: &str, input: &Path) -> Result<PathBuf, TorchError> {
+    let path = out_dir.join(name);
+    if same_file(&path, input) {
+        return Err(refuse(format!("output '{}' is an input", path.display())));
+    }
+    Ok(path)
+}
+
+/// Records that `names` go to shard `shard`; a name in two shards is refused.
+fn map_to_shard(
+    weight_map: &mut BTreeMap<String, String>,
+    names: impl IntoIterator<Item = String>,
+    shard: &str,
+) -> Result<(), TorchError> {
+    for n in names {
+        if let Some(prev) = weight_map.insert(n.clone(), shard.to_owned()) {
+            return Err(refuse(format!(
+                "tensor '{n}' would be in both '{prev}' and '{shard}'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ShardIndex {
+    /// Checks that the shard file `shard` holds exactly what the index maps
+    /// to it: every mapped name is `present`, and every tensor it `holds` is
+    /// mapped to it.
+    fn check_shard<'a>(
+        &self,
+        shard: &str,
+        present: &HashSet<&str>,
+        holds: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), TorchError> {
+        if let Some((k, _)) = self
+            .weight_map
+            .iter()
+            .find(|(k, f)| *f == shard && !present.contains(k.as_str()))
+        {
+            return Err(refuse(format!(
+                "index maps '{k}' to '{shard}', but that shard has no such tensor"
+            )));
+        }
+        if let Some(k) = holds
+            .into_iter()
+            .find(|k| self.weight_map.get(*k).map(String::as_str) != Some(shard))
+        {
+            return Err(refuse(format!(
+                "shard '{shard}' holds '{k}', which the index does not map to it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the output index (this index's metadata with `total_size`, and
+    /// `weight_map`) to a temporary file in `out_dir`, for renaming to
+    /// `out_index` once every shard is in place.
+    fn write_temp(
+        &self,
+        weight_map: &BTreeMap<String, String>,
+        total_size: u64,
+        out_dir: &Path,
+        out_index: &Path,
+    ) -> Result<tempfile::NamedTempFile, TorchError> {
+        let mut meta = self.metadata.clone();
+        meta.insert("total_size".into(), json!(total_size));
+        let doc = json!({ "metadata": meta, "weight_map": weight_map });
+        let mut text = serde_json::to_vec_pretty(&doc).expect("JSON");
+        text.push(b'\n');
+        let mut tmp = temp_builder().tempfile_in(out_dir).map_err(io(out_dir))?;
+        tmp.write_all(&text).map_err(io(out_index))?;
+        Ok(tmp)
     }
 }
 

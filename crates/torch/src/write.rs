@@ -835,7 +835,9 @@ pub struct WriteOptions {
     pub in_place: bool,
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// True if both paths exist and are the same file (same device and inode on
+/// Unix, so another spelling of a path or a hard link counts).
+pub fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
