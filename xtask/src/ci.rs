@@ -3,7 +3,7 @@
 //! needs (rustfmt, clippy, python3 with venv).
 
 use crate::util::{self, TestCounts, Timer, format_duration};
-use crate::{codegen, peers, venv};
+use crate::{codegen, peers, tidy, venv};
 use anyhow::{Result, bail};
 use std::path::Path;
 use std::process::Command;
@@ -82,6 +82,7 @@ pub fn run(root: &Path, interop: bool) -> Result<()> {
         },
     )?;
     steps.step("cargo xtask codegen --check", || codegen::run(root, true))?;
+    steps.step("cargo xtask tidy", || tidy::run(root))?;
     let mut counts = TestCounts::default();
     steps.step("cargo test --workspace", || {
         util::run_tests(

@@ -5,6 +5,7 @@ mod bench;
 mod ci;
 mod codegen;
 mod peers;
+mod tidy;
 mod util;
 mod venv;
 
@@ -38,7 +39,12 @@ enum Task {
     },
     /// Rewrite the small committed fixtures under testdata/ (testdata/make_fixtures.py).
     Fixtures,
-    /// Run every CI check in order: fmt, clippy, codegen --check, tests, then the interop suite.
+    /// Check repository rules no linter checks (anyhow only in the binary and xtask, every
+    /// member in docs/architecture.md, no references outside the repo, `//!` module docs,
+    /// inherited rust-version and lints).
+    Tidy,
+    /// Run every CI check in order: fmt, clippy, codegen --check, tidy, tests, the
+    /// build-script example, then the interop suite.
     Ci {
         /// Stop after `cargo test --workspace` (no venv, peers or interop tests).
         #[arg(long)]
@@ -89,6 +95,7 @@ fn run(task: Task) -> Result<()> {
         Task::Venv => venv::run(&root),
         Task::Peers { print_dir } => peers::run(&root, print_dir),
         Task::Fixtures => peers::fixtures(&root),
+        Task::Tidy => tidy::run(&root),
         Task::Ci { no_interop } => ci::run(&root, !no_interop),
         Task::Bench {
             runs,
