@@ -515,12 +515,10 @@ fn is_checked_module(rel: &str) -> bool {
         return false;
     }
     let parts: Vec<&str> = rel.split('/').collect();
-    match parts.as_slice() {
-        ["crates" | "examples", _, "src", ..] => true,
-        ["xtask", "src", ..] => true,
-        ["examples", _, "build.rs"] => true,
-        _ => false,
-    }
+    matches!(
+        parts.as_slice(),
+        ["crates" | "examples", _, "src", ..] | ["xtask", "src", ..] | ["examples", _, "build.rs"]
+    )
 }
 
 /// Check 4: the first non-blank line is a `//!` line, unless the file says
