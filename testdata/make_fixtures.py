@@ -81,7 +81,7 @@ def tiny_cnn():
     with torch.no_grad():
         # Non-trivial BN statistics: with the defaults (1, 0, 0, 1) the
         # exporter would dedup equal initializers into Identity nodes
-        # (shared/reference/onnx.md 5.2), and BN would be a no-op numerically.
+        # (docs/formats/onnx.md, 'What torch's exporters write'), and BN would be a no-op numerically.
         model.bn.weight.copy_(torch.rand(8, generator=g) + 0.5)
         model.bn.bias.copy_(torch.rand(8, generator=g) - 0.5)
         model.bn.running_mean.copy_(torch.rand(8, generator=g) - 0.5)
@@ -318,7 +318,7 @@ def write_hostile(tiny_bytes, m):
     files.append(("truncated.onnx", tiny_bytes[:cut],
                   f"the first {cut} of {len(tiny_bytes)} bytes of ../tiny_cnn.onnx (cut inside an initializer)"))
 
-    # External data must stay inside the model's folder (onnx.md 3.3). The
+    # External data must stay inside the model's folder (docs/formats/onnx.md, 'External data'). The
     # target ../escape.bin exists and has the right size, so a reader that
     # forgets the check silently succeeds instead of failing by accident.
     files.append(("external_escape.onnx",
@@ -419,7 +419,7 @@ def onnx_behaviour(path):
 
 def write_caffe2_tiny(m):
     """Why: a Caffe2 pair with the same weights as tiny_cnn.onnx, laid out the
-    way convert-onnx-to-caffe2 did (shared/reference/caffe2.md 2.3-2.9), so
+    way convert-onnx-to-caffe2 did (docs/formats/caffe2.md, 'Conversion from ONNX'), so
     conversion in either direction has a target to compare against. Written by
     the real protobuf library with our hand-built NetDef schema (peers/netdef_pb.py).
     It is hand-translated here, not produced by Caffe2 (which no longer installs)."""

@@ -52,7 +52,7 @@ def tensor_type_of(value_info):
 
 def node_tests(out):
     """onnx >= 1.23 no longer ships node test files; its loader builds them in
-    memory (onnx.md 6.2). Write them back out in the old on-disk layout."""
+    memory (docs/formats/onnx.md, 'Conformance data'). Write them back out in the old on-disk layout."""
     from onnx.backend.test.loader import load_node_model_tests
 
     t0 = time.time()
@@ -118,7 +118,7 @@ def resnet18(out):
     model = torchvision.models.resnet18(weights=None).eval()
     # With weights=None every BN is exactly gamma=1, beta=0, mean=0, var=1, so the
     # TorchScript exporter dedups identical initializers into Identity nodes
-    # (onnx.md 5.2 caveat). Random BN stats give a realistic graph and make
+    # (docs/formats/onnx.md, 'What torch's exporters write'). Random BN stats give a realistic graph and make
     # BN folding numerically visible.
     g = torch.Generator().manual_seed(SEED)
     with torch.no_grad():

@@ -4,7 +4,7 @@ This deliberately does NOT read netport's proto/caffe2.proto: the point of the
 peer files is to check our Rust encoder/decoder against the real protobuf
 library from PyPI, so the schema here is an independent transcription of the
 upstream caffe2.proto field numbers, labels, types and packed options
-(shared/reference/caffe2.md section 1.1). If both sides made the same mistake a
+(docs/formats/caffe2.md, 'The schema'). If both sides made the same mistake a
 round trip would still pass, hence two transcriptions.
 
 Wire-format points that matter (proto2):

@@ -96,7 +96,7 @@ const FICKLING_ML: &str = "fickling analysis.py UnsafeImportsML";
 const FICKLING_BUILTINS: &str = "fickling fickle.py blocked builtins";
 const FICKLING_SCANNERS: &str = "fickling analysis.py ScannerDeactivation";
 const PEERS_SINKS: &str =
-    "peers-and-users.md §4c bypass classes 3-4 (execution sinks, nested loads)";
+    "docs/formats/pytorch.md, 'Scanner bypass classes' 3-4 (execution sinks, nested loads)";
 const TORCH_NEVER: &str =
     "torch _weights_only_unpickler.py: sys, os, posix, nt can never be allowlisted";
 
@@ -272,7 +272,7 @@ pub const DANGEROUS: &[Rule] = &[
     all("model_unpickler", FICKLING_SCANNERS),
     all("saferpickle", FICKLING_SCANNERS),
     all("modelaudit", FICKLING_SCANNERS),
-    // peers-and-users.md §4c: other execution sinks and nested loaders.
+    // docs/formats/pytorch.md, 'Scanner bypass classes': other execution sinks and nested loaders.
     only("mailcap", &["findmatch"], PEERS_SINKS),
     only("numpy", &["load"], PEERS_SINKS),
     only("pandas", &["read_pickle"], PEERS_SINKS),
@@ -287,7 +287,7 @@ const TORCH_TENSORS: &str = "torch 2.15 _get_allowed_globals: legacy tensor clas
 const TORCH_STORAGES: &str = "torch 2.15 _get_allowed_globals: storage classes";
 
 /// The default allowlist of `torch.load(weights_only=True)` in torch 2.15
-/// (`pytorch-format.md` §3.1; 144 entries).
+/// (docs/formats/pytorch.md, 'weights_only: allowed globals'; 144 entries).
 pub const ALLOWED: &[Rule] = &[
     only("collections", &["OrderedDict", "Counter"], TORCH_FIXED),
     only("torch.nn.parameter", &["Parameter"], TORCH_FIXED),
@@ -490,7 +490,7 @@ pub const ALLOWED: &[Rule] = &[
 const FICKLING_ALLOW: &str = "fickling ml.py ML_ALLOWLIST";
 const FICKLING_SAFE_BUILTINS: &str = "fickling fickle.py SAFE_BUILTINS";
 const TORCH_USER_ERRORS: &str =
-    "pytorch-format.md §2.6/§3.1 and weights_only user reports (peers-and-users.md pain point 3)";
+    "docs/formats/pytorch.md, 'Other objects in checkpoints' and 'weights_only: allowed globals' (weights_only user reports)";
 const PICKLESCAN_SAFE: &str = "picklescan scanner.py _safe_globals";
 
 /// Harmless globals that `weights_only=True` rejects by default.
@@ -792,7 +792,7 @@ pub fn classify(module: &str, name: &str) -> Verdict {
     {
         return Verdict {
             class: GlobalClass::Dangerous,
-            source: "dotted name with a dunder attribute (attribute chain, peers-and-users.md §4c class 2)",
+            source: "dotted name with a dunder attribute (attribute chain, docs/formats/pytorch.md, 'Scanner bypass classes' 2)",
         };
     }
     if let Some(rule) = find(ALLOWED, module, name, false) {

@@ -38,7 +38,7 @@
 //! # `weights_only` emulation
 //!
 //! [`WeightsOnly`] replays torch 2.15 `torch/_weights_only_unpickler.py`
-//! (`pytorch-format.md` §3.2) on the same run:
+//! (docs/formats/pytorch.md, 'weights_only: opcodes') on the same run:
 //!
 //! - Opcodes: only [`TORCH_OPCODES`]; any other byte is
 //!   `Unsupported operand <byte>` (FRAME is 149, so protocol 4/5 pickles fail).
@@ -72,7 +72,7 @@ use crate::machine::Limits;
 use crate::ops::{Arg, Op, Opcode, Ops};
 
 /// The opcodes `torch/_weights_only_unpickler.py` implements (torch 2.15;
-/// `pytorch-format.md` §3.2). Any other opcode byte is
+/// docs/formats/pytorch.md, 'weights_only: opcodes'). Any other opcode byte is
 /// `UnpicklingError("Unsupported operand <byte>")`.
 pub const TORCH_OPCODES: &[Opcode] = &[
     Opcode::GLOBAL,
@@ -890,7 +890,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
                     GlobalRef::Unresolvable { .. } => (
                         None,
                         GlobalClass::Dangerous,
-                        "STACK_GLOBAL operands are not literal strings: the unpickler may import anything (peers-and-users.md §4c class 1)",
+                        "STACK_GLOBAL operands are not literal strings: the unpickler may import anything (docs/formats/pytorch.md, 'Scanner bypass classes' 1)",
                     ),
                     GlobalRef::Extension { .. } => (
                         None,

@@ -2,7 +2,7 @@
 //! `torch.load(weights_only=True)` accepts.
 //!
 //! The output uses only the opcodes CPython's protocol-2 pickler emits
-//! (`pytorch-format.md` §2.1): PROTO, GLOBAL, BINPUT/LONG_BINPUT,
+//! (docs/formats/pytorch.md, 'Pickle opcodes'): PROTO, GLOBAL, BINPUT/LONG_BINPUT,
 //! BINGET/LONG_BINGET, MARK, EMPTY_TUPLE, TUPLE1-3, TUPLE, EMPTY_LIST,
 //! EMPTY_DICT, APPEND(S), SETITEM(S) (batches of 1000), BINUNICODE, BININT1,
 //! BININT2, BININT, LONG1/LONG4, BINFLOAT, NEWTRUE, NEWFALSE, NONE, REDUCE,

@@ -186,7 +186,7 @@ fn writer_output_reads_back_equivalent() {
 
 #[test]
 fn golden_tensor_pickle_from_the_spec() {
-    // pytorch-format.md §2.2: torch.save(torch.tensor([1.0, 2.0])) data.pkl.
+    // docs/formats/pytorch.md, 'The tensor pickle': torch.save(torch.tensor([1.0, 2.0])) data.pkl.
     let data: &[u8] = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00((X\x07\x00\x00\x00storageq\x01ctorch\nFloatStorage\nq\x02X\x01\x00\x00\x000q\x03X\x03\x00\x00\x00cpuq\x04K\x02tq\x05QK\x00K\x02\x85q\x06K\x01\x85q\x07\x89ccollections\nOrderedDict\nq\x08)Rq\ttq\nRq\x0b.";
     assert_eq!(data.len(), 150);
     let p = load(data).unwrap();

@@ -43,7 +43,7 @@ fn unsupported_global(shown: &str) -> String {
     )
 }
 
-/// `pytorch-format.md` §2.2, as printed there.
+/// docs/formats/pytorch.md, 'The tensor pickle', as printed there.
 const GOLDEN_HEX: &str = "
 80 02 63 74 6f 72 63 68 2e 5f 75 74 69 6c 73 0a 5f 72 65 62 75 69 6c 64 5f 74 65 6e 73 6f 72 5f 76 32 0a
 71 00 28 28 58 07 00 00 00 73 74 6f 72 61 67 65 71 01 63 74 6f 72 63 68 0a 46 6c 6f 61 74 53 74 6f 72 61

@@ -197,9 +197,9 @@ use Kind as K;
 /// The dtype table, in declaration order of [`DType`] (checked by a test).
 ///
 /// Sources: storage classes and sizes from `torch.storage` / `torch._utils`
-/// (reference notes §2.4); TorchScript storage names are
-/// `c10::toString(ScalarType) + "Storage"` (§6); ONNX codes from onnx 1.23.2
-/// (onnx notes §1.4); Caffe2 codes from `caffe2.proto` (caffe2 notes §1.1);
+/// (docs/formats/pytorch.md, 'Persistent ids and storage types'); TorchScript storage names are
+/// `c10::toString(ScalarType) + "Storage"` ('TorchScript archives'); ONNX codes from onnx 1.23.2
+/// (`TensorProto.DataType` in proto/onnx.proto); Caffe2 codes from `caffe2.proto` (proto/caffe2.proto);
 /// safetensors strings from the `safetensors` 0.8 crate's `Dtype` and the
 /// torch mapping of its Python bindings.
 #[rustfmt::skip]

@@ -1,7 +1,7 @@
 //! What a file is, from its bytes alone: the PyTorch formats this crate reads
 //! and the things users mistake for checkpoints.
 //!
-//! The order follows `torch.load` (`pytorch-format.md` §0): a zip only when
+//! The order follows `torch.load` (docs/formats/pytorch.md, 'Detection'): a zip only when
 //! the file starts with `PK\x03\x04` (a zip with bytes before it is reported
 //! as such, because torch would not read it); then tar (`ustar` at byte
 //! 257); then a pickle whose first value is the legacy magic number.

@@ -6,7 +6,7 @@
 //!
 //! Nothing is executed or imported: pickles run on `netport_pickle`'s
 //! symbolic machine, and the rebuild calls torch would make are recognised by
-//! name (`pytorch-format.md` §2.5). The file is memory-mapped; opening it
+//! name (docs/formats/pytorch.md, 'Rebuild functions'). The file is memory-mapped; opening it
 //! parses the zip directory and the pickles and locates every storage, but
 //! reads no tensor bytes. Tensor bytes are read on request, bounds-checked.
 //!

@@ -1,4 +1,4 @@
-//! `torch.export` `.pt2` archives (`pytorch-format.md` §8): weights and
+//! `torch.export` `.pt2` archives (docs/formats/pytorch.md, '.pt2 export archives'): weights and
 //! constants named by the `*_weights_config.json` / `*_constants_config.json`
 //! payload configs, and the torch/schema versions from `models/*.json`.
 //!

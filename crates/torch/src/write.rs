@@ -1,14 +1,14 @@
 //! Writing checkpoints the way `torch.save` does.
 //!
 //! - [`ZipWriter`]: the zip container exactly as torch's `PyTorchStreamWriter`
-//!   (miniz) lays it out (`pytorch-format.md` §1.3): stored entries, local
+//!   (miniz) lays it out (docs/formats/pytorch.md, 'Zip layout'): stored entries, local
 //!   headers with zero sizes and flags `0x0808`, data aligned to 64 bytes by
 //!   the `FB` + `Z…` extra field, data descriptors (24 bytes when ZIP64),
 //!   ZIP64 extras as torch writes them, ZIP64 end records always.
 //! - [`ZipCheckpoint`]: `data.pkl` + storages, written with torch.save's
 //!   record order (`data.pkl, .format_version, .storage_alignment, byteorder,
 //!   data/<key>…, version, .data/serialization_id`).
-//! - [`LegacyCheckpoint`]: the pre-1.6 stacked-pickles format (§5.1).
+//! - [`LegacyCheckpoint`]: the pre-1.6 stacked-pickles format (docs/formats/pytorch.md, 'Legacy stacked pickles').
 //! - [`rewrite_zip_to`]: copy an existing zip checkpoint record by record,
 //!   replacing some records (`data.pkl`, `constants.pkl`) and copying every
 //!   other record's bytes unchanged (compressed ones stay compressed).

@@ -9,7 +9,7 @@
 //! that an explicit parser with checked arithmetic and limits is clearer than
 //! adapting a general reader.
 //!
-//! Rules (`pytorch-format.md` §1):
+//! Rules (docs/formats/pytorch.md, 'Zip container'):
 //! - the central directory is authoritative; local headers are read only to
 //!   find where the data starts (`lho + 30 + name_len + extra_len`, read from
 //!   the *local* header) and to check that the local name and method agree

@@ -2,7 +2,7 @@
 #   python3 tests/data/make_scan_cases.py tests/data/scan_cases.rs
 # Pickling only writes references to functions; nothing below calls them.
 # `torch`, `nt` are stand-in modules so pickle writes the same GLOBALs torch does;
-# the protocol-2 tensor pickle is checked against pytorch-format.md §2.2.
+# the protocol-2 tensor pickle is checked against docs/formats/pytorch.md, 'The tensor pickle'.
 import pickle, sys, types, collections, argparse, io, operator, runpy, os
 
 def module(name, **attrs):
