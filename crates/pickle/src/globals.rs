@@ -490,7 +490,7 @@ pub const ALLOWED: &[Rule] = &[
 const FICKLING_ALLOW: &str = "fickling ml.py ML_ALLOWLIST";
 const FICKLING_SAFE_BUILTINS: &str = "fickling fickle.py SAFE_BUILTINS";
 const TORCH_USER_ERRORS: &str =
-    "docs/formats/pytorch.md, 'Other objects in checkpoints' and 'weights_only: allowed globals' (weights_only user reports)";
+    "docs/formats/pytorch.md, 'Other objects in checkpoints' (what weights_only users hit)";
 const PICKLESCAN_SAFE: &str = "picklescan scanner.py _safe_globals";
 
 /// Harmless globals that `weights_only=True` rejects by default.
