@@ -1,0 +1,208 @@
+//! What is timed: every command of both parts, how it is labelled and how
+//! it is started.
+
+use super::*;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    // inspect
+    Import,
+    Netport,
+    Load,
+    LoadMmap,
+    // rewrite
+    Cp,
+    CpSync,
+    MapLocation,
+    ResaveTorch,
+    Convert,
+    ResaveSafetensors,
+}
+
+impl Kind {
+    pub(super) fn part(self) -> Part {
+        match self {
+            Kind::Import | Kind::Netport | Kind::Load | Kind::LoadMmap => Part::Inspect,
+            Kind::Cp
+            | Kind::CpSync
+            | Kind::MapLocation
+            | Kind::ResaveTorch
+            | Kind::Convert
+            | Kind::ResaveSafetensors => Part::Rewrite,
+        }
+    }
+
+    /// Whether the private memory of the process is sampled: the rewrite
+    /// commands that run as one process (not `sh -c 'cp … && sync …'`).
+    pub(super) fn samples_private(self) -> bool {
+        self.part() == Part::Rewrite && self != Kind::CpSync
+    }
+
+    /// The file a rewrite command writes, in the output folder.
+    pub(super) fn output(self) -> Option<&'static str> {
+        match self {
+            Kind::Import | Kind::Netport | Kind::Load | Kind::LoadMmap => None,
+            Kind::Cp | Kind::CpSync => Some("cp.pt"),
+            Kind::MapLocation => Some("map-location.pt"),
+            Kind::ResaveTorch => Some("torch-save.pt"),
+            Kind::Convert => Some("convert.safetensors"),
+            Kind::ResaveSafetensors => Some("save-file.safetensors"),
+        }
+    }
+}
+
+pub(super) struct Spec {
+    pub(super) kind: Kind,
+    /// The checkpoint it reads (none for `import torch`).
+    pub(super) file: Option<&'static str>,
+}
+
+pub(super) struct Ctx {
+    pub(super) python: PathBuf,
+    pub(super) netport: Option<PathBuf>,
+    pub(super) dir: PathBuf,
+    /// Where the rewrite commands write.
+    pub(super) out_dir: PathBuf,
+}
+
+/// Every command, in the order of a round and of the tables.
+pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePlan>) -> Vec<Spec> {
+    let mut specs = Vec::new();
+    if parts.contains(&Part::Inspect) {
+        specs.push(Spec {
+            kind: Kind::Import,
+            file: None,
+        });
+        for (name, _) in FILES {
+            let kinds: &[Kind] = if with_netport {
+                &[Kind::Netport, Kind::Load, Kind::LoadMmap]
+            } else {
+                &[Kind::Load, Kind::LoadMmap]
+            };
+            for &kind in kinds {
+                specs.push(Spec {
+                    kind,
+                    file: Some(name),
+                });
+            }
+        }
+    }
+    if let Some(plan) = plan.filter(|_| parts.contains(&Part::Rewrite)) {
+        let mut push = |kind, file| {
+            specs.push(Spec {
+                kind,
+                file: Some(file),
+            })
+        };
+        push(Kind::Cp, BIG_CUDA);
+        push(Kind::CpSync, BIG_CUDA);
+        if plan.map_location {
+            push(Kind::MapLocation, BIG_CUDA);
+        }
+        push(Kind::ResaveTorch, BIG_CUDA);
+        if plan.convert {
+            push(Kind::Convert, plan.convert_input);
+        }
+        push(Kind::ResaveSafetensors, plan.convert_input);
+    }
+    specs
+}
+
+impl Spec {
+    /// Whether the command prints the duration of its torch.load call (the
+    /// rewrite peers: of the load and the save together).
+    pub(super) fn reports_call(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Load | Kind::LoadMmap | Kind::ResaveTorch | Kind::ResaveSafetensors
+        )
+    }
+
+    pub(super) fn output(&self, ctx: &Ctx) -> Option<PathBuf> {
+        self.kind.output().map(|name| ctx.out_dir.join(name))
+    }
+
+    /// The command as a reader would type it.
+    pub(super) fn label(&self) -> String {
+        let file = self.file.unwrap_or("");
+        let out = self.kind.output().unwrap_or("");
+        match self.kind {
+            Kind::Import => format!("python -c \"{IMPORT_CODE}\""),
+            Kind::Netport => format!("netport inspect {file} --json > /dev/null"),
+            Kind::Load => format!("python -c \"torch.load('{file}', weights_only=True)\""),
+            Kind::LoadMmap => {
+                format!("python -c \"torch.load('{file}', weights_only=True, mmap=True)\"")
+            }
+            Kind::Cp => format!("cp {file} {out}"),
+            Kind::CpSync => format!("cp {file} {out} && sync {out}"),
+            Kind::MapLocation => {
+                format!("netport map-location {file} -o {out} --to cpu > /dev/null")
+            }
+            Kind::ResaveTorch => format!(
+                "python -c \"torch.save(torch.load('{file}', map_location='cpu'), '{out}')\""
+            ),
+            Kind::Convert => format!("netport convert {file} {out} > /dev/null"),
+            Kind::ResaveSafetensors => format!(
+                "python -c \"save_file(torch.load('{file}', map_location='cpu'), '{out}')\""
+            ),
+        }
+    }
+
+    pub(super) fn command(&self, ctx: &Ctx) -> Command {
+        let input = self.file.map(|f| ctx.dir.join(f));
+        let output = self.output(ctx);
+        let python = |code: &str| {
+            let mut cmd = Command::new(&ctx.python);
+            util::python_env(&mut cmd).args(["-c", code]);
+            cmd.args(&input).args(&output);
+            cmd
+        };
+        let netport = || {
+            let bin = ctx
+                .netport
+                .as_ref()
+                .expect("netport specs only with a binary");
+            Command::new(bin)
+        };
+        let input = input.as_deref().unwrap_or(Path::new(""));
+        let output = output.as_deref().unwrap_or(Path::new(""));
+        match self.kind {
+            Kind::Import => python(IMPORT_CODE),
+            Kind::Load => python(LOAD_CODE),
+            Kind::LoadMmap => python(LOAD_MMAP_CODE),
+            Kind::ResaveTorch => python(RESAVE_TORCH_CODE),
+            Kind::ResaveSafetensors => python(RESAVE_SAFETENSORS_CODE),
+            Kind::Netport => {
+                let mut cmd = netport();
+                cmd.arg("inspect").arg(input).arg("--json");
+                cmd
+            }
+            Kind::MapLocation => {
+                let mut cmd = netport();
+                cmd.arg("map-location")
+                    .arg(input)
+                    .arg("-o")
+                    .arg(output)
+                    .args(["--to", "cpu"]);
+                cmd
+            }
+            Kind::Convert => {
+                let mut cmd = netport();
+                cmd.arg("convert").arg(input).arg(output);
+                cmd
+            }
+            Kind::Cp => {
+                let mut cmd = Command::new("cp");
+                cmd.arg(input).arg(output);
+                cmd
+            }
+            Kind::CpSync => {
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", CP_SYNC_SCRIPT, "sh"])
+                    .arg(input)
+                    .arg(output);
+                cmd
+            }
+        }
+    }
+}
