@@ -91,6 +91,15 @@ pub fn run(root: &Path, interop: bool) -> Result<()> {
             &mut counts,
         )
     })?;
+    // The example is no default member: build it and run its check of the
+    // file its build script converted, so the API build scripts use cannot
+    // break unnoticed.
+    steps.step("cargo run -p build-script-example", || {
+        util::run(
+            cargo(root).args(["run", "--quiet", "-p", "build-script-example"]),
+            "the build-script example (examples/build-script)",
+        )
+    })?;
     // Tests ignored in the plain run are the interop tests run below.
     let ignored_by_plain_run = counts.ignored;
     if interop {
