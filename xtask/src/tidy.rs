@@ -263,6 +263,8 @@ struct Manifest<'a> {
     entries: Vec<Entry<'a>>,
     /// Tables by name with their header's line.
     tables: Vec<(String, usize)>,
+    /// Number of lines (where a missing table would be appended).
+    lines: usize,
 }
 
 impl<'a> Manifest<'a> {
@@ -290,7 +292,11 @@ impl<'a> Manifest<'a> {
                 });
             }
         }
-        Manifest { entries, tables }
+        Manifest {
+            entries,
+            tables,
+            lines: text.lines().count(),
+        }
     }
 }
 
@@ -398,7 +404,7 @@ fn check_inheritance(path: &str, manifest: &Manifest) -> Vec<Problem> {
             .tables
             .iter()
             .find(|(t, _)| t == "lints")
-            .map_or(0, |(_, l)| *l);
+            .map_or(manifest.lines, |(_, l)| *l);
         problems.push(Problem::new(
             path,
             line,
@@ -605,6 +611,10 @@ package = "anyhow"
                 .contains("rust-version.workspace = true")
         );
         assert!(problems[1].message.contains("[lints]"));
+        assert_eq!(
+            problems[1].line, 4,
+            "a missing [lints] is reported at the end"
+        );
         // A key in another table does not count.
         let elsewhere = "[package]\n[lints]\n[lints.rust]\nworkspace = true\n";
         assert_eq!(
