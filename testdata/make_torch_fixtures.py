@@ -14,11 +14,13 @@ seeds, one intra-op thread, no absolute paths in TorchScript/export debug
 info, and the pointer-valued storage keys of the legacy format rewritten to
 fixed strings (checked: torch loads the rewritten file to the same values).
 
-The malicious pickles are never unpickled by this script. Their torch.load
-behaviour is probed with `weights_only=True` only, in a subprocess: torch's
-weights_only unpickler refuses a non-allowlisted GLOBAL before calling anything.
-Their payloads are harmless anyway (`echo NETPORT_PAYLOAD_RAN`), and the probe
-fails if that marker ever shows up.
+The malicious pickles are never unpickled by this script's own process. Their
+torch.load behaviour is probed in child processes: with `weights_only=True`
+(torch's weights_only unpickler refuses a non-allowlisted GLOBAL before calling
+anything; the probe fails if the marker ever shows up there), and with
+`weights_only=False` (and `numpy.load(allow_pickle=True)` for .npy/.npz), which
+runs the payloads: they are harmless (`echo NETPORT_PAYLOAD_RAN`), and
+`payload_ran` records whether the marker was printed.
 """
 
 import argparse
@@ -1108,6 +1110,73 @@ def malicious_files(tiny_zip):
     files.append(("zip_duplicate_zipfile_reads_malicious.pt", dup(pkl, evil_pkl, pos),
                   f"the same layout with the entries swapped: torch loads the benign first entry, a "
                   "zipfile-based scanner sees the malicious second one", "dangerous"))
+    files.extend(any_protocol_files(records))
+    return files
+
+
+def npy_with_pickle(payload_pickle):
+    """A .npy file whose header numpy itself wrote for an object array, with
+    the pickle after the header replaced (numpy.load(allow_pickle=True) runs
+    whatever pickle follows the header)."""
+    buf = io.BytesIO()
+    np.save(buf, np.array([None, "x"], dtype=object), allow_pickle=True)
+    data = buf.getvalue()
+    header_end = data.index(b"\n") + 1  # the header dict ends with a newline
+    assert data[header_end:header_end + 1] == b"\x80", "numpy pickles object arrays after the header"
+    return data[:header_end] + payload_pickle
+
+
+def any_protocol_files(records):
+    """Pickles that do not start with PROTO (protocols 0 and 1), EXT codes,
+    a protocol-0 pickle heading a legacy stack, pickles in numpy object
+    arrays, and a pickle under a zip entry name without `.pkl`."""
+    files = []
+    cmd0 = b"S'" + PAYLOAD_CMD.encode() + b"'\n"  # protocol-0 STRING
+    cmd = bu(PAYLOAD_CMD)
+    files.append(("proto0_inst_os_system.pt", b"(" + cmd0 + b"ios\nsystem\n.",
+                  "protocol 0 (no PROTO opcode; plain text): MARK, STRING cmd, INST os.system (calls it), STOP", "dangerous"))
+    files.append(("proto0_global_reduce.pt", glob("posix", "system") + b"(" + cmd0 + b"tR.",
+                  "protocol 0: GLOBAL posix.system, MARK, STRING cmd, TUPLE, REDUCE", "dangerous"))
+    files.append(("proto1_obj_os_system.pt", b"(" + glob("os", "system") + cmd + b"o.",
+                  "protocol 1: MARK, GLOBAL os.system, BINUNICODE cmd, OBJ (calls it)", "dangerous"))
+    files.append(("proto1_dict_no_globals.pt", pickle.dumps({"lr": 0.1, "epoch": 3}, protocol=1),
+                  "pickle.dumps({'lr': 0.1, 'epoch': 3}, protocol=1): a protocol-1 pickle without globals",
+                  "allowed"))
+    for op, code in ((b"\x82", b"\x01"), (b"\x83", b"\x01\x00"), (b"\x84", b"\x01\x00\x00\x00")):
+        name = {b"\x82": "ext1", b"\x83": "ext2", b"\x84": "ext4"}[op]
+        files.append((f"{name}_reduce.pt", P2 + op + code + cmd + b"\x85R.",
+                      f"protocol 2: {name.upper()} code 1 (a global looked up in copyreg's extension "
+                      "registry at load time, empty unless the loading process registered codes) + REDUCE(cmd)",
+                      "suspicious-unknown"))
+    legacy = (OUT / "legacy.pt").read_bytes()
+    first_end = legacy.index(b".") + 1  # the magic-number pickle: PROTO 2, LONG1, STOP
+    assert legacy[:2] == b"\x80\x02" and first_end < 20
+    files.append(("legacy_proto0_first.pt", b"(" + cmd0 + b"ios\nsystem\n." + legacy[first_end:],
+                  "legacy.pt with its first pickle (the magic number) replaced by a protocol-0 "
+                  "INST os.system pickle: torch.load unpickles it before it checks the magic number",
+                  "dangerous"))
+    evil3 = b"\x80\x03" + call1(glob("posix", "system"), cmd) + b"."
+    npy = npy_with_pickle(evil3)
+    files.append(("object_array.npy", npy,
+                  "a .npy object array (header by numpy) whose pickle calls posix.system: "
+                  "numpy.load(allow_pickle=True) runs it", "dangerous"))
+    plain = io.BytesIO()
+    np.save(plain, np.arange(3, dtype="<f4"))
+    files.append(("plain_array.npy", plain.getvalue(),
+                  "np.save of a float32 array: a .npy without a pickle", "allowed"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as out:
+        out.writestr(zipfile.ZipInfo("weights.npy", date_time=(1980, 1, 1, 0, 0, 0)), plain.getvalue())
+        out.writestr(zipfile.ZipInfo("objects.npy", date_time=(1980, 1, 1, 0, 0, 0)), npy)
+    files.append(("object_array.npz", buf.getvalue(),
+                  "a .npz (zip) whose member objects.npy is the object array above", "dangerous"))
+    files.append(("zip_pickle_without_pkl_name.pt",
+                  torch_zip("zip_extra", [(n, d) for n, d in records
+                                          if n not in ("version", ".data/serialization_id", "byteorder")]
+                            + [("extra/state", P2 + call1(glob("posix", "system"), cmd) + b".")]),
+                  "a clean torch zip checkpoint plus an entry `extra/state` (no .pkl) holding a pickle "
+                  "that calls posix.system: torch.load never reads it, a loader that unpickles every "
+                  "entry would", "dangerous"))
     return files
 
 
@@ -1169,6 +1238,47 @@ def probe_all(paths):
     return results
 
 
+UNSAFE_PROBE = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+loader, path = sys.argv[1], sys.argv[2]
+try:
+    if loader == "torch":
+        import torch
+        torch.load(path, weights_only=False)
+    else:
+        import numpy as np
+        loaded = np.load(path, allow_pickle=True)
+        if hasattr(loaded, "files"):
+            for name in loaded.files:
+                loaded[name]
+    r = {"ok": True}
+except BaseException as e:
+    r = {"ok": False, "type": type(e).__name__, "message": str(e)}
+print("\nNETPORT_PROBE_RESULT " + json.dumps(r), flush=True)
+"""
+
+
+def probe_unsafe(path, loader):
+    """What an unsafe load does with the file: `torch.load(weights_only=False)`
+    or `numpy.load(allow_pickle=True)`, in a child process. The payloads only
+    echo the marker, so `payload_ran` is whether the marker was printed."""
+    p = subprocess.run([sys.executable, "-c", UNSAFE_PROBE, loader, str(path)],
+                       capture_output=True, text=True, timeout=300)
+    ran = MARKER in p.stdout + p.stderr
+    # A payload's child process (subprocess.Popen) may still be printing: take
+    # the result from its tag, up to the end of the JSON value.
+    tag = "NETPORT_PROBE_RESULT "
+    if tag in p.stdout:
+        res, _ = json.JSONDecoder().raw_decode(p.stdout[p.stdout.rindex(tag) + len(tag):])
+        out = {"ok": True} if res["ok"] else dict(ok=False, **summarize_error(res["type"], res["message"]))
+    else:
+        out = dict(ok=False, **summarize_error(f"process exited with {p.returncode}",
+                                               (p.stderr.strip().splitlines() or [""])[-1]))
+    out["payload_ran"] = ran
+    return out
+
+
 def write_malicious(tiny_zip):
     files = malicious_files(tiny_zip)
     lines = ["# Malicious pickles", "",
@@ -1177,7 +1287,9 @@ def write_malicious(tiny_zip):
              "outside `weights_only=True`; the payloads are a harmless `" + PAYLOAD_CMD + "`.",
              "Verdict classes: allowed (torch's weights_only allowlist) / benign-not-allowlisted /",
              "suspicious-unknown / dangerous. `expected.json` records, per file, the verdict, sha256 and",
-             f"what `torch.load(f, weights_only=True)` (torch {torch.__version__}, probed in a subprocess) does.",
+             f"what `torch.load(f, weights_only=True)` (torch {torch.__version__}, probed in a subprocess) does,",
+             "and whether the payload runs under `torch.load(f, weights_only=False)` (and, for .npy/.npz,",
+             "`numpy.load(f, allow_pickle=True)`), each probed in a child process.",
              ""]
     exp = {}
     for name, data, _what, _verdict in files:
@@ -1186,9 +1298,15 @@ def write_malicious(tiny_zip):
     for name, data, what, verdict in files:
         r = probes[MALICIOUS / name]
         exp[name] = {"verdict": verdict, "description": what, "sha256": sha256(data), "size": len(data),
-                     "torch_load_weights_only": r}
+                     "torch_load_weights_only": r,
+                     "torch_load_unsafe": probe_unsafe(MALICIOUS / name, "torch")}
+        if name.endswith((".npy", ".npz")):
+            exp[name]["numpy_load_allow_pickle"] = probe_unsafe(MALICIOUS / name, "numpy")
         refused = "refused" if not r["ok"] else "**loads**"
-        lines.append(f"- `{name}` ({verdict}; weights_only: {refused}): {what}.")
+        ran = "**payload runs**" if exp[name]["torch_load_unsafe"]["payload_ran"] else "payload does not run"
+        if exp[name].get("numpy_load_allow_pickle", {}).get("payload_ran"):
+            ran += "; numpy.load(allow_pickle=True): **payload runs**"
+        lines.append(f"- `{name}` ({verdict}; weights_only: {refused}; weights_only=False: {ran}): {what}.")
     write_text(MALICIOUS / "README.md", "\n".join(lines) + "\n")
     write_json(MALICIOUS / "expected.json", exp)
     return exp

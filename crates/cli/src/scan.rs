@@ -30,6 +30,7 @@ fn file_json(path: &str, s: &FileScan) -> Value {
             "reason": s.weights_only.reason,
             "torch_error": s.weights_only.torch_error,
         },
+        "unsafe_load": s.unsafe_load,
         "add_safe_globals": s.add_safe_globals(),
         "findings": s.findings.iter().map(|f| json!({
             "offset": f.offset, "reason": f.reason, "verdict": f.verdict.to_string(),
@@ -115,6 +116,9 @@ fn file_text(t: &mut String, path: &str, s: &FileScan) {
                 let _ = writeln!(t, "    torch says: {e}");
             }
         }
+    }
+    if let Some(what) = &s.unsafe_load {
+        let _ = writeln!(t, "  unsafe load: {what}");
     }
     if let Some(line) = s.add_safe_globals() {
         let _ = writeln!(t, "  to allow the benign globals: {line}");

@@ -18,7 +18,17 @@ fn malicious_fixtures_get_the_expected_verdicts() {
     let dir = testdata("torch/malicious");
     let expected = read_json(&dir.join("expected.json"));
     let entries = expected.as_object().unwrap();
-    assert!(entries.len() >= 15);
+    assert!(entries.len() >= 30);
+    // The set holds pickles of every protocol, not only PROTO 2+.
+    for file in [
+        "proto0_inst_os_system.pt",
+        "proto1_obj_os_system.pt",
+        "legacy_proto0_first.pt",
+        "object_array.npy",
+        "object_array.npz",
+    ] {
+        assert!(entries.contains_key(file), "{file} missing");
+    }
     for (file, e) in entries {
         let (code, json) = scan_json(&dir.join(file));
         let ours = &json["files"][0];
@@ -44,6 +54,18 @@ fn malicious_fixtures_get_the_expected_verdicts() {
             Some(if verdict == "safe" { 0 } else { 1 }),
             "{file}: exit code"
         );
+        // Whatever real torch.load(weights_only=False) or numpy.load(
+        // allow_pickle=True) ran (recorded by the fixture script) is dangerous.
+        let ran = ["torch_load_unsafe", "numpy_load_allow_pickle"]
+            .iter()
+            .any(|k| e[*k]["payload_ran"].as_bool() == Some(true));
+        if ran {
+            assert_eq!(verdict, "dangerous", "{file}: its payload runs");
+            assert!(
+                ours["unsafe_load"].is_string(),
+                "{file}: scan says what an unsafe load runs"
+            );
+        }
         // What real torch did with weights_only=True.
         let loads = e["torch_load_weights_only"]["ok"].as_bool().unwrap();
         match ours["weights_only"]["loads"].as_bool() {

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use netport_pickle::{Limits, Machine, Value};
+use netport_pickle::{Limits, Machine, PickleError, Value};
 
 use crate::zip::ZipArchive;
 
@@ -100,10 +100,25 @@ pub enum Detected {
     LegacyExportZip,
     /// A file starting with `PYTORCH1` (preview-release format).
     PreviewRelease,
-    /// A pickle whose first value is not the legacy magic number.
+    /// A pickle whose first value is not the legacy magic number: the file
+    /// parses as a pickle of any protocol (0 and 1 have no PROTO opcode and
+    /// may start with any opcode) up to its STOP, possibly followed by more.
     Pickle {
-        /// The PROTO version, if any.
+        /// The PROTO version, if any (none for protocols 0 and 1).
         protocol: Option<u8>,
+    },
+    /// A NumPy `.npy` array (`\x93NUMPY` magic).
+    Npy {
+        /// The array is stored as a pickle (an object dtype):
+        /// `numpy.load(allow_pickle=True)` unpickles it.
+        pickled: bool,
+        /// Where the array data (or the pickle) starts.
+        data_offset: u64,
+    },
+    /// A file with the `.npy` magic whose header cannot be read.
+    BrokenNpy {
+        /// What is wrong.
+        reason: String,
     },
     /// None of the above.
     Unknown {
@@ -169,9 +184,15 @@ impl fmt::Display for Detected {
                 ),
                 None => write!(
                     f,
-                    "a plain pickle without PyTorch's legacy magic number (written by pickle.dump, not torch.save)"
+                    "a plain pickle (protocol 0 or 1, no PROTO opcode) without PyTorch's legacy magic number (written by pickle.dump, not torch.save)"
                 ),
             },
+            Detected::Npy { pickled: true, .. } => write!(
+                f,
+                "a NumPy .npy object array, stored as a pickle (numpy.load(allow_pickle=True) runs it)"
+            ),
+            Detected::Npy { pickled: false, .. } => write!(f, "a NumPy .npy array"),
+            Detected::BrokenNpy { reason } => write!(f, "a damaged NumPy .npy file: {reason}"),
             Detected::Unknown { head } => {
                 write!(f, "unrecognised content; first bytes:")?;
                 for b in head {
@@ -213,15 +234,21 @@ pub fn detect(data: &[u8]) -> Detected {
     if let Some(header_len) = safetensors_header(data) {
         return Detected::Safetensors { header_len };
     }
-    if data[0] == 0x80 || data[0] == b'(' || data[0] == b'L' || data[0] == b'I' {
-        if is_legacy_magic(data) {
-            return Detected::Torch(Format::Legacy);
-        }
-        if data[0] == 0x80 {
-            return Detected::Pickle {
-                protocol: data.get(1).copied(),
-            };
-        }
+    if data.starts_with(NPY_MAGIC) {
+        // Before the pickle test: 0x93 is also the STACK_GLOBAL opcode.
+        return match npy_header(data) {
+            Ok((pickled, data_offset)) => Detected::Npy {
+                pickled,
+                data_offset,
+            },
+            Err(reason) => Detected::BrokenNpy { reason },
+        };
+    }
+    if matches!(data[0], 0x80 | b'(' | b'L' | b'I') && is_legacy_magic(data) {
+        return Detected::Torch(Format::Legacy);
+    }
+    if let Some(protocol) = pickle_head(data) {
+        return Detected::Pickle { protocol };
     }
     if data.len() < 1 << 30 {
         if let Some(at) = find(data, b"PK\x03\x04") {
@@ -232,6 +259,95 @@ pub fn detect(data: &[u8]) -> Detected {
     }
     Detected::Unknown {
         head: data[..data.len().min(16)].to_vec(),
+    }
+}
+
+/// The first bytes of a NumPy `.npy` file.
+pub(crate) const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Largest `.npy` header read (numpy itself refuses headers over 10,000
+/// bytes unless told otherwise).
+const MAX_NPY_HEADER: usize = 1 << 20;
+
+/// Deepest bracket nesting accepted in a `.npy` header (a real one nests a
+/// structured dtype a few levels at most).
+const MAX_NPY_NESTING: usize = 32;
+
+/// Reads a `.npy` header (with the `npyz` crate, after checking its length
+/// and nesting): whether the array is pickled (an object dtype anywhere in
+/// it) and where the data starts.
+pub(crate) fn npy_header(data: &[u8]) -> Result<(bool, u64), String> {
+    let version = *data
+        .get(6)
+        .ok_or("the file ends inside the .npy magic (6 of 8 bytes or fewer)")?;
+    let (len, start) = match version {
+        1 => (
+            data.get(8..10)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize),
+            10,
+        ),
+        2 | 3 => (
+            data.get(8..12)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+            12,
+        ),
+        v => return Err(format!("unknown .npy format version {v} at byte 6")),
+    };
+    let len = len.ok_or("the file ends inside the .npy header length")?;
+    if len > MAX_NPY_HEADER {
+        return Err(format!(
+            "a .npy header of {len} bytes (at byte {start}), over the {MAX_NPY_HEADER}-byte limit"
+        ));
+    }
+    let end = start + len;
+    let text = data.get(start..end).ok_or_else(|| {
+        format!(
+            "the .npy header of {len} bytes at byte {start} runs past the end of the file ({} bytes)",
+            data.len()
+        )
+    })?;
+    let mut depth = 0usize;
+    for &b in text {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NPY_NESTING {
+                    return Err(format!(
+                        "the .npy header nests brackets more than {MAX_NPY_NESTING} deep"
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let header = npyz::NpyHeader::from_reader(&data[..end])
+        .map_err(|e| format!("unreadable .npy header at byte {start}: {e}"))?;
+    Ok((header.uses_pickled_array(), end as u64))
+}
+
+/// Largest head of a file parsed to tell whether it is a pickle.
+const PICKLE_WINDOW: usize = 1 << 20;
+
+/// Whether `data` is a pickle of any protocol, and its PROTO version: it
+/// parses (with the scan machine, which executes nothing) up to a STOP, or,
+/// for a file longer than the window, without an error up to the window's
+/// end. A file that starts with PROTO 2-5 counts as a pickle whatever
+/// follows, so that a damaged one is still scanned.
+pub(crate) fn pickle_head(data: &[u8]) -> Option<Option<u8>> {
+    if data.len() >= 2 && data[0] == 0x80 && (2..=5).contains(&data[1]) {
+        return Some(Some(data[1]));
+    }
+    let head = &data[..data.len().min(PICKLE_WINDOW)];
+    let scan = netport_pickle::scan(head, 0, &Limits::default());
+    match (&scan.end, &scan.error) {
+        (Some(_), None) => Some(scan.protocol),
+        (None, Some(PickleError::Truncated { .. } | PickleError::LengthExceedsInput { .. }))
+            if head.len() < data.len() =>
+        {
+            Some(scan.protocol)
+        }
+        _ => None,
     }
 }
 

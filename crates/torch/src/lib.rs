@@ -101,6 +101,7 @@ pub use safetensors::{
     safetensors_to_checkpoint,
 };
 pub use scan::{
-    ContainerFinding, FileScan, ScannedPickle, WeightsOnlyVerdict, scan_bytes, scan_file,
+    ContainerFinding, FileScan, ScannedFormat, ScannedPickle, WeightsOnlyVerdict, scan_bytes,
+    scan_file,
 };
 pub use zip::{DuplicateName, ZipArchive, ZipEntry};

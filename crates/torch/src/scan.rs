@@ -15,7 +15,7 @@ use netport_pickle::{
 };
 
 use crate::checkpoint::inflate;
-use crate::detect::{Detected, Format, detect};
+use crate::detect::{Detected, Format, NPY_MAGIC, detect, npy_header, pickle_head};
 use crate::error::TorchError;
 use crate::zip::ZipArchive;
 
@@ -24,6 +24,13 @@ pub const MAX_NESTING: usize = 4;
 
 /// Largest pickle inflated from a compressed zip entry.
 const MAX_INFLATED: u64 = 1 << 30;
+
+/// Largest compressed zip entry of another name (a storage record, a
+/// member of another zip) inflated to see whether it holds a pickle.
+const MAX_INFLATED_OTHER: u64 = 64 << 20;
+
+/// Most stacked pickles read from one bare-pickle file.
+const MAX_STACKED: usize = 64;
 
 /// One scanned pickle.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,11 +78,50 @@ pub struct WeightsOnlyVerdict {
     pub torch_error: Option<String>,
 }
 
+/// What kind of file was scanned: the PyTorch formats, and the other files
+/// that hold pickles a loader may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScannedFormat {
+    /// A PyTorch checkpoint or archive.
+    Torch(Format),
+    /// One or more pickles of any protocol without PyTorch's magic number
+    /// (`pickle.dump` output, or something posing as a checkpoint).
+    Pickle,
+    /// A NumPy `.npy` array.
+    Npy,
+    /// A zip that is no PyTorch archive (a NumPy `.npz` among them): every
+    /// entry that holds a pickle or a `.npy` object array is scanned.
+    OtherZip,
+}
+
+impl ScannedFormat {
+    /// A short name: the [`Format::name`]s, `pickle`, `npy`, `other-zip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScannedFormat::Torch(f) => f.name(),
+            ScannedFormat::Pickle => "pickle",
+            ScannedFormat::Npy => "npy",
+            ScannedFormat::OtherZip => "other-zip",
+        }
+    }
+}
+
+impl std::fmt::Display for ScannedFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScannedFormat::Torch(format) => write!(f, "{format}"),
+            ScannedFormat::Pickle => f.write_str("plain pickle, no PyTorch magic number"),
+            ScannedFormat::Npy => f.write_str("NumPy .npy array"),
+            ScannedFormat::OtherZip => f.write_str("zip archive that is not a PyTorch one"),
+        }
+    }
+}
+
 /// The scan of one file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileScan {
     /// What the file is.
-    pub format: Format,
+    pub format: ScannedFormat,
     /// Its pickles, in file order, nested payloads after the pickle that
     /// holds them.
     pub pickles: Vec<ScannedPickle>,
@@ -83,6 +129,10 @@ pub struct FileScan {
     pub findings: Vec<ContainerFinding>,
     /// The `torch.load(weights_only=True)` verdict.
     pub weights_only: WeightsOnlyVerdict,
+    /// What an unsafe load would unpickle, and so run: `torch.load(f,
+    /// weights_only=False)`, or `numpy.load(f, allow_pickle=True)` for NumPy
+    /// files. `None` when it unpickles nothing.
+    pub unsafe_load: Option<String>,
     /// The worst of everything: pickle verdicts, container findings, and
     /// `WeightsOnlyIncompatible` when nothing worse applies but torch would
     /// refuse the file.
@@ -147,81 +197,75 @@ fn scan_at_depth(data: &[u8], prefix: &str, depth: usize) -> Result<FileScan, To
     let mut findings = Vec::new();
     let format = match &detected {
         Detected::Torch(f @ (Format::Zip | Format::TorchScript | Format::Pt2)) => {
-            let (zip, duplicates) = ZipArchive::parse_keeping_duplicates(data)?;
-            for d in &duplicates {
-                findings.push(ContainerFinding {
-                    offset: d.header_offset,
-                    reason: format!("{d} (a way to show a scanner one pickle and torch another)"),
-                    verdict: ScanVerdict::Dangerous,
-                });
-            }
-            let archive = zip.archive_name().unwrap_or("").to_string();
-            for e in zip.entries() {
-                let range = e.data_range();
-                let raw = data
-                    .get(range.start as usize..range.end as usize)
-                    .unwrap_or(&[]);
-                let bytes: Cow<'_, [u8]> = if e.is_stored() {
-                    Cow::Borrowed(raw)
-                } else if e.name.ends_with(".pkl") || e.name.contains(".debug_pkl") {
-                    match inflate(raw, &e.name, range.start, MAX_INFLATED) {
-                        Ok(v) => Cow::Owned(v),
-                        Err(err) => {
-                            findings.push(ContainerFinding {
-                                offset: e.header_offset,
-                                reason: format!("a compressed pickle record cannot be read: {err}"),
-                                verdict: ScanVerdict::Suspicious,
-                            });
-                            continue;
-                        }
-                    }
-                } else {
-                    continue;
-                };
-                if !(e.name.ends_with(".pkl") || is_pickle_start(&bytes)) {
-                    continue;
-                }
-                let base = if e.is_stored() { range.start } else { 0 };
-                // With duplicate names torch may read either copy, so both
-                // count as read.
-                let read = *f == Format::Zip
-                    && e.name
-                        .get(archive.len()..)
-                        .is_some_and(|r| r.eq_ignore_ascii_case("/data.pkl"));
-                let name = format!("{prefix}{}", e.name);
-                push_pickle(&mut pickles, &bytes, base, name, read, depth, &limits)?;
-            }
-            *f
+            scan_zip(
+                data,
+                Some(*f),
+                prefix,
+                depth,
+                &limits,
+                &mut pickles,
+                &mut findings,
+            )?;
+            ScannedFormat::Torch(*f)
+        }
+        Detected::OtherZip { .. } | Detected::LegacyExportZip => {
+            scan_zip(
+                data,
+                None,
+                prefix,
+                depth,
+                &limits,
+                &mut pickles,
+                &mut findings,
+            )?;
+            ScannedFormat::OtherZip
         }
         Detected::Torch(Format::Legacy) => {
-            let mut offset = 0usize;
-            for n in 1..=5 {
-                let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) else {
-                    break;
-                };
-                let name = format!("{prefix}legacy pickle #{n}");
-                let end = push_pickle(
+            scan_stacked(
+                data,
+                5,
+                true,
+                prefix,
+                "legacy pickle",
+                depth,
+                &limits,
+                &mut pickles,
+            )?;
+            ScannedFormat::Torch(Format::Legacy)
+        }
+        Detected::Pickle { .. } => {
+            // torch.load's legacy path unpickles the first pickle (to read
+            // the magic number); a loader of stacked pickles reads the rest.
+            scan_stacked(
+                data,
+                MAX_STACKED,
+                false,
+                prefix,
+                "pickle",
+                depth,
+                &limits,
+                &mut pickles,
+            )?;
+            ScannedFormat::Pickle
+        }
+        Detected::Npy {
+            pickled,
+            data_offset,
+        } => {
+            if *pickled {
+                let at = *data_offset as usize;
+                let name = format!("{prefix}object array");
+                push_pickle(
                     &mut pickles,
-                    rest,
-                    offset as u64,
+                    &data[at..],
+                    at as u64,
                     name,
-                    true,
+                    false,
                     depth,
                     &limits,
                 )?;
-                match end {
-                    Some(e) => offset = e as usize,
-                    None => break,
-                }
             }
-            Format::Legacy
-        }
-        Detected::Pickle { .. } => {
-            let name = format!("{prefix}pickle");
-            push_pickle(&mut pickles, data, 0, name, true, depth, &limits)?;
-            // A bare pickle is what torch.load's legacy path reads; without the
-            // magic number it fails there, but its content is what matters.
-            Format::Legacy
+            ScannedFormat::Npy
         }
         other => {
             return Err(TorchError::NotACheckpoint {
@@ -237,16 +281,174 @@ fn scan_at_depth(data: &[u8], prefix: &str, depth: usize) -> Result<FileScan, To
         .chain(findings.iter().map(|f| f.verdict))
         .max()
         .unwrap_or(ScanVerdict::Safe);
-    if verdict == ScanVerdict::Safe && weights_only.loads != Some(true) {
+    // A file torch.load cannot read is only a finding for what poses as a
+    // checkpoint, not for NumPy files and other zips.
+    let posing = matches!(format, ScannedFormat::Torch(_) | ScannedFormat::Pickle);
+    if posing && verdict == ScanVerdict::Safe && weights_only.loads != Some(true) {
         verdict = ScanVerdict::WeightsOnlyIncompatible;
     }
+    let unsafe_load = unsafe_load(format, &pickles);
     Ok(FileScan {
         format,
         pickles,
         findings,
         weights_only,
+        unsafe_load,
         verdict,
     })
+}
+
+/// Scans every entry of a zip that may hold a pickle: `.pkl` records, any
+/// other record that parses as a pickle of any protocol (storage records
+/// of a PyTorch archive only when they start with PROTO), and `.npy`
+/// members that are object arrays. `torch_format` is the PyTorch archive
+/// kind, `None` for other zips.
+fn scan_zip(
+    data: &[u8],
+    torch_format: Option<Format>,
+    prefix: &str,
+    depth: usize,
+    limits: &Limits,
+    pickles: &mut Vec<ScannedPickle>,
+    findings: &mut Vec<ContainerFinding>,
+) -> Result<(), TorchError> {
+    let (zip, duplicates) = ZipArchive::parse_keeping_duplicates(data)?;
+    for d in &duplicates {
+        findings.push(ContainerFinding {
+            offset: d.header_offset,
+            reason: format!("{d} (a way to show a scanner one pickle and torch another)"),
+            verdict: ScanVerdict::Dangerous,
+        });
+    }
+    let archive = zip.archive_name().unwrap_or("").to_string();
+    for e in zip.entries() {
+        let range = e.data_range();
+        let raw = data
+            .get(range.start as usize..range.end as usize)
+            .unwrap_or(&[]);
+        let named_pickle = e.name.ends_with(".pkl") || e.name.contains(".debug_pkl");
+        let named_npy = e.name.to_ascii_lowercase().ends_with(".npy");
+        let rest = e.name.get(archive.len()..).unwrap_or("");
+        let storage =
+            torch_format.is_some() && (rest.starts_with("/data/") || rest.starts_with("/.data/"));
+        let bytes: Cow<'_, [u8]> = if e.is_stored() {
+            Cow::Borrowed(raw)
+        } else {
+            let max = if named_pickle || named_npy {
+                MAX_INFLATED
+            } else {
+                MAX_INFLATED_OTHER
+            };
+            match inflate(raw, &e.name, range.start, max) {
+                Ok(v) => Cow::Owned(v),
+                Err(err) => {
+                    findings.push(ContainerFinding {
+                        offset: e.header_offset,
+                        reason: format!("a compressed record cannot be looked into: {err}"),
+                        verdict: ScanVerdict::Suspicious,
+                    });
+                    continue;
+                }
+            }
+        };
+        let base = if e.is_stored() { range.start } else { 0 };
+        let name = format!("{prefix}{}", e.name);
+        if named_npy || bytes.starts_with(NPY_MAGIC) {
+            match npy_header(&bytes) {
+                Ok((true, at)) => {
+                    let inner = &bytes[at as usize..];
+                    let name = format!("{name} (object array)");
+                    push_pickle(pickles, inner, base + at, name, false, depth, limits)?;
+                }
+                Ok((false, _)) => {}
+                Err(reason) => findings.push(ContainerFinding {
+                    offset: e.header_offset,
+                    reason: format!("{}: {reason}", e.name),
+                    verdict: ScanVerdict::Suspicious,
+                }),
+            }
+            continue;
+        }
+        let is_pickle = if named_pickle {
+            true
+        } else if storage {
+            is_pickle_start(&bytes)
+        } else {
+            pickle_head(&bytes).is_some()
+        };
+        if !is_pickle {
+            continue;
+        }
+        // With duplicate names torch may read either copy, so both count
+        // as read.
+        let read = torch_format == Some(Format::Zip) && rest.eq_ignore_ascii_case("/data.pkl");
+        push_pickle(pickles, &bytes, base, name, read, depth, limits)?;
+    }
+    Ok(())
+}
+
+/// Scans up to `max` pickles stacked one after the other from the start of
+/// `data`; torch.load reads them all (`all_read`, a legacy file) or only the
+/// first (a bare pickle).
+#[allow(clippy::too_many_arguments)]
+fn scan_stacked(
+    data: &[u8],
+    max: usize,
+    all_read: bool,
+    prefix: &str,
+    what: &str,
+    depth: usize,
+    limits: &Limits,
+    pickles: &mut Vec<ScannedPickle>,
+) -> Result<(), TorchError> {
+    let mut offset = 0usize;
+    for n in 1..=max {
+        let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) else {
+            break;
+        };
+        let name = format!("{prefix}{what} #{n}");
+        // After the first pickle of a bare-pickle file, what follows is
+        // only another pickle when it parses as one (a legacy file's raw
+        // storage area follows its five pickles).
+        if !all_read && n > 1 && pickle_head(rest).is_none() {
+            break;
+        }
+        let read = all_read || n == 1;
+        match push_pickle(pickles, rest, offset as u64, name, read, depth, limits)? {
+            Some(e) => offset = e as usize,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// What an unsafe load unpickles, in our words.
+fn unsafe_load(format: ScannedFormat, pickles: &[ScannedPickle]) -> Option<String> {
+    let calls = |p: &ScannedPickle| p.scan.globals.len();
+    match format {
+        ScannedFormat::Torch(Format::Zip) => Some(
+            "torch.load(weights_only=False) unpickles data.pkl: every global it names is imported and every call in it runs".into(),
+        ),
+        ScannedFormat::Torch(Format::Legacy) => Some(
+            "torch.load(weights_only=False) unpickles the stacked pickles in turn: every global they name is imported and every call in them runs".into(),
+        ),
+        ScannedFormat::Pickle => pickles.first().map(|p| {
+            let runs = match calls(p) {
+                0 => "it names no global, so only its plain values are built".to_string(),
+                n => format!("its {n} global(s) are imported and every call in it runs"),
+            };
+            format!(
+                "torch.load(weights_only=False) unpickles the first pickle (to read PyTorch's magic number) before it can tell the file is no checkpoint: {runs}; then it fails with 'Invalid magic number'"
+            )
+        }),
+        ScannedFormat::Npy if !pickles.is_empty() => Some(
+            "numpy.load(allow_pickle=True) unpickles the object array: every global it names is imported and every call in it runs (allow_pickle=False refuses the file)".into(),
+        ),
+        ScannedFormat::OtherZip if pickles.iter().any(|p| p.name.ends_with("(object array)")) => Some(
+            "numpy.load(allow_pickle=True) unpickles each object-array member when it is read: every call in it runs".into(),
+        ),
+        _ => None,
+    }
 }
 
 /// Callables whose `torch.save` payload the scan follows.
@@ -342,7 +544,7 @@ fn push_pickle(
 }
 
 fn weights_only_verdict(
-    format: Format,
+    format: ScannedFormat,
     detected: &Detected,
     pickles: &[ScannedPickle],
 ) -> WeightsOnlyVerdict {
@@ -350,6 +552,22 @@ fn weights_only_verdict(
         loads: Some(false),
         reason: Some(reason),
         torch_error,
+    };
+    let format = match format {
+        ScannedFormat::Torch(f) => f,
+        ScannedFormat::Pickle => Format::Legacy,
+        ScannedFormat::Npy => {
+            return refuse(
+                "a NumPy .npy file: torch.load cannot read it (numpy.load does)".into(),
+                None,
+            );
+        }
+        ScannedFormat::OtherZip => {
+            return refuse(
+                "a zip archive without PyTorch's data.pkl: torch.load cannot read it".into(),
+                None,
+            );
+        }
     };
     match format {
         Format::TorchScript => {

@@ -699,3 +699,96 @@ fn cut_and_corrupted_fixtures_never_panic() {
         }
     }
 }
+
+#[test]
+fn pickles_of_every_protocol_are_detected_by_parsing_them() {
+    use netport_torch::{Detected, detect};
+    // Protocol 0: MARK, STRING, INST os.system, STOP (no PROTO opcode).
+    let p0 = b"(S'id'\nios\nsystem\n.";
+    assert_eq!(detect(p0), Detected::Pickle { protocol: None });
+    // Protocol 1: EMPTY_DICT, STOP.
+    assert_eq!(detect(b"}."), Detected::Pickle { protocol: None });
+    // Text that starts with opcode bytes but is no pickle stays unknown.
+    for text in [
+        &b"hello world\n"[..],
+        b"(this is a note)\n",
+        b"I am not a pickle",
+    ] {
+        assert!(
+            matches!(detect(text), Detected::Unknown { .. }),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(text),
+            detect(text)
+        );
+    }
+    // Cut before its STOP, a short protocol-0 pickle is no pickle.
+    assert!(matches!(
+        detect(&p0[..p0.len() - 1]),
+        Detected::Unknown { .. }
+    ));
+}
+
+#[test]
+fn npy_headers_are_bounded_and_checked() {
+    use netport_torch::{Detected, detect};
+    fn npy(header: &str, version: u8) -> Vec<u8> {
+        let mut v = b"\x93NUMPY".to_vec();
+        v.push(version);
+        v.push(0);
+        if version == 1 {
+            v.extend((header.len() as u16).to_le_bytes());
+        } else {
+            v.extend((header.len() as u32).to_le_bytes());
+        }
+        v.extend(header.as_bytes());
+        v
+    }
+    let plain = npy(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n",
+        1,
+    );
+    let len = plain.len() as u64;
+    assert_eq!(
+        detect(&plain),
+        Detected::Npy {
+            pickled: false,
+            data_offset: len
+        }
+    );
+    let object = npy(
+        "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }\n",
+        2,
+    );
+    assert!(matches!(
+        detect(&object),
+        Detected::Npy { pickled: true, .. }
+    ));
+    // A structured dtype with an object field is pickled too.
+    let record = npy(
+        "{'descr': [('a', '<i4'), ('b', '|O')], 'fortran_order': False, 'shape': (1,), }\n",
+        1,
+    );
+    assert!(matches!(
+        detect(&record),
+        Detected::Npy { pickled: true, .. }
+    ));
+    // A length past the end, deep nesting, an unknown version: errors.
+    let mut lying = plain.clone();
+    lying[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
+    let deep = npy(
+        &format!("{{'descr': {}'<f4'{}}}", "[".repeat(5000), "]".repeat(5000)),
+        2,
+    );
+    let mut version = plain.clone();
+    version[6] = 9;
+    for (bytes, want) in [
+        (lying, "runs past the end of the file"),
+        (deep, "nests brackets"),
+        (version, "unknown .npy format version 9"),
+    ] {
+        match detect(&bytes) {
+            Detected::BrokenNpy { reason } => assert!(reason.contains(want), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
