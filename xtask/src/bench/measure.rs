@@ -52,6 +52,9 @@ pub(super) fn measure(
             let output = spec.output(ctx);
             if let Some(out) = &output {
                 remove_output(out)?;
+                // Flush the write-back of earlier outputs (untimed), or the
+                // kernel writes them during this run and its figure swings.
+                util::run(&mut Command::new("sync"), "`sync` before a timed rewrite")?;
             }
             let sample = run_once(
                 spec.command(ctx),

@@ -28,7 +28,9 @@
 //!   run is warm-cache: the files were just written or read.
 //! - The rewrite commands write into `<cache>/bench-<hash>/out-<pid>/` (the
 //!   same file system as their input, never the repo); each output is deleted
-//!   after its run and the folder at the end. No command fsyncs its output
+//!   after its run and the folder at the end; `sync` runs (untimed) before
+//!   each of them, so the write-back of the previous output does not land
+//!   in the next timing. No command fsyncs its output
 //!   (netport renames a complete temporary file into place, like cp and
 //!   torch.save it leaves write-back to the kernel); a `cp && sync OUT` row
 //!   shows what forcing the bytes to disk would cost.
