@@ -32,6 +32,7 @@
 
 #![deny(missing_docs)]
 
+mod engine;
 pub mod error;
 pub mod globals;
 pub mod machine;

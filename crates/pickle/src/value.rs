@@ -461,10 +461,6 @@ impl Arena {
         self.values.is_empty()
     }
 
-    pub(crate) fn values_mut(&mut self) -> &mut Vec<Value> {
-        &mut self.values
-    }
-
     /// Whether the graph reachable from `a` here and from `b` in `other` is the
     /// same object graph: same values and the same sharing and cycles (a
     /// bijection between the reachable ids). Iterative; ids that are not in

@@ -627,25 +627,43 @@ fn after_an_error_the_rest_is_still_read_for_globals() {
 
 #[test]
 fn memo_bombs_and_dup_storms_finish_fast() {
-    // 2,000 levels, each a list of 200 references to the level below
-    // (200^2000 logical elements).
-    let mut data = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
-    for level in 1u32..2000 {
-        data.push(b'(');
-        for _ in 0..200 {
-            data.push(b'j');
-            data.extend_from_slice(&(level - 1).to_le_bytes());
+    // 1,000 levels (the default depth limit), each a list of 200 references
+    // to the level below (200^999 logical elements).
+    let bomb = |levels: u32| {
+        let mut data = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
+        for level in 1u32..levels {
+            data.push(b'(');
+            for _ in 0..200 {
+                data.push(b'j');
+                data.extend_from_slice(&(level - 1).to_le_bytes());
+            }
+            data.push(b'l');
+            data.push(b'r');
+            data.extend_from_slice(&level.to_le_bytes());
+            data.push(b'0');
         }
-        data.push(b'l');
-        data.push(b'r');
-        data.extend_from_slice(&level.to_le_bytes());
-        data.push(b'0');
-    }
-    data.extend_from_slice(b"j\xcf\x07\x00\x00.");
+        data.push(b'j');
+        data.extend_from_slice(&(levels - 1).to_le_bytes());
+        data.push(b'.');
+        data
+    };
+    let data = bomb(1000);
     let started = Instant::now();
     let s = run(&data);
     assert_eq!(s.error, None);
     assert_eq!(s.verdict, ScanVerdict::WeightsOnlyIncompatible); // LIST is not in torch's subset
+    // One level more is over the depth limit, for the scan as for the machine.
+    let data = bomb(1001);
+    let s = run(&data);
+    let e = load(&data).unwrap_err();
+    assert!(matches!(
+        e,
+        PickleError::LimitExceeded {
+            limit: netport_pickle::Limit::Depth,
+            ..
+        }
+    ));
+    assert_eq!(s.error, Some(e));
     // A DUP storm.
     let mut storm = b"\x80\x02N".to_vec();
     storm.extend(std::iter::repeat_n(b'2', 1_000_000));
