@@ -16,6 +16,8 @@
 //!   `torch.load(weights_only=True)` compatibility with torch's predicted
 //!   error, nested payloads to scan recursively.
 //! - [`writer`]: [`write()`](fn@write) a value graph as a protocol-2 pickle.
+//! - [`repr`](mod@repr): Python's `repr` of floats, str and bytes, exactly as
+//!   CPython prints them.
 //! - [`error`]: [`PickleError`], which always names the byte offset and opcode.
 //!
 //! ```
@@ -37,6 +39,7 @@ pub mod error;
 pub mod globals;
 pub mod machine;
 pub mod ops;
+pub mod repr;
 pub mod scan;
 pub mod value;
 pub mod writer;

@@ -1,9 +1,9 @@
 //! The machine: runs the ops of one pickle into an [`Arena`] without
 //! executing or importing anything.
 //!
-//! It runs the shared stack machine ([`engine`](crate::engine), the same one the
-//! [`scan`](crate::scan()) runs, so both fail at the same offset) with every
-//! call made symbolic: GLOBAL/STACK_GLOBAL push [`Value::Global`],
+//! It runs the shared stack machine (the private `engine` module, the same
+//! one the [`scan`](crate::scan()) runs, so both fail at the same offset)
+//! with every call made symbolic: GLOBAL/STACK_GLOBAL push [`Value::Global`],
 //! REDUCE/INST/OBJ push [`Value::Reduce`], NEWOBJ/NEWOBJ_EX push
 //! [`Value::NewObj`], BUILD wraps the object in [`Value::Build`], persistent
 //! ids become [`Value::PersistentId`], EXT1/2/4 [`Value::Ext`], NEXT_BUFFER
