@@ -23,9 +23,16 @@
 //!   back from the memo) the global is named, otherwise it is
 //!   [`GlobalRef::Unresolvable`] (classified [`GlobalClass::Dangerous`]). A
 //!   string that was mutated (BUILD, SETITEMS, ... on it) is no longer a
-//!   literal. EXT1/2/4 give [`GlobalRef::Extension`]: the `copyreg`
-//!   extension registry is empty in CPython, so a code is
-//!   [`GlobalClass::Unknown`].
+//!   literal. EXT1/2/4 give [`GlobalRef::Extension`], classified
+//!   [`GlobalClass::Dangerous`]: the unpickler imports whatever
+//!   `copyreg.add_extension` registered for the code in the loading process
+//!   (empty in a bare CPython, but any imported module can fill it), so the
+//!   pickle alone cannot say what it is.
+//! - Protocols 0 and 1 need no PROTO: GLOBAL + REDUCE, INST (a named global
+//!   called with the items above the MARK) and OBJ (the first item above
+//!   the MARK called with the others) are all calls ([`GlobalUses::called`]).
+//!   [`parses_to_stop`] says cheaply whether a byte slice is a pickle of any
+//!   protocol that reaches STOP.
 //! - Names are mapped from Python 2 like `find_class` (`__builtin__` →
 //!   `builtins`, [`python3_name`]) and classified by [`classify`], which also
 //!   handles dotted names (`os` + `path.join`, `builtins` + `getattr.__call__`):
@@ -216,9 +223,10 @@ pub enum ScanVerdict {
     /// `torch.serialization.add_safe_globals` would be needed
     /// ([`PickleScan::add_safe_globals`]).
     NeedsAllowlist,
-    /// A global is [`GlobalClass::Unknown`] (including extension codes).
+    /// A global is [`GlobalClass::Unknown`].
     Suspicious,
-    /// A global is [`GlobalClass::Dangerous`] or unresolvable.
+    /// A global is [`GlobalClass::Dangerous`], unresolvable, or an extension
+    /// code.
     Dangerous,
 }
 
@@ -479,6 +487,147 @@ pub fn scan(data: &[u8], offset_base: u64, limits: &Limits) -> PickleScan {
     let mut core = Core::new(limits, Scanner::new(data, offset_base));
     run(&mut core, data, limits);
     core.into_domain().finish()
+}
+
+/// Whether `data` starts with a pickle that CPython's unpickler reads up to
+/// its STOP, of any protocol (0 and 1 have no PROTO and may start with any
+/// opcode: `(`, `c`, `}`, `]`, `N`, `I`, `S`, `V`, ...). `Ok` is the offset
+/// just after STOP (where a stacked pickle would start); `Err` is the first
+/// error, with its offset, exactly as [`Machine::load`](crate::Machine::load)
+/// would report it (the same engine, without building values).
+///
+/// Cheap: one pass, no strings copied, one byte per value. A detector can
+/// call it on any file: text that is not a pickle fails within a few bytes
+/// (an unknown opcode byte, a line that is not an argument, a missing STOP).
+/// Note that reaching STOP is not needed for harm: CPython runs each REDUCE,
+/// INST, OBJ, NEWOBJ and BUILD as it reads it, so a pickle that breaks later
+/// has already run what came before; [`scan()`](fn@scan) reports those calls.
+pub fn parses_to_stop(data: &[u8], limits: &Limits) -> Result<u64, PickleError> {
+    let mut ops = Ops::at(data, 0, limits);
+    let mut core = Core::new(limits, Probe::default());
+    loop {
+        let op = ops.read_op()?.ok_or(PickleError::MissingStop {
+            at: At::byte(ops.position()),
+        })?;
+        if core.step(&op)?.is_some() {
+            return Ok(op.end);
+        }
+    }
+}
+
+/// The domain of [`parses_to_stop`]: per value only its kind (the
+/// [`Value::kind`](crate::Value::kind) of the value the machine would
+/// build), which is what STACK_GLOBAL checks, like CPython, and names in its
+/// error.
+#[derive(Default)]
+struct Probe {
+    kinds: Vec<&'static str>,
+}
+
+impl Probe {
+    fn kind(&self, id: Id) -> &'static str {
+        self.kinds.get(id as usize).copied().unwrap_or("unknown")
+    }
+
+    fn set(&mut self, id: Id, kind: &'static str) {
+        if let Some(k) = self.kinds.get_mut(id as usize) {
+            *k = kind;
+        }
+    }
+}
+
+impl<'a> Domain<'a> for Probe {
+    type Value = &'static str;
+
+    fn store(&mut self, kind: &'static str) {
+        self.kinds.push(kind);
+    }
+
+    fn take(&mut self, id: Id) -> &'static str {
+        self.kind(id)
+    }
+
+    fn protocol(&mut self, _version: u8) {}
+
+    fn literal(&mut self, op: &Op<'a>) -> &'static str {
+        use Opcode::*;
+        match (op.opcode, &op.arg) {
+            (NONE, _) => "None",
+            (NEWTRUE | NEWFALSE, _) | (_, Arg::Bool(_)) => "bool",
+            (_, Arg::Int(_) | Arg::Long(_)) => "int",
+            (_, Arg::Float(_)) => "float",
+            (STRING | BINSTRING | SHORT_BINSTRING, Arg::Bytes(b)) => {
+                if std::str::from_utf8(b).is_ok() {
+                    "str"
+                } else {
+                    "bytes"
+                }
+            }
+            (BYTEARRAY8, _) => "bytearray",
+            (_, Arg::Bytes(_)) => "bytes",
+            (_, Arg::Str(_)) => "str",
+            (EMPTY_LIST, _) => "list",
+            (EMPTY_TUPLE, _) => "tuple",
+            (EMPTY_DICT, _) => "dict",
+            (EMPTY_SET, _) => "set",
+            (NEXT_BUFFER, _) => "out-of-band buffer",
+            _ => "unknown",
+        }
+    }
+
+    fn sequence(&mut self, kind: Seq, _items: Vec<Id>) -> &'static str {
+        match kind {
+            Seq::List => "list",
+            Seq::Tuple => "tuple",
+            Seq::FrozenSet => "frozenset",
+        }
+    }
+
+    fn dict(&mut self, _pairs: Vec<(Id, Id)>) -> &'static str {
+        "dict"
+    }
+
+    fn persistent_id(&mut self, _at: At, _pid: Id) -> &'static str {
+        "persistent id"
+    }
+
+    fn global(&mut self, _at: At, _module: &str, _name: &str) -> &'static str {
+        "global"
+    }
+
+    fn stack_global(&mut self, at: At, module: Id, name: Id) -> Result<&'static str, PickleError> {
+        match (self.kind(module), self.kind(name)) {
+            ("str", "str") => Ok("global"),
+            (module, name) => Err(PickleError::UnresolvableGlobal { at, module, name }),
+        }
+    }
+
+    fn extension(&mut self, _at: At, _code: u32) -> &'static str {
+        "extension"
+    }
+
+    fn call(&mut self, _: At, kind: Call, _: Id, _: Id, _: Option<Id>) -> &'static str {
+        match kind {
+            Call::Reduce | Call::Inst | Call::Obj => "reduce",
+            Call::NewObj | Call::NewObjEx => "newobj",
+        }
+    }
+
+    fn extend(&mut self, _at: At, kind: Extend, target: Id, items: Vec<Id>, moved: Option<Id>) {
+        if items.is_empty() || moved.is_none() {
+            return;
+        }
+        let wrapper = match kind {
+            Extend::Append | Extend::Appends => "appends",
+            Extend::SetItem | Extend::SetItems => "setitems",
+            Extend::AddItems => "additems",
+        };
+        self.set(target, wrapper);
+    }
+
+    fn build(&mut self, _at: At, target: Id, _state: Id, _moved: Id) {
+        self.set(target, "build");
+    }
 }
 
 /// `torch`'s rendering of a global in its messages: `builtins.X` is `X`.
@@ -882,8 +1031,8 @@ impl<'a> Scanner<'a> {
                     ),
                     GlobalRef::Extension { .. } => (
                         None,
-                        GlobalClass::Unknown,
-                        "copyreg extension code: resolvable only through the process's extension registry, empty by default",
+                        GlobalClass::Dangerous,
+                        "copyreg extension code: the unpickler imports whatever `copyreg.add_extension` registered for it in the loading process, which any imported module can fill; it cannot be named from the pickle",
                     ),
                 };
                 let i = self.findings.len();

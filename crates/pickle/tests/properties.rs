@@ -12,7 +12,7 @@ mod cpython;
 use netport_pickle::value::int_from_le_signed;
 use netport_pickle::{
     Arena, GlobalRef, Limits, Machine, Ops, PickleError, PickleScan, Value, ValueId, classify,
-    load, scan, write,
+    load, parses_to_stop, scan, write,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -351,6 +351,11 @@ proptest! {
 fn machine_and_scan_agree(data: &[u8], limits: &Limits) -> Result<bool, TestCaseError> {
     let m = Machine::new(limits.clone()).load(data, 0);
     let s = scan(data, 0, limits);
+    // The detector's probe is the machine without values.
+    prop_assert_eq!(
+        parses_to_stop(data, limits),
+        m.as_ref().map(|p| p.end).map_err(Clone::clone)
+    );
     match m {
         Ok(p) => {
             prop_assert_eq!(&s.error, &None);
