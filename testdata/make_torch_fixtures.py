@@ -1146,8 +1146,8 @@ def any_protocol_files(records):
         name = {b"\x82": "ext1", b"\x83": "ext2", b"\x84": "ext4"}[op]
         files.append((f"{name}_reduce.pt", P2 + op + code + cmd + b"\x85R.",
                       f"protocol 2: {name.upper()} code 1 (a global looked up in copyreg's extension "
-                      "registry at load time, empty unless the loading process registered codes) + REDUCE(cmd)",
-                      "suspicious-unknown"))
+                      "registry at load time: empty by default, but any imported module can register what a "
+                      "code loads) + REDUCE(cmd)", "dangerous"))
     legacy = (OUT / "legacy.pt").read_bytes()
     first_end = legacy.index(b".") + 1  # the magic-number pickle: PROTO 2, LONG1, STOP
     assert legacy[:2] == b"\x80\x02" and first_end < 20

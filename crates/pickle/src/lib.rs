@@ -14,8 +14,11 @@
 //! - [`scan`](mod@scan): [`scan()`](fn@scan) one pickle for a safety verdict: every
 //!   global (resolved through stack and memo) with its offset and class,
 //!   `torch.load(weights_only=True)` compatibility with torch's predicted
-//!   error, nested payloads to scan recursively.
+//!   error, nested payloads to scan recursively; [`parses_to_stop`]: is
+//!   this byte slice a pickle (any protocol) that reaches STOP?
 //! - [`writer`]: [`write()`](fn@write) a value graph as a protocol-2 pickle.
+//! - [`repr`](mod@repr): Python's `repr` of floats, str and bytes, exactly as
+//!   CPython prints them.
 //! - [`error`]: [`PickleError`], which always names the byte offset and opcode.
 //!
 //! ```
@@ -32,10 +35,12 @@
 
 #![deny(missing_docs)]
 
+mod engine;
 pub mod error;
 pub mod globals;
 pub mod machine;
 pub mod ops;
+pub mod repr;
 pub mod scan;
 pub mod value;
 pub mod writer;
@@ -46,7 +51,7 @@ pub use machine::{Limits, Machine, Pickle, load};
 pub use ops::{Arg, Op, Opcode, Ops};
 pub use scan::{
     Blocker, BlockerKind, GlobalFinding, GlobalRef, GlobalUses, NestedKind, NestedPayload,
-    PayloadEncoding, PayloadSource, PickleScan, ScanVerdict, WeightsOnly, scan,
+    PayloadEncoding, PayloadSource, PickleScan, ScanVerdict, WeightsOnly, parses_to_stop, scan,
 };
 pub use value::{Arena, BigInt, Value, ValueId};
 pub use writer::write;

@@ -8,8 +8,11 @@
 //!
 //! # How it reads
 //!
-//! A symbolic run of CPython's C unpickler (the same stack, MARK and memo
-//! rules as [`Machine`](crate::Machine)), where each stack slot knows only
+//! A symbolic run of CPython's C unpickler on the engine the
+//! [`Machine`](crate::Machine) runs (one stack, MARK, memo and [`Limits`]
+//! implementation: both fail on the same pickles at the same offset with the
+//! same error, except that a STACK_GLOBAL of non-strings is a finding here
+//! and an error there), where each stack slot knows only
 //! what a scanner needs: literal strings (with the byte range they came
 //! from), literal bytes, tuples (their items), globals, and the Python type
 //! of everything else. Work is linear in the input: each opcode pushes at
@@ -20,9 +23,16 @@
 //!   back from the memo) the global is named, otherwise it is
 //!   [`GlobalRef::Unresolvable`] (classified [`GlobalClass::Dangerous`]). A
 //!   string that was mutated (BUILD, SETITEMS, ... on it) is no longer a
-//!   literal. EXT1/2/4 give [`GlobalRef::Extension`]: the `copyreg`
-//!   extension registry is empty in CPython, so a code is
-//!   [`GlobalClass::Unknown`].
+//!   literal. EXT1/2/4 give [`GlobalRef::Extension`], classified
+//!   [`GlobalClass::Dangerous`]: the unpickler imports whatever
+//!   `copyreg.add_extension` registered for the code in the loading process
+//!   (empty in a bare CPython, but any imported module can fill it), so the
+//!   pickle alone cannot say what it is.
+//! - Protocols 0 and 1 need no PROTO: GLOBAL + REDUCE, INST (a named global
+//!   called with the items above the MARK) and OBJ (the first item above
+//!   the MARK called with the others) are all calls ([`GlobalUses::called`]).
+//!   [`parses_to_stop`] says cheaply whether a byte slice is a pickle of any
+//!   protocol that reaches STOP.
 //! - Names are mapped from Python 2 like `find_class` (`__builtin__` →
 //!   `builtins`, [`python3_name`]) and classified by [`classify`], which also
 //!   handles dotted names (`os` + `path.join`, `builtins` + `getattr.__call__`):
@@ -66,7 +76,8 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::ops::Range;
 
-use crate::error::{At, Limit, PickleError};
+use crate::engine::{Call, Core, Domain, Extend, Id, Seq};
+use crate::error::{At, PickleError};
 use crate::globals::{ALLOWED, GlobalClass, Names, classify, python3_name};
 use crate::machine::Limits;
 use crate::ops::{Arg, Op, Opcode, Ops};
@@ -212,9 +223,10 @@ pub enum ScanVerdict {
     /// `torch.serialization.add_safe_globals` would be needed
     /// ([`PickleScan::add_safe_globals`]).
     NeedsAllowlist,
-    /// A global is [`GlobalClass::Unknown`] (including extension codes).
+    /// A global is [`GlobalClass::Unknown`].
     Suspicious,
-    /// A global is [`GlobalClass::Dangerous`] or unresolvable.
+    /// A global is [`GlobalClass::Dangerous`], unresolvable, or an extension
+    /// code.
     Dangerous,
 }
 
@@ -472,9 +484,150 @@ impl WeightsOnly {
 /// Never panics; a broken pickle gives what was found before the break and
 /// [`PickleScan::error`].
 pub fn scan(data: &[u8], offset_base: u64, limits: &Limits) -> PickleScan {
-    let mut s = Scanner::new(data, offset_base, limits);
-    s.run();
-    s.finish()
+    let mut core = Core::new(limits, Scanner::new(data, offset_base));
+    run(&mut core, data, limits);
+    core.into_domain().finish()
+}
+
+/// Whether `data` starts with a pickle that CPython's unpickler reads up to
+/// its STOP, of any protocol (0 and 1 have no PROTO and may start with any
+/// opcode: `(`, `c`, `}`, `]`, `N`, `I`, `S`, `V`, ...). `Ok` is the offset
+/// just after STOP (where a stacked pickle would start); `Err` is the first
+/// error, with its offset, exactly as [`Machine::load`](crate::Machine::load)
+/// would report it (the same engine, without building values).
+///
+/// Cheap: one pass, no strings copied, one byte per value. A detector can
+/// call it on any file: text that is not a pickle fails within a few bytes
+/// (an unknown opcode byte, a line that is not an argument, a missing STOP).
+/// Note that reaching STOP is not needed for harm: CPython runs each REDUCE,
+/// INST, OBJ, NEWOBJ and BUILD as it reads it, so a pickle that breaks later
+/// has already run what came before; [`scan()`](fn@scan) reports those calls.
+pub fn parses_to_stop(data: &[u8], limits: &Limits) -> Result<u64, PickleError> {
+    let mut ops = Ops::at(data, 0, limits);
+    let mut core = Core::new(limits, Probe::default());
+    loop {
+        let op = ops.read_op()?.ok_or(PickleError::MissingStop {
+            at: At::byte(ops.position()),
+        })?;
+        if core.step(&op)?.is_some() {
+            return Ok(op.end);
+        }
+    }
+}
+
+/// The domain of [`parses_to_stop`]: per value only its kind (the
+/// [`Value::kind`](crate::Value::kind) of the value the machine would
+/// build), which is what STACK_GLOBAL checks, like CPython, and names in its
+/// error.
+#[derive(Default)]
+struct Probe {
+    kinds: Vec<&'static str>,
+}
+
+impl Probe {
+    fn kind(&self, id: Id) -> &'static str {
+        self.kinds.get(id as usize).copied().unwrap_or("unknown")
+    }
+
+    fn set(&mut self, id: Id, kind: &'static str) {
+        if let Some(k) = self.kinds.get_mut(id as usize) {
+            *k = kind;
+        }
+    }
+}
+
+impl<'a> Domain<'a> for Probe {
+    type Value = &'static str;
+
+    fn store(&mut self, kind: &'static str) {
+        self.kinds.push(kind);
+    }
+
+    fn take(&mut self, id: Id) -> &'static str {
+        self.kind(id)
+    }
+
+    fn protocol(&mut self, _version: u8) {}
+
+    fn literal(&mut self, op: &Op<'a>) -> &'static str {
+        use Opcode::*;
+        match (op.opcode, &op.arg) {
+            (NONE, _) => "None",
+            (NEWTRUE | NEWFALSE, _) | (_, Arg::Bool(_)) => "bool",
+            (_, Arg::Int(_) | Arg::Long(_)) => "int",
+            (_, Arg::Float(_)) => "float",
+            (STRING | BINSTRING | SHORT_BINSTRING, Arg::Bytes(b)) => {
+                if std::str::from_utf8(b).is_ok() {
+                    "str"
+                } else {
+                    "bytes"
+                }
+            }
+            (BYTEARRAY8, _) => "bytearray",
+            (_, Arg::Bytes(_)) => "bytes",
+            (_, Arg::Str(_)) => "str",
+            (EMPTY_LIST, _) => "list",
+            (EMPTY_TUPLE, _) => "tuple",
+            (EMPTY_DICT, _) => "dict",
+            (EMPTY_SET, _) => "set",
+            (NEXT_BUFFER, _) => "out-of-band buffer",
+            _ => "unknown",
+        }
+    }
+
+    fn sequence(&mut self, kind: Seq, _items: Vec<Id>) -> &'static str {
+        match kind {
+            Seq::List => "list",
+            Seq::Tuple => "tuple",
+            Seq::FrozenSet => "frozenset",
+        }
+    }
+
+    fn dict(&mut self, _pairs: Vec<(Id, Id)>) -> &'static str {
+        "dict"
+    }
+
+    fn persistent_id(&mut self, _at: At, _pid: Id) -> &'static str {
+        "persistent id"
+    }
+
+    fn global(&mut self, _at: At, _module: &str, _name: &str) -> &'static str {
+        "global"
+    }
+
+    fn stack_global(&mut self, at: At, module: Id, name: Id) -> Result<&'static str, PickleError> {
+        match (self.kind(module), self.kind(name)) {
+            ("str", "str") => Ok("global"),
+            (module, name) => Err(PickleError::UnresolvableGlobal { at, module, name }),
+        }
+    }
+
+    fn extension(&mut self, _at: At, _code: u32) -> &'static str {
+        "extension"
+    }
+
+    fn call(&mut self, _: At, kind: Call, _: Id, _: Id, _: Option<Id>) -> &'static str {
+        match kind {
+            Call::Reduce | Call::Inst | Call::Obj => "reduce",
+            Call::NewObj | Call::NewObjEx => "newobj",
+        }
+    }
+
+    fn extend(&mut self, _at: At, kind: Extend, target: Id, items: Vec<Id>, moved: Option<Id>) {
+        if items.is_empty() || moved.is_none() {
+            return;
+        }
+        let wrapper = match kind {
+            Extend::Append | Extend::Appends => "appends",
+            Extend::SetItem | Extend::SetItems => "setitems",
+            Extend::AddItems => "additems",
+        };
+        self.set(target, wrapper);
+    }
+
+    fn build(&mut self, _at: At, target: Id, _state: Id, _moved: Id) {
+        self.set(target, "build");
+    }
 }
 
 /// `torch`'s rendering of a global in its messages: `builtins.X` is `X`.
@@ -627,31 +780,17 @@ struct Src {
     exact: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallKind {
-    Reduce,
-    NewObj,
-    NewObjEx,
-    Inst,
-    Obj,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum BlockerKey {
     Opcode(u8),
     Other(BlockerKind, String),
 }
 
-struct Scanner<'a, 'l> {
+/// The scan's [`Domain`]: symbolic values ([`Sym`]), findings, blockers.
+struct Scanner<'a> {
     data: &'a [u8],
     base: u64,
-    limits: &'l Limits,
-    ops: Ops<'a>,
     syms: Vec<Sym<'a>>,
-    stack: Vec<u32>,
-    marks: Vec<usize>,
-    memo: HashMap<u64, u32>,
-    work: u64,
     histogram: [u64; 256],
     protocol: Option<u8>,
     stop: Option<u64>,
@@ -669,20 +808,64 @@ struct Scanner<'a, 'l> {
     linear: bool,
 }
 
-type Step = Result<bool, PickleError>;
+/// Run the pickle at the start of `data` through the shared engine, then
+/// (after an engine error) without a stack up to STOP.
+fn run<'a>(core: &mut Core<'_, 'a, Scanner<'a>>, data: &'a [u8], limits: &Limits) {
+    let mut ops = Ops::at(data, 0, limits);
+    loop {
+        let s = &mut core.domain;
+        let pos = ops.position();
+        let op = match ops.read_op() {
+            Ok(Some(op)) => op,
+            Ok(None) => {
+                s.fail(PickleError::MissingStop { at: At::byte(pos) });
+                return;
+            }
+            Err(e) => {
+                // torch checks the opcode byte before reading its argument.
+                if let Some(&byte) = data.get(pos as usize) {
+                    s.wo_opcode(pos, byte);
+                }
+                s.fail(e);
+                return;
+            }
+        };
+        s.histogram[op.opcode as usize] += 1;
+        if s.linear {
+            if s.linear_step(&op) {
+                return;
+            }
+            continue;
+        }
+        s.wo_opcode(op.offset, op.opcode as u8);
+        let result = core.step(&op);
+        let s = &mut core.domain;
+        match result {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                s.stop = Some(op.offset.saturating_add(s.base));
+                s.end = Some(op.end.saturating_add(s.base));
+                return;
+            }
+            Err(e) => {
+                s.fail(e);
+                if op.opcode == Opcode::STOP {
+                    s.stop = Some(op.offset.saturating_add(s.base));
+                    s.end = Some(op.end.saturating_add(s.base));
+                    return;
+                }
+                s.linear = true;
+            }
+        }
+    }
+}
 
-impl<'a, 'l> Scanner<'a, 'l> {
-    fn new(data: &'a [u8], base: u64, limits: &'l Limits) -> Self {
+impl<'a> Scanner<'a> {
+    fn new(data: &'a [u8], base: u64) -> Self {
         Scanner {
             data,
             base,
-            limits,
-            ops: Ops::at(data, 0, limits),
             syms: Vec::new(),
-            stack: Vec::new(),
-            marks: Vec::new(),
-            memo: HashMap::new(),
-            work: 0,
             histogram: [0; 256],
             protocol: None,
             stop: None,
@@ -696,52 +879,6 @@ impl<'a, 'l> Scanner<'a, 'l> {
             omitted: 0,
             wo_dead: false,
             linear: false,
-        }
-    }
-
-    fn run(&mut self) {
-        loop {
-            let pos = self.ops.position();
-            let op = match self.ops.read_op() {
-                Ok(Some(op)) => op,
-                Ok(None) => {
-                    self.fail(PickleError::MissingStop { at: At::byte(pos) });
-                    return;
-                }
-                Err(e) => {
-                    // torch checks the opcode byte before reading its argument.
-                    if let Some(&byte) = self.data.get(pos as usize) {
-                        self.wo_opcode(pos, byte);
-                    }
-                    self.fail(e);
-                    return;
-                }
-            };
-            self.histogram[op.opcode as usize] += 1;
-            if self.linear {
-                if self.linear_step(&op) {
-                    return;
-                }
-                continue;
-            }
-            self.wo_opcode(op.offset, op.opcode as u8);
-            match self.step(&op) {
-                Ok(false) => {}
-                Ok(true) => {
-                    self.stop = Some(op.offset.saturating_add(self.base));
-                    self.end = Some(op.end.saturating_add(self.base));
-                    return;
-                }
-                Err(e) => {
-                    self.fail(e);
-                    if op.opcode == Opcode::STOP {
-                        self.stop = Some(op.offset.saturating_add(self.base));
-                        self.end = Some(op.end.saturating_add(self.base));
-                        return;
-                    }
-                    self.linear = true;
-                }
-            }
         }
     }
 
@@ -894,8 +1031,8 @@ impl<'a, 'l> Scanner<'a, 'l> {
                     ),
                     GlobalRef::Extension { .. } => (
                         None,
-                        GlobalClass::Unknown,
-                        "copyreg extension code: resolvable only through the process's extension registry, empty by default",
+                        GlobalClass::Dangerous,
+                        "copyreg extension code: the unpickler imports whatever `copyreg.add_extension` registered for it in the loading process, which any imported module can fill; it cannot be named from the pickle",
                     ),
                 };
                 let i = self.findings.len();
@@ -1042,72 +1179,6 @@ impl<'a, 'l> Scanner<'a, 'l> {
         }
     }
 
-    fn charge(&mut self, at: At, units: u64) -> Result<(), PickleError> {
-        self.work = self.work.saturating_add(units);
-        if self.work > self.limits.max_work {
-            return Err(PickleError::LimitExceeded {
-                at,
-                limit: Limit::Work,
-                value: self.work,
-                max: self.limits.max_work,
-            });
-        }
-        Ok(())
-    }
-
-    fn alloc(&mut self, at: At, sym: Sym<'a>) -> Result<u32, PickleError> {
-        let max = self.limits.max_nodes.min(u32::MAX as usize);
-        if self.syms.len() >= max {
-            return Err(PickleError::LimitExceeded {
-                at,
-                limit: Limit::Nodes,
-                value: self.syms.len() as u64 + 1,
-                max: max as u64,
-            });
-        }
-        self.syms.push(sym);
-        Ok((self.syms.len() - 1) as u32)
-    }
-
-    fn push(&mut self, at: At, sym: Sym<'a>) -> Result<(), PickleError> {
-        let id = self.alloc(at, sym)?;
-        self.stack.push(id);
-        Ok(())
-    }
-
-    fn fence(&self) -> usize {
-        self.marks.last().copied().unwrap_or(0)
-    }
-
-    fn pop(&mut self, at: At) -> Result<u32, PickleError> {
-        if self.stack.len() <= self.fence() {
-            return Err(PickleError::StackUnderflow { at });
-        }
-        self.stack.pop().ok_or(PickleError::StackUnderflow { at })
-    }
-
-    fn top(&self, at: At) -> Result<u32, PickleError> {
-        if self.stack.len() <= self.fence() {
-            return Err(PickleError::StackUnderflow { at });
-        }
-        self.stack
-            .last()
-            .copied()
-            .ok_or(PickleError::StackUnderflow { at })
-    }
-
-    fn pop_mark(&mut self, at: At) -> Result<usize, PickleError> {
-        let m = self.marks.pop().ok_or(PickleError::MissingMark { at })?;
-        Ok(m.min(self.stack.len()))
-    }
-
-    fn take_marked(&mut self, at: At) -> Result<Vec<u32>, PickleError> {
-        let m = self.pop_mark(at)?;
-        let items = self.stack.split_off(m);
-        self.charge(at, items.len() as u64)?;
-        Ok(items)
-    }
-
     fn src_of(op: &Op<'_>, borrowed_len: Option<usize>) -> Src {
         match borrowed_len {
             Some(len) => {
@@ -1152,393 +1223,6 @@ impl<'a, 'l> Scanner<'a, 'l> {
         if built && let Some(f) = mark {
             self.findings[f].uses.built = true;
         }
-    }
-
-    fn memo_put(&mut self, at: At, index: u64) -> Result<(), PickleError> {
-        let top = self.top(at)?;
-        let len = self.memo.len();
-        match self.memo.entry(index) {
-            Entry::Occupied(mut e) => {
-                e.insert(top);
-            }
-            Entry::Vacant(e) => {
-                if len >= self.limits.max_memo {
-                    return Err(PickleError::LimitExceeded {
-                        at,
-                        limit: Limit::Memo,
-                        value: len as u64 + 1,
-                        max: self.limits.max_memo as u64,
-                    });
-                }
-                e.insert(top);
-            }
-        }
-        Ok(())
-    }
-
-    fn step(&mut self, op: &Op<'a>) -> Step {
-        use Opcode::*;
-        let at = op.at();
-        self.charge(at, 1)?;
-        match (op.opcode, &op.arg) {
-            (PROTO, Arg::Uint(v)) => {
-                let version = (*v).min(255) as u8;
-                if version > 5 {
-                    return Err(PickleError::UnsupportedProtocol { at, version });
-                }
-                self.protocol.get_or_insert(version);
-            }
-            (FRAME, _) => {}
-            (STOP, _) => {
-                self.pop(at)?;
-                return Ok(true);
-            }
-            (MARK, _) => {
-                if self.marks.len() >= self.limits.max_depth {
-                    return Err(PickleError::LimitExceeded {
-                        at,
-                        limit: Limit::Depth,
-                        value: self.marks.len() as u64 + 1,
-                        max: self.limits.max_depth as u64,
-                    });
-                }
-                self.marks.push(self.stack.len());
-            }
-            (POP, _) => {
-                if self.marks.last() == Some(&self.stack.len()) {
-                    self.marks.pop();
-                } else {
-                    self.pop(at)?;
-                }
-            }
-            (POP_MARK, _) => {
-                let m = self.pop_mark(at)?;
-                self.stack.truncate(m);
-            }
-            (DUP, _) => {
-                let top = self.top(at)?;
-                self.stack.push(top);
-            }
-            (NONE, _) => self.push(at, Sym::Val(NONE_T))?,
-            (NEWTRUE | NEWFALSE, _) | (_, Arg::Bool(_)) => self.push(at, Sym::Val(BOOL_T))?,
-            (_, Arg::Int(v)) => self.push(at, Sym::Int(*v))?,
-            (_, Arg::Long(_)) => self.push(at, Sym::Val(INT_T))?,
-            (_, Arg::Float(_)) => self.push(at, Sym::Val(FLOAT_T))?,
-            (STRING | BINSTRING | SHORT_BINSTRING, Arg::Bytes(b)) => {
-                let borrowed = matches!(b, Cow::Borrowed(_)).then_some(b.len());
-                let src = Self::src_of(op, borrowed);
-                let sym = match b {
-                    Cow::Borrowed(s) => match std::str::from_utf8(s) {
-                        Ok(t) => Some(Sym::Str {
-                            text: Cow::Borrowed(t),
-                            src: src.clone(),
-                        }),
-                        Err(_) => None,
-                    },
-                    Cow::Owned(v) => match std::str::from_utf8(v) {
-                        Ok(t) => Some(Sym::Str {
-                            text: Cow::Owned(t.to_owned()),
-                            src: src.clone(),
-                        }),
-                        Err(_) => None,
-                    },
-                };
-                let sym = match sym {
-                    Some(s) => s,
-                    None => {
-                        if op.opcode == SHORT_BINSTRING {
-                            self.block(
-                                at,
-                                BlockerKind::StringNotUtf8,
-                                "a Python 2 string is not UTF-8 (torch decodes it as UTF-8)".into(),
-                                None,
-                            );
-                        }
-                        Sym::Bytes {
-                            ty: BYTES_T,
-                            src: Some((src, PayloadEncoding::Bytes)),
-                        }
-                    }
-                };
-                self.push(at, sym)?;
-            }
-            (_, Arg::Bytes(b)) => {
-                let borrowed = matches!(b, Cow::Borrowed(_)).then_some(b.len());
-                let src = Self::src_of(op, borrowed);
-                let ty = if op.opcode == BYTEARRAY8 {
-                    BYTEARRAY_T
-                } else {
-                    BYTES_T
-                };
-                self.push(
-                    at,
-                    Sym::Bytes {
-                        ty,
-                        src: Some((src, PayloadEncoding::Bytes)),
-                    },
-                )?;
-            }
-            (PERSID, Arg::Str(_)) => self.push(at, Sym::Val(STORAGE_T))?,
-            (_, Arg::Str(s)) => {
-                let borrowed = matches!(s, Cow::Borrowed(_)).then_some(s.len());
-                let src = Self::src_of(op, borrowed);
-                self.push(
-                    at,
-                    Sym::Str {
-                        text: s.clone(),
-                        src,
-                    },
-                )?;
-            }
-            (BINPERSID, _) => {
-                let pid = self.pop(at)?;
-                self.wo_persistent_id(at, pid);
-                self.push(at, Sym::Val(STORAGE_T))?;
-            }
-            (NEXT_BUFFER, _) => self.push(at, Sym::Val(Ty::Py("pickle.PickleBuffer")))?,
-            (READONLY_BUFFER, _) => {
-                self.top(at)?;
-            }
-            (EMPTY_LIST, _) => self.push(at, Sym::Val(LIST_T))?,
-            (EMPTY_TUPLE, _) => self.push(at, Sym::Tuple(Vec::new()))?,
-            (EMPTY_DICT, _) => self.push(at, Sym::Val(DICT_T))?,
-            (EMPTY_SET, _) => self.push(at, Sym::Val(SET_T))?,
-            (LIST, _) => {
-                self.take_marked(at)?;
-                self.push(at, Sym::Val(LIST_T))?;
-            }
-            (TUPLE, _) => {
-                let items = self.take_marked(at)?;
-                self.push(at, Sym::Tuple(items))?;
-            }
-            (FROZENSET, _) => {
-                self.take_marked(at)?;
-                self.push(at, Sym::Val(FROZENSET_T))?;
-            }
-            (DICT, _) => {
-                let items = self.take_marked(at)?;
-                if items.len() % 2 != 0 {
-                    return Err(PickleError::OddItems {
-                        at,
-                        count: items.len() as u64,
-                    });
-                }
-                self.push(at, Sym::Val(DICT_T))?;
-            }
-            (TUPLE1 | TUPLE2 | TUPLE3, _) => {
-                let n = match op.opcode {
-                    TUPLE1 => 1,
-                    TUPLE2 => 2,
-                    _ => 3,
-                };
-                if self.stack.len() < self.fence() + n {
-                    return Err(PickleError::StackUnderflow { at });
-                }
-                let items = self.stack.split_off(self.stack.len() - n);
-                self.charge(at, n as u64)?;
-                self.push(at, Sym::Tuple(items))?;
-            }
-            (APPEND, _) => {
-                if self.stack.is_empty() {
-                    return Err(PickleError::StackUnderflow { at });
-                }
-                let x = self.stack.len() - 1;
-                self.append_like(at, x, "APPEND")?;
-            }
-            (APPENDS, _) => {
-                let x = self.pop_mark(at)?;
-                self.append_like(at, x, "APPENDS")?;
-            }
-            (SETITEM, _) => {
-                if self.stack.len() < 2 {
-                    return Err(PickleError::StackUnderflow { at });
-                }
-                let x = self.stack.len() - 2;
-                self.setitems(at, x, "SETITEM")?;
-            }
-            (SETITEMS, _) => {
-                let x = self.pop_mark(at)?;
-                self.setitems(at, x, "SETITEMS")?;
-            }
-            (ADDITEMS, _) => {
-                let x = self.pop_mark(at)?;
-                let len = self.stack.len();
-                if x > len || x <= self.fence() {
-                    return Err(PickleError::StackUnderflow { at });
-                }
-                if x < len {
-                    let target = self.stack[x - 1];
-                    self.charge(at, (len - x) as u64)?;
-                    self.stack.truncate(x);
-                    if self.sym_ty(target) != SET_T {
-                        self.mutated(target, false);
-                    }
-                }
-            }
-            (GLOBAL, Arg::Global { module, name }) => {
-                let sym = self.named_global(at, module, name);
-                self.push(at, sym)?;
-            }
-            (STACK_GLOBAL, _) => {
-                let name = self.pop(at)?;
-                let module = self.pop(at)?;
-                let sym = match (&self.syms[module as usize], &self.syms[name as usize]) {
-                    (Sym::Str { text: m, .. }, Sym::Str { text: n, .. }) => {
-                        let (m, n) = (m.clone(), n.clone());
-                        self.named_global(at, &m, &n)
-                    }
-                    _ => {
-                        let reference = GlobalRef::Unresolvable {
-                            module: self.kind_name(module),
-                            name: self.kind_name(name),
-                        };
-                        let finding = self.find(at, reference, false);
-                        Sym::Opaque { finding }
-                    }
-                };
-                self.push(at, sym)?;
-            }
-            (INST, Arg::Global { module, name }) => {
-                let items = self.take_marked(at)?;
-                let sym = self.named_global(at, module, name);
-                let callable = self.alloc(at, sym)?;
-                let result = self.call(at, callable, &items, CallKind::Inst);
-                self.push(at, result)?;
-            }
-            (OBJ, _) => {
-                let items = self.take_marked(at)?;
-                let Some((&callable, args)) = items.split_first() else {
-                    return Err(PickleError::StackUnderflow { at });
-                };
-                let result = self.call(at, callable, args, CallKind::Obj);
-                self.push(at, result)?;
-            }
-            (REDUCE | NEWOBJ | NEWOBJ_EX, _) => {
-                if op.opcode == NEWOBJ_EX {
-                    self.pop(at)?;
-                }
-                let args = self.pop(at)?;
-                let callable = self.pop(at)?;
-                let items = match &self.syms[args as usize] {
-                    Sym::Tuple(items) => items.clone(),
-                    _ => Vec::new(),
-                };
-                let kind = match op.opcode {
-                    REDUCE => CallKind::Reduce,
-                    NEWOBJ => CallKind::NewObj,
-                    _ => CallKind::NewObjEx,
-                };
-                let result = self.call(at, callable, &items, kind);
-                self.push(at, result)?;
-            }
-            (BUILD, _) => {
-                let _state = self.pop(at)?;
-                let target = self.top(at)?;
-                self.wo_build(at, target);
-                self.mutated(target, true);
-            }
-            (EXT1 | EXT2 | EXT4, Arg::Uint(code)) => {
-                let signed = if op.opcode == EXT4 {
-                    i64::from(*code as u32 as i32)
-                } else {
-                    *code as i64
-                };
-                if signed <= 0 {
-                    return Err(PickleError::BadExtensionCode { at, code: signed });
-                }
-                let finding = self.find(
-                    at,
-                    GlobalRef::Extension {
-                        code: signed as u32,
-                    },
-                    false,
-                );
-                self.push(at, Sym::Opaque { finding })?;
-            }
-            (GET | BINGET | LONG_BINGET, Arg::Memo(i)) => {
-                self.charge(at, 1)?;
-                let id = *self
-                    .memo
-                    .get(i)
-                    .ok_or(PickleError::MemoMissing { at, index: *i })?;
-                self.stack.push(id);
-            }
-            (PUT | BINPUT | LONG_BINPUT, Arg::Memo(i)) => self.memo_put(at, *i)?,
-            (MEMOIZE, _) => self.memo_put(at, self.memo.len() as u64)?,
-            (opcode, arg) => {
-                return Err(PickleError::BadArgument {
-                    at,
-                    reason: format!("unexpected argument {arg:?} for {}", opcode.name()),
-                });
-            }
-        }
-        Ok(false)
-    }
-
-    fn append_like(&mut self, at: At, x: usize, what: &str) -> Result<(), PickleError> {
-        let len = self.stack.len();
-        if x > len || x <= self.fence() {
-            return Err(PickleError::StackUnderflow { at });
-        }
-        let target = self.stack[x - 1];
-        let ty = self.sym_ty(target);
-        if !matches!(ty, Ty::Unknown) && ty != LIST_T {
-            self.block(
-                at,
-                BlockerKind::Append,
-                format!("{what} on a {} (torch only appends to lists)", ty.name()),
-                ty.render()
-                    .map(|t| format!("Can only append to lists, but got {t}")),
-            );
-        }
-        if x < len {
-            self.charge(at, (len - x) as u64)?;
-            self.stack.truncate(x);
-            if ty != LIST_T {
-                self.mutated(target, false);
-            }
-        }
-        Ok(())
-    }
-
-    fn setitems(&mut self, at: At, x: usize, what: &str) -> Result<(), PickleError> {
-        let len = self.stack.len();
-        if x > len || x <= self.fence() {
-            return Err(PickleError::StackUnderflow { at });
-        }
-        if (len - x) % 2 != 0 {
-            return Err(PickleError::OddItems {
-                at,
-                count: (len - x) as u64,
-            });
-        }
-        let target = self.stack[x - 1];
-        let ty = self.sym_ty(target);
-        let ok = match ty {
-            Ty::Py(n) => SETITEM_OK.contains(&n),
-            Ty::Other => false,
-            Ty::Unknown => true,
-        };
-        if !ok {
-            self.block(
-                at,
-                BlockerKind::SetItem,
-                format!("{what} on a {} (torch only sets items of dicts)", ty.name()),
-                ty.render().map(|t| {
-                    format!(
-                        "Can only {what} for dict, collections.OrderedDict, collections.Counter, but got {t}"
-                    )
-                }),
-            );
-        }
-        if x < len {
-            self.charge(at, (len - x) as u64)?;
-            self.stack.truncate(x);
-            if !matches!(ty, Ty::Py(n) if SETITEM_OK.contains(&n)) {
-                self.mutated(target, false);
-            }
-        }
-        Ok(())
     }
 
     fn wo_build(&mut self, at: At, target: u32) {
@@ -1609,7 +1293,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
 
     /// A call (REDUCE, NEWOBJ, INST, OBJ): uses, `weights_only` checks,
     /// nested payloads, and the result.
-    fn call(&mut self, at: At, callable: u32, args: &[u32], kind: CallKind) -> Sym<'a> {
+    fn call(&mut self, at: At, callable: u32, args: &[u32], kind: Call) -> Sym<'a> {
         let (finding, wo) = match &self.syms[callable as usize] {
             Sym::Global { finding, wo } => (Some(*finding), Some(*wo)),
             Sym::Opaque { finding } => (Some(*finding), None),
@@ -1618,7 +1302,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
         if let Some(f) = finding {
             let uses = &mut self.findings[f].uses;
             match kind {
-                CallKind::NewObj | CallKind::NewObjEx => uses.instantiated = true,
+                Call::NewObj | Call::NewObjEx => uses.instantiated = true,
                 _ => uses.called = true,
             }
         }
@@ -1627,9 +1311,9 @@ impl<'a, 'l> Scanner<'a, 'l> {
             .map(|(m, n)| format!("{m}.{n}"));
         // weights_only: REDUCE and NEWOBJ need an allowlisted global.
         let opaque = matches!(self.syms[callable as usize], Sym::Opaque { .. });
-        if matches!(kind, CallKind::Reduce | CallKind::NewObj) && wo.is_none() && !opaque {
+        if matches!(kind, Call::Reduce | Call::NewObj) && wo.is_none() && !opaque {
             let shown = self.py_str(callable);
-            let (k, reason, msg) = if kind == CallKind::Reduce {
+            let (k, reason, msg) = if kind == Call::Reduce {
                 (
                     BlockerKind::Reduce,
                     format!("REDUCE of a {}", self.kind_name(callable)),
@@ -1721,7 +1405,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
             }) {
                 Some(ty) => ty,
                 None => {
-                    if matches!(kind, CallKind::Reduce | CallKind::NewObj) {
+                    if matches!(kind, Call::Reduce | Call::NewObj) {
                         self.block(
                             at,
                             BlockerKind::NotCallable,
@@ -1757,6 +1441,193 @@ impl<'a, 'l> Scanner<'a, 'l> {
             encoding,
             exact,
         }
+    }
+}
+
+impl<'a> Domain<'a> for Scanner<'a> {
+    type Value = Sym<'a>;
+
+    fn store(&mut self, value: Sym<'a>) {
+        self.syms.push(value);
+    }
+
+    /// The scan keeps what it knows at the target itself (see
+    /// [`Scanner::mutated`]); the moved-out content is never looked at.
+    fn take(&mut self, _id: Id) -> Sym<'a> {
+        Sym::Val(Ty::Unknown)
+    }
+
+    fn protocol(&mut self, version: u8) {
+        self.protocol.get_or_insert(version);
+    }
+
+    fn literal(&mut self, op: &Op<'a>) -> Sym<'a> {
+        use Opcode::*;
+        let at = op.at();
+        match (op.opcode, &op.arg) {
+            (NONE, _) => Sym::Val(NONE_T),
+            (NEWTRUE | NEWFALSE, _) | (_, Arg::Bool(_)) => Sym::Val(BOOL_T),
+            (EMPTY_LIST, _) => Sym::Val(LIST_T),
+            (EMPTY_TUPLE, _) => Sym::Tuple(Vec::new()),
+            (EMPTY_DICT, _) => Sym::Val(DICT_T),
+            (EMPTY_SET, _) => Sym::Val(SET_T),
+            (NEXT_BUFFER, _) => Sym::Val(Ty::Py("pickle.PickleBuffer")),
+            (_, Arg::Int(v)) => Sym::Int(*v),
+            (_, Arg::Long(_)) => Sym::Val(INT_T),
+            (_, Arg::Float(_)) => Sym::Val(FLOAT_T),
+            (STRING | BINSTRING | SHORT_BINSTRING, Arg::Bytes(b)) => {
+                let borrowed = matches!(b, Cow::Borrowed(_)).then_some(b.len());
+                let src = Self::src_of(op, borrowed);
+                let text = match b {
+                    Cow::Borrowed(s) => std::str::from_utf8(s).ok().map(Cow::Borrowed),
+                    Cow::Owned(v) => std::str::from_utf8(v)
+                        .ok()
+                        .map(|t| Cow::Owned(t.to_owned())),
+                };
+                match text {
+                    Some(text) => Sym::Str { text, src },
+                    None => {
+                        if op.opcode == SHORT_BINSTRING {
+                            self.block(
+                                at,
+                                BlockerKind::StringNotUtf8,
+                                "a Python 2 string is not UTF-8 (torch decodes it as UTF-8)".into(),
+                                None,
+                            );
+                        }
+                        Sym::Bytes {
+                            ty: BYTES_T,
+                            src: Some((src, PayloadEncoding::Bytes)),
+                        }
+                    }
+                }
+            }
+            (_, Arg::Bytes(b)) => {
+                let borrowed = matches!(b, Cow::Borrowed(_)).then_some(b.len());
+                let src = Self::src_of(op, borrowed);
+                let ty = if op.opcode == BYTEARRAY8 {
+                    BYTEARRAY_T
+                } else {
+                    BYTES_T
+                };
+                Sym::Bytes {
+                    ty,
+                    src: Some((src, PayloadEncoding::Bytes)),
+                }
+            }
+            (_, Arg::Str(s)) => {
+                let borrowed = matches!(s, Cow::Borrowed(_)).then_some(s.len());
+                let src = Self::src_of(op, borrowed);
+                Sym::Str {
+                    text: s.clone(),
+                    src,
+                }
+            }
+            _ => Sym::Val(Ty::Unknown),
+        }
+    }
+
+    fn sequence(&mut self, kind: Seq, items: Vec<Id>) -> Sym<'a> {
+        match kind {
+            Seq::List => Sym::Val(LIST_T),
+            Seq::Tuple => Sym::Tuple(items),
+            Seq::FrozenSet => Sym::Val(FROZENSET_T),
+        }
+    }
+
+    fn dict(&mut self, _pairs: Vec<(Id, Id)>) -> Sym<'a> {
+        Sym::Val(DICT_T)
+    }
+
+    fn persistent_id(&mut self, at: At, pid: Id) -> Sym<'a> {
+        if at.opcode == Some(Opcode::BINPERSID) {
+            self.wo_persistent_id(at, pid);
+        }
+        Sym::Val(STORAGE_T)
+    }
+
+    fn global(&mut self, at: At, module: &str, name: &str) -> Sym<'a> {
+        self.named_global(at, module, name)
+    }
+
+    fn stack_global(&mut self, at: At, module: Id, name: Id) -> Result<Sym<'a>, PickleError> {
+        Ok(
+            match (self.syms.get(module as usize), self.syms.get(name as usize)) {
+                (Some(Sym::Str { text: m, .. }), Some(Sym::Str { text: n, .. })) => {
+                    let (m, n) = (m.clone(), n.clone());
+                    self.named_global(at, &m, &n)
+                }
+                _ => {
+                    let reference = GlobalRef::Unresolvable {
+                        module: self.kind_name(module),
+                        name: self.kind_name(name),
+                    };
+                    let finding = self.find(at, reference, false);
+                    Sym::Opaque { finding }
+                }
+            },
+        )
+    }
+
+    fn extension(&mut self, at: At, code: u32) -> Sym<'a> {
+        let finding = self.find(at, GlobalRef::Extension { code }, false);
+        Sym::Opaque { finding }
+    }
+
+    fn call(&mut self, at: At, kind: Call, callable: Id, args: Id, _kwargs: Option<Id>) -> Sym<'a> {
+        let items = match self.syms.get(args as usize) {
+            Some(Sym::Tuple(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        self.call(at, callable, &items, kind)
+    }
+
+    fn extend(&mut self, at: At, kind: Extend, target: Id, items: Vec<Id>, _moved: Option<Id>) {
+        let what = kind.name();
+        let ty = self.sym_ty(target);
+        let own = match kind {
+            Extend::Append | Extend::Appends => {
+                if !matches!(ty, Ty::Unknown) && ty != LIST_T {
+                    self.block(
+                        at,
+                        BlockerKind::Append,
+                        format!("{what} on a {} (torch only appends to lists)", ty.name()),
+                        ty.render()
+                            .map(|t| format!("Can only append to lists, but got {t}")),
+                    );
+                }
+                ty == LIST_T
+            }
+            Extend::SetItem | Extend::SetItems => {
+                let ok = match ty {
+                    Ty::Py(n) => SETITEM_OK.contains(&n),
+                    Ty::Other => false,
+                    Ty::Unknown => true,
+                };
+                if !ok {
+                    self.block(
+                        at,
+                        BlockerKind::SetItem,
+                        format!("{what} on a {} (torch only sets items of dicts)", ty.name()),
+                        ty.render().map(|t| {
+                            format!(
+                                "Can only {what} for dict, collections.OrderedDict, collections.Counter, but got {t}"
+                            )
+                        }),
+                    );
+                }
+                matches!(ty, Ty::Py(n) if SETITEM_OK.contains(&n))
+            }
+            Extend::AddItems => ty == SET_T,
+        };
+        if !items.is_empty() && !own {
+            self.mutated(target, false);
+        }
+    }
+
+    fn build(&mut self, at: At, target: Id, _state: Id, _moved: Id) {
+        self.wo_build(at, target);
+        self.mutated(target, true);
     }
 }
 

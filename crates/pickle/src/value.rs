@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::ops::Index;
 
+use crate::repr;
+
 /// Index of a [`Value`] in an [`Arena`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ValueId(pub u32);
@@ -461,10 +463,6 @@ impl Arena {
         self.values.is_empty()
     }
 
-    pub(crate) fn values_mut(&mut self) -> &mut Vec<Value> {
-        &mut self.values
-    }
-
     /// Whether the graph reachable from `a` here and from `b` in `other` is the
     /// same object graph: same values and the same sharing and cycles (a
     /// bijection between the reachable ids). Iterative; ids that are not in
@@ -562,12 +560,22 @@ impl Arena {
             Value::BigInt(b) => {
                 let _ = write!(out, "<int of {} bytes>", b.le_signed_bytes().len());
             }
-            Value::Float(f) => out.push_str(&float_repr(*f)),
-            Value::Str(s) => str_repr(s, out),
-            Value::Bytes(b) => bytes_repr(b, out),
+            Value::Float(f) => repr::write_float(out, *f),
+            Value::Str(s) => {
+                if !repr::write_string(out, s, max) {
+                    out.push('…');
+                }
+            }
+            Value::Bytes(b) => {
+                if !repr::write_bytes(out, b, max) {
+                    out.push('…');
+                }
+            }
             Value::ByteArray(b) => {
                 out.push_str("bytearray(");
-                bytes_repr(b, out);
+                if !repr::write_bytes(out, b, max) {
+                    out.push('…');
+                }
                 out.push(')');
             }
             Value::List(items) => {
@@ -688,56 +696,6 @@ impl Index<ValueId> for Arena {
     fn index(&self, id: ValueId) -> &Value {
         &self.values[id.index()]
     }
-}
-
-fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let s = format!("{f:?}");
-    match s.find('e') {
-        Some(i) if !s[i + 1..].starts_with('-') => format!("{}e+{}", &s[..i], &s[i + 1..]),
-        _ => s,
-    }
-}
-
-fn str_repr(s: &str, out: &mut String) {
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-}
-
-fn bytes_repr(b: &[u8], out: &mut String) {
-    out.push_str("b'");
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\'' => out.push_str("\\'"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(char::from(c)),
-            c => {
-                let _ = write!(out, "\\x{c:02x}");
-            }
-        }
-    }
-    out.push('\'');
 }
 
 #[cfg(test)]

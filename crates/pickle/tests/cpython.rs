@@ -3,13 +3,26 @@
 //! `python3 tests/data/make_cpython_cases.py tests/data/cpython_cases.rs`),
 //! read by the machine and compared with the expected value rendering, plus
 //! sharing and cycle checks on the arena and a writer round trip.
+//!
+//! Also `netport_pickle::repr` against CPython's `repr`: a table of floats,
+//! ints, str and bytes written by CPython 3.11 (`data/repr_cases.rs`,
+//! regenerated with `python3 tests/data/make_repr_cases.py
+//! tests/data/repr_cases.rs src/repr/printable.rs`), and an ignored interop
+//! test that asks `$NETPORT_PYTHON` for the repr of random values.
 
 #[rustfmt::skip]
 #[path = "data/cpython_cases.rs"]
 mod cases;
 
+#[rustfmt::skip]
+#[path = "data/repr_cases.rs"]
+mod repr_cases;
+
 use cases::CASES;
-use netport_pickle::{Arena, Machine, Ops, Value, ValueId, load, write};
+use netport_pickle::{Arena, BigInt, Machine, Ops, Value, ValueId, load, repr, write};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
 
 fn expected(name: &str, text: &str) -> String {
     match text {
@@ -221,4 +234,175 @@ fn protocol_2_call_forms() {
         let q = load(&write(&p.arena, p.root).unwrap()).unwrap();
         assert_eq!(q.arena.repr(q.root, 1000), want, "{name}");
     }
+}
+
+#[test]
+fn repr_matches_the_cpython_table() {
+    let mut failures = Vec::new();
+    for &(bits, want) in repr_cases::FLOATS {
+        let got = repr::float(f64::from_bits(bits));
+        if got != want {
+            failures.push(format!("float {bits:#018x}: {got} != {want}"));
+        }
+    }
+    for &(le, want) in repr_cases::INTS {
+        let big = BigInt::from_le_signed(le);
+        let got = match big.to_i64() {
+            Some(i) => {
+                // Small ints print the same both ways.
+                assert_eq!(i.to_string(), big.to_decimal());
+                i.to_string()
+            }
+            None => big.to_decimal(),
+        };
+        if got != want {
+            failures.push(format!("int {le:?}: {got} != {want}"));
+        }
+    }
+    for &(s, want) in repr_cases::STRS {
+        let got = repr::string(s);
+        if got != want {
+            failures.push(format!("str {s:?}: {got} != {want}"));
+        }
+    }
+    for &(b, want) in repr_cases::BYTES {
+        let got = repr::bytes(b);
+        if got != want {
+            failures.push(format!("bytes {b:?}: {got} != {want}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches, first: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(20)]
+    );
+    assert!(repr_cases::FLOATS.len() > 2000);
+}
+
+/// The arena's rendering uses the same repr.
+#[test]
+fn arena_repr_prints_like_python() {
+    let mut a = Arena::new();
+    let items = vec![
+        a.push(Value::Float(1e-5)),
+        a.push(Value::Float(1e16)),
+        a.push(Value::Str("it's".into())),
+        a.push(Value::Bytes(b"\t'".to_vec())),
+        a.push(Value::Str("\u{85}\u{200b}".into())),
+    ];
+    let root = a.push(Value::List(items));
+    assert_eq!(
+        a.repr(root, 200),
+        r#"[1e-05, 1e+16, "it's", b"\t'", '\x85\u200b']"#
+    );
+}
+
+/// One random value for the interop test.
+#[derive(Debug, Clone)]
+enum Sample {
+    Float(f64),
+    Int(Vec<u8>),
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+fn sample() -> impl Strategy<Value = Sample> {
+    prop_oneof![
+        any::<u64>().prop_map(|b| Sample::Float(f64::from_bits(b))),
+        any::<f64>().prop_map(Sample::Float),
+        (-1e20f64..1e20).prop_map(Sample::Float),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Sample::Int),
+        any::<String>().prop_map(Sample::Str),
+        "[ -~'\"\\\t\n\r\u{0}-\u{1f}\u{7f}-\u{a0}]{0,20}".prop_map(Sample::Str),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Sample::Bytes),
+    ]
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex from python"))
+        .collect()
+}
+
+#[test]
+#[ignore = "interop: needs NETPORT_PYTHON (the Python peer venv)"]
+fn repr_matches_python_on_random_values() {
+    let python = std::env::var_os("NETPORT_PYTHON").expect(
+        "NETPORT_PYTHON is not set: this interop test needs a Python 3 interpreter \
+         (the peer venv's, see `cargo xtask venv`)",
+    );
+    let mut runner = TestRunner::deterministic();
+    let strategy = sample();
+    let samples: Vec<Sample> = (0..20_000)
+        .map(|_| strategy.new_tree(&mut runner).expect("strategy").current())
+        .collect();
+    let mut input = String::new();
+    for s in &samples {
+        let line = match s {
+            Sample::Float(f) => format!("f {:016x}\n", f.to_bits()),
+            Sample::Int(b) => format!("i {}\n", hex(b)),
+            Sample::Str(t) => format!("s {}\n", hex(t.as_bytes())),
+            Sample::Bytes(b) => format!("b {}\n", hex(b)),
+        };
+        input.push_str(&line);
+    }
+    let script = r#"
+import struct, sys
+for line in sys.stdin:
+    kind, _, arg = line.rstrip('\n').partition(' ')
+    raw = bytes.fromhex(arg)
+    if kind == 'f':
+        v = struct.unpack('>d', raw)[0]
+    elif kind == 'i':
+        v = int.from_bytes(raw, 'little', signed=True)
+    elif kind == 's':
+        v = raw.decode('utf-8')
+    else:
+        v = raw
+    sys.stdout.write(repr(v).encode('utf-8').hex() + '\n')
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run NETPORT_PYTHON");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes()).expect("write to python");
+    });
+    let out = child.wait_with_output().expect("python output");
+    writer.join().expect("writer thread");
+    assert!(out.status.success(), "python failed");
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .expect("utf-8")
+        .lines()
+        .collect();
+    assert_eq!(lines.len(), samples.len());
+    let mut failures = Vec::new();
+    for (s, line) in samples.iter().zip(&lines) {
+        let want = String::from_utf8(unhex(line)).expect("utf-8 repr");
+        let got = match s {
+            Sample::Float(f) => repr::float(*f),
+            Sample::Int(b) => BigInt::from_le_signed(b).to_decimal(),
+            Sample::Str(t) => repr::string(t),
+            Sample::Bytes(b) => repr::bytes(b),
+        };
+        if got != want {
+            failures.push(format!("{s:?}: {got} != {want}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches of {}, first: {:#?}",
+        failures.len(),
+        samples.len(),
+        &failures[..failures.len().min(20)]
+    );
 }

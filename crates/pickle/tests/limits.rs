@@ -7,7 +7,7 @@
 mod cases;
 
 use netport_pickle::{
-    GlobalClass, Limit, Limits, Machine, Opcode, PickleError, Value, classify, load,
+    GlobalClass, Limit, Limits, Machine, Opcode, PickleError, Value, classify, load, scan,
 };
 
 fn limit_of(e: &PickleError) -> Option<Limit> {
@@ -154,45 +154,39 @@ fn truncation_at_every_offset_is_an_error() {
 
 #[test]
 fn each_limit_is_enforced() {
-    let m = |f: fn(&mut Limits)| {
+    // The machine's error, which the scan must report identically (one
+    // engine enforces every limit for both).
+    let m = |f: fn(&mut Limits), data: &[u8]| {
         let mut l = Limits::default();
         f(&mut l);
-        Machine::new(l)
+        let e = Machine::new(l.clone()).load(data, 0).unwrap_err();
+        assert_eq!(scan(data, 0, &l).error.as_ref(), Some(&e), "{data:?}");
+        e
     };
     // memo: three BINPUTs with room for two.
-    let e = m(|l| l.max_memo = 2)
-        .load(b"\x80\x02Nq\x00q\x01q\x02.", 0)
-        .unwrap_err();
+    let e = m(|l| l.max_memo = 2, b"\x80\x02Nq\x00q\x01q\x02.");
     assert_eq!(limit_of(&e), Some(Limit::Memo));
     assert_eq!(e.at().offset, 7);
     // container length: a 5-tuple with room for 3.
-    let e = m(|l| l.max_container_len = 3)
-        .load(b"(NNNNNt.", 0)
-        .unwrap_err();
+    let e = m(|l| l.max_container_len = 3, b"(NNNNNt.");
     assert_eq!(limit_of(&e), Some(Limit::ContainerLen));
-    let e = m(|l| l.max_container_len = 3)
-        .load(b"](NNe(NNe.", 0)
-        .unwrap_err();
+    let e = m(|l| l.max_container_len = 3, b"](NNe(NNe.");
     assert_eq!(limit_of(&e), Some(Limit::ContainerLen));
     // nodes.
-    let e = m(|l| l.max_nodes = 3).load(b"NNNN.", 0).unwrap_err();
+    let e = m(|l| l.max_nodes = 3, b"NNNN.");
     assert_eq!(limit_of(&e), Some(Limit::Nodes));
     // string length.
-    let e = m(|l| l.max_string_len = 2)
-        .load(b"X\x03\x00\x00\x00abc.", 0)
-        .unwrap_err();
+    let e = m(|l| l.max_string_len = 2, b"X\x03\x00\x00\x00abc.");
     assert_eq!(limit_of(&e), Some(Limit::StringLen));
     // protocol-0 integer digits (CPython's 4300-digit rule).
-    let e = m(|l| l.max_int_digits = 5)
-        .load(b"L123456L\n.", 0)
-        .unwrap_err();
+    let e = m(|l| l.max_int_digits = 5, b"L123456L\n.");
     assert_eq!(limit_of(&e), Some(Limit::IntDigits));
     let mut long = b"L".to_vec();
     long.extend(std::iter::repeat_n(b'9', 5000));
     long.extend_from_slice(b"L\n.");
     assert_eq!(limit_of(&load(&long).unwrap_err()), Some(Limit::IntDigits));
     // work.
-    let e = m(|l| l.max_work = 3).load(b"NNNN.", 0).unwrap_err();
+    let e = m(|l| l.max_work = 3, b"NNNN.");
     assert_eq!(limit_of(&e), Some(Limit::Work));
 }
 

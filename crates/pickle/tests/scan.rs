@@ -4,6 +4,11 @@
 //! (regenerated with
 //! `python3 tests/data/make_scan_cases.py tests/data/scan_cases.rs`; each has
 //! its expression as a comment); the others are assembled by hand below.
+//! Protocol 0/1 pickles that CPython runs (GLOBAL + REDUCE, INST, OBJ, EXT
+//! codes; issue 14) are in `data/legacy_cases.rs`
+//! (`python3 tests/data/make_legacy_cases.py tests/data/legacy_cases.rs`,
+//! which checks with CPython's unpickler that each reaches STOP and makes its
+//! call).
 
 #[rustfmt::skip]
 #[path = "data/scan_cases.rs"]
@@ -13,11 +18,15 @@ mod cases;
 #[path = "data/cpython_cases.rs"]
 mod cpython;
 
+#[rustfmt::skip]
+#[path = "data/legacy_cases.rs"]
+mod legacy;
+
 use std::time::{Duration, Instant};
 
 use netport_pickle::{
     BlockerKind, GlobalClass, GlobalRef, Limits, NestedKind, Opcode, PayloadEncoding, PickleError,
-    PickleScan, ScanVerdict, Value, load, scan,
+    PickleScan, ScanVerdict, Value, load, parses_to_stop, scan,
 };
 
 fn run(data: &[u8]) -> PickleScan {
@@ -399,9 +408,13 @@ fn dotted_and_python_2_names() {
 }
 
 #[test]
-fn extension_codes_are_suspicious() {
+fn extension_codes_are_dangerous() {
+    // The code is looked up in the loading process's copyreg registry, which
+    // any imported module can fill: it may import anything.
     let s = run(b"\x80\x02\x82\x01)R.");
-    assert_eq!(s.verdict, ScanVerdict::Suspicious);
+    assert_eq!(s.verdict, ScanVerdict::Dangerous);
+    assert_eq!(s.globals[0].class, GlobalClass::Dangerous);
+    assert_eq!(s.globals[0].offset, 2);
     assert_eq!(s.globals[0].reference, GlobalRef::Extension { code: 1 });
     assert_eq!(s.globals[0].opcode, Opcode::EXT1);
     assert!(s.globals[0].uses.called);
@@ -627,25 +640,43 @@ fn after_an_error_the_rest_is_still_read_for_globals() {
 
 #[test]
 fn memo_bombs_and_dup_storms_finish_fast() {
-    // 2,000 levels, each a list of 200 references to the level below
-    // (200^2000 logical elements).
-    let mut data = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
-    for level in 1u32..2000 {
-        data.push(b'(');
-        for _ in 0..200 {
-            data.push(b'j');
-            data.extend_from_slice(&(level - 1).to_le_bytes());
+    // 1,000 levels (the default depth limit), each a list of 200 references
+    // to the level below (200^999 logical elements).
+    let bomb = |levels: u32| {
+        let mut data = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
+        for level in 1u32..levels {
+            data.push(b'(');
+            for _ in 0..200 {
+                data.push(b'j');
+                data.extend_from_slice(&(level - 1).to_le_bytes());
+            }
+            data.push(b'l');
+            data.push(b'r');
+            data.extend_from_slice(&level.to_le_bytes());
+            data.push(b'0');
         }
-        data.push(b'l');
-        data.push(b'r');
-        data.extend_from_slice(&level.to_le_bytes());
-        data.push(b'0');
-    }
-    data.extend_from_slice(b"j\xcf\x07\x00\x00.");
+        data.push(b'j');
+        data.extend_from_slice(&(levels - 1).to_le_bytes());
+        data.push(b'.');
+        data
+    };
+    let data = bomb(1000);
     let started = Instant::now();
     let s = run(&data);
     assert_eq!(s.error, None);
     assert_eq!(s.verdict, ScanVerdict::WeightsOnlyIncompatible); // LIST is not in torch's subset
+    // One level more is over the depth limit, for the scan as for the machine.
+    let data = bomb(1001);
+    let s = run(&data);
+    let e = load(&data).unwrap_err();
+    assert!(matches!(
+        e,
+        PickleError::LimitExceeded {
+            limit: netport_pickle::Limit::Depth,
+            ..
+        }
+    ));
+    assert_eq!(s.error, Some(e));
     // A DUP storm.
     let mut storm = b"\x80\x02N".to_vec();
     storm.extend(std::iter::repeat_n(b'2', 1_000_000));
@@ -714,4 +745,111 @@ fn cpython_cases_agree_with_the_machine() {
         first_torch_error(&run(bytes)),
         Some(unsupported_global("bytes").as_str())
     );
+}
+
+#[test]
+fn protocol_0_and_1_calls_are_dangerous_at_their_offset() {
+    for &(name, data, opcode, offset, callable) in legacy::DANGEROUS {
+        assert_eq!(
+            parses_to_stop(data, &Limits::default()),
+            Ok(data.len() as u64),
+            "{name}"
+        );
+        let s = run(data);
+        assert_eq!(s.error, None, "{name}");
+        assert_eq!(s.end, Some(data.len() as u64), "{name}");
+        assert_eq!(s.verdict, ScanVerdict::Dangerous, "{name}");
+        assert!(!s.weights_only.loads, "{name}");
+        let g = &s.globals[0];
+        assert_eq!((g.opcode.name(), g.offset), (opcode, offset), "{name}");
+        assert_eq!(g.class, GlobalClass::Dangerous, "{name}");
+        assert!(g.uses.called, "{name}: {:?}", g.uses);
+        match &g.reference {
+            GlobalRef::Named { module, name: n } => {
+                assert_eq!(format!("{module}.{n}"), callable, "{name}")
+            }
+            GlobalRef::Extension { code } => {
+                let at = offset as usize + 1;
+                let want = match opcode {
+                    "EXT1" => u32::from(data[at]),
+                    "EXT2" => u32::from(u16::from_le_bytes([data[at], data[at + 1]])),
+                    _ => u32::from_le_bytes(data[at..at + 4].try_into().unwrap()),
+                };
+                assert_eq!(*code, want, "{name}");
+                assert_eq!(g.full_name(), format!("<extension code {want}>"));
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The issue's 19 bytes: torch's weights_only stops at STRING (83).
+    let (_, issue14, ..) = legacy::DANGEROUS[0];
+    assert_eq!(issue14.len(), 19);
+    assert_eq!(
+        first_torch_error(&run(issue14)),
+        Some("Unsupported operand 83")
+    );
+}
+
+#[test]
+fn protocol_0_and_1_data_parses_without_globals() {
+    for &(name, data) in legacy::BENIGN {
+        assert_eq!(
+            parses_to_stop(data, &Limits::default()),
+            Ok(data.len() as u64),
+            "{name}"
+        );
+        let s = run(data);
+        assert_eq!((s.error.as_ref(), s.globals.len()), (None, 0), "{name}");
+        // Protocol 0/1 opcodes outside torch's subset (DICT, INT, ...).
+        assert_eq!(s.verdict, ScanVerdict::WeightsOnlyIncompatible, "{name}");
+    }
+}
+
+#[test]
+fn a_protocol_0_pickle_first_in_a_legacy_stack() {
+    let (_, first, ..) = legacy::DANGEROUS[1];
+    let mut data = first.to_vec();
+    data.extend_from_slice(legacy::LEGACY_MAGIC);
+    let end = parses_to_stop(&data, &Limits::default()).unwrap();
+    assert_eq!(end, first.len() as u64);
+    assert_eq!(
+        parses_to_stop(&data[end as usize..], &Limits::default()),
+        Ok(legacy::LEGACY_MAGIC.len() as u64)
+    );
+    let s = run(&data);
+    assert_eq!(s.end, Some(end));
+    assert_eq!(names(&s), ["posix.system"]);
+}
+
+#[test]
+fn text_is_not_a_pickle() {
+    let cases: &[(&[u8], u64)] = &[
+        (b"# README\n", 0),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:00\n",
+            0,
+        ),
+        (b"<!DOCTYPE html><html>", 0),
+        (b"{\"a\": 1}", 0),
+        (b"hello world\n", 0), // BINGET 101: no such memo entry
+        (b"", 0),
+        (b"I12\n", 4), // one INT, then the input ends before STOP
+    ];
+    for &(text, offset) in cases {
+        let e = parses_to_stop(text, &Limits::default()).unwrap_err();
+        assert_eq!(e.at().offset, offset, "{text:?}: {e}");
+        assert_eq!(Some(e), run(text).error, "{text:?}");
+    }
+    // Without STOP it is not a pickle, though CPython has already called
+    // os.system by then: the scan still names the call.
+    let (_, issue14, ..) = legacy::DANGEROUS[0];
+    let cut = &issue14[..issue14.len() - 1];
+    assert!(matches!(
+        parses_to_stop(cut, &Limits::default()),
+        Err(PickleError::MissingStop { .. })
+    ));
+    let s = run(cut);
+    assert_eq!(names(&s), ["os.system"]);
+    assert!(s.globals[0].uses.called);
+    assert_eq!(s.verdict, ScanVerdict::Dangerous);
 }

@@ -330,7 +330,7 @@ pub(crate) fn npy_header(data: &[u8]) -> Result<(bool, u64), String> {
 const PICKLE_WINDOW: usize = 1 << 20;
 
 /// Whether `data` is a pickle of any protocol, and its PROTO version: it
-/// parses (with the scan machine, which executes nothing) up to a STOP, or,
+/// parses (with the pickle engine, which executes nothing) up to a STOP, or,
 /// for a file longer than the window, without an error up to the window's
 /// end. A file that starts with PROTO 2-5 counts as a pickle whatever
 /// follows, so that a damaged one is still scanned.
@@ -338,16 +338,16 @@ pub(crate) fn pickle_head(data: &[u8]) -> Option<Option<u8>> {
     if data.len() >= 2 && data[0] == 0x80 && (2..=5).contains(&data[1]) {
         return Some(Some(data[1]));
     }
+    // Without PROTO at byte 0 there is no PROTO at all (protocol 0 or 1).
     let head = &data[..data.len().min(PICKLE_WINDOW)];
-    let scan = netport_pickle::scan(head, 0, &Limits::default());
-    match (&scan.end, &scan.error) {
-        (Some(_), None) => Some(scan.protocol),
-        (None, Some(PickleError::Truncated { .. } | PickleError::LengthExceedsInput { .. }))
+    match netport_pickle::parses_to_stop(head, &Limits::default()) {
+        Ok(_) => Some(None),
+        Err(PickleError::Truncated { .. } | PickleError::LengthExceedsInput { .. })
             if head.len() < data.len() =>
         {
-            Some(scan.protocol)
+            Some(None)
         }
-        _ => None,
+        Err(_) => None,
     }
 }
 

@@ -1576,25 +1576,7 @@ fn f16_to_f64(h: u16) -> f64 {
 
 /// Python's `repr(float)`.
 pub(crate) fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let s = format!("{f:?}");
-    match s.find('e') {
-        Some(i) => {
-            let (mant, exp) = (&s[..i], &s[i + 1..]);
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            let mant = mant.strip_suffix(".0").unwrap_or(mant);
-            format!("{mant}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
+    netport_pickle::repr::float(f)
 }
 
 struct Repr<'w, 'a> {
@@ -1639,43 +1621,11 @@ impl Repr<'_, '_> {
     }
 
     fn str_lit(&mut self, s: &str) {
-        self.out.push('\'');
-        for c in s.chars() {
-            if self.full() {
-                return;
-            }
-            match c {
-                '\\' => self.out.push_str("\\\\"),
-                '\'' => self.out.push_str("\\'"),
-                '\n' => self.out.push_str("\\n"),
-                '\r' => self.out.push_str("\\r"),
-                '\t' => self.out.push_str("\\t"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    let _ = write!(self.out, "\\x{:02x}", c as u32);
-                }
-                c => self.out.push(c),
-            }
-        }
-        self.out.push('\'');
+        netport_pickle::repr::write_string(&mut self.out, s, self.max.saturating_add(1));
     }
 
     fn bytes_lit(&mut self, b: &[u8]) {
-        self.out.push_str("b'");
-        for &c in b {
-            if self.full() {
-                return;
-            }
-            match c {
-                b'\\' => self.out.push_str("\\\\"),
-                b'\'' => self.out.push_str("\\'"),
-                b'\n' => self.out.push_str("\\n"),
-                0x20..=0x7e => self.out.push(char::from(c)),
-                c => {
-                    let _ = write!(self.out, "\\x{c:02x}");
-                }
-            }
-        }
-        self.out.push('\'');
+        netport_pickle::repr::write_bytes(&mut self.out, b, self.max.saturating_add(1));
     }
 
     fn value(&mut self, id: ValueId, depth: usize) {

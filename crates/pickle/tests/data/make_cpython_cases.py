@@ -25,7 +25,7 @@ cases = [
  ("floats", "[0.0, -0.0, 1.5, 0.1, 1e100, -1e-300, float('inf'), float('-inf'), float('nan'), 123456789.125]",
   lambda p: "[0.0, -0.0, 1.5, 0.1, 1e+100, -1e-300, inf, -inf, nan, 123456789.125]"),
  ("strings", r"""['', 'a', "it's", 'line\nbreak', 'back\\slash', 'tab\t', 'é€😀', '\x00\x1a', 'quote"', '\\u0041']""",
-  lambda p: r"""['', 'a', 'it\'s', 'line\nbreak', 'back\\slash', 'tab\t', 'é€😀', '\x00\x1a', 'quote"', '\\u0041']"""),
+  lambda p: r"""['', 'a', "it's", 'line\nbreak', 'back\\slash', 'tab\t', 'é€😀', '\x00\x1a', 'quote"', '\\u0041']"""),
  ("long_string", "'x' * 300", lambda p: "'" + 'x' * 300 + "'"),
  ("bytes", r"[b'', b'ab\x00\xff']",
   lambda p: r"[__builtin__.bytes(), _codecs.encode('ab\x00ÿ', 'latin1')]" if p < 3 else r"[b'', b'ab\x00\xff']"),

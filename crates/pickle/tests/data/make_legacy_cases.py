@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Write tests/data/legacy_cases.rs: protocol 0 and 1 pickles (and EXT codes,
+which need protocol 2) that CPython's unpickler runs, for the scan and
+`parses_to_stop` tests (issue 14).
+
+Usage (from crates/pickle):
+    python3 tests/data/make_legacy_cases.py tests/data/legacy_cases.rs
+
+Pickles CPython's pickler writes (GLOBAL + REDUCE at protocols 0 and 1, EXT1/2/4
+after `copyreg.add_extension`) are made with `pickle.dumps`; the opcodes
+Python 3's pickler never writes (INST, OBJ, the 19-byte attacker pickle of
+issue 14) are assembled by hand. Every case is then loaded by CPython's own
+`pickle.Unpickler` with a `find_class` that returns a recorder instead of the
+real callable: the script fails unless CPython reaches STOP and makes the
+expected call, so each case is one that `torch.load(weights_only=False)`
+would execute. Nothing is executed.
+"""
+import copyreg
+import os
+import pickle
+import pickletools
+import sys
+
+GLOBAL_OPS = {'GLOBAL', 'INST', 'STACK_GLOBAL', 'EXT1', 'EXT2', 'EXT4'}
+
+
+class Call:
+    def __init__(self, f, *args):
+        self.f, self.args = f, args
+
+    def __reduce__(self):
+        return self.f, self.args
+
+
+class Recorder:
+    """What `find_class` returns: records calls instead of running them."""
+    calls = []
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args):
+        Recorder.calls.append((self.name, args))
+        return self
+
+
+class Recording(pickle.Unpickler):
+    def find_class(self, module, name):
+        return Recorder(module + '.' + name)
+
+
+def record(data):
+    Recorder.calls = []
+    Recording(__import__('io').BytesIO(data)).load()
+    return Recorder.calls
+
+
+def rs_bytes(b):
+    out = []
+    for c in b:
+        if c == 0x22:
+            out.append('\\"')
+        elif c == 0x5c:
+            out.append('\\\\')
+        elif 0x20 <= c < 0x7f:
+            out.append(chr(c))
+        else:
+            out.append('\\x%02x' % c)
+    return 'b"' + ''.join(out) + '"'
+
+
+def first_global(data):
+    for op, arg, pos in pickletools.genops(data):
+        if op.name in GLOBAL_OPS:
+            return op.name, pos, arg
+    raise AssertionError('no global')
+
+
+cases = []
+
+
+def add(name, comment, data, callable_name, args):
+    calls = record(data)
+    assert calls == [(callable_name, args)], (name, calls)
+    op, pos, _ = first_global(data)
+    cases.append((name, comment, data, op, pos, callable_name))
+
+
+sysname = os.system.__module__  # 'posix' here
+add('ISSUE14_INST_P0', "b\"(S'id'\\nios\\nsystem\\n.\" (issue 14, by hand; INST)",
+    b"(S'id'\nios\nsystem\n.", 'os.system', ('id',))
+add('SYSTEM_REDUCE_P0', "pickle.dumps(Call(os.system, 'id'), protocol=0) (GLOBAL + REDUCE)",
+    pickle.dumps(Call(os.system, 'id'), protocol=0), sysname + '.system', ('id',))
+add('SYSTEM_REDUCE_P1', "pickle.dumps(Call(os.system, 'id'), protocol=1)",
+    pickle.dumps(Call(os.system, 'id'), protocol=1), sysname + '.system', ('id',))
+add('EVAL_REDUCE_P0', "pickle.dumps(Call(eval, 'print(1)'), protocol=0)",
+    pickle.dumps(Call(eval, 'print(1)'), protocol=0), '__builtin__.eval', ('print(1)',))
+add('INST_P1', "b'(X\\x02\\x00\\x00\\x00idios\\nsystem\\n.' (by hand; INST, binary string)",
+    b"(X\x02\x00\x00\x00idios\nsystem\n.", 'os.system', ('id',))
+add('INST_MEMO_P0', "b\"(Vid\\np0\\nisubprocess\\ncheck_output\\np1\\n.\" (by hand; INST with PUTs)",
+    b"(Vid\np0\nisubprocess\ncheck_output\np1\n.", 'subprocess.check_output', ('id',))
+add('OBJ_P0', "b\"(cos\\nsystem\\nS'id'\\no.\" (by hand; OBJ)",
+    b"(cos\nsystem\nS'id'\no.", 'os.system', ('id',))
+add('OBJ_P1', "b'(cos\\nsystem\\nX\\x02\\x00\\x00\\x00ido.' (by hand; OBJ, binary string)",
+    b"(cos\nsystem\nX\x02\x00\x00\x00ido.", 'os.system', ('id',))
+for code, op in ((0x42, 'EXT1'), (0x1234, 'EXT2'), (0x12345678, 'EXT4')):
+    copyreg.add_extension(sysname, 'system', code)
+    try:
+        data = pickle.dumps(Call(os.system, 'id'), protocol=2)
+        # The real unpickler resolves the code through the registry (our
+        # recorder never sees it: find_class is called with the registered name).
+        assert first_global(data)[0] == op, data
+        add('SYSTEM_%s_P2' % op, "copyreg.add_extension('%s', 'system', %#x); pickle.dumps(Call(os.system, 'id'), protocol=2)" % (sysname, code),
+            data, sysname + '.system', ('id',))
+    finally:
+        copyreg.remove_extension(sysname, 'system', code)
+    # Without the registration the same bytes do not load.
+    try:
+        record(data)
+        raise AssertionError('unregistered extension loaded')
+    except ValueError:
+        pass
+
+benign = []
+for p in (0, 1):
+    data = pickle.dumps({'a': [1, 2.5, 'x', None, True]}, protocol=p)
+    assert pickle.loads(data) == {'a': [1, 2.5, 'x', None, True]}
+    benign.append(("DICT_P%d" % p, "pickle.dumps({'a': [1, 2.5, 'x', None, True]}, protocol=%d)" % p, data))
+# PyTorch's legacy magic number, the first pickle of a legacy file.
+magic = pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
+
+out = ['// @generated by tests/data/make_legacy_cases.py (CPython %d.%d.%d); do not edit.' % sys.version_info[:3],
+       '// Protocol 0/1 pickles (and EXT codes) that CPython\'s unpickler runs to STOP,',
+       '// each making the named call.', '',
+       '/// (name, pickle, first global opcode, its offset, the callable CPython called).',
+       'pub const DANGEROUS: &[(&str, &[u8], &str, u64, &str)] = &[']
+for name, comment, data, op, pos, callable_name in cases:
+    out.append('    // ' + comment)
+    out.append('    (%r, %s, %r, %d, %r),'.replace('%r', '"%s"') % (name, rs_bytes(data), op, pos, callable_name))
+out.append('];')
+out.append('')
+out.append('/// (name, pickle) without globals.')
+out.append('pub const BENIGN: &[(&str, &[u8])] = &[')
+for name, comment, data in benign:
+    out.append('    // ' + comment)
+    out.append('    ("%s", %s),' % (name, rs_bytes(data)))
+out.append('];')
+out.append('')
+out.append('/// pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2): the magic number of a legacy torch file.')
+out.append('pub const LEGACY_MAGIC: &[u8] = %s;' % rs_bytes(magic))
+open(sys.argv[1], 'w').write('\n'.join(out) + '\n')
