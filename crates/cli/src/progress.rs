@@ -86,19 +86,25 @@ fn run(stop: &AtomicBool, what: String, expected: u64) {
         std::thread::sleep(TICK);
         waited += TICK;
     }
+    // Drawn only once positioned, so the rate starts from here, not from 0.
     let bar = match base {
-        Some(_) => ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr())
-            .with_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {elapsed}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            ),
-        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+        Some(_) => ProgressBar::hidden().with_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {elapsed}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::hidden().with_style(
             ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
         ),
     };
+    bar.set_length(expected);
+    if let (Some(base), Some(now)) = (base, bytes_written()) {
+        bar.set_position(now.saturating_sub(base));
+    }
+    bar.reset_eta();
+    bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.set_message(what);
     while !stop.load(Ordering::Relaxed) {
         if let (Some(base), Some(now)) = (base, bytes_written()) {

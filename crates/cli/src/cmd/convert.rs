@@ -130,7 +130,7 @@ fn target_for(args: &Args, input: Kind, index_of: Option<Target>) -> anyhow::Res
 fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
     let _ = writeln!(
         t,
-        "wrote {} ({format}, {} tensors, {})",
+        "wrote {}: {format}, {} tensors, {}",
         out.display(),
         r.tensors,
         human_bytes(r.file_bytes)
@@ -139,7 +139,7 @@ fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
         let saved = r.bytes_saved();
         let _ = writeln!(
             t,
-            "  dtype: {} tensors converted, {} -> {} ({} {})",
+            "  dtype: {} tensors converted, {} -> {}; {} {}",
             r.dtype_changed,
             human_bytes(r.dtype_bytes_before),
             human_bytes(r.dtype_bytes_after),
@@ -294,7 +294,7 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
             let mut outs: Vec<(PathBuf, ConvertReport)> =
                 r.shards.into_iter().map(|(_, o, rep)| (o, rep)).collect();
             index_line = Some(format!(
-                "wrote {} ({} shards, total_size {})\n",
+                "wrote {}: {} shards, total_size {}\n",
                 r.index.display(),
                 outs.len(),
                 r.total_size

@@ -172,7 +172,7 @@ fn text(output: &Path, report: &RelocateReport, fixed: Option<&FixReport>) -> St
     }
     let _ = writeln!(
         t,
-        "wrote {} ({})",
+        "wrote {}: {}",
         output.display(),
         human_bytes(report.bytes_written)
     );

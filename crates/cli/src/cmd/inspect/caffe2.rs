@@ -7,7 +7,7 @@ use super::Args;
 use crate::json::{ByDType, DTypeTotals, by_dtype_text, dtype_key};
 use crate::output::{Report, preview};
 use crate::units::human_bytes;
-use netport_caffe2::model::PairOrder;
+use netport_caffe2::model::{PairOrder, is_init_net};
 use netport_caffe2::proto::NetDef;
 use netport_caffe2::summary::dtype_name;
 use netport_caffe2::{Caffe2Model, DTypeTotal, FillSummary, ModelSummary, NetSummary};
@@ -22,6 +22,8 @@ const PREVIEW: usize = 5;
 struct NetFileJson<'a> {
     format: &'static str,
     path: String,
+    /// `init_net` when every op is a fill op, else `predict_net`.
+    role: &'static str,
     net: NetJson<'a>,
 }
 
@@ -154,7 +156,9 @@ fn net_json(s: &NetSummary) -> NetJson<'_> {
 /// A list of names: all of them one per line with `--all`, else the count
 /// and the first few.
 fn names_text(t: &mut String, label: &str, names: &[String], all: bool) {
-    if all {
+    if names.is_empty() {
+        let _ = writeln!(t, "  {label}: none");
+    } else if all {
         let _ = writeln!(t, "  {label} ({}):", names.len());
         for n in names {
             let _ = writeln!(t, "    {n}");
@@ -242,20 +246,35 @@ fn net_text(t: &mut String, title: &str, s: &NetSummary, split: Option<&ModelSum
     if s.nested_nets > 0 {
         let _ = writeln!(t, "  nets nested in arguments: {}", s.nested_nets);
     }
+    let longest = s.external_inputs.len().max(s.external_outputs.len());
+    if !all && longest > PREVIEW {
+        let _ = writeln!(t, "  (name lists shortened; --all prints every name)");
+    }
 }
 
 /// The report of one net.
 pub fn net_report(path: &Path, net: &NetDef, args: &Args) -> anyhow::Result<Report> {
     let s = NetSummary::of(net);
+    let init = is_init_net(net);
     if args.json {
         return Report::json(&NetFileJson {
             format: "caffe2_net",
             path: path.display().to_string(),
+            role: if init { "init_net" } else { "predict_net" },
             net: net_json(&s),
         });
     }
     let mut t = String::new();
-    let _ = writeln!(t, "{}: Caffe2 NetDef", path.display());
+    let _ = writeln!(
+        t,
+        "{}: Caffe2 NetDef, {}",
+        path.display(),
+        if init {
+            "an init net (fill ops only)"
+        } else {
+            "a predict net (not fill ops only)"
+        }
+    );
     net_text(&mut t, "net", &s, None, args.all);
     if !s.fill_totals.is_empty() {
         let _ = writeln!(t, "filled tensors:");

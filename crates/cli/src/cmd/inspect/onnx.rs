@@ -241,7 +241,7 @@ fn text(path: &Path, s: &ModelSummary) -> String {
     }
     let _ = writeln!(
         t,
-        "initializers: {} ({})",
+        "initializers: {}, {}",
         s.initializer_count,
         human_bytes(s.initializer_bytes)
     );
