@@ -295,7 +295,7 @@ pub fn fix_checkpoint(
             if let Some(new) = new {
                 replacements.insert("data.pkl".to_owned(), new);
             }
-            let bytes_written = rewrite_zip_file(output, &ckpt, &replacements, options)?;
+            let bytes_written = rewrite_zip_file(output, ckpt, &replacements, options)?;
             Ok(FixReport {
                 changes,
                 bytes_written,
