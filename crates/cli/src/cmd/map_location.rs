@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::errors::{at, cannot_be_made_safe};
+use crate::errors::cannot_be_made_safe;
 use crate::exit::Outcome;
 use crate::output::note;
 use crate::progress::{Global, Progress, size_of};
@@ -15,7 +15,7 @@ use netport_torch::relocate::{
     LocationMap, RelocateOptions, RelocateReport, relocate_checkpoint, relocate_pickle,
 };
 use netport_torch::write::WriteOptions;
-use netport_torch::{Checkpoint, Format, scan_file};
+use netport_torch::{Checkpoint, Format, TorchError, scan_file};
 
 /// Rewrite the location tag of every storage (like
 /// `torch.load(map_location=...)`, but once, in the file).
@@ -79,11 +79,15 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         },
     };
     let shown = args.input.display().to_string();
-    options
-        .write
-        .check_paths(&args.output)
-        .map_err(at(&shown))?;
-    let ckpt = Checkpoint::open(&args.input).map_err(at(&shown))?;
+    let context = |e: TorchError| {
+        anyhow::Error::new(e).context(format!(
+            "map-location {} -> {}",
+            args.input.display(),
+            args.output.display()
+        ))
+    };
+    options.write.check_paths(&args.output).map_err(context)?;
+    let ckpt = Checkpoint::open(&args.input).map_err(context)?;
     let progress = Progress::start(
         global,
         false,
@@ -102,13 +106,7 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
             eprintln!("netport: {shown}: {e}");
             return Ok(Outcome::Findings);
         }
-        Err(e) => {
-            return Err(at(&shown)(e).context(format!(
-                "map-location {} -> {}",
-                args.input.display(),
-                args.output.display()
-            )));
-        }
+        Err(e) => return Err(context(e)),
     };
     crate::output::print(&text(&args.output, &report, fixed.as_ref()))?;
     if fixed.is_none() && matches!(ckpt.format(), Format::Zip | Format::Legacy) {
@@ -122,7 +120,7 @@ fn relocate_and_fix(
     ckpt: &Checkpoint,
     output: &Path,
     options: &RelocateOptions,
-) -> Result<(RelocateReport, FixReport), netport_torch::TorchError> {
+) -> Result<(RelocateReport, FixReport), TorchError> {
     let mut report = RelocateReport::default();
     let fixed = fix_checkpoint(ckpt, output, &options.write, |name, bytes| {
         // The pickles that carry storage tags (as relocate_checkpoint).

@@ -246,13 +246,11 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
             }
             Err(e) => {
                 errors += 1;
+                let error = e.to_string();
                 let message = crate::errors::at(&name)(e).to_string();
                 let _ = writeln!(text, "ERROR: {message}");
                 eprintln!("netport: error: {message}");
-                files.push(FileJson::Failed {
-                    path: name,
-                    error: message,
-                });
+                files.push(FileJson::Failed { path: name, error });
             }
         }
     }
