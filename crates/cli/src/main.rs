@@ -3,7 +3,8 @@
 //! This file only parses arguments and dispatches. Each command is one module
 //! under `cmd/` with its own clap `Args` struct and a
 //! `run(&Args, &Global) -> anyhow::Result<Outcome>`; what they share lives in
-//! its own module: `exit` (the exit codes), `output` (printing, JSON, notes),
+//! its own module: `exit` (the exit codes), `global` (options of every
+//! command), `output` (printing, JSON, notes),
 //! `units` (the byte formatter), `progress` (the progress bar), `json` (JSON
 //! types shared by several reports), `edits` (tensor-name flags), `errors`
 //! (library errors with their file), `detect` (what a file is).
@@ -13,6 +14,7 @@ mod detect;
 mod edits;
 mod errors;
 mod exit;
+mod global;
 mod json;
 mod output;
 mod progress;
@@ -48,7 +50,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let global = progress::Global { quiet: cli.quiet };
+    let global = global::Global { quiet: cli.quiet };
     let result = match &cli.command {
         Command::Inspect(args) => cmd::inspect::run(args, &global),
         Command::Scan(args) => cmd::scan::run(args, &global),

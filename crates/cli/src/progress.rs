@@ -10,19 +10,13 @@
 //! shows nothing), only when stderr is a terminal, never with `--json` or
 //! `--quiet`, and is cleared when the work ends.
 
+use crate::global::Global;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// Options every command gets from the command line.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Global {
-    /// `--quiet`: no progress bar.
-    pub quiet: bool,
-}
 
 /// Work that is shorter than this shows no bar.
 const DELAY: Duration = Duration::from_millis(300);

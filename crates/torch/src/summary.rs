@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::checkpoint::Checkpoint;
 use crate::objects::{Storage, Tensor};
+use netport_tensor::DType;
 
 /// Tensors of one dtype.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,21 +70,31 @@ impl CheckpointSummary {
 
     /// Summarises tensors and the storages they view.
     pub fn from_parts(tensors: &[Tensor], storages: &[Storage]) -> Self {
-        let mut devices: BTreeMap<String, usize> = BTreeMap::new();
+        // Keys are borrowed while counting (a checkpoint may hold 100,000
+        // tensors) and owned once at the end.
+        let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
         for s in storages {
-            *devices.entry(s.location.clone()).or_default() += 1;
+            *devices.entry(s.location.as_str()).or_default() += 1;
         }
-        let mut by_dtype: BTreeMap<String, DTypeTotal> = BTreeMap::new();
+        let mut by_dtype: BTreeMap<DType, DTypeTotal> = BTreeMap::new();
         let (mut parameters, mut bytes_total) = (0u64, 0u64);
         for t in tensors {
             let (n, bytes) = (numel(t), tensor_bytes(t));
-            let total = by_dtype.entry(t.dtype.torch_name().to_owned()).or_default();
+            let total = by_dtype.entry(t.dtype).or_default();
             total.tensors += 1;
             total.elements = total.elements.saturating_add(n);
             total.bytes = total.bytes.saturating_add(bytes);
             parameters = parameters.saturating_add(n);
             bytes_total = bytes_total.saturating_add(bytes);
         }
+        let devices = devices
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect();
+        let by_dtype = by_dtype
+            .into_iter()
+            .map(|(d, t)| (d.torch_name().to_owned(), t))
+            .collect();
         CheckpointSummary {
             devices,
             by_dtype,

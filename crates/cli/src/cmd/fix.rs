@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::exit::Outcome;
+use crate::global::Global;
 use crate::output::emit;
-use crate::progress::{Global, Progress};
+use crate::progress::Progress;
 use netport_torch::fix::{FixReport, fix_file};
 use netport_torch::write::WriteOptions;
 use serde::Serialize;

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::errors::cannot_be_made_safe;
 use crate::exit::Outcome;
+use crate::global::Global;
 use crate::output::note;
-use crate::progress::{Global, Progress, size_of};
+use crate::progress::{Progress, size_of};
 use crate::units::human_bytes;
 use netport_torch::fix::{FixReport, fix_checkpoint};
 use netport_torch::relocate::{

@@ -5,8 +5,8 @@
 //! otherwise, 2 when a file cannot be scanned.
 
 use crate::exit::Outcome;
+use crate::global::Global;
 use crate::output::emit;
-use crate::progress::Global;
 use netport_pickle::{GlobalClass, ScanVerdict};
 use netport_torch::{FileScan, ScannedPickle, scan_file};
 use serde::Serialize;

@@ -10,7 +10,7 @@ mod torch;
 
 use crate::detect::{Detected, detect};
 use crate::exit::Outcome;
-use crate::progress::Global;
+use crate::global::Global;
 use anyhow::Context;
 use std::path::PathBuf;
 

@@ -6,6 +6,7 @@ use super::Args;
 use crate::json::{ByDType, DTypeTotals, by_dtype_text};
 use crate::output::Report;
 use crate::units::human_bytes;
+use netport_tensor::DType;
 use netport_torch::{SafetensorsFile, SafetensorsTensor};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -55,19 +56,17 @@ fn bytes(t: &SafetensorsTensor) -> u64 {
 }
 
 fn totals(file: &SafetensorsFile) -> TotalsJson {
-    let mut by_dtype = ByDType::new();
+    let mut by: BTreeMap<DType, DTypeTotals> = BTreeMap::new();
     for t in file.tensors() {
-        crate::json::add(
-            &mut by_dtype,
-            t.dtype.torch_name().to_owned(),
-            DTypeTotals {
-                tensors: 1,
-                elements: numel(t),
-                bytes: bytes(t),
-                unsized_tensors: 0,
-            },
-        );
+        let total = by.entry(t.dtype).or_default();
+        total.tensors += 1;
+        total.elements = total.elements.saturating_add(numel(t));
+        total.bytes = total.bytes.saturating_add(bytes(t));
     }
+    let by_dtype: ByDType = by
+        .into_iter()
+        .map(|(d, t)| (d.torch_name().to_owned(), t))
+        .collect();
     TotalsJson {
         tensors: file.tensors().len(),
         parameters: by_dtype.values().map(|t| t.elements).sum(),
