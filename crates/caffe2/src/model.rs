@@ -1,13 +1,14 @@
 //! A Caffe2 model as the ONNX path and the model zoo ship it: the "mobile"
 //! pair of an `init_net` (fill ops that create the parameters, run once) and
 //! a `predict_net` (the computation), loaded from and saved to a directory or
-//! two paths.
+//! two paths. Which net is which is told by content, not by position or
+//! name: an init net holds fill ops only ([`is_init_net`]).
 
 use crate::binary::encode_netdef;
 use crate::error::Caffe2Error;
 use crate::file::{load_netdef, write_atomic};
 use crate::proto::NetDef;
-use crate::summary::ModelSummary;
+use crate::summary::{ModelSummary, is_fill_op};
 use std::path::{Path, PathBuf};
 
 /// File names [`Caffe2Model::load_dir`] tries for the init net, in order:
@@ -20,6 +21,28 @@ pub const PREDICT_NET_NAMES: &[&str] = &[
     "model.pb",
     "model.pbtxt",
 ];
+
+/// True when `net` looks like an init net: it has ops, and every one is a
+/// fill op ([`is_fill_op`]: creates a tensor from its arguments). A predict
+/// net computes, so it has at least one other op.
+pub fn is_init_net(net: &NetDef) -> bool {
+    !net.op.is_empty()
+        && net
+            .op
+            .iter()
+            .all(|op| is_fill_op(op.r#type.as_deref().unwrap_or("")))
+}
+
+/// How [`Caffe2Model::from_nets`] assigned two nets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairOrder {
+    /// The first net is the init net (fill ops only), the second is not.
+    AsGiven,
+    /// The second net is the init net: they were given predict net first.
+    Swapped,
+    /// Both or neither hold fill ops only; taken as given, init net first.
+    Unclear,
+}
 
 /// An `init_net` + `predict_net` pair.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,6 +96,36 @@ impl Caffe2Model {
             init_net: load_netdef(init_net)?,
             predict_net: load_netdef(predict_net)?,
         })
+    }
+
+    /// Makes a pair of two nets in either order, telling them apart by
+    /// content ([`is_init_net`]).
+    pub fn from_nets(first: NetDef, second: NetDef) -> (Self, PairOrder) {
+        let order = match (is_init_net(&first), is_init_net(&second)) {
+            (true, false) => PairOrder::AsGiven,
+            (false, true) => PairOrder::Swapped,
+            _ => PairOrder::Unclear,
+        };
+        let (init_net, predict_net) = match order {
+            PairOrder::Swapped => (second, first),
+            PairOrder::AsGiven | PairOrder::Unclear => (first, second),
+        };
+        (
+            Caffe2Model {
+                init_net,
+                predict_net,
+            },
+            order,
+        )
+    }
+
+    /// Loads a pair from two files given in either order (each binary or
+    /// text); see [`from_nets`](Self::from_nets).
+    pub fn load_any_order(
+        first: impl AsRef<Path>,
+        second: impl AsRef<Path>,
+    ) -> Result<(Self, PairOrder), Caffe2Error> {
+        Ok(Self::from_nets(load_netdef(first)?, load_netdef(second)?))
     }
 
     /// Saves the pair as `dir/init_net.pb` and `dir/predict_net.pb` (binary),
@@ -174,6 +227,31 @@ mod tests {
         crate::save_netdef_text(&model().predict_net, dir.path().join("predict_net.pbtxt"))
             .unwrap();
         assert_eq!(Caffe2Model::load_dir(dir.path()).unwrap(), model());
+    }
+
+    #[test]
+    fn nets_are_told_apart_by_content() {
+        let m = model();
+        assert!(is_init_net(&m.init_net) && !is_init_net(&m.predict_net));
+        assert!(!is_init_net(&NetDef::default()));
+        let given = Caffe2Model::from_nets(m.init_net.clone(), m.predict_net.clone());
+        assert_eq!(given, (m.clone(), PairOrder::AsGiven));
+        let swapped = Caffe2Model::from_nets(m.predict_net.clone(), m.init_net.clone());
+        assert_eq!(swapped, (m.clone(), PairOrder::Swapped));
+        let (both, order) = Caffe2Model::from_nets(m.init_net.clone(), m.init_net.clone());
+        assert_eq!(
+            (both.predict_net, order),
+            (m.init_net.clone(), PairOrder::Unclear)
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        m.save_dir(dir.path()).unwrap();
+        let (loaded, order) = Caffe2Model::load_any_order(
+            dir.path().join("predict_net.pb"),
+            dir.path().join("init_net.pb"),
+        )
+        .unwrap();
+        assert_eq!((loaded, order), (m, PairOrder::Swapped));
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub struct ModelSummary {
     /// The predict net's external inputs that no init net op produces: the
     /// data the caller feeds, in the predict net's order.
     pub data_inputs: Vec<String>,
+    /// The predict net's external inputs that the init net produces: the
+    /// weights, in the predict net's order.
+    pub weight_inputs: Vec<String>,
 }
 
 impl ModelSummary {
@@ -159,19 +162,19 @@ impl ModelSummary {
             .iter()
             .flat_map(|op| op.output.iter().map(String::as_str))
             .collect();
-        let data_inputs = model
+        let (weight_inputs, data_inputs) = model
             .predict_net
             .external_input
             .iter()
-            .filter(|name| !produced.contains(name.as_str()))
             .cloned()
-            .collect();
+            .partition(|name| produced.contains(name.as_str()));
         ModelSummary {
             params_by_dtype: init.fill_totals.clone(),
             param_bytes: init.fill_totals.iter().map(|t| t.bytes).sum(),
             init,
             predict,
             data_inputs,
+            weight_inputs,
         }
     }
 }
@@ -219,6 +222,12 @@ pub fn dtype_name(code: i32) -> Option<&'static str> {
 /// for STRING and the non-numeric types.
 pub fn dtype_size(code: i32) -> Option<u64> {
     DType::from_caffe2(code).map(|d| d.size_in_bytes() as u64)
+}
+
+/// True for an op that creates a tensor from its arguments: a known fill op
+/// (the table of the module docs) or any other op whose type ends in `Fill`.
+pub fn is_fill_op(op_type: &str) -> bool {
+    known_fill(op_type).is_some() || op_type.ends_with("Fill")
 }
 
 /// How a known fill op's values are given.
@@ -288,10 +297,10 @@ fn dtype_arg(op: &OperatorDef) -> Option<Option<i32>> {
 
 fn fill_summary(op_index: usize, op: &OperatorDef) -> Option<FillSummary> {
     let op_type = op.r#type.as_deref().unwrap_or("");
-    let known = known_fill(op_type);
-    if known.is_none() && !op_type.ends_with("Fill") {
+    if !is_fill_op(op_type) {
         return None;
     }
+    let known = known_fill(op_type);
     let dtype = match known {
         Some((DtypeRule::Fixed(d), _)) => Some(d as i32),
         Some((DtypeRule::ArgOr(d), _)) => dtype_arg(op).unwrap_or(Some(d as i32)),
@@ -703,6 +712,7 @@ mod tests {
         };
         let m = model.summary();
         assert_eq!(m.data_inputs, ["data", "cond"]);
+        assert_eq!(m.weight_inputs, ["w"]);
         assert_eq!(m.param_bytes, 112 + 12 + 8 + 4 + 88 + 32);
         assert_eq!(m.params_by_dtype, m.init.fill_totals);
     }

@@ -2,17 +2,20 @@
 //! Opening the file as a PyTorch checkpoint comes first: `netport_torch`
 //! recognises its formats and what users mistake for a model (a Git LFS
 //! pointer, an HTML error page, an empty file, a damaged zip), so that the
-//! error says what the file really is. Bytes it does not recognise are tried
-//! as ONNX and then as a Caffe2 net.
+//! error says what the file really is (a safetensors file is then opened as
+//! such). Bytes it does not recognise are tried as ONNX and then as a Caffe2
+//! net.
 
+use anyhow::Context;
 use netport_caffe2::proto::NetDef;
 use netport_onnx::proto::ModelProto;
-use netport_torch::{Checkpoint, TorchError};
+use netport_torch::{Checkpoint, SafetensorsFile, TorchError};
 use std::path::Path;
 
 /// What a file turned out to be, read.
 pub enum Detected {
     Torch(Box<Checkpoint>),
+    Safetensors(Box<SafetensorsFile>),
     Onnx(Box<ModelProto>),
     Caffe2(Box<NetDef>),
 }
@@ -25,12 +28,18 @@ pub fn detect(path: &Path) -> anyhow::Result<Detected> {
         Err(TorchError::NotACheckpoint {
             detected: netport_torch::Detected::Unknown { .. },
         }) => {}
+        Err(TorchError::NotACheckpoint {
+            detected: netport_torch::Detected::Safetensors { .. },
+        }) => {
+            let file = SafetensorsFile::open(path).map_err(crate::errors::at(&what))?;
+            return Ok(Detected::Safetensors(Box::new(file)));
+        }
         Err(TorchError::NotACheckpoint { detected }) => anyhow::bail!("{what}: {detected}"),
         // I/O errors name the file already.
         Err(e @ TorchError::Io { .. }) => anyhow::bail!("{e}"),
         Err(e) => anyhow::bail!("{what}: {e}"),
     }
-    let bytes = crate::inspect::read(path)?;
+    let bytes = read(path)?;
     let what = what.as_str();
     // ONNX files start with field 1 (ir_version, a varint): tag byte 0x08. A
     // Caffe2 NetDef starts with a length-delimited field (name, op: 0x0a or
@@ -53,6 +62,20 @@ pub fn detect(path: &Path) -> anyhow::Result<Detected> {
         bytes.len(),
         hex_prefix(&bytes)
     )
+}
+
+/// Maps a file for reading; never modifies it.
+fn read(path: &Path) -> anyhow::Result<bytes::Bytes> {
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(bytes::Bytes::new());
+    }
+    // SAFETY: read-only map of an input file; see docs/threat-model.md on
+    // files changed underneath a reader.
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}", path.display()))?;
+    Ok(bytes::Bytes::from_owner(map))
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {

@@ -207,3 +207,49 @@ fn specific_broken_files_say_what_they_are() {
         assert!(stderr.contains(expected), "{rel}: {stderr}");
     }
 }
+
+#[test]
+fn per_dtype_totals_have_one_shape_in_every_format() {
+    // The same tiny_cnn weights as a checkpoint, safetensors, ONNX and a
+    // Caffe2 pair: the float32 group is the same object in all four (the
+    // checkpoint also has BatchNorm's int64 num_batches_tracked).
+    let dir = tempfile::tempdir().unwrap();
+    let pt = testdata("torch/protocol2.pt");
+    let st = dir.path().join("m.safetensors");
+    let out = netport(["convert".as_ref(), pt.as_os_str(), st.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let torch = inspect_json(&[&pt]);
+    let safetensors = inspect_json(&[&st]);
+    let onnx = inspect_json(&[&testdata("onnx/tiny_cnn.onnx")]);
+    let caffe2 = inspect_json(&[&testdata("caffe2/tiny")]);
+    assert_eq!(safetensors["format"], "safetensors");
+    let float32 = serde_json::json!({
+        "tensors": 8, "elements": 1282, "bytes": 5128, "unsized_tensors": 0
+    });
+    for (what, by) in [
+        ("torch", &torch["totals"]["by_dtype"]),
+        ("safetensors", &safetensors["totals"]["by_dtype"]),
+        ("onnx", &onnx["initializers"]["by_dtype"]),
+        ("caffe2 params", &caffe2["params"]["by_dtype"]),
+        ("caffe2 init fills", &caffe2["init_net"]["fill_totals"]),
+    ] {
+        assert_eq!(by["float32"], float32, "{what}: {by}");
+    }
+    let int64 = serde_json::json!({
+        "tensors": 1, "elements": 1, "bytes": 8, "unsized_tensors": 0
+    });
+    assert_eq!(torch["totals"]["by_dtype"]["int64"], int64);
+    assert_eq!(
+        safetensors["totals"]["by_dtype"],
+        torch["totals"]["by_dtype"]
+    );
+    assert_eq!(safetensors["totals"]["tensors"], torch["totals"]["tensors"]);
+    assert_eq!(
+        safetensors["totals"]["parameters"],
+        torch["totals"]["parameters"]
+    );
+}

@@ -200,3 +200,112 @@ fn a_plain_rewrite_strips_prefixes_and_can_write_the_legacy_format() {
         assert_eq!(code, Some(0), "{name}: {stdout}");
     }
 }
+
+/// The seed's checkpoint: tagged `cuda:0` and saved with
+/// `pickle_protocol=4`. Made from the committed protocol-4 state dict.
+fn cuda_protocol4(dir: &Path) -> std::path::PathBuf {
+    let cuda = dir.join("cuda_p4.pt");
+    let (code, _, stderr) = run(&[
+        os("map-location"),
+        p(&testdata("torch/protocol4.pt")),
+        os("-o"),
+        p(&cuda),
+        os("--map"),
+        os("cpu=cuda:0"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json = inspect_json(&[&cuda]);
+    assert_eq!(json["devices"], serde_json::json!({"cuda:0": 9}));
+    assert_eq!(json["details"]["pickles"][0]["protocol"], 4);
+    cuda
+}
+
+#[test]
+fn map_location_of_a_protocol_4_file_names_the_fix_and_fix_does_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let cuda = cuda_protocol4(dir.path());
+
+    // Relocated only: still protocol 4, which weights_only refuses. Said on
+    // stderr, with the way out.
+    let plain = dir.path().join("plain.pt");
+    let (code, stdout, stderr) = run(&[
+        os("map-location"),
+        p(&cuda),
+        os("-o"),
+        p(&plain),
+        os("--to"),
+        os("cpu"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("9 storages: cuda:0 -> cpu"), "{stdout}");
+    assert!(stderr.contains("netport: note:"), "{stderr}");
+    assert!(stderr.contains("FRAME"), "{stderr}");
+    assert!(stderr.contains("netport fix"), "{stderr}");
+    assert!(stderr.contains("--fix"), "{stderr}");
+    let (code, stdout, _) = run(&[os("scan"), p(&plain)]);
+    assert_eq!(code, Some(1), "{stdout}");
+
+    // --fix: one output, relocated and protocol 2, that our scan passes.
+    let fixed = dir.path().join("fixed.pt");
+    let (code, stdout, stderr) = run(&[
+        os("map-location"),
+        p(&cuda),
+        os("-o"),
+        p(&fixed),
+        os("--to"),
+        os("cpu"),
+        os("--fix"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(stdout.contains("9 storages: cuda:0 -> cpu"), "{stdout}");
+    assert!(
+        stdout.contains("data.pkl: pickle protocol 4 -> 2"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    let json = inspect_json(&[&fixed]);
+    assert_eq!(json["devices"], serde_json::json!({"cpu": 9}));
+    assert_eq!(json["details"]["pickles"][0]["protocol"], 2);
+    let (code, stdout, _) = run(&[os("scan"), p(&fixed)]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let (code, stdout, _) = run(&[os("diff"), p(&testdata("torch/protocol4.pt")), p(&fixed)]);
+    assert_eq!(code, Some(0), "{stdout}");
+}
+
+#[test]
+fn map_location_says_nothing_more_when_the_output_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    for src in ["torch/cuda_tagged.pt", "torch/cuda_tagged_legacy.pt"] {
+        let out = dir.path().join("cpu.pt");
+        let (code, _, stderr) = run(&[
+            os("map-location"),
+            p(&testdata(src)),
+            os("-o"),
+            p(&out),
+            os("--to"),
+            os("cpu"),
+        ]);
+        assert_eq!(code, Some(0), "{src}: {stderr}");
+        // Not a terminal: no progress bar either.
+        assert!(stderr.is_empty(), "{src}: {stderr}");
+    }
+}
+
+#[test]
+fn map_location_fix_refuses_what_cannot_be_made_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pt");
+    let (code, _, stderr) = run(&[
+        os("map-location"),
+        p(&testdata("torch/malicious/zip_reduce.pt")),
+        os("-o"),
+        p(&out),
+        os("--to"),
+        os("cpu"),
+        os("--fix"),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("posix.system"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

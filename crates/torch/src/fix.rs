@@ -259,6 +259,20 @@ pub fn fix_file(
     options: &WriteOptions,
 ) -> Result<FixReport, TorchError> {
     let ckpt = Checkpoint::open(input)?;
+    fix_checkpoint(&ckpt, output, options, |_, _| Ok(None))
+}
+
+/// [`fix_file`] on an opened checkpoint, with a first step: `prepare` gets
+/// each pickle torch.load reads (its name and bytes) and may return new
+/// bytes, which are then fixed in the same pass (e.g.
+/// [`crate::relocate::relocate_pickle`], for map-location and fix in one
+/// output).
+pub fn fix_checkpoint(
+    ckpt: &Checkpoint,
+    output: &Path,
+    options: &WriteOptions,
+    mut prepare: impl FnMut(&str, &[u8]) -> Result<Option<Vec<u8>>, TorchError>,
+) -> Result<FixReport, TorchError> {
     let data = ckpt.bytes();
     let mut changes = Vec::new();
     match ckpt.format() {
@@ -269,13 +283,19 @@ pub fn fix_file(
                 .find(|p| p.name == "data.pkl")
                 .ok_or_else(|| TorchError::refused("the archive has no data.pkl"))?;
             let bytes = ckpt.pickle_bytes(record)?;
-            let new = fix_pickle(&bytes, "data.pkl", &mut changes)?;
+            let prepared = prepare("data.pkl", &bytes)?;
+            let fixed = fix_pickle(
+                prepared.as_deref().unwrap_or(&bytes),
+                "data.pkl",
+                &mut changes,
+            )?;
+            let new = fixed.or(prepared);
             check_loads(new.as_deref().unwrap_or(&bytes), "data.pkl")?;
             let mut replacements = HashMap::new();
             if let Some(new) = new {
                 replacements.insert("data.pkl".to_owned(), new);
             }
-            let bytes_written = rewrite_zip_file(output, &ckpt, &replacements, options)?;
+            let bytes_written = rewrite_zip_file(output, ckpt, &replacements, options)?;
             Ok(FixReport {
                 changes,
                 bytes_written,
@@ -289,7 +309,13 @@ pub fn fix_file(
             for record in ckpt.pickles() {
                 let range = record.byte_range.clone();
                 let bytes = &data[range.start as usize..range.end as usize];
-                let new = fix_pickle(bytes, &record.name, &mut changes)?;
+                let prepared = prepare(&record.name, bytes)?;
+                let fixed = fix_pickle(
+                    prepared.as_deref().unwrap_or(bytes),
+                    &record.name,
+                    &mut changes,
+                )?;
+                let new = fixed.or(prepared);
                 check_loads(new.as_deref().unwrap_or(bytes), &record.name)?;
                 pieces.push(match new {
                     Some(v) => v.into(),

@@ -67,6 +67,7 @@
 //!   edits, zip or legacy [`Layout`]).
 //! - [`edit`]: [`Edits`] (key selection, prefix stripping, filters, renames, dtype).
 //! - [`diff`](mod@diff): [`diff()`](fn@diff) of two checkpoints or safetensors files.
+//! - [`summary`]: [`summary::CheckpointSummary`], the totals `netport inspect` prints.
 
 #![deny(missing_docs)]
 
@@ -83,6 +84,7 @@ pub mod relocate;
 pub mod rewrite;
 pub mod safetensors;
 pub mod scan;
+pub mod summary;
 pub mod write;
 pub mod zip;
 

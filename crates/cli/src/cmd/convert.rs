@@ -10,15 +10,21 @@
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
+use crate::edits::SelectArgs;
+use crate::errors::at;
+use crate::exit::Outcome;
+use crate::global::Global;
+use crate::output::{emit, preview};
+use crate::progress::{Progress, size_of};
+use crate::units::human_bytes;
 use anyhow::{Context, bail};
 use netport_torch::rewrite::{Layout, rewrite_checkpoint, safetensors_to_legacy_checkpoint};
 use netport_torch::{
-    Checkpoint, ConvertReport, Edits, SafetensorsFile, ShardedReport, checkpoint_to_safetensors,
+    Checkpoint, ConvertReport, SafetensorsFile, ShardedReport, checkpoint_to_safetensors,
     index_to_checkpoints, index_to_safetensors, safetensors_to_checkpoint,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// Output format of `netport convert`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,9 +35,15 @@ pub enum Target {
     Pt,
 }
 
-/// Arguments of `netport convert`.
+/// Convert a PyTorch checkpoint to safetensors or back (also sharded
+/// checkpoints through their index), with key and dtype edits.
+///
+/// The input kind is detected from the bytes; the output format is --to,
+/// else OUT's extension, else the other format. A checkpoint to a `.pt` is a
+/// plain rewrite (the edited tensors as a state dict). Exit code 0 on
+/// success, 2 on error (nothing is written then).
 #[derive(clap::Args, Debug)]
-pub struct ConvertArgs {
+pub struct Args {
     /// A PyTorch checkpoint (zip, legacy, TorchScript, .pt2), a safetensors
     /// file, or a sharded checkpoint's index (`pytorch_model.bin.index.json`,
     /// `model.safetensors.index.json`).
@@ -48,16 +60,8 @@ pub struct ConvertArgs {
     /// (`model`, `state_dict`), without the `KEY.` prefix.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-    /// Remove this prefix from tensor names (repeatable, applied repeatedly:
-    /// `--strip-prefix module. --strip-prefix _orig_mod.`).
-    #[arg(long = "strip-prefix", value_name = "PREFIX")]
-    pub strip_prefix: Vec<String>,
-    /// Keep only tensors whose name (after --key and --strip-prefix) matches.
-    #[arg(long, value_name = "REGEX")]
-    pub filter: Option<String>,
-    /// Leave out tensors whose name (after --key and --strip-prefix) matches.
-    #[arg(long, value_name = "REGEX")]
-    pub exclude: Option<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Rename tensors: REGEX=REPLACEMENT, `$1` for groups (repeatable, in order).
     #[arg(long, value_name = "REGEX=REPL")]
     pub rename: Vec<String>,
@@ -72,15 +76,6 @@ pub struct ConvertArgs {
     /// Print one JSON document describing what was written.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Prefixes a library error with the file it is about, unless the error
-/// (an I/O error) already names it.
-pub fn at(shown: &str) -> impl Fn(netport_torch::TorchError) -> anyhow::Error + '_ {
-    move |e| match e {
-        netport_torch::TorchError::Io { .. } => anyhow::anyhow!("{e}"),
-        e => anyhow::anyhow!("{shown}: {e}"),
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -104,29 +99,7 @@ fn kind_of(path: &Path) -> anyhow::Result<Kind> {
     })
 }
 
-/// The edits given on the command line.
-pub fn edits_from(
-    key: Option<&str>,
-    strip_prefix: &[String],
-    filter: Option<&str>,
-    exclude: Option<&str>,
-    rename: &[String],
-    dtype: Option<&str>,
-) -> anyhow::Result<Edits> {
-    Ok(Edits {
-        key: key.map(str::to_owned),
-        strip_prefixes: strip_prefix.to_vec(),
-        filter: filter.map(Edits::regex).transpose()?,
-        exclude: exclude.map(Edits::regex).transpose()?,
-        renames: rename
-            .iter()
-            .map(|r| Edits::parse_rename(r))
-            .collect::<Result<_, _>>()?,
-        dtype: dtype.map(Edits::parse_dtype).transpose()?,
-    })
-}
-
-fn target_for(args: &ConvertArgs, input: Kind, index_of: Option<Target>) -> anyhow::Result<Target> {
+fn target_for(args: &Args, input: Kind, index_of: Option<Target>) -> anyhow::Result<Target> {
     if let Some(t) = args.to {
         return Ok(t);
     }
@@ -155,42 +128,24 @@ fn target_for(args: &ConvertArgs, input: Kind, index_of: Option<Target>) -> anyh
     })
 }
 
-fn kib(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
-fn list(names: &[String]) -> String {
-    let mut s = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > 8 {
-        let _ = write!(s, ", ... ({} more)", names.len() - 8);
-    }
-    s
-}
-
 fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
     let _ = writeln!(
         t,
-        "wrote {} ({format}, {} tensors, {})",
+        "wrote {}: {format}, {} tensors, {}",
         out.display(),
         r.tensors,
-        kib(r.file_bytes)
+        human_bytes(r.file_bytes)
     );
     if r.dtype_changed > 0 {
         let saved = r.bytes_saved();
         let _ = writeln!(
             t,
-            "  dtype: {} tensors converted, {} -> {} ({} {})",
+            "  dtype: {} tensors converted, {} -> {}; {} {}",
             r.dtype_changed,
-            kib(r.dtype_bytes_before),
-            kib(r.dtype_bytes_after),
+            human_bytes(r.dtype_bytes_before),
+            human_bytes(r.dtype_bytes_after),
             if saved >= 0 { "saved" } else { "grew by" },
-            kib(saved.unsigned_abs())
+            human_bytes(saved.unsigned_abs())
         );
     }
     if !r.aliases.is_empty() {
@@ -202,14 +157,14 @@ fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
         let _ = writeln!(
             t,
             "  shared tensors written once (aliases recorded): {}",
-            list(&a)
+            preview(&a, 8)
         );
     }
     if !r.copies.is_empty() {
         let _ = writeln!(
             t,
             "  views of a shared storage written as separate copies: {}",
-            list(&r.copies)
+            preview(&r.copies, 8)
         );
     }
     if !r.left_out.is_empty() {
@@ -217,7 +172,7 @@ fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
             t,
             "  left out by the edits: {} tensors ({})",
             r.left_out.len(),
-            list(&r.left_out)
+            preview(&r.left_out, 8)
         );
     }
     if !r.dropped_values.is_empty() {
@@ -225,27 +180,60 @@ fn report_text(t: &mut String, out: &Path, format: &str, r: &ConvertReport) {
             t,
             "  note: {} non-tensor values dropped (the output holds only tensors): {}",
             r.dropped_values.len(),
-            list(&r.dropped_values)
+            preview(&r.dropped_values, 8)
         );
     }
 }
 
-fn report_json(out: &Path, format: &str, r: &ConvertReport) -> Value {
-    json!({
-        "output": out.display().to_string(),
-        "format": format,
-        "tensors": r.tensors,
-        "aliases": r.aliases.iter().map(|(a, k)| json!({"name": a, "kept": k})).collect::<Vec<_>>(),
-        "copies": r.copies,
-        "left_out": r.left_out,
-        "dropped_values": r.dropped_values,
-        "dtype_changed": r.dtype_changed,
-        "dtype_bytes_before": r.dtype_bytes_before,
-        "dtype_bytes_after": r.dtype_bytes_after,
-        "bytes_saved": r.bytes_saved(),
-        "data_bytes": r.data_bytes,
-        "file_bytes": r.file_bytes,
-    })
+#[derive(Serialize)]
+struct ConvertJson<'a> {
+    input: &'a str,
+    outputs: Vec<OutputJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutputJson<'a> {
+    output: String,
+    format: &'a str,
+    tensors: usize,
+    aliases: Vec<AliasJson<'a>>,
+    copies: &'a [String],
+    left_out: &'a [String],
+    dropped_values: &'a [String],
+    dtype_changed: usize,
+    dtype_bytes_before: u64,
+    dtype_bytes_after: u64,
+    bytes_saved: i64,
+    data_bytes: u64,
+    file_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct AliasJson<'a> {
+    name: &'a str,
+    kept: &'a str,
+}
+
+fn report_json<'a>(out: &Path, format: &'a str, r: &'a ConvertReport) -> OutputJson<'a> {
+    OutputJson {
+        output: out.display().to_string(),
+        format,
+        tensors: r.tensors,
+        aliases: r
+            .aliases
+            .iter()
+            .map(|(name, kept)| AliasJson { name, kept })
+            .collect(),
+        copies: &r.copies,
+        left_out: &r.left_out,
+        dropped_values: &r.dropped_values,
+        dtype_changed: r.dtype_changed,
+        dtype_bytes_before: r.dtype_bytes_before,
+        dtype_bytes_after: r.dtype_bytes_after,
+        bytes_saved: r.bytes_saved(),
+        data_bytes: r.data_bytes,
+        file_bytes: r.file_bytes,
+    }
 }
 
 fn pt_format(legacy: bool) -> &'static str {
@@ -253,21 +241,23 @@ fn pt_format(legacy: bool) -> &'static str {
 }
 
 /// Runs `netport convert`.
-pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
-    let edits = edits_from(
-        args.key.as_deref(),
-        &args.strip_prefix,
-        args.filter.as_deref(),
-        args.exclude.as_deref(),
-        &args.rename,
-        args.dtype.as_deref(),
-    )?;
+pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
+    let edits = args
+        .select
+        .edits(args.key.as_deref(), &args.rename, args.dtype.as_deref())?;
     let input = &args.input;
     let shown = input.display().to_string();
     let kind = kind_of(input)?;
     if netport_torch::safetensors::same_file(input, &args.output) {
         bail!("{shown}: the output is the input; netport never writes to its inputs");
     }
+    let progress = Progress::start(
+        global,
+        args.json,
+        format!("writing {}", args.output.display()),
+        expected_bytes(input, kind),
+    );
+    let mut index_line = None;
     let (format, outputs): (&str, Vec<(PathBuf, ConvertReport)>) = match kind {
         Kind::Index => {
             if args.legacy {
@@ -304,14 +294,12 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             };
             let mut outs: Vec<(PathBuf, ConvertReport)> =
                 r.shards.into_iter().map(|(_, o, rep)| (o, rep)).collect();
-            if !args.json {
-                crate::output::print(&format!(
-                    "wrote {} ({} shards, total_size {})\n",
-                    r.index.display(),
-                    outs.len(),
-                    r.total_size
-                ))?;
-            }
+            index_line = Some(format!(
+                "wrote {}: {} shards, total_size {}\n",
+                r.index.display(),
+                outs.len(),
+                r.total_size
+            ));
             outs.sort_by(|a, b| a.0.cmp(&b.0));
             (format, outs)
         }
@@ -353,19 +341,35 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             (pt_format(args.legacy), vec![(args.output.clone(), r)])
         }
     };
-    if args.json {
-        let files: Vec<Value> = outputs
-            .iter()
-            .map(|(o, r)| report_json(o, format, r))
-            .collect();
-        let doc = json!({ "input": shown, "outputs": files });
-        crate::output::print(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
-    } else {
-        let mut t = String::new();
-        for (o, r) in &outputs {
-            report_text(&mut t, o, format, r);
-        }
-        crate::output::print(&t)?;
+    progress.finish();
+    emit(
+        args.json,
+        || ConvertJson {
+            input: &shown,
+            outputs: outputs
+                .iter()
+                .map(|(o, r)| report_json(o, format, r))
+                .collect(),
+        },
+        || {
+            let mut t = index_line.unwrap_or_default();
+            for (o, r) in &outputs {
+                report_text(&mut t, o, format, r);
+            }
+            t
+        },
+    )?;
+    Ok(Outcome::Ok)
+}
+
+/// About how many bytes the conversion writes: the input's size (for an
+/// index, its shards').
+fn expected_bytes(input: &Path, kind: Kind) -> u64 {
+    if kind != Kind::Index {
+        return size_of(input);
     }
-    Ok(ExitCode::SUCCESS)
+    let dir = input.parent().unwrap_or(Path::new("."));
+    netport_torch::ShardIndex::read(input)
+        .map(|index| index.shards().iter().map(|s| size_of(&dir.join(s))).sum())
+        .unwrap_or(0)
 }

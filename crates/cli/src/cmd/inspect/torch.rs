@@ -1,33 +1,71 @@
 //! `netport inspect` for PyTorch checkpoints (zip, legacy, TorchScript,
 //! `.pt2`): format details, devices, the tensor table, totals by dtype,
 //! non-tensor values and shared storages, as a table, a tree (`--tree`) or
-//! JSON (fields in docs/cli.md). No tensor bytes are read.
+//! JSON (fields in docs/cli.md), from the library's `CheckpointSummary`. No
+//! tensor bytes are read.
 
-use crate::inspect::{Report, human_bytes};
+use super::Args;
+use crate::json::{ByDType, DTypeTotals, by_dtype_text};
+use crate::output::Report;
+use crate::units::human_bytes;
+use netport_torch::summary::{CheckpointSummary, tensor_bytes};
 use netport_torch::{Checkpoint, Quantization, Tensor, TensorKind, TreeNode};
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-fn kind_json(kind: &TensorKind) -> Value {
+/// A tensor's kind: a string, or an object naming what is special.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum KindJson<'a> {
+    #[serde(rename = "tensor")]
+    Tensor,
+    #[serde(rename = "parameter")]
+    Parameter,
+    #[serde(rename = "meta")]
+    Meta,
+    Subclass(&'a str),
+    Quantized(QuantJson<'a>),
+    Unsupported(&'a str),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum QuantJson<'a> {
+    PerTensor {
+        qscheme: &'a str,
+        scale: f64,
+        zero_point: i64,
+    },
+    PerChannel {
+        qscheme: &'a str,
+        axis: i64,
+    },
+}
+
+fn kind_json(kind: &TensorKind) -> KindJson<'_> {
     match kind {
-        TensorKind::Dense => json!("tensor"),
-        TensorKind::Parameter => json!("parameter"),
-        TensorKind::Subclass { class } => json!({"subclass": class}),
+        TensorKind::Dense => KindJson::Tensor,
+        TensorKind::Parameter => KindJson::Parameter,
+        TensorKind::Subclass { class } => KindJson::Subclass(class),
         TensorKind::Quantized(Quantization::PerTensor {
             qscheme,
             scale,
             zero_point,
-        }) => json!({
-            "quantized": {"qscheme": qscheme, "scale": scale, "zero_point": zero_point}
+        }) => KindJson::Quantized(QuantJson::PerTensor {
+            qscheme,
+            scale: *scale,
+            zero_point: *zero_point,
         }),
-        TensorKind::Quantized(Quantization::PerChannel { qscheme, axis, .. }) => json!({
-            "quantized": {"qscheme": qscheme, "axis": axis}
-        }),
-        TensorKind::Meta => json!("meta"),
-        TensorKind::Unsupported { function } => json!({"unsupported": function}),
+        TensorKind::Quantized(Quantization::PerChannel { qscheme, axis, .. }) => {
+            KindJson::Quantized(QuantJson::PerChannel {
+                qscheme,
+                axis: *axis,
+            })
+        }
+        TensorKind::Meta => KindJson::Meta,
+        TensorKind::Unsupported { function } => KindJson::Unsupported(function),
     }
 }
 
@@ -51,15 +89,6 @@ fn kind_text(kind: &TensorKind) -> String {
     }
 }
 
-/// Logical bytes of a tensor: elements times element size.
-fn tensor_bytes(t: &Tensor) -> u64 {
-    numel(t).saturating_mul(t.dtype.size_in_bytes() as u64)
-}
-
-fn numel(t: &Tensor) -> u64 {
-    t.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d))
-}
-
 fn shape_text(shape: &[u64]) -> String {
     format!(
         "[{}]",
@@ -71,13 +100,6 @@ fn shape_text(shape: &[u64]) -> String {
     )
 }
 
-#[derive(Default)]
-struct Total {
-    tensors: usize,
-    elements: u64,
-    bytes: u64,
-}
-
 /// The JSON document, serialized straight from borrowed data: a checkpoint
 /// may hold 100,000 tensors, so no intermediate `Value` per tensor.
 #[derive(Serialize)]
@@ -85,12 +107,54 @@ struct CheckpointJson<'a> {
     format: &'static str,
     format_description: String,
     path: String,
-    details: Value,
-    devices: &'a BTreeMap<&'a str, usize>,
+    details: DetailsJson<'a>,
+    devices: &'a BTreeMap<String, usize>,
     tensors: Vec<TensorJson<'a>>,
-    totals: Value,
+    totals: TotalsJson,
     shared_storages: Vec<SharedJson<'a>>,
     values: Vec<ValueJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct DetailsJson<'a> {
+    archive_name: Option<&'a str>,
+    pickles: Vec<PickleJson<'a>>,
+    byteorder: Option<&'static str>,
+    version: Option<&'a str>,
+    version_record: Option<&'a str>,
+    format_version: Option<&'a str>,
+    storage_alignment: Option<&'a str>,
+    zip64: bool,
+    records: Vec<&'a str>,
+    torch_version: Option<&'a str>,
+    pt2_schema_version: Option<&'a str>,
+    legacy_protocol_version: Option<i64>,
+    module_classes: Vec<ModuleClassJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PickleJson<'a> {
+    name: &'a str,
+    protocol: Option<u8>,
+    offset: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct ModuleClassJson<'a> {
+    path: &'a str,
+    class: &'a str,
+}
+
+/// Totals over the checkpoint; `by_dtype` has the shape of every format.
+#[derive(Serialize)]
+struct TotalsJson {
+    tensors: usize,
+    parameters: u64,
+    tensor_bytes: u64,
+    storages: usize,
+    storage_bytes: u64,
+    by_dtype: ByDType,
 }
 
 #[derive(Serialize)]
@@ -103,7 +167,7 @@ struct TensorJson<'a> {
     device: &'a str,
     storage_key: Option<&'a str>,
     bytes: u64,
-    kind: Value,
+    kind: KindJson<'a>,
     requires_grad: bool,
     conj: bool,
     neg: bool,
@@ -144,64 +208,81 @@ struct ValueJson<'a> {
     repr: &'a str,
 }
 
-pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool, json: bool) -> Report {
+/// The library's totals in the shared dtype vocabulary (torch names already).
+fn by_dtype(s: &CheckpointSummary) -> ByDType {
+    s.by_dtype
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                DTypeTotals {
+                    tensors: t.tensors,
+                    elements: t.elements,
+                    bytes: t.bytes,
+                    unsized_tensors: 0,
+                },
+            )
+        })
+        .collect()
+}
+
+fn details(ckpt: &Checkpoint) -> DetailsJson<'_> {
     let info = ckpt.info();
-    let format = ckpt.format();
-    let tensors = ckpt.tensors();
+    DetailsJson {
+        archive_name: info.archive_name.as_deref(),
+        pickles: ckpt
+            .pickles()
+            .iter()
+            .map(|p| PickleJson {
+                name: &p.name,
+                protocol: p.protocol,
+                offset: p.byte_range.start,
+                bytes: p.byte_range.end - p.byte_range.start,
+            })
+            .collect(),
+        byteorder: info.byteorder.map(|b| b.as_str()),
+        version: info.version.as_deref(),
+        version_record: info.version_record.as_deref(),
+        format_version: info.format_version.as_deref(),
+        storage_alignment: info.storage_alignment.as_deref(),
+        zip64: info.zip64,
+        records: info.records.iter().map(|r| r.name.as_str()).collect(),
+        torch_version: info.torch_version.as_deref(),
+        pt2_schema_version: info.pt2_schema_version.as_deref(),
+        legacy_protocol_version: info.legacy_protocol_version,
+        module_classes: info
+            .module_classes
+            .iter()
+            .map(|(path, class)| ModuleClassJson { path, class })
+            .collect(),
+    }
+}
+
+/// The report of a PyTorch checkpoint.
+pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Report> {
+    let summary = CheckpointSummary::of(ckpt);
     let storages = ckpt.storages();
-
-    let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in storages {
-        *devices.entry(s.location.as_str()).or_default() += 1;
-    }
-    let mut by_dtype: BTreeMap<String, Total> = BTreeMap::new();
-    for t in tensors {
-        let total = by_dtype.entry(t.dtype.to_string()).or_default();
-        total.tensors += 1;
-        total.elements += numel(t);
-        total.bytes += tensor_bytes(t);
-    }
-    let parameters: u64 = tensors.iter().map(numel).sum();
-    let storage_bytes: u64 = storages.iter().filter_map(|s| s.nbytes()).sum();
-    let shared: Vec<_> = storages.iter().filter(|s| s.tensors.len() > 1).collect();
-
-    if json {
+    if args.json {
+        let format = ckpt.format();
         return Report::json(&CheckpointJson {
             format: format.name(),
             format_description: format.to_string(),
             path: path.display().to_string(),
-            details: json!({
-                "archive_name": info.archive_name,
-                "pickles": ckpt.pickles().iter().map(|p| json!({
-                    "name": p.name, "protocol": p.protocol,
-                    "offset": p.byte_range.start, "bytes": p.byte_range.end - p.byte_range.start,
-                })).collect::<Vec<_>>(),
-                "byteorder": info.byteorder.map(|b| b.as_str()),
-                "version": info.version,
-                "version_record": info.version_record,
-                "format_version": info.format_version,
-                "storage_alignment": info.storage_alignment,
-                "zip64": info.zip64,
-                "records": info.records.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-                "torch_version": info.torch_version,
-                "pt2_schema_version": info.pt2_schema_version,
-                "legacy_protocol_version": info.legacy_protocol_version,
-                "module_classes": info.module_classes.iter().map(|(p, c)| json!({"path": p, "class": c})).collect::<Vec<_>>(),
-            }),
-            devices: &devices,
-            tensors: tensors.iter().map(TensorJson::of).collect(),
-            totals: json!({
-                "tensors": tensors.len(),
-                "parameters": parameters,
-                "tensor_bytes": by_dtype.values().map(|t| t.bytes).sum::<u64>(),
-                "storages": storages.len(),
-                "storage_bytes": storage_bytes,
-                "by_dtype": by_dtype.iter().map(|(k, t)| (k.clone(), json!({
-                    "tensors": t.tensors, "elements": t.elements, "bytes": t.bytes
-                }))).collect::<serde_json::Map<_, _>>(),
-            }),
-            shared_storages: shared
+            details: details(ckpt),
+            devices: &summary.devices,
+            tensors: ckpt.tensors().iter().map(TensorJson::of).collect(),
+            totals: TotalsJson {
+                tensors: summary.tensors,
+                parameters: summary.parameters,
+                tensor_bytes: summary.tensor_bytes,
+                storages: summary.storages,
+                storage_bytes: summary.storage_bytes,
+                by_dtype: by_dtype(&summary),
+            },
+            shared_storages: summary
+                .shared_storages
                 .iter()
+                .map(|&i| &storages[i])
                 .map(|s| SharedJson {
                     key: &s.key,
                     location: &s.location,
@@ -219,7 +300,14 @@ pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool, json: bool) -> Report 
                 .collect(),
         });
     }
+    Ok(Report::Text(text(path, ckpt, &summary, args.tree)))
+}
 
+/// The readable report.
+fn text(path: &Path, ckpt: &Checkpoint, summary: &CheckpointSummary, tree: bool) -> String {
+    let info = ckpt.info();
+    let format = ckpt.format();
+    let tensors = ckpt.tensors();
     let mut t = String::new();
     let _ = writeln!(t, "{}: {format}", path.display());
     if let Some(a) = &info.archive_name {
@@ -247,7 +335,8 @@ pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool, json: bool) -> Report 
     if let Some(v) = &info.torch_version {
         let _ = writeln!(t, "  torch          {v}");
     }
-    let devices_text: Vec<String> = devices
+    let devices_text: Vec<String> = summary
+        .devices
         .iter()
         .map(|(d, n)| format!("{n} storage{} on {d}", if *n == 1 { "" } else { "s" }))
         .collect();
@@ -292,23 +381,17 @@ pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool, json: bool) -> Report 
     }
     let _ = writeln!(
         t,
-        "totals: {} tensors, {parameters} elements, {} in {} storages",
-        tensors.len(),
-        human_bytes(storage_bytes),
-        storages.len()
+        "totals: {} tensors, {} elements, {} in {} storages",
+        summary.tensors,
+        summary.parameters,
+        human_bytes(summary.storage_bytes),
+        summary.storages
     );
-    for (dtype, total) in &by_dtype {
-        let _ = writeln!(
-            t,
-            "  {dtype:<14} {:>6} tensors {:>14} elements {:>12}",
-            total.tensors,
-            total.elements,
-            human_bytes(total.bytes)
-        );
-    }
-    if !shared.is_empty() {
+    by_dtype_text(&mut t, &by_dtype(summary));
+    if !summary.shared_storages.is_empty() {
         let _ = writeln!(t, "shared storages:");
-        for s in &shared {
+        for &i in &summary.shared_storages {
+            let s = &ckpt.storages()[i];
             let _ = writeln!(
                 t,
                 "  storage {} ({}, {}): {}",
@@ -319,7 +402,7 @@ pub fn report(path: &Path, ckpt: &Checkpoint, tree: bool, json: bool) -> Report 
             );
         }
     }
-    Report::Text(t)
+    t
 }
 
 /// Tensors and values in walk order, indented by nesting depth.
