@@ -8,11 +8,10 @@
 //! is written then).
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use netport_torch::rewrite::{Layout, rewrite_checkpoint, safetensors_to_legacy_checkpoint};
 use netport_torch::{
     Checkpoint, ConvertReport, Edits, SafetensorsFile, ShardedReport, checkpoint_to_safetensors,
@@ -91,15 +90,10 @@ enum Kind {
 }
 
 fn kind_of(path: &Path) -> anyhow::Result<Kind> {
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .with_context(|| format!("{}", path.display()))?
-        .take(9)
-        .read_to_end(&mut head)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(match head.first() {
-        Some(b'{') => Kind::Index,
-        _ if head.get(8) == Some(&b'{') => Kind::Safetensors,
+    use netport_io::Sniffed;
+    Ok(match netport_io::sniff_file(path)? {
+        Sniffed::Json => Kind::Index,
+        Sniffed::Safetensors { .. } | Sniffed::TruncatedSafetensors { .. } => Kind::Safetensors,
         _ => Kind::Checkpoint,
     })
 }

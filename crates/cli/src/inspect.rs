@@ -51,18 +51,9 @@ impl Report {
     }
 }
 
-/// Maps a file for reading; never modifies it.
+/// Maps a file for reading ([`netport_io::map_file`]); never modifies it.
 pub fn read(path: &Path) -> anyhow::Result<bytes::Bytes> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(bytes::Bytes::new());
-    }
-    // SAFETY: read-only map of an input file; see docs/threat-model.md on
-    // files changed underneath a reader.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}", path.display()))?;
-    Ok(bytes::Bytes::from_owner(map))
+    Ok(bytes::Bytes::from_owner(netport_io::map_file(path)?))
 }
 
 fn dim_json(d: &Dim) -> Value {

@@ -22,6 +22,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
+use netport_io::Sniffed;
+
 use netport_tensor::DType;
 use serde::Serialize;
 
@@ -54,36 +56,17 @@ struct Item {
 }
 
 impl TensorFile {
-    /// Opens a file, choosing the reader from its bytes (a safetensors file
-    /// has `{` after its 8-byte header length).
+    /// Opens a file, choosing the reader from its bytes
+    /// ([`netport_io::sniff`]: safetensors, cut short or not, is read as
+    /// safetensors, which explains what is wrong; anything else as a
+    /// checkpoint).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TorchError> {
         let path = path.as_ref();
-        let mut head = [0u8; 9];
-        let n = {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(|source| TorchError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-            let mut n = 0;
-            while n < 9 {
-                match f.read(&mut head[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(source) => {
-                        return Err(TorchError::Io {
-                            path: path.to_owned(),
-                            source,
-                        });
-                    }
-                }
+        match netport_io::sniff_file(path)? {
+            Sniffed::Safetensors { .. } | Sniffed::TruncatedSafetensors { .. } => {
+                Ok(TensorFile::Safetensors(SafetensorsFile::open(path)?))
             }
-            n
-        };
-        if n == 9 && head[8] == b'{' {
-            Ok(TensorFile::Safetensors(SafetensorsFile::open(path)?))
-        } else {
-            Ok(TensorFile::Checkpoint(Box::new(Checkpoint::open(path)?)))
+            _ => Ok(TensorFile::Checkpoint(Box::new(Checkpoint::open(path)?))),
         }
     }
 

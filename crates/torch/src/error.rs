@@ -11,6 +11,15 @@ use netport_tensor::TensorError;
 
 use crate::detect::Detected;
 
+impl From<netport_io::IoError> for TorchError {
+    fn from(e: netport_io::IoError) -> Self {
+        TorchError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Everything that can go wrong while opening or reading a checkpoint.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

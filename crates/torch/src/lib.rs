@@ -76,7 +76,6 @@ pub mod diff;
 pub mod edit;
 pub mod error;
 pub mod fix;
-mod mapped;
 pub mod objects;
 mod pt2;
 pub mod relocate;

@@ -49,7 +49,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -80,7 +80,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TorchError + '_ {
 }
 
 enum Data {
-    Mmap(crate::mapped::Mapped),
+    Mmap(netport_io::Mapped),
     Owned(Vec<u8>),
 }
 
@@ -129,9 +129,7 @@ impl SafetensorsFile {
     /// Maps and validates the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TorchError> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(io(path))?;
-        // SAFETY: read-only private map; see `Checkpoint::open_with`.
-        let map = unsafe { crate::mapped::Mapped::map(&file) }.map_err(io(path))?;
+        let map = netport_io::map_file(path)?;
         Self::from_data(Data::Mmap(map))
     }
 
@@ -338,7 +336,7 @@ impl SafetensorsFile {
                 .map_err(err)?;
         let converted = convert(&view, dtype).map_err(err)?;
         // Owned result: release the mapped source pages (flat memory).
-        crate::mapped::release(self.tensor_bytes(t));
+        netport_io::release(self.tensor_bytes(t));
         Ok(converted)
     }
 }
@@ -607,17 +605,17 @@ fn layout(
     Ok((out, tensors))
 }
 
-/// Writes header + data into a new temporary file in `dir`.
+/// Writes header + data into a new atomic output for `out`, finished but
+/// not yet renamed into place.
 fn write_temp<'a>(
-    dir: &Path,
+    out: &Path,
     header: &[u8],
     tensors: &[OutTensor],
     mut fetch: impl FnMut(&OutTensor) -> Result<Cow<'a, [u8]>, TorchError>,
-) -> Result<(tempfile::NamedTempFile, u64), TorchError> {
-    let tmp = temp_builder().tempfile_in(dir).map_err(io(dir))?;
-    let path = tmp.path().to_owned();
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    w.write_all(header).map_err(io(&path))?;
+) -> Result<(netport_io::Finished, u64), TorchError> {
+    let mut file = netport_io::AtomicFile::create(out)?;
+    let w = file.writer();
+    w.write_all(header).map_err(io(out))?;
     let mut total = header.len() as u64;
     for t in tensors {
         let bytes = fetch(t)?;
@@ -629,43 +627,16 @@ fn write_temp<'a>(
                 t.nbytes
             )));
         }
-        for c in crate::mapped::chunks(&bytes) {
-            w.write_all(c).map_err(io(&path))?;
+        for c in netport_io::chunks(&bytes) {
+            w.write_all(c).map_err(io(out))?;
         }
         total += t.nbytes;
     }
-    w.flush().map_err(io(&path))?;
-    drop(w);
-    // Renamed into place by the caller; not fsynced (see write::write_atomic).
-    Ok((tmp, total))
-}
-
-/// Temporary output files: hidden, in the destination directory, created
-/// with mode 0666 minus the umask (as any new file), not tempfile's 0600.
-fn temp_builder() -> tempfile::Builder<'static, 'static> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".netport-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    b
+    Ok((file.finish()?, total))
 }
 
 fn out_dir(out: &Path) -> PathBuf {
-    match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<(), TorchError> {
-    tmp.persist(out).map_err(|e| TorchError::Io {
-        path: out.to_owned(),
-        source: e.error,
-    })?;
-    Ok(())
+    netport_io::parent_dir(out).to_owned()
 }
 
 fn fetch_from<'c>(
@@ -683,14 +654,14 @@ fn fetch_from<'c>(
 
 fn convert_to_temp(
     ckpt: &Checkpoint,
-    dir: &Path,
+    out: &Path,
     edits: &Edits,
-) -> Result<(tempfile::NamedTempFile, ConvertReport, Vec<String>), TorchError> {
+) -> Result<(netport_io::Finished, ConvertReport, Vec<String>), TorchError> {
     let plan = plan_checkpoint(ckpt, edits)?;
     let (header, tensors) = layout(plan.tensors, &plan.metadata)?;
     let names = tensors.iter().map(|t| t.name.clone()).collect();
     let mut report = plan.report;
-    let (tmp, total) = write_temp(dir, &header, &tensors, fetch_from(ckpt))?;
+    let (tmp, total) = write_temp(out, &header, &tensors, fetch_from(ckpt))?;
     report.tensors = tensors.len();
     report.data_bytes = total - header.len() as u64;
     report.file_bytes = total;
@@ -704,8 +675,8 @@ pub fn checkpoint_to_safetensors(
     out: &Path,
     edits: &Edits,
 ) -> Result<ConvertReport, TorchError> {
-    let (tmp, report, _) = convert_to_temp(ckpt, &out_dir(out), edits)?;
-    persist(tmp, out)?;
+    let (tmp, report, _) = convert_to_temp(ckpt, out, edits)?;
+    tmp.commit()?;
     Ok(report)
 }
 
@@ -1058,18 +1029,18 @@ pub fn index_to_safetensors(
         )?;
         let name = format!("model-{:05}-of-{m:05}.safetensors", i + 1);
         let out_path = shard_output(&out_dir, &name, &in_path)?;
-        let (tmp, report, names) = convert_to_temp(&ckpt, &out_dir, edits)?;
+        let (tmp, report, names) = convert_to_temp(&ckpt, &out_path, edits)?;
         map_to_shard(&mut weight_map, names, &name)?;
         total_size += report.data_bytes;
         temps.push((tmp, in_path, out_path, report));
     }
-    let idx_tmp = index.write_temp(&weight_map, total_size, &out_dir, &out_index)?;
+    let idx_tmp = index.write_temp(&weight_map, total_size, &out_index)?;
     let mut shards_out = Vec::new();
     for (tmp, in_path, out_path, report) in temps {
-        persist(tmp, &out_path)?;
+        tmp.commit()?;
         shards_out.push((in_path, out_path, report));
     }
-    persist(idx_tmp, &out_index)?;
+    idx_tmp.commit()?;
     Ok(ShardedReport {
         index: out_index,
         shards: shards_out,
@@ -1117,8 +1088,9 @@ pub fn index_to_checkpoints(
             total_size += report.data_bytes;
             written.push((in_path, out_path, report));
         }
-        let tmp = index.write_temp(&weight_map, total_size, &out_dir, &out_index)?;
-        persist(tmp, &out_index)
+        let tmp = index.write_temp(&weight_map, total_size, &out_index)?;
+        tmp.commit()?;
+        Ok(())
     })();
     if let Err(e) = result {
         for (_, o, _) in &written {
@@ -1133,7 +1105,7 @@ pub fn index_to_checkpoints(
     })
 }
 
-pub use crate::write::same_file;
+pub use netport_io::same_file;
 
 /// The output folder and index path of a sharded conversion: `out` is the
 /// index to write (`*.json`, shards next to it) or a folder (created if
@@ -1203,23 +1175,22 @@ impl ShardIndex {
     }
 
     /// Writes the output index (this index's metadata with `total_size`, and
-    /// `weight_map`) to a temporary file in `out_dir`, for renaming to
+    /// `weight_map`) to a finished atomic output, for renaming to
     /// `out_index` once every shard is in place.
     fn write_temp(
         &self,
         weight_map: &BTreeMap<String, String>,
         total_size: u64,
-        out_dir: &Path,
         out_index: &Path,
-    ) -> Result<tempfile::NamedTempFile, TorchError> {
+    ) -> Result<netport_io::Finished, TorchError> {
         let mut meta = self.metadata.clone();
         meta.insert("total_size".into(), json!(total_size));
         let doc = json!({ "metadata": meta, "weight_map": weight_map });
         let mut text = serde_json::to_vec_pretty(&doc).expect("JSON");
         text.push(b'\n');
-        let mut tmp = temp_builder().tempfile_in(out_dir).map_err(io(out_dir))?;
+        let mut tmp = netport_io::AtomicFile::create(out_index)?;
         tmp.write_all(&text).map_err(io(out_index))?;
-        Ok(tmp)
+        Ok(tmp.finish()?)
     }
 }
 

@@ -109,7 +109,7 @@ fn hash_combine(seed: u64, value: u64) -> u64 {
 /// Write `data` in chunks; pages of a mapped source are released once
 /// written, so memory stays flat (see the `mapped` module).
 pub fn copy_chunked<W: Write + ?Sized>(w: &mut W, data: &[u8]) -> io::Result<()> {
-    for c in crate::mapped::chunks(data) {
+    for c in netport_io::chunks(data) {
         w.write_all(c)?;
     }
     Ok(())
@@ -277,7 +277,7 @@ impl<W: Write> ZipWriter<W> {
         let size = data.len() as u64;
         self.header(&full, 0, size)?;
         let mut crc = 0;
-        for c in crate::mapped::chunks(data) {
+        for c in netport_io::chunks(data) {
             crc = crc32_update(crc, c);
             self.put(c)?;
         }
@@ -296,7 +296,7 @@ impl<W: Write> ZipWriter<W> {
         let full = self.full_name(name)?;
         let lho = self.pos;
         self.header(&full, method, size)?;
-        for c in crate::mapped::chunks(raw) {
+        for c in netport_io::chunks(raw) {
             self.put(c)?;
         }
         self.finish_entry(full, method, crc, raw.len() as u64, size, lho)
@@ -835,21 +835,7 @@ pub struct WriteOptions {
     pub in_place: bool,
 }
 
-/// True if both paths exist and are the same file (same device and inode on
-/// Unix, so another spelling of a path or a hard link counts).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-            return x.dev() == y.dev() && x.ino() == y.ino();
-        }
-    }
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
+pub use netport_io::same_file;
 
 impl WriteOptions {
     /// Refuse an output that is the input (unless in-place), or a directory.
@@ -873,62 +859,16 @@ impl WriteOptions {
     }
 }
 
-/// Write `output` atomically: `f` writes into a temporary file in the same
-/// directory, which is renamed over `output` (not fsynced, as cp and
-/// torch.save do not). On any error the
+/// Write `output` atomically with `f` ([`netport_io::AtomicFile`]: a
+/// temporary file in the same folder renamed over `output`, not fsynced, as
+/// cp and torch.save do not; mode 0666 less the umask). On any error the
 /// temporary file is removed and `output` is untouched. Returns the size.
 pub fn write_atomic<F>(output: &Path, options: &WriteOptions, f: F) -> Result<u64, TorchError>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<(), TorchError>,
 {
     options.check_paths(output)?;
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let base = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into());
-    let io_err = |path: &Path, source| TorchError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut attempt = 0u32;
-    let (tmp, file) = loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let tmp = dir.join(format!(
-            ".{base}.netport-{}-{nanos}-{attempt}.tmp",
-            std::process::id()
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(io_err(&tmp, e)),
-        }
-    };
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        f(&mut w)?;
-        let file = w.into_inner().map_err(|e| io_err(&tmp, e.into_error()))?;
-        let len = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
-        drop(file);
-        // Atomic for readers (they see the old file or the whole new one),
-        // not fsynced: like cp and torch.save (docs/cli.md).
-        std::fs::rename(&tmp, output).map_err(|e| io_err(output, e))?;
-        Ok(len)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    netport_io::write_with(output, f)
 }
 
 /// Write a [`ZipCheckpoint`] to `output` (archive named after its stem).
