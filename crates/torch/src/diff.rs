@@ -27,10 +27,10 @@ use netport_io::Sniffed;
 use netport_tensor::DType;
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
-use crate::edit::Edits;
 use crate::error::TorchError;
+use crate::read::checkpoint::Checkpoint;
 use crate::safetensors::SafetensorsFile;
+use crate::write::edit::Edits;
 
 /// A file whose tensors can be compared.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use netport_pickle::PickleError;
 use netport_tensor::TensorError;
 
-use crate::detect::Detected;
+use crate::read::detect::Detected;
 
 impl From<netport_io::IoError> for TorchError {
     fn from(e: netport_io::IoError) -> Self {

@@ -12,7 +12,7 @@ use netport_pickle::{Limits, Machine, Value};
 
 use netport_io::Sniffed;
 
-use crate::zip::ZipArchive;
+use crate::read::zip::ZipArchive;
 
 /// The legacy magic number `0x1950a86a20f9469cfc6c` as little-endian two's
 /// complement bytes (how the pickle machine stores a big int).

@@ -14,10 +14,10 @@ use netport_pickle::{
     GlobalClass, GlobalFinding, Limits, NestedKind, PickleScan, ScanVerdict, scan as scan_pickle,
 };
 
-use crate::checkpoint::inflate;
-use crate::detect::{Detected, Format, detect};
 use crate::error::TorchError;
-use crate::zip::ZipArchive;
+use crate::read::checkpoint::inflate;
+use crate::read::detect::{Detected, Format, detect};
+use crate::read::zip::ZipArchive;
 
 /// How deep nested `torch.save` payloads are followed.
 pub const MAX_NESTING: usize = 4;

@@ -8,13 +8,13 @@ use std::path::Path;
 use netport_pickle::{Limits, Machine, Pickle, Value};
 use netport_tensor::{ByteOrder, DType, TensorView, convert};
 
-use crate::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
 use crate::error::TorchError;
 use crate::objects::{
     Collected, PidStyle, Storage, Tensor, TensorKind, ValueEntry, Walker, values_per_byte,
 };
-use crate::pt2;
-use crate::zip::{ZipArchive, ZipEntry};
+use crate::read::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
+use crate::read::pt2;
+use crate::read::zip::{ZipArchive, ZipEntry};
 
 /// Limits and presentation settings for [`Checkpoint::open_with`].
 #[derive(Debug, Clone)]

@@ -1,4 +1,9 @@
-//! Writing checkpoints the way `torch.save` does.
+//! Writing checkpoints the way `torch.save` does, and the module tree of
+//! everything that writes: [`relocate`] (map-location), [`fix`]
+//! (weights_only compatibility), [`rewrite`] + [`edit`] (state-dict
+//! rewrites), [`state_dict`] (the state-dict pickle), and `pickle_edit`
+//! (op-by-op pickle edits shared by relocate and the legacy writer). They
+//! read through [`crate::read`]; nothing in [`crate::read`] imports them.
 //!
 //! - [`ZipWriter`]: the zip container exactly as torch's `PyTorchStreamWriter`
 //!   (miniz) lays it out (`pytorch-format.md` §1.3): stored entries, local
@@ -12,7 +17,8 @@
 //! - [`rewrite_zip_to`]: copy an existing zip checkpoint record by record,
 //!   replacing some records (`data.pkl`, `constants.pkl`) and copying every
 //!   other record's bytes unchanged (compressed ones stay compressed).
-//! - [`write_atomic`]: temp file in the output directory, fsync, rename;
+//! - [`write_atomic`]: [`netport_io::AtomicFile`] (temporary file in the
+//!   output directory, renamed into place, not fsynced);
 //!   refuses to overwrite the input unless [`WriteOptions::in_place`].
 //!
 //! Tensor bytes are never decoded or held: they are slices of the source's
@@ -24,17 +30,26 @@
 //! record names are those of a source file, its name half is reused, so a
 //! rewritten file carries the id torch would have written.
 
+pub mod edit;
+pub mod fix;
+pub(crate) mod pickle_edit;
+pub mod relocate;
+pub mod rewrite;
+pub mod state_dict;
+
+pub use state_dict::StateDictPickle;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::Checkpoint;
-use crate::detect::Format;
 use crate::error::TorchError;
-use crate::relocate::{Item, analyze, apply_edits};
-use crate::zip::ZipArchive;
+use crate::read::checkpoint::Checkpoint;
+use crate::read::detect::Format;
+use crate::read::zip::ZipArchive;
+use crate::write::pickle_edit::{Item, analyze, apply_edits};
 
 // ---------------------------------------------------------------------------
 // CRC-32 (IEEE, as zip), slicing by 8.
@@ -585,7 +600,7 @@ impl<'a> ZipCheckpoint<'a> {
 /// torch.save's zip layout with the storages fetched one at a time
 /// (`fetch(i)` gives the bytes of `keys[i]`), so converted storages need
 /// not all be held in memory. Shared by [`ZipCheckpoint::write_to`] and
-/// [`crate::rewrite`].
+/// [`crate::write::rewrite`].
 pub(crate) fn write_zip_records<'s, W: Write, E: From<io::Error>>(
     w: W,
     archive_name: &str,
@@ -731,7 +746,7 @@ impl<'a> LegacyCheckpoint<'a> {
 /// The legacy stacked pickles with the storages (`(key, numel)`) fetched one
 /// at a time (`fetch(i)` for `storages[i]`); written sorted by key as
 /// strings, like torch. Shared by [`LegacyCheckpoint::write_to`] and
-/// [`crate::rewrite`].
+/// [`crate::write::rewrite`].
 pub(crate) fn write_legacy_records<'s, W: Write, E: From<io::Error>>(
     mut w: W,
     object_pickle: &[u8],

@@ -48,18 +48,17 @@ use std::path::Path;
 
 use netport_tensor::{ByteOrder, DType};
 
-use crate::checkpoint::Checkpoint;
-use crate::edit::Edits;
-use crate::edit::{refuse, refuse_tensors};
 use crate::error::TorchError;
 use crate::objects::TensorKind;
+use crate::read::checkpoint::Checkpoint;
 use crate::safetensors::{
-    ConvertReport, SafetensorsFile, StateDictPickle, dropped_values, nbytes,
-    safetensors_to_checkpoint_as,
+    ConvertReport, SafetensorsFile, dropped_values, nbytes, safetensors_to_checkpoint_as,
 };
+use crate::write::edit::Edits;
+use crate::write::edit::{refuse, refuse_tensors};
 use crate::write::{
-    WriteOptions, archive_name_for, convert_pids, write_atomic, write_legacy_records,
-    write_zip_records,
+    StateDictPickle, WriteOptions, archive_name_for, convert_pids, write_atomic,
+    write_legacy_records, write_zip_records,
 };
 
 /// The container format of the output.
