@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
-use netport_torch::rewrite::{Layout, rewrite_checkpoint, safetensors_to_legacy_checkpoint};
-use netport_torch::{
-    Checkpoint, ConvertReport, Edits, SafetensorsFile, ShardedReport, checkpoint_to_safetensors,
-    index_to_checkpoints, index_to_safetensors, safetensors_to_checkpoint,
+use netport_safetensors::{SafetensorsFile, ShardIndex};
+use netport_torch::rewrite::{Layout, rewrite_checkpoint};
+use netport_torch::{Checkpoint, ConvertReport, Edits, TorchError};
+use netport_torch_safetensors::{
+    ConvertError, ShardedReport, checkpoint_to_safetensors, index_to_checkpoints,
+    index_to_safetensors, safetensors_to_checkpoint, safetensors_to_legacy_checkpoint,
 };
 use serde_json::{Value, json};
 
@@ -74,11 +76,22 @@ pub struct ConvertArgs {
 }
 
 /// Prefixes a library error with the file it is about, unless the error
-/// (an I/O error) already names it.
-pub fn at(shown: &str) -> impl Fn(netport_torch::TorchError) -> anyhow::Error + '_ {
-    move |e| match e {
-        netport_torch::TorchError::Io { .. } => anyhow::anyhow!("{e}"),
-        e => anyhow::anyhow!("{shown}: {e}"),
+/// (an I/O error) already names it, and adds the flag that helps (library
+/// messages name no flags).
+pub fn at<E: Into<ConvertError>>(shown: &str) -> impl Fn(E) -> anyhow::Error + '_ {
+    move |e| {
+        let e = e.into();
+        let hint = match &e {
+            ConvertError::Torch(TorchError::TensorsRefused { .. }) => {
+                "; leave them out with --exclude"
+            }
+            _ => "",
+        };
+        if e.names_file() {
+            anyhow::anyhow!("{e}{hint}")
+        } else {
+            anyhow::anyhow!("{shown}: {e}{hint}")
+        }
     }
 }
 
@@ -114,7 +127,7 @@ pub fn edits_from(
         exclude: exclude.map(Edits::regex).transpose()?,
         renames: rename
             .iter()
-            .map(|r| Edits::parse_rename(r))
+            .map(|r| Edits::parse_rename(r).map_err(|e| anyhow::anyhow!("--rename: {e}")))
             .collect::<Result<_, _>>()?,
         dtype: dtype.map(Edits::parse_dtype).transpose()?,
     })
@@ -259,7 +272,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let input = &args.input;
     let shown = input.display().to_string();
     let kind = kind_of(input)?;
-    if netport_torch::safetensors::same_file(input, &args.output) {
+    if netport_io::same_file(input, &args.output) {
         bail!("{shown}: the output is the input; netport never writes to its inputs");
     }
     let (format, outputs): (&str, Vec<(PathBuf, ConvertReport)>) = match kind {
@@ -267,7 +280,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             if args.legacy {
                 bail!("{shown}: --legacy is for single files, not sharded checkpoints");
             }
-            let index = netport_torch::ShardIndex::read(input).map_err(at(&shown))?;
+            let index = ShardIndex::read(input).map_err(at(&shown))?;
             let shard_kind = index
                 .shards()
                 .first()

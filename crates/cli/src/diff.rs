@@ -1,5 +1,5 @@
 //! `netport diff A B`: compares the tensors of two files, each a PyTorch
-//! checkpoint or a safetensors file (see `netport_torch::diff`). Exit code 0
+//! checkpoint or a safetensors file (see `netport_torch_safetensors::diff`). Exit code 0
 //! when identical (same names, every tensor bit-identical), 1 when they
 //! differ, 2 on error.
 
@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use netport_torch::diff::Status;
-use netport_torch::{DiffOptions, TensorFile, diff};
+use netport_torch_safetensors::diff::Status;
+use netport_torch_safetensors::{DiffOptions, TensorFile, diff};
 use serde_json::json;
 
 /// Arguments of `netport diff`.

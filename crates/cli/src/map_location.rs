@@ -72,6 +72,9 @@ pub fn run(args: &MapLocationArgs) -> anyhow::Result<ExitCode> {
         text.push_str(&line);
         text.push('\n');
     }
+    if !args.all_devices && report.devices.iter().any(|d| d.rewritten.is_none()) {
+        text.push_str("pass --all-devices to rewrite device objects too\n");
+    }
     text.push_str(&format!(
         "wrote {} ({} bytes)\n",
         args.output.display(),

@@ -62,22 +62,22 @@
 //! - [`objects`]: [`Tensor`], [`TensorKind`], [`Quantization`], [`Storage`],
 //!   [`ValueEntry`], [`Leaf`]; the walk from pickle values to those.
 //! - [`write`](mod@write): torch.save-identical zip writer, legacy writer,
-//!   record-by-record rewrite, atomic output, [`write::StateDictPickle`];
+//!   record-by-record rewrite, atomic output, [`StateDictPickle`],
+//!   [`ConvertReport`];
 //!   [`relocate`] (map-location, op by op), [`fix`] (weights_only
 //!   compatibility), [`rewrite`] ([`rewrite_checkpoint`], zip or legacy
 //!   [`Layout`]) and [`edit`] ([`Edits`]).
-//! - [`safetensors`](mod@safetensors): [`SafetensorsFile`] (reader), [`checkpoint_to_safetensors`]
-//!   and [`index_to_safetensors`] (streamed writers, shared-tensor aliases).
-//! - [`diff`](mod@diff): [`diff()`](fn@diff) of two checkpoints or safetensors files.
+//!
+//! safetensors is its own format crate (`netport-safetensors`); conversions
+//! between checkpoints and safetensors, and diffs across both, join the two
+//! formats and live in `netport-torch-safetensors`.
 //! - [`error`](mod@error): [`TorchError`].
 
 #![deny(missing_docs)]
 
-pub mod diff;
 pub mod error;
 pub mod objects;
 pub mod read;
-pub mod safetensors;
 pub mod write;
 
 pub use read::{checkpoint, detect, scan, zip};
@@ -85,19 +85,14 @@ pub use write::{edit, fix, relocate, rewrite};
 
 pub use checkpoint::{Checkpoint, Info, Options, PickleRecord, Record};
 pub use detect::{Detected, Format, detect};
-pub use diff::{DiffOptions, DiffReport, TensorDiff, TensorFile, diff};
 pub use edit::Edits;
 pub use error::{OutOfBounds, TorchError};
 pub use objects::{
     Leaf, Quantization, Storage, Tensor, TensorKind, TreeItem, TreeNode, ValueEntry,
 };
 pub use rewrite::{Layout, rewrite_checkpoint};
-pub use safetensors::{
-    ConvertReport, SafetensorsFile, SafetensorsTensor, ShardIndex, ShardedReport,
-    checkpoint_to_safetensors, index_to_checkpoints, index_to_safetensors,
-    safetensors_to_checkpoint,
-};
 pub use scan::{
     ContainerFinding, FileScan, ScannedPickle, WeightsOnlyVerdict, scan_bytes, scan_file,
 };
+pub use write::{ConvertReport, StateDictPickle};
 pub use zip::{DuplicateName, ZipArchive, ZipEntry};

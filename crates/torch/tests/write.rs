@@ -301,8 +301,8 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Every writer of the crate (zip, legacy, safetensors): outputs have the
-/// mode a plain create gives, and a failed write leaves no temporary file.
+/// Every writer of the crate (zip, legacy): outputs have the mode a plain
+/// create gives, and a failed write leaves no temporary file.
 #[test]
 fn every_writer_creates_like_a_plain_create_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -311,38 +311,26 @@ fn every_writer_creates_like_a_plain_create_and_cleans_up() {
     let lc = LegacyCheckpoint::from_checkpoint(&src).unwrap();
     let zip = dir.path().join("zip.pt");
     let legacy = dir.path().join("legacy.pt");
-    let st = dir.path().join("model.safetensors");
     write_zip_file(&zip, &zc, &WriteOptions::default()).unwrap();
     write_legacy_file(&legacy, &lc, &WriteOptions::default()).unwrap();
-    netport_torch::checkpoint_to_safetensors(&src, &st, &netport_torch::Edits::default()).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let want = plain_create_mode(dir.path());
-        for p in [&zip, &legacy, &st] {
+        for p in [&zip, &legacy] {
             let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, want, "{}: {mode:o}", p.display());
         }
     }
     // Failures: an unwritable destination for each writer, and a
-    // safetensors destination that is a folder (the rename fails after the
-    // data was written).
+    // destination that is a folder with files in it.
     let missing = dir.path().join("no/such");
     assert!(write_zip_file(&missing.join("a.pt"), &zc, &WriteOptions::default()).is_err());
     assert!(write_legacy_file(&missing.join("a.pt"), &lc, &WriteOptions::default()).is_err());
-    let blocked = dir.path().join("blocked.safetensors");
+    let blocked = dir.path().join("blocked.pt");
     std::fs::create_dir(&blocked).unwrap();
     std::fs::write(blocked.join("keep"), b"x").unwrap();
-    let e =
-        netport_torch::checkpoint_to_safetensors(&src, &blocked, &Default::default()).unwrap_err();
-    assert!(e.to_string().contains("blocked.safetensors"), "{e}");
-    assert_eq!(
-        names_in(dir.path()),
-        [
-            "blocked.safetensors",
-            "legacy.pt",
-            "model.safetensors",
-            "zip.pt"
-        ]
-    );
+    let e = write_zip_file(&blocked, &zc, &WriteOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("blocked.pt"), "{e}");
+    assert_eq!(names_in(dir.path()), ["blocked.pt", "legacy.pt", "zip.pt"]);
 }

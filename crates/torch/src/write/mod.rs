@@ -34,9 +34,11 @@ pub mod edit;
 pub mod fix;
 pub(crate) mod pickle_edit;
 pub mod relocate;
+pub mod report;
 pub mod rewrite;
 pub mod state_dict;
 
+pub use report::ConvertReport;
 pub use state_dict::StateDictPickle;
 
 use std::borrow::Cow;
@@ -883,7 +885,14 @@ where
     F: FnOnce(&mut BufWriter<File>) -> Result<(), TorchError>,
 {
     options.check_paths(output)?;
-    netport_io::write_with(output, f)
+    // A write error from `f` (`?` on the writer) is named by the output.
+    netport_io::write_with(output, f).map_err(|e| match e {
+        TorchError::Write(source) => TorchError::Io {
+            path: output.to_owned(),
+            source,
+        },
+        e => e,
+    })
 }
 
 /// Write a [`ZipCheckpoint`] to `output` (archive named after its stem).

@@ -196,7 +196,7 @@ impl RelocateReport {
                     d.device, d.pickle, d.offset
                 )),
                 None => out.push(format!(
-                    "device object torch.device('{}') in {} (byte {}) left as is (not a storage tag; use --all-devices to rewrite)",
+                    "device object torch.device('{}') in {} (byte {}) left as is (not a storage tag; rewritten only when all devices are asked for)",
                     d.device, d.pickle, d.offset
                 )),
             }

@@ -51,11 +51,9 @@ use netport_tensor::{ByteOrder, DType};
 use crate::error::TorchError;
 use crate::objects::TensorKind;
 use crate::read::checkpoint::Checkpoint;
-use crate::safetensors::{
-    ConvertReport, SafetensorsFile, dropped_values, nbytes, safetensors_to_checkpoint_as,
-};
 use crate::write::edit::Edits;
 use crate::write::edit::{refuse, refuse_tensors};
+use crate::write::report::{ConvertReport, dropped_values, nbytes};
 use crate::write::{
     StateDictPickle, WriteOptions, archive_name_for, convert_pids, write_atomic,
     write_legacy_records, write_zip_records,
@@ -269,14 +267,4 @@ pub fn rewrite_checkpoint(
         }
     };
     Ok(report)
-}
-
-/// [`crate::safetensors_to_checkpoint`] in the legacy (pre-1.6) format.
-pub fn safetensors_to_legacy_checkpoint(
-    sf: &SafetensorsFile,
-    input: Option<&Path>,
-    out: &Path,
-    edits: &Edits,
-) -> Result<ConvertReport, TorchError> {
-    safetensors_to_checkpoint_as(sf, input, out, edits, true)
 }

@@ -27,10 +27,10 @@ use netport_io::Sniffed;
 use netport_tensor::DType;
 use serde::Serialize;
 
-use crate::error::TorchError;
-use crate::read::checkpoint::Checkpoint;
-use crate::safetensors::SafetensorsFile;
-use crate::write::edit::Edits;
+use netport_safetensors::SafetensorsFile;
+use netport_torch::{Checkpoint, Edits};
+
+use crate::ConvertError;
 
 /// A file whose tensors can be compared.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl TensorFile {
     /// ([`netport_io::sniff`]: safetensors, cut short or not, is read as
     /// safetensors, which explains what is wrong; anything else as a
     /// checkpoint).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, TorchError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ConvertError> {
         let path = path.as_ref();
         match netport_io::sniff_file(path)? {
             Sniffed::Safetensors { .. } | Sniffed::TruncatedSafetensors { .. } => {
@@ -117,9 +117,9 @@ impl TensorFile {
         }
     }
 
-    fn bytes(&self, src: Src) -> Result<Cow<'_, [u8]>, TorchError> {
+    fn bytes(&self, src: Src) -> Result<Cow<'_, [u8]>, ConvertError> {
         match (self, src) {
-            (TensorFile::Checkpoint(c), Src::Ckpt(i)) => c.tensor_bytes(&c.tensors()[i]),
+            (TensorFile::Checkpoint(c), Src::Ckpt(i)) => Ok(c.tensor_bytes(&c.tensors()[i])?),
             (TensorFile::Safetensors(f), Src::Sf(i)) => {
                 Ok(Cow::Borrowed(f.tensor_bytes(&f.tensors()[i])))
             }
@@ -127,7 +127,7 @@ impl TensorFile {
         }
     }
 
-    fn f64s(&self, src: Src) -> Result<Vec<f64>, TorchError> {
+    fn f64s(&self, src: Src) -> Result<Vec<f64>, ConvertError> {
         let bytes = match (self, src) {
             (TensorFile::Checkpoint(c), Src::Ckpt(i)) => {
                 c.tensor_converted(&c.tensors()[i], DType::Float64)?
@@ -252,7 +252,7 @@ pub struct DiffReport {
     pub tensors: Vec<TensorDiff>,
 }
 
-fn edited(items: Vec<Item>, edits: &Edits) -> Result<Vec<Item>, TorchError> {
+fn edited(items: Vec<Item>, edits: &Edits) -> Result<Vec<Item>, ConvertError> {
     let plan = edits.plan(items.iter().map(|i| (i.name.as_str(), i.dtype)))?;
     Ok(plan
         .into_iter()
@@ -268,7 +268,7 @@ pub fn diff(
     a: &TensorFile,
     b: &TensorFile,
     options: &DiffOptions,
-) -> Result<DiffReport, TorchError> {
+) -> Result<DiffReport, ConvertError> {
     let edits = Edits {
         dtype: None,
         ..options.edits.clone()
