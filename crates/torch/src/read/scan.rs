@@ -115,19 +115,7 @@ impl FileScan {
 
 /// Scans the file at `path` (memory mapped).
 pub fn scan_file(path: impl AsRef<std::path::Path>) -> Result<FileScan, TorchError> {
-    let path = path.as_ref();
-    let io = |source| TorchError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len == 0 {
-        return scan_bytes(&[]);
-    }
-    // SAFETY: read-only map of an input; see docs/threat-model.md on files
-    // truncated by another process while mapped.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let map = netport_io::map_file(path.as_ref())?;
     scan_bytes(&map)
 }
 
