@@ -17,16 +17,25 @@ pub use atomic::{AtomicFile, Durability, Finished, write_file, write_with};
 pub use map::{CHUNK, Chunks, Mapped, chunks, map_file, release};
 pub use sniff::{Sniffed, sniff_bytes, sniff_file};
 
-/// An I/O error on a named file.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+/// An I/O error on a named file: `<path>: <the operating system's error>`.
+/// The message includes the error, so it is not also given as
+/// [`Error::source`](std::error::Error::source) (a reporter printing the
+/// chain would say it twice).
+#[derive(Debug)]
 pub struct IoError {
     /// The file or folder the operation was on.
     pub path: PathBuf,
     /// The operating system's error.
-    #[source]
     pub source: std::io::Error,
 }
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for IoError {}
 
 impl IoError {
     /// `source`, on `path`.
@@ -84,5 +93,13 @@ mod tests {
         assert!(!same_file(&a, &dir.path().join("missing")));
         assert_eq!(parent_dir(Path::new("x.pt")), Path::new("."));
         assert_eq!(parent_dir(Path::new("d/x.pt")), Path::new("d"));
+    }
+
+    #[test]
+    fn io_errors_name_the_file_once() {
+        let e = IoError::new("m.pt", std::io::Error::other("disk full"));
+        assert_eq!(e.to_string(), "m.pt: disk full");
+        // Not repeated by a reporter that prints the chain.
+        assert!(std::error::Error::source(&e).is_none());
     }
 }
