@@ -81,9 +81,7 @@ impl Edits {
         let split =
             (0..bytes.len()).find(|&i| bytes[i] == b'=' && (i == 0 || bytes[i - 1] != b'\\'));
         let Some(i) = split else {
-            return Err(refuse(format!(
-                "rename '{spec}': expected REGEX=REPLACEMENT"
-            )));
+            return Err(refuse(format!("'{spec}' is not REGEX=REPLACEMENT")));
         };
         let pattern = spec[..i].replace("\\=", "=");
         Ok((Self::regex(&pattern)?, spec[i + 1..].to_owned()))
