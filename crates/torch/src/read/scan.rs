@@ -1,5 +1,5 @@
 //! The safety verdict for a whole file: every pickle it holds is scanned with
-//! [`netport_pickle::scan`] (every pickle-looking zip entry, the stacked
+//! [`netport_pickle::scan`](fn@netport_pickle::scan) (every pickle-looking zip entry, the stacked
 //! pickles of a legacy file, a bare pickle, and, recursively, the payloads of
 //! `torch.storage._load_from_bytes` calls), container tricks are reported
 //! (duplicate zip names), and the file is judged as `torch.load` would see it:
