@@ -254,6 +254,17 @@ impl SafetensorsFile {
             .unwrap_or(&[])
     }
 
+    /// The tensor as a [`TensorView`] over the file's bytes (contiguous,
+    /// little-endian), for the conversions and copies of `netport-tensor`.
+    pub fn view(&self, t: &SafetensorsTensor) -> Result<TensorView<'_>, SafetensorsError> {
+        TensorView::contiguous(self.tensor_bytes(t), t.dtype, &t.shape, ByteOrder::Little).map_err(
+            |source| SafetensorsError::Tensor {
+                name: t.name.clone(),
+                source,
+            },
+        )
+    }
+
     /// The tensor's elements converted to `dtype` (see
     /// `netport_tensor::convert` for the rules).
     pub fn tensor_converted(
@@ -261,14 +272,11 @@ impl SafetensorsFile {
         t: &SafetensorsTensor,
         dtype: DType,
     ) -> Result<Vec<u8>, SafetensorsError> {
-        let err = |source| SafetensorsError::Tensor {
+        let view = self.view(t)?;
+        let converted = convert(&view, dtype).map_err(|source| SafetensorsError::Tensor {
             name: t.name.clone(),
             source,
-        };
-        let view =
-            TensorView::contiguous(self.tensor_bytes(t), t.dtype, &t.shape, ByteOrder::Little)
-                .map_err(err)?;
-        let converted = convert(&view, dtype).map_err(err)?;
+        })?;
         // Owned result: release the mapped source pages (flat memory).
         netport_io::release(self.tensor_bytes(t));
         Ok(converted)

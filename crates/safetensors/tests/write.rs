@@ -64,6 +64,12 @@ fn writes_what_the_reader_accepts_with_hf_metadata() {
     );
     let a = f.tensor("a.weight").unwrap();
     assert_eq!(f.tensor_bytes(a), &data(1)[..]);
+    let view = f.view(a).unwrap();
+    assert_eq!(
+        (view.shape(), view.dtype()),
+        (&[2u64, 2][..], DType::Float32)
+    );
+    assert_eq!(view.to_contiguous().unwrap(), data(1));
     assert_eq!(f.tensor_bytes(f.tensor("b.small").unwrap()), &data(0)[..]);
     assert_eq!(
         names(dir.path()),
