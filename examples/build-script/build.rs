@@ -1,8 +1,8 @@
 //! Converts `tiny_cnn.pt` (a PyTorch state_dict in this folder) to
 //! safetensors in `OUT_DIR` at build time, with netport: no Python, no torch.
 
-use netport_torch::safetensors::checkpoint_to_safetensors;
 use netport_torch::{Checkpoint, Edits};
+use netport_torch_safetensors::checkpoint_to_safetensors;
 use std::error::Error;
 use std::path::PathBuf;
 

@@ -68,7 +68,7 @@ pub(crate) fn decode_message<M: Message + Default>(
     full_name: &str,
 ) -> Result<M, Caffe2Error> {
     if let Sniff::NotANet(kind) = sniff(&bytes) {
-        if kind != NotANet::Empty {
+        if !matches!(kind, NotANet::Empty) {
             return Err(Caffe2Error::NotANet {
                 what: what.to_string(),
                 kind,
@@ -510,10 +510,10 @@ mod tests {
     #[test]
     fn obvious_non_nets_get_one_line_reasons() {
         let cases: [(&[u8], &str); 5] = [
-            (b"<!DOCTYPE html><html></html>", "an HTML or XML page"),
+            (b"<!DOCTYPE html><html></html>", "an HTML page"),
             (
                 b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 304827063\n",
-                "a Git LFS pointer file, not the model itself (oid sha256:abc, size 304827063 bytes)",
+                "not a Caffe2 net: a Git LFS pointer file, not the model itself (oid sha256:abc, size 304827063 bytes)",
             ),
             (b"PK\x03\x04rest", "a zip archive"),
             (b"\x1f\x8b\x08", "gzip"),

@@ -5,6 +5,15 @@
 use crate::sniff::NotANet;
 use std::path::PathBuf;
 
+impl From<netport_io::IoError> for Caffe2Error {
+    fn from(e: netport_io::IoError) -> Self {
+        Caffe2Error::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Everything that can go wrong reading or writing Caffe2 nets.
 #[derive(Debug, thiserror::Error)]
 pub enum Caffe2Error {
@@ -17,7 +26,7 @@ pub enum Caffe2Error {
     },
     /// The input is recognisably something other than a Caffe2 net (an empty
     /// file, an HTML page, a Git LFS pointer, a zip archive, ...).
-    #[error("{what}: {kind}")]
+    #[error("{what}: not a Caffe2 net: {kind}")]
     NotANet { what: String, kind: NotANet },
     /// The bytes are not a valid binary `NetDef` (or exceed a decoding limit).
     /// `offset` is where the first problem starts, when it could be located.

@@ -1,7 +1,8 @@
 //! `NetDef` files: loading binary or text nets (told apart by their bytes,
 //! never by their names), recognising nets for the CLI's format detection,
-//! and atomic saving (a temporary file in the same directory, synced, then
-//! renamed over the target, so a reader never sees a half-written net).
+//! and atomic saving (netport's one atomic writer: a temporary file in the
+//! same directory renamed over the target, so a reader never sees a
+//! half-written net).
 
 use crate::binary::{decode_netdef, encode_netdef};
 use crate::error::Caffe2Error;
@@ -11,9 +12,9 @@ use crate::sniff::{
 };
 use crate::text::{netdef_to_text, parse_netdef_text};
 use bytes::Bytes;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The two encodings of a `NetDef` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,81 +127,30 @@ fn with_what(error: Caffe2Error, path: &Path) -> Caffe2Error {
     }
 }
 
-/// Writes each `(path, contents)` to a temporary file next to its target,
-/// syncs them all, and only then renames them into place, so that a failure
-/// while writing leaves every target untouched. (The renames themselves are
-/// atomic one by one, not as a group.) New files get the default permissions
-/// (0666 minus the umask), like `fs::write`.
+/// Writes each `(path, contents)` atomically ([`netport_io::AtomicFile`]:
+/// mode 0666 less the umask, not fsynced), and only when every file is
+/// complete renames them into place, so that a failure while writing leaves
+/// every target untouched and no temporary file behind. (The renames
+/// themselves are atomic one by one, not as a group.)
 pub(crate) fn write_atomic(files: &[(&Path, &[u8])]) -> Result<(), Caffe2Error> {
-    let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
-    let result = (|| {
-        for &(path, contents) in files {
-            let (temp, mut file) = create_temp(path)?;
-            temps.push((temp.clone(), path));
-            file.write_all(contents)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Caffe2Error::io(&temp, e))?;
-        }
-        for (temp, path) in &temps {
-            fs::rename(temp, path).map_err(|e| Caffe2Error::io(*path, e))?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        for (temp, _) in &temps {
-            let _ = fs::remove_file(temp);
-        }
-        return result;
+    let mut finished = Vec::with_capacity(files.len());
+    for &(path, contents) in files {
+        let mut file = netport_io::AtomicFile::create(path)?;
+        file.write_all(contents)
+            .map_err(|e| Caffe2Error::io(path, e))?;
+        finished.push(file.finish()?);
     }
-    // Make the renames durable; not every platform can sync a directory.
-    for &(path, _) in files {
-        if let Ok(dir) = File::open(parent_dir(path)) {
-            let _ = dir.sync_all();
-        }
+    for file in finished {
+        file.commit()?;
     }
     Ok(())
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// Creates `.<name>.<pid>.<n>.tmp` next to `path`, never reusing a file.
-fn create_temp(path: &Path) -> Result<(PathBuf, File), Caffe2Error> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| {
-            Caffe2Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-            )
-        })?
-        .to_string_lossy();
-    let dir = parent_dir(path);
-    let mut attempts = 0;
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(file) => return Ok((temp, file)),
-            // Left over by an earlier process with the same id: try the next.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => {
-                attempts += 1;
-            }
-            Err(e) => return Err(Caffe2Error::io(&temp, e)),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::OperatorDef;
+    use std::fs::File;
 
     fn net() -> NetDef {
         NetDef {
@@ -261,7 +211,7 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "{}: the file is empty (0 bytes), not a Caffe2 net",
+                "{}: not a Caffe2 net: the file is empty (0 bytes)",
                 empty.display()
             )
         );
@@ -288,6 +238,43 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(fs::read(&target).unwrap(), b"old");
         assert_eq!(only_file_names(dir.path()), ["net.pb"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn binary_and_text_outputs_get_plain_create_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let probe = dir.path().join("probe");
+        File::create(&probe).unwrap();
+        let want = mode(&probe);
+        fs::remove_file(&probe).unwrap();
+        let pb = dir.path().join("net.pb");
+        let txt = dir.path().join("net.pbtxt");
+        save_netdef(&net(), &pb).unwrap();
+        save_netdef_text(&net(), &txt).unwrap();
+        assert_eq!(mode(&pb), want);
+        assert_eq!(mode(&txt), want);
+    }
+
+    #[test]
+    fn failed_saves_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // Destinations that are folders with files in them: written, then
+        // the rename fails.
+        for name in ["net.pb", "net.pbtxt"] {
+            let blocked = dir.path().join(name);
+            fs::create_dir(&blocked).unwrap();
+            fs::write(blocked.join("keep"), b"x").unwrap();
+        }
+        let e = save_netdef(&net(), dir.path().join("net.pb")).unwrap_err();
+        assert!(e.to_string().contains("net.pb"), "{e}");
+        let e = save_netdef_text(&net(), dir.path().join("net.pbtxt")).unwrap_err();
+        assert!(e.to_string().contains("net.pbtxt"), "{e}");
+        // An unwritable destination (no such folder).
+        assert!(save_netdef(&net(), dir.path().join("no/such/net.pb")).is_err());
+        assert_eq!(only_file_names(dir.path()), ["net.pb", "net.pbtxt"]);
     }
 
     #[test]

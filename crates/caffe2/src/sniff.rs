@@ -1,9 +1,11 @@
 //! Telling from its first bytes what a file is: a binary protobuf net, a
 //! protobuf text-format net, or something users mistake for a model (an empty
 //! file, an HTML error page saved by a download, a Git LFS pointer, a zip or
-//! gzip archive, a pickle, a JSON document). Never decodes anything: cheap
-//! enough for format detection in the CLI, and the source of the one-line
-//! "this is not a net" errors of the loaders.
+//! gzip archive, a pickle, a JSON document, a safetensors file). The
+//! verdicts and their messages are netport's one sniffer's
+//! ([`netport_io::sniff`]); this module only sorts them for a net reader.
+//! Never decodes anything: cheap enough for format detection in the CLI,
+//! and the source of the one-line "not a Caffe2 net" errors of the loaders.
 //!
 //! Most of the recognised prefixes cannot start a valid binary `NetDef`: `<`
 //! is an end-group key, `v` and `\x1f` have invalid wire types, and
@@ -12,10 +14,11 @@
 //! 15, neither of which `NetDef` has), so such files could decode as a net
 //! made only of unknown fields; they are refused as what they are instead.
 
-use std::fmt;
+pub use netport_io::sniff::{HEAD as SNIFF_WINDOW, TextStart, text_start};
 
-/// How many leading bytes [`sniff`] looks at to decide text or binary.
-pub const SNIFF_WINDOW: usize = 4096;
+/// Files that are recognisably not Caffe2 nets: the verdicts of netport's
+/// one sniffer ([`netport_io::Sniffed`]), with its messages.
+pub type NotANet = netport_io::Sniffed;
 
 /// What [`sniff`] concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,162 +33,15 @@ pub enum Sniff {
     NotANet(NotANet),
 }
 
-/// Files that are recognisably not Caffe2 nets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotANet {
-    /// Zero bytes. (Protobuf reads that as an empty `NetDef`, but an empty
-    /// model file is a failed download or write.)
-    Empty,
-    /// A Git LFS pointer (the repository was cloned without `git lfs`), with
-    /// the object id and size it names.
-    GitLfsPointer {
-        oid: Option<String>,
-        size: Option<u64>,
-    },
-    /// An HTML or XML page, typically an error or login page.
-    Html,
-    /// A zip archive (PyTorch checkpoints and TorchScript files are zips).
-    Zip,
-    /// gzip-compressed data (e.g. a `.tar.gz` download).
-    Gzip,
-    /// A Python pickle (e.g. a legacy PyTorch checkpoint).
-    Pickle { protocol: u8 },
-    /// A JSON document.
-    Json,
-}
-
-impl fmt::Display for NotANet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NotANet::Empty => f.write_str("the file is empty (0 bytes), not a Caffe2 net"),
-            NotANet::GitLfsPointer { oid, size } => {
-                write!(
-                    f,
-                    "a Git LFS pointer file, not the model itself (oid {}, size {} bytes); run `git lfs pull` to fetch the real file",
-                    oid.as_deref().unwrap_or("?"),
-                    size.map_or_else(|| "?".to_string(), |s| s.to_string())
-                )
-            }
-            NotANet::Html => f.write_str(
-                "an HTML or XML page, not a Caffe2 net: probably an error or login page saved by a download",
-            ),
-            NotANet::Zip => f.write_str(
-                "a zip archive (a PyTorch checkpoint or TorchScript file?), not a Caffe2 net",
-            ),
-            NotANet::Gzip => {
-                f.write_str("gzip-compressed data, not a Caffe2 net: decompress it first")
-            }
-            NotANet::Pickle { protocol } => write!(
-                f,
-                "a Python pickle (protocol {protocol}), e.g. a legacy PyTorch checkpoint, not a Caffe2 net"
-            ),
-            NotANet::Json => f.write_str("a JSON document, not a Caffe2 net"),
-        }
-    }
-}
-
-const LFS_PREFIX: &[u8] = b"version https://git-lfs.github.com/spec/";
-
-/// Classifies `data` from its first [`SNIFF_WINDOW`] bytes (the whole input
-/// for a Git LFS pointer, which is small). Never fails.
+/// Classifies `data` from its first [`SNIFF_WINDOW`] bytes and, for zips,
+/// its last bytes ([`netport_io::sniff_bytes`]). Never fails.
 pub fn sniff(data: &[u8]) -> Sniff {
-    if data.is_empty() {
-        return Sniff::NotANet(NotANet::Empty);
-    }
-    if data.starts_with(LFS_PREFIX) {
-        return Sniff::NotANet(lfs_pointer(data));
-    }
-    if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
-        return Sniff::NotANet(NotANet::Zip);
-    }
-    if data.starts_with(b"\x1f\x8b") {
-        return Sniff::NotANet(NotANet::Gzip);
-    }
-    if data.len() >= 2 && data[0] == 0x80 && (2..=5).contains(&data[1]) {
-        return Sniff::NotANet(NotANet::Pickle { protocol: data[1] });
-    }
-    match text_start(data) {
-        None => Sniff::Binary,
-        Some(TextStart::Nothing | TextStart::Identifier(_) | TextStart::Bracket) => Sniff::Text,
-        Some(TextStart::Angle) => Sniff::NotANet(NotANet::Html),
-        Some(TextStart::Brace) => Sniff::NotANet(NotANet::Json),
-        Some(TextStart::Other) => Sniff::Binary,
-    }
-}
-
-/// The first significant token of a text-looking input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TextStart<'a> {
-    /// Only whitespace and comments.
-    Nothing,
-    /// A field name (`[A-Za-z_][A-Za-z0-9_]*`).
-    Identifier(&'a str),
-    /// `[`: an extension or `Any` field name in text format (or a JSON array).
-    Bracket,
-    /// `<`
-    Angle,
-    /// `{`
-    Brace,
-    /// Anything else (a digit, a quote, ...).
-    Other,
-}
-
-/// `Some` if the first [`SNIFF_WINDOW`] bytes of `data` look like text (valid
-/// UTF-8, no control characters but whitespace), with its first token after
-/// an optional byte order mark, whitespace and `#` comments.
-pub(crate) fn text_start(data: &[u8]) -> Option<TextStart<'_>> {
-    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
-    let window = &data[..data.len().min(SNIFF_WINDOW)];
-    let text = match std::str::from_utf8(window) {
-        Ok(text) => text,
-        // A multi-byte character cut by the window's end is fine.
-        Err(e) if e.error_len().is_none() && window.len() == SNIFF_WINDOW => {
-            std::str::from_utf8(&window[..e.valid_up_to()]).ok()?
-        }
-        Err(_) => return None,
-    };
-    if text
-        .bytes()
-        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) || b == 0x7f)
-    {
-        return None;
-    }
-    let mut rest = text;
-    loop {
-        rest = rest.trim_start();
-        match rest.strip_prefix('#') {
-            Some(comment) => rest = comment.find('\n').map_or("", |i| &comment[i..]),
-            None => break,
-        }
-    }
-    let Some(first) = rest.chars().next() else {
-        return Some(TextStart::Nothing);
-    };
-    Some(match first {
-        'A'..='Z' | 'a'..='z' | '_' => {
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            TextStart::Identifier(&rest[..end])
-        }
-        '[' => TextStart::Bracket,
-        '<' => TextStart::Angle,
-        '{' => TextStart::Brace,
-        _ => TextStart::Other,
-    })
-}
-
-/// Reads `oid` and `size` from a Git LFS pointer file.
-fn lfs_pointer(data: &[u8]) -> NotANet {
-    let text = String::from_utf8_lossy(&data[..data.len().min(1024)]);
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().to_string())
-    };
-    NotANet::GitLfsPointer {
-        oid: field("oid "),
-        size: field("size ").and_then(|s| s.parse().ok()),
+    use netport_io::Sniffed;
+    match netport_io::sniff_bytes(data) {
+        Sniffed::ProtobufText => Sniff::Text,
+        // Text that is not text format goes to the decoder, which explains.
+        Sniffed::Text | Sniffed::Protobuf { .. } | Sniffed::Unknown { .. } => Sniff::Binary,
+        other => Sniff::NotANet(other),
     }
 }
 
@@ -243,7 +99,7 @@ mod tests {
         );
         assert_eq!(
             sniff(b"PK\x03\x04\x14\x00\x00\x00"),
-            Sniff::NotANet(NotANet::Zip)
+            Sniff::NotANet(NotANet::TruncatedZip { len: 8 })
         );
         assert_eq!(sniff(b"\x1f\x8b\x08\x00"), Sniff::NotANet(NotANet::Gzip));
         assert_eq!(

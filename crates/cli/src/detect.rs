@@ -6,10 +6,10 @@
 //! such). Bytes it does not recognise are tried as ONNX and then as a Caffe2
 //! net.
 
-use anyhow::Context;
 use netport_caffe2::proto::NetDef;
 use netport_onnx::proto::ModelProto;
-use netport_torch::{Checkpoint, SafetensorsFile, TorchError};
+use netport_safetensors::SafetensorsFile;
+use netport_torch::{Checkpoint, TorchError};
 use std::path::Path;
 
 /// What a file turned out to be, read.
@@ -64,18 +64,9 @@ pub fn detect(path: &Path) -> anyhow::Result<Detected> {
     )
 }
 
-/// Maps a file for reading; never modifies it.
+/// Maps a file for reading ([`netport_io::map_file`]); never modifies it.
 fn read(path: &Path) -> anyhow::Result<bytes::Bytes> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(bytes::Bytes::new());
-    }
-    // SAFETY: read-only map of an input file; see docs/threat-model.md on
-    // files changed underneath a reader.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("{}", path.display()))?;
-    Ok(bytes::Bytes::from_owner(map))
+    Ok(bytes::Bytes::from_owner(netport_io::map_file(path)?))
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {

@@ -33,7 +33,7 @@ impl SelectArgs {
             exclude: self.exclude.as_deref().map(Edits::regex).transpose()?,
             renames: rename
                 .iter()
-                .map(|r| Edits::parse_rename(r))
+                .map(|r| Edits::parse_rename(r).map_err(|e| anyhow::anyhow!("--rename: {e}")))
                 .collect::<Result<_, _>>()?,
             dtype: dtype.map(Edits::parse_dtype).transpose()?,
         })

@@ -1,13 +1,26 @@
 //! Library errors as the CLI shows them: prefixed with the file they are
-//! about, unless the error (an I/O error) names it already.
+//! about, unless the error (an I/O error) names it already, and with the
+//! flag that helps (library messages name no flags).
 
 use netport_torch::TorchError;
+use netport_torch_safetensors::ConvertError;
 
-/// Turns a torch error about the file shown as `shown` into a CLI error.
-pub fn at(shown: &str) -> impl Fn(TorchError) -> anyhow::Error + '_ {
-    move |e| match e {
-        TorchError::Io { .. } => anyhow::anyhow!("{e}"),
-        e => anyhow::anyhow!("{shown}: {e}"),
+/// Turns a torch, safetensors or conversion error about the file shown as
+/// `shown` into a CLI error.
+pub fn at<E: Into<ConvertError>>(shown: &str) -> impl Fn(E) -> anyhow::Error + '_ {
+    move |e| {
+        let e = e.into();
+        let hint = match &e {
+            ConvertError::Torch(TorchError::TensorsRefused { .. }) => {
+                "; leave them out with --exclude"
+            }
+            _ => "",
+        };
+        if e.names_file() {
+            anyhow::anyhow!("{e}{hint}")
+        } else {
+            anyhow::anyhow!("{shown}: {e}{hint}")
+        }
     }
 }
 

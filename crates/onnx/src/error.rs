@@ -34,6 +34,15 @@ pub enum OnnxError {
     Tensor { tensor: String, problem: String },
 }
 
+impl From<netport_io::IoError> for OnnxError {
+    fn from(e: netport_io::IoError) -> Self {
+        OnnxError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl OnnxError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         OnnxError::Io {

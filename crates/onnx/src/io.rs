@@ -12,25 +12,17 @@ use crate::proto::{ModelProto, StringStringEntryProto, TensorProto};
 use crate::walk::for_each_tensor_mut;
 use bytes::Bytes;
 use prost::Message;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// The largest protobuf message the C++ and Python protobuf libraries (and so
 /// onnx and onnxruntime) accept: 2 GiB - 1.
 pub const MAX_PROTOBUF_BYTES: u64 = i32::MAX as u64;
 
-/// Maps a whole file read-only. An empty file gives empty bytes.
+/// Maps a whole file read-only ([`netport_io::map_file`]). An empty file
+/// gives empty bytes.
 pub(crate) fn map_file(path: &Path) -> Result<Bytes, OnnxError> {
-    let file = File::open(path).map_err(|e| OnnxError::io(path, e))?;
-    let len = file.metadata().map_err(|e| OnnxError::io(path, e))?.len();
-    if len == 0 {
-        return Ok(Bytes::new());
-    }
-    // SAFETY: the map is read-only. netport never writes to its inputs; a file
-    // changed underneath by another process is outside what any reader of a
-    // mapped file can defend against, and is documented in docs/threat-model.md.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| OnnxError::io(path, e))?;
+    let map = netport_io::map_file(path)?;
     Ok(Bytes::from_owner(map))
 }
 
@@ -174,8 +166,8 @@ pub fn save_model(
             let target = ExternalDataResolver::new(dir);
             check_output_location(&target, &ext.location)?;
             let data_path = dir.join(&ext.location);
-            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| OnnxError::io(dir, e))?;
-            let mut out = BufWriter::with_capacity(1 << 20, tmp);
+            let mut file = netport_io::AtomicFile::create(&data_path)?;
+            let out = file.writer();
             let mut position = 0u64;
             let alignment = ext.alignment.max(1);
             if let Some(graph) = model.graph.as_mut() {
@@ -195,7 +187,7 @@ pub fn save_model(
                         return Ok(());
                     }
                     let padding = position.next_multiple_of(alignment) - position;
-                    write_zeros(&mut out, padding).map_err(|e| OnnxError::io(&data_path, e))?;
+                    write_zeros(out, padding).map_err(|e| OnnxError::io(&data_path, e))?;
                     position += padding;
                     out.write_all(&data)
                         .map_err(|e| OnnxError::io(&data_path, e))?;
@@ -204,10 +196,7 @@ pub fn save_model(
                     Ok(())
                 })?;
             }
-            let tmp = out
-                .into_inner()
-                .map_err(|e| OnnxError::io(&data_path, e.into_error()))?;
-            data_file = Some((tmp, data_path));
+            data_file = Some(file.finish()?);
         }
         None => {
             if let (Some(src), Some(graph)) = (source, model.graph.as_mut()) {
@@ -223,14 +212,17 @@ pub fn save_model(
     }
 
     let encoded = encode_model(&model)?;
-    if let Some((tmp, data_path)) = data_file {
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| OnnxError::io(&data_path, e))?;
-        tmp.persist(&data_path)
-            .map_err(|e| OnnxError::io(&data_path, e.error))?;
+    // Both files are complete before either replaces its destination.
+    let mut model_file = netport_io::AtomicFile::create(path)?;
+    model_file
+        .write_all(&encoded)
+        .map_err(|e| OnnxError::io(path, e))?;
+    let model_file = model_file.finish()?;
+    if let Some(data_file) = data_file {
+        data_file.commit()?;
     }
-    write_atomically(path, &encoded)
+    model_file.commit()?;
+    Ok(())
 }
 
 /// Refuses data-file locations that a reader would refuse.
@@ -260,22 +252,6 @@ fn write_zeros(out: &mut impl Write, mut n: u64) -> std::io::Result<()> {
         out.write_all(&ZEROS[..k])?;
         n -= k as u64;
     }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| OnnxError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| OnnxError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| OnnxError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| OnnxError::io(path, e.error))?;
     Ok(())
 }
 

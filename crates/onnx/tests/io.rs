@@ -320,3 +320,75 @@ fn typed_fields_convert_to_packed_bytes() {
         "{e}"
     );
 }
+
+/// The mode a plain create gives a new file here (0666 less the umask).
+#[cfg(unix)]
+fn plain_create_mode(dir: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = dir.join("probe");
+    std::fs::File::create(&probe).unwrap();
+    let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    std::fs::remove_file(probe).unwrap();
+    mode
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_get_plain_create_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let want = plain_create_mode(dir.path());
+    let model = model_with(vec![float_tensor("a", &[300], 1)]);
+    let plain = dir.path().join("plain.onnx");
+    save_model(&model, &plain, &SaveOptions::default(), None).unwrap();
+    let ext = dir.path().join("ext.onnx");
+    let opts = SaveOptions {
+        external_data: Some(ExternalDataOptions::new("ext.onnx.data")),
+    };
+    save_model(&model, &ext, &opts, None).unwrap();
+    for f in ["plain.onnx", "ext.onnx", "ext.onnx.data"] {
+        let mode = std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, want, "{f}: {mode:o}");
+    }
+}
+
+#[test]
+fn failed_saves_leave_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model_with(vec![float_tensor("a", &[300], 1)]);
+    // The data file's destination is a folder that is not empty: the rename
+    // fails after both files were written.
+    let blocked = dir.path().join("m.onnx.data");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"x").unwrap();
+    let path = dir.path().join("m.onnx");
+    let opts = SaveOptions {
+        external_data: Some(ExternalDataOptions::new("m.onnx.data")),
+    };
+    let e = save_model(&model, &path, &opts, None).unwrap_err();
+    assert!(e.to_string().contains("m.onnx.data"), "{e}");
+    assert_eq!(names_in(dir.path()), ["m.onnx.data"]);
+    // An unwritable destination (no such folder).
+    let e = save_model(
+        &model,
+        &dir.path().join("no/such/m.onnx"),
+        &SaveOptions::default(),
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no/such"), "{e}");
+    assert_eq!(names_in(dir.path()), ["m.onnx.data"]);
+}

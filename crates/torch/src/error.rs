@@ -9,7 +9,16 @@ use std::path::PathBuf;
 use netport_pickle::PickleError;
 use netport_tensor::TensorError;
 
-use crate::detect::Detected;
+use crate::read::detect::Detected;
+
+impl From<netport_io::IoError> for TorchError {
+    fn from(e: netport_io::IoError) -> Self {
+        TorchError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
 
 /// Everything that can go wrong while opening or reading a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +141,8 @@ pub enum TorchError {
         /// Why.
         reason: String,
     },
-    /// Writing an output stream failed.
+    /// Writing to a caller's output stream failed (writes to a file are
+    /// [`TorchError::Io`], with the file's path).
     #[error("write failed: {0}")]
     Write(#[from] std::io::Error),
     /// A pickle could not be re-encoded while rewriting a file.
@@ -143,27 +153,27 @@ pub enum TorchError {
         /// The error.
         source: PickleError,
     },
-    /// A write or rewrite was refused (the output is the input, a bad
-    /// mapping, a pickle layout that cannot be rewritten safely, something
-    /// that cannot be made safe); nothing was written.
+    /// A write, rewrite, conversion or edit was refused, and nothing was
+    /// written: the output is the input, a bad mapping, a pickle layout that
+    /// cannot be rewritten safely, something that cannot be made safe, a
+    /// dtype the target format cannot hold, two tensors renamed to one name,
+    /// a bad pattern. The message names the tensor or file involved.
     #[error("{0}")]
     Refused(String),
-    /// A safetensors file (or its index) is malformed: a lying header
-    /// length, bad JSON, offsets outside the file, overlaps or holes.
-    #[error("safetensors{}: {reason}", offset_suffix(*offset))]
-    Safetensors {
-        /// File offset of the problem, when one applies.
-        offset: Option<u64>,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A conversion or edit was refused (a dtype the target format cannot
-    /// hold, two tensors renamed to one name, a bad pattern, an index that
-    /// does not match its shards).
-    #[error("{reason}")]
-    Convert {
-        /// What is wrong, naming the tensor or file involved.
-        reason: String,
+    /// Some tensors cannot be written to the target format (quantized, meta,
+    /// unreadable, no such dtype there); nothing was written. Leaving them
+    /// out (an exclude pattern of [`crate::Edits`]) lets the rest through.
+    #[error(
+        "{} tensor(s) cannot be written to {target}: {}{}",
+        tensors.len(),
+        tensors[..tensors.len().min(32)].join("; "),
+        if tensors.len() > 32 { "; ..." } else { "" }
+    )]
+    TensorsRefused {
+        /// The target (`safetensors`, `a state dict`, ...).
+        target: String,
+        /// Each refused tensor: `'name': why`.
+        tensors: Vec<String>,
     },
     /// Copying or converting a tensor failed.
     #[error("tensor '{path}': {source}")]
@@ -213,13 +223,6 @@ impl std::fmt::Display for OutOfBounds {
             self.key,
             self.available
         )
-    }
-}
-
-fn offset_suffix(offset: Option<u64>) -> String {
-    match offset {
-        Some(o) => format!(" (at file byte {o})"),
-        None => String::new(),
     }
 }
 

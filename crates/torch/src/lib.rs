@@ -52,58 +52,50 @@
 //!
 //! # Modules
 //!
-//! - [`detect`](mod@detect): [`detect()`](fn@detect) and [`Detected`], [`Format`].
-//! - [`zip`]: [`ZipArchive`], the central-directory reader (ZIP64, duplicate
-//!   and prefix checks, data offsets).
-//! - [`checkpoint`]: [`Checkpoint`], [`Info`], [`Record`], [`PickleRecord`], [`Options`].
+//! Reading and writing are separate trees; the writers use the readers,
+//! never the other way round.
+//!
+//! - [`read`]: [`detect`](mod@detect) ([`detect()`](fn@detect), [`Detected`],
+//!   [`Format`]); [`zip`] ([`ZipArchive`], the central-directory reader);
+//!   [`checkpoint`] ([`Checkpoint`], [`Info`], [`Record`], [`PickleRecord`],
+//!   [`Options`]); [`scan`] (the file-level safety scan).
 //! - [`objects`]: [`Tensor`], [`TensorKind`], [`Quantization`], [`Storage`],
 //!   [`ValueEntry`], [`Leaf`]; the walk from pickle values to those.
+//! - [`write`](mod@write): torch.save-identical zip writer, legacy writer,
+//!   record-by-record rewrite, atomic output, [`StateDictPickle`],
+//!   [`ConvertReport`];
+//!   [`relocate`] (map-location, op by op), [`fix`] (weights_only
+//!   compatibility), [`rewrite`] ([`rewrite_checkpoint`], zip or legacy
+//!   [`Layout`]) and [`edit`] ([`Edits`]).
+//!
+//! safetensors is its own format crate (`netport-safetensors`); conversions
+//! between checkpoints and safetensors, and diffs across both, join the two
+//! formats and live in `netport-torch-safetensors`.
 //! - [`error`](mod@error): [`TorchError`].
-//! - [`write`]: torch.save-identical zip writer, legacy writer, record-by-record rewrite.
-//! - [`relocate`]: `map_location` applied to the file (location tags rewritten op by op).
-//! - [`safetensors`](mod@safetensors): [`SafetensorsFile`] (reader), [`checkpoint_to_safetensors`]
-//!   and [`index_to_safetensors`] (streamed writers, shared-tensor aliases).
-//! - [`rewrite`]: [`rewrite_checkpoint`] (checkpoint -> state-dict checkpoint with
-//!   edits, zip or legacy [`Layout`]).
-//! - [`edit`]: [`Edits`] (key selection, prefix stripping, filters, renames, dtype).
-//! - [`diff`](mod@diff): [`diff()`](fn@diff) of two checkpoints or safetensors files.
 //! - [`summary`]: [`summary::CheckpointSummary`], the totals `netport inspect` prints.
 
 #![deny(missing_docs)]
 
-pub mod checkpoint;
-pub mod detect;
-pub mod diff;
-pub mod edit;
 pub mod error;
-pub mod fix;
-mod mapped;
 pub mod objects;
-mod pt2;
-pub mod relocate;
-pub mod rewrite;
-pub mod safetensors;
-pub mod scan;
+pub mod read;
 pub mod summary;
 pub mod write;
-pub mod zip;
+
+pub use read::{checkpoint, detect, scan, zip};
+pub use write::{edit, fix, relocate, rewrite};
 
 pub use checkpoint::{Checkpoint, Info, Options, PickleRecord, Record};
 pub use detect::{Detected, Format, detect};
-pub use diff::{DiffOptions, DiffReport, TensorDiff, TensorFile, diff};
 pub use edit::Edits;
 pub use error::{OutOfBounds, TorchError};
 pub use objects::{
     Leaf, Quantization, Storage, Tensor, TensorKind, TreeItem, TreeNode, ValueEntry,
 };
 pub use rewrite::{Layout, rewrite_checkpoint};
-pub use safetensors::{
-    ConvertReport, SafetensorsFile, SafetensorsTensor, ShardIndex, ShardedReport,
-    checkpoint_to_safetensors, index_to_checkpoints, index_to_safetensors,
-    safetensors_to_checkpoint,
-};
 pub use scan::{
     ContainerFinding, FileScan, ScannedFormat, ScannedPickle, WeightsOnlyVerdict, scan_bytes,
     scan_file,
 };
+pub use write::{ConvertReport, StateDictPickle};
 pub use zip::{DuplicateName, ZipArchive, ZipEntry};

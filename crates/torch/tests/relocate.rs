@@ -231,7 +231,12 @@ fn device_objects() {
     );
     assert_eq!(report.devices.len(), 2);
     assert_eq!(report.devices[0].device, "cuda:1");
-    assert!(report.lines().iter().any(|l| l.contains("--all-devices")));
+    assert!(
+        report
+            .lines()
+            .iter()
+            .any(|l| l.contains("left as is") && l.contains("all devices"))
+    );
     let mut report = RelocateReport::default();
     let out = relocate_pickle(p, "t", &map, true, &mut report)
         .unwrap()

@@ -280,3 +280,57 @@ fn failed_write_leaves_nothing() {
     .unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
 }
+
+/// The mode a plain create gives a new file in `dir` (0666 less the umask).
+#[cfg(unix)]
+fn plain_create_mode(dir: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = dir.join("probe");
+    std::fs::File::create(&probe).unwrap();
+    let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    std::fs::remove_file(probe).unwrap();
+    mode
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every writer of the crate (zip, legacy): outputs have the mode a plain
+/// create gives, and a failed write leaves no temporary file.
+#[test]
+fn every_writer_creates_like_a_plain_create_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = open("protocol2.pt");
+    let zc = ZipCheckpoint::from_checkpoint(&src).unwrap();
+    let lc = LegacyCheckpoint::from_checkpoint(&src).unwrap();
+    let zip = dir.path().join("zip.pt");
+    let legacy = dir.path().join("legacy.pt");
+    write_zip_file(&zip, &zc, &WriteOptions::default()).unwrap();
+    write_legacy_file(&legacy, &lc, &WriteOptions::default()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let want = plain_create_mode(dir.path());
+        for p in [&zip, &legacy] {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{}: {mode:o}", p.display());
+        }
+    }
+    // Failures: an unwritable destination for each writer, and a
+    // destination that is a folder with files in it.
+    let missing = dir.path().join("no/such");
+    assert!(write_zip_file(&missing.join("a.pt"), &zc, &WriteOptions::default()).is_err());
+    assert!(write_legacy_file(&missing.join("a.pt"), &lc, &WriteOptions::default()).is_err());
+    let blocked = dir.path().join("blocked.pt");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"x").unwrap();
+    let e = write_zip_file(&blocked, &zc, &WriteOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("blocked.pt"), "{e}");
+    assert_eq!(names_in(dir.path()), ["blocked.pt", "legacy.pt", "zip.pt"]);
+}

@@ -8,7 +8,6 @@
 //! is written then).
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::edits::SelectArgs;
@@ -18,11 +17,13 @@ use crate::global::Global;
 use crate::output::{emit, preview};
 use crate::progress::{Progress, size_of};
 use crate::units::human_bytes;
-use anyhow::{Context, bail};
-use netport_torch::rewrite::{Layout, rewrite_checkpoint, safetensors_to_legacy_checkpoint};
-use netport_torch::{
-    Checkpoint, ConvertReport, SafetensorsFile, ShardedReport, checkpoint_to_safetensors,
-    index_to_checkpoints, index_to_safetensors, safetensors_to_checkpoint,
+use anyhow::bail;
+use netport_safetensors::{SafetensorsFile, ShardIndex};
+use netport_torch::rewrite::{Layout, rewrite_checkpoint};
+use netport_torch::{Checkpoint, ConvertReport};
+use netport_torch_safetensors::{
+    ShardedReport, checkpoint_to_safetensors, index_to_checkpoints, index_to_safetensors,
+    safetensors_to_checkpoint, safetensors_to_legacy_checkpoint,
 };
 use serde::Serialize;
 
@@ -86,15 +87,10 @@ enum Kind {
 }
 
 fn kind_of(path: &Path) -> anyhow::Result<Kind> {
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .with_context(|| format!("{}", path.display()))?
-        .take(9)
-        .read_to_end(&mut head)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(match head.first() {
-        Some(b'{') => Kind::Index,
-        _ if head.get(8) == Some(&b'{') => Kind::Safetensors,
+    use netport_io::Sniffed;
+    Ok(match netport_io::sniff_file(path)? {
+        Sniffed::Json => Kind::Index,
+        Sniffed::Safetensors { .. } | Sniffed::TruncatedSafetensors { .. } => Kind::Safetensors,
         _ => Kind::Checkpoint,
     })
 }
@@ -248,7 +244,7 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
     let input = &args.input;
     let shown = input.display().to_string();
     let kind = kind_of(input)?;
-    if netport_torch::safetensors::same_file(input, &args.output) {
+    if netport_io::same_file(input, &args.output) {
         bail!("{shown}: the output is the input; netport never writes to its inputs");
     }
     let progress = Progress::start(
@@ -263,7 +259,7 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
             if args.legacy {
                 bail!("{shown}: --legacy is for single files, not sharded checkpoints");
             }
-            let index = netport_torch::ShardIndex::read(input).map_err(at(&shown))?;
+            let index = ShardIndex::read(input).map_err(at(&shown))?;
             let shard_kind = index
                 .shards()
                 .first()
@@ -369,7 +365,7 @@ fn expected_bytes(input: &Path, kind: Kind) -> u64 {
         return size_of(input);
     }
     let dir = input.parent().unwrap_or(Path::new("."));
-    netport_torch::ShardIndex::read(input)
+    ShardIndex::read(input)
         .map(|index| index.shards().iter().map(|s| size_of(&dir.join(s))).sum())
         .unwrap_or(0)
 }

@@ -1,5 +1,5 @@
 //! `netport diff A B`: compares the tensors of two files, each a PyTorch
-//! checkpoint or a safetensors file (see `netport_torch::diff`). Exit code 0
+//! checkpoint or a safetensors file (see `netport_torch_safetensors::diff`). Exit code 0
 //! when identical (same names, every tensor bit-identical), 1 when they
 //! differ, 2 on error.
 
@@ -11,8 +11,8 @@ use crate::errors::at;
 use crate::exit::Outcome;
 use crate::global::Global;
 use crate::output::emit;
-use netport_torch::diff::Status;
-use netport_torch::{DiffOptions, DiffReport, TensorFile, diff};
+use netport_torch_safetensors::diff::Status;
+use netport_torch_safetensors::{DiffOptions, DiffReport, TensorFile, diff};
 use serde::Serialize;
 
 /// Compare the tensors of two checkpoints or safetensors files.

@@ -109,7 +109,7 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         }
         Err(e) => return Err(context(e)),
     };
-    crate::output::print(&text(&args.output, &report, fixed.as_ref()))?;
+    crate::output::print(&text(args, &report, fixed.as_ref()))?;
     if fixed.is_none() && matches!(ckpt.format(), Format::Zip | Format::Legacy) {
         warn_if_weights_only_refuses(&args.output);
     }
@@ -156,10 +156,14 @@ fn warn_if_weights_only_refuses(output: &Path) {
     }
 }
 
-fn text(output: &Path, report: &RelocateReport, fixed: Option<&FixReport>) -> String {
+fn text(args: &Args, report: &RelocateReport, fixed: Option<&FixReport>) -> String {
+    let output = &args.output;
     let mut t = String::new();
     for line in report.lines() {
         let _ = writeln!(t, "{line}");
+    }
+    if !args.all_devices && report.devices.iter().any(|d| d.rewritten.is_none()) {
+        let _ = writeln!(t, "pass --all-devices to rewrite device objects too");
     }
     if let Some(f) = fixed {
         if f.changes.is_empty() {

@@ -1,5 +1,5 @@
 //! The safety verdict for a whole file: every pickle it holds is scanned with
-//! [`netport_pickle::scan`] (every pickle-looking zip entry, the stacked
+//! [`netport_pickle::scan`](fn@netport_pickle::scan) (every pickle-looking zip entry, the stacked
 //! pickles of a legacy file, a bare pickle, and, recursively, the payloads of
 //! `torch.storage._load_from_bytes` calls), container tricks are reported
 //! (duplicate zip names), and the file is judged as `torch.load` would see it:
@@ -14,10 +14,10 @@ use netport_pickle::{
     GlobalClass, GlobalFinding, Limits, NestedKind, PickleScan, ScanVerdict, scan as scan_pickle,
 };
 
-use crate::checkpoint::inflate;
-use crate::detect::{Detected, Format, NPY_MAGIC, detect, npy_header, pickle_head};
 use crate::error::TorchError;
-use crate::zip::ZipArchive;
+use crate::read::checkpoint::inflate;
+use crate::read::detect::{Detected, Format, NPY_MAGIC, detect, npy_header, pickle_head};
+use crate::read::zip::ZipArchive;
 
 /// How deep nested `torch.save` payloads are followed.
 pub const MAX_NESTING: usize = 4;
@@ -165,19 +165,7 @@ impl FileScan {
 
 /// Scans the file at `path` (memory mapped).
 pub fn scan_file(path: impl AsRef<std::path::Path>) -> Result<FileScan, TorchError> {
-    let path = path.as_ref();
-    let io = |source| TorchError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len == 0 {
-        return scan_bytes(&[]);
-    }
-    // SAFETY: read-only map of an input; see docs/threat-model.md on files
-    // truncated by another process while mapped.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let map = netport_io::map_file(path.as_ref())?;
     scan_bytes(&map)
 }
 

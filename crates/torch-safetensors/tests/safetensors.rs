@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use netport_safetensors::{SafetensorsError, SafetensorsFile, ShardIndex};
 use netport_tensor::DType;
-use netport_torch::{
-    Checkpoint, ConvertReport, Edits, SafetensorsFile, ShardIndex, TensorFile, TensorKind,
-    TorchError, checkpoint_to_safetensors, index_to_checkpoints, index_to_safetensors,
-    safetensors_to_checkpoint,
+use netport_torch::{Checkpoint, ConvertReport, Edits, Format, TensorKind, TorchError};
+use netport_torch_safetensors::{
+    ConvertError, TensorFile, checkpoint_to_safetensors, index_to_checkpoints,
+    index_to_safetensors, safetensors_to_checkpoint, safetensors_to_legacy_checkpoint,
 };
 
 fn torch_dir() -> PathBuf {
@@ -115,18 +116,21 @@ fn unwritable_dtypes_are_refused_by_name_and_nothing_is_left() {
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = Checkpoint::open(torch_dir().join("dtypes.pt")).unwrap();
     let out = tmp.path().join("out.safetensors");
-    let err = checkpoint_to_safetensors(&ckpt, &out, &Edits::default())
-        .unwrap_err()
-        .to_string();
-    for needle in [
-        "'qint8'",
-        "quantized",
-        "'complex128'",
-        "'float4_e2m1fn_x2'",
-        "--exclude",
-    ] {
+    let err = checkpoint_to_safetensors(&ckpt, &out, &Edits::default()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConvertError::Torch(TorchError::TensorsRefused { target, tensors })
+                if target == "safetensors" && tensors.len() == 14
+        ),
+        "{err}"
+    );
+    let err = err.to_string();
+    for needle in ["'qint8'", "quantized", "'complex128'", "'float4_e2m1fn_x2'"] {
         assert!(err.contains(needle), "{needle} not in {err}");
     }
+    // Flag names are the CLI's to add.
+    assert!(!err.contains("--"), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
@@ -449,7 +453,7 @@ fn sharded_index_converts_shard_by_shard() {
         let a = TensorFile::open(torch_dir().join(src)).unwrap();
         let b = TensorFile::open(back.join(format!("pytorch_model-0000{}-of-00002.bin", i + 1)))
             .unwrap();
-        let d = netport_torch::diff(&a, &b, &Default::default()).unwrap();
+        let d = netport_torch_safetensors::diff(&a, &b, &Default::default()).unwrap();
         assert!(d.identical, "{src}: {d:#?}");
     }
 
@@ -482,7 +486,7 @@ fn with_header(len: u64, header: &[u8], data: &[u8]) -> Vec<u8> {
 fn refused(bytes: Vec<u8>) -> String {
     match SafetensorsFile::from_bytes(bytes) {
         Ok(_) => panic!("accepted"),
-        Err(e @ TorchError::Safetensors { .. }) => e.to_string(),
+        Err(e @ SafetensorsError::Format { .. }) => e.to_string(),
         Err(e) => panic!("wrong error kind: {e}"),
     }
 }
@@ -605,4 +609,76 @@ fn hostile_headers_are_refused() {
             );
         }
     }
+}
+
+/// Same logical bytes for each `(source path, output path)` pair.
+fn assert_same_bytes(src: &Checkpoint, out: &Checkpoint, pairs: &[(String, String)]) {
+    for (a, b) in pairs {
+        let x = src.tensor(a).unwrap();
+        let y = out.tensor(b).unwrap_or_else(|| panic!("{b} missing"));
+        assert_eq!(
+            src.tensor_bytes(x).unwrap(),
+            out.tensor_bytes(y).unwrap(),
+            "{a} -> {b}"
+        );
+    }
+}
+
+#[test]
+fn safetensors_to_legacy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Checkpoint::open(torch_dir().join("protocol2.pt")).unwrap();
+    let st = dir.path().join("m.safetensors");
+    checkpoint_to_safetensors(&src, &st, &Edits::default()).unwrap();
+    let sf = SafetensorsFile::open(&st).unwrap();
+    let out = dir.path().join("m.pt");
+    let r = safetensors_to_legacy_checkpoint(&sf, Some(&st), &out, &Edits::default()).unwrap();
+    assert_eq!(r.tensors, src.tensors().len());
+    let got = Checkpoint::open(&out).unwrap();
+    assert_eq!(got.format(), Format::Legacy);
+    let pairs: Vec<(String, String)> = src
+        .tensors()
+        .iter()
+        .map(|t| (t.path.clone(), t.path.clone()))
+        .collect();
+    assert_same_bytes(&src, &got, &pairs);
+}
+
+/// The safetensors writer: outputs have the mode a plain create gives, and
+/// a failed write (the rename over a folder fails after the data was
+/// written; an encoder-side refusal) leaves no temporary file.
+#[test]
+fn safetensors_outputs_are_created_like_a_plain_create_and_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Checkpoint::open(torch_dir().join("protocol2.pt")).unwrap();
+    let st = dir.path().join("model.safetensors");
+    checkpoint_to_safetensors(&src, &st, &Edits::default()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = dir.path().join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&st), mode(&probe));
+        std::fs::remove_file(&probe).unwrap();
+    }
+    let blocked = dir.path().join("blocked.safetensors");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("keep"), b"x").unwrap();
+    let e = checkpoint_to_safetensors(&src, &blocked, &Edits::default()).unwrap_err();
+    assert!(e.names_file(), "{e}");
+    assert!(e.to_string().contains("blocked.safetensors"), "{e}");
+    let e = checkpoint_to_safetensors(
+        &src,
+        &dir.path().join("no/such/m.safetensors"),
+        &Edits::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no/such"), "{e}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["blocked.safetensors", "model.safetensors"]);
 }

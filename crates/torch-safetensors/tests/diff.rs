@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use netport_tensor::DType;
-use netport_torch::diff::Status;
-use netport_torch::{
-    Checkpoint, DiffOptions, DiffReport, Edits, TensorFile, checkpoint_to_safetensors, diff,
+use netport_torch::{Checkpoint, Edits};
+use netport_torch_safetensors::diff::Status;
+use netport_torch_safetensors::{
+    DiffOptions, DiffReport, TensorFile, checkpoint_to_safetensors, diff,
 };
 
 fn torch_dir() -> PathBuf {

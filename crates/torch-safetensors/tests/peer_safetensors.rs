@@ -10,10 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netport_torch::{
-    Checkpoint, Edits, SafetensorsFile, TensorKind, checkpoint_to_safetensors,
-    safetensors_to_checkpoint,
-};
+use netport_safetensors::SafetensorsFile;
+use netport_torch::{Checkpoint, Edits, TensorKind};
+use netport_torch_safetensors::{checkpoint_to_safetensors, safetensors_to_checkpoint};
 use serde_json::{Value, json};
 
 fn python() -> PathBuf {

@@ -10,7 +10,9 @@ use std::fmt;
 
 use netport_pickle::{Limits, Machine, PickleError, Value};
 
-use crate::zip::ZipArchive;
+use netport_io::Sniffed;
+
+use crate::read::zip::ZipArchive;
 
 /// The legacy magic number `0x1950a86a20f9469cfc6c` as little-endian two's
 /// complement bytes (how the pickle machine stores a big int).
@@ -120,6 +122,9 @@ pub enum Detected {
         /// What is wrong.
         reason: String,
     },
+    /// Something else [`netport_io::sniff`] recognises and no model is: a
+    /// gzip or JSON file, a truncated safetensors file, ...
+    Other(Sniffed),
     /// None of the above.
     Unknown {
         /// The first bytes, for the message.
@@ -143,28 +148,27 @@ impl fmt::Display for Detected {
             Detected::Torch(format) => write!(f, "{format}"),
             Detected::Safetensors { header_len } => write!(
                 f,
-                "a safetensors file (header of {header_len} bytes); read it as safetensors, not with torch.load"
-            ),
-            Detected::GitLfsPointer { oid, size } => {
-                write!(f, "a Git LFS pointer, not the file itself")?;
-                if let Some(oid) = oid {
-                    write!(f, " (oid {oid}")?;
-                    match size {
-                        Some(s) => write!(f, ", {s} bytes)")?,
-                        None => write!(f, ")")?,
-                    }
+                "{}; read it as safetensors, not with torch.load",
+                Sniffed::Safetensors {
+                    header_len: *header_len
                 }
-                write!(f, "; run `git lfs pull` to download the real file")
-            }
-            Detected::Html => write!(
-                f,
-                "an HTML page (a download that saved a web page, e.g. a login or 'file too large to scan' page)"
             ),
-            Detected::Empty => write!(f, "the file is empty (0 bytes)"),
+            Detected::GitLfsPointer { oid, size } => write!(
+                f,
+                "{}",
+                Sniffed::GitLfsPointer {
+                    oid: oid.clone(),
+                    size: *size
+                }
+            ),
+            Detected::Html => write!(f, "{}", Sniffed::Html),
+            Detected::Empty => write!(f, "{}", Sniffed::Empty),
+            Detected::Other(sniffed) => write!(f, "{sniffed}"),
             Detected::BrokenZip { reason } => write!(f, "a damaged zip: {reason}"),
             Detected::ZipWithPrefix { offset } => write!(
                 f,
-                "a zip archive that starts at byte {offset}, not 0; torch.load requires PK\\x03\\x04 at byte 0 and would treat this file as a legacy checkpoint and fail"
+                "{}; torch.load requires PK\\x03\\x04 at byte 0 and would treat this file as a legacy checkpoint and fail",
+                Sniffed::Zip { offset: *offset }
             ),
             Detected::OtherZip { reason } => {
                 write!(f, "a zip archive but not a PyTorch one: {reason}")
@@ -193,22 +197,15 @@ impl fmt::Display for Detected {
             ),
             Detected::Npy { pickled: false, .. } => write!(f, "a NumPy .npy array"),
             Detected::BrokenNpy { reason } => write!(f, "a damaged NumPy .npy file: {reason}"),
-            Detected::Unknown { head } => {
-                write!(f, "unrecognised content; first bytes:")?;
-                for b in head {
-                    write!(f, " {b:02x}")?;
-                }
-                Ok(())
-            }
+            Detected::Unknown { head } => write!(f, "{}", Sniffed::Unknown { head: head.clone() }),
         }
     }
 }
 
-/// Classify `data` (a whole file).
+/// Classify `data` (a whole file, usually a map). Only the head and the
+/// tail are looked at ([`netport_io::sniff`]), and the central directory of
+/// a zip: never every byte.
 pub fn detect(data: &[u8]) -> Detected {
-    if data.is_empty() {
-        return Detected::Empty;
-    }
     if data.starts_with(b"PK\x03\x04") {
         // Duplicate names do not change what the archive is: the loaders
         // refuse them, the scanner reports them and looks at every entry.
@@ -222,18 +219,6 @@ pub fn detect(data: &[u8]) -> Detected {
     if data.starts_with(b"PYTORCH1") {
         return Detected::PreviewRelease;
     }
-    if data.get(257..262) == Some(b"ustar") {
-        return Detected::Torch(Format::LegacyTar);
-    }
-    if data.starts_with(b"version https://git-lfs") {
-        return lfs_pointer(data);
-    }
-    if is_html(data) {
-        return Detected::Html;
-    }
-    if let Some(header_len) = safetensors_header(data) {
-        return Detected::Safetensors { header_len };
-    }
     if data.starts_with(NPY_MAGIC) {
         // Before the pickle test: 0x93 is also the STACK_GLOBAL opcode.
         return match npy_header(data) {
@@ -244,21 +229,29 @@ pub fn detect(data: &[u8]) -> Detected {
             Err(reason) => Detected::BrokenNpy { reason },
         };
     }
-    if matches!(data[0], 0x80 | b'(' | b'L' | b'I') && is_legacy_magic(data) {
-        return Detected::Torch(Format::Legacy);
-    }
-    if let Some(protocol) = pickle_head(data) {
-        return Detected::Pickle { protocol };
-    }
-    if data.len() < 1 << 30 {
-        if let Some(at) = find(data, b"PK\x03\x04") {
-            if find(data, b"PK\x05\x06").is_some() {
-                return Detected::ZipWithPrefix { offset: at as u64 };
-            }
+    let head = &data[..data.len().min(netport_io::sniff::HEAD)];
+    match netport_io::sniff_bytes(data) {
+        Sniffed::Empty => Detected::Empty,
+        Sniffed::Tar => Detected::Torch(Format::LegacyTar),
+        Sniffed::GitLfsPointer { oid, size } => Detected::GitLfsPointer { oid, size },
+        Sniffed::Html => Detected::Html,
+        Sniffed::Safetensors { header_len } => Detected::Safetensors { header_len },
+        Sniffed::Zip { offset } => Detected::ZipWithPrefix { offset },
+        Sniffed::Pickle { protocol } if !is_legacy_magic(head) => Detected::Pickle {
+            protocol: Some(protocol),
+        },
+        // A legacy checkpoint whose first pickle may be of any protocol.
+        _ if netport_io::sniff::could_be_pickle(head) && is_legacy_magic(head) => {
+            Detected::Torch(Format::Legacy)
         }
-    }
-    Detected::Unknown {
-        head: data[..data.len().min(16)].to_vec(),
+        // Pickles of any protocol: a file is one when it parses as one.
+        other => match pickle_head(data) {
+            Some(protocol) => Detected::Pickle { protocol },
+            None if other.is_not_a_model() => Detected::Other(other),
+            None => Detected::Unknown {
+                head: data[..data.len().min(16)].to_vec(),
+            },
+        },
     }
 }
 
@@ -351,10 +344,6 @@ pub(crate) fn pickle_head(data: &[u8]) -> Option<Option<u8>> {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Classify a parsed zip: TorchScript, `.pt2`, zip checkpoint or other.
 pub(crate) fn classify_zip(zip: &ZipArchive, data: &[u8]) -> Detected {
     let Some(prefix) = zip.archive_name() else {
@@ -400,44 +389,5 @@ fn is_legacy_magic(data: &[u8]) -> bool {
             matches!(p.arena.get(p.root), Some(Value::BigInt(b)) if b.le_signed_bytes() == LEGACY_MAGIC_LE)
         }
         Err(_) => false,
-    }
-}
-
-fn lfs_pointer(data: &[u8]) -> Detected {
-    let text = String::from_utf8_lossy(&data[..data.len().min(1024)]);
-    let mut oid = None;
-    let mut size = None;
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("oid ") {
-            oid = Some(v.trim().to_owned());
-        } else if let Some(v) = line.strip_prefix("size ") {
-            size = v.trim().parse().ok();
-        }
-    }
-    Detected::GitLfsPointer { oid, size }
-}
-
-fn is_html(data: &[u8]) -> bool {
-    let head = &data[..data.len().min(512)];
-    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    let head = head.trim_ascii_start().to_ascii_lowercase();
-    [
-        &b"<!doctype html"[..],
-        b"<html",
-        b"<head",
-        b"<?xml",
-        b"<body",
-        b"<!--",
-    ]
-    .iter()
-    .any(|p| head.starts_with(p))
-}
-
-fn safetensors_header(data: &[u8]) -> Option<u64> {
-    let n = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
-    if n >= 2 && n.checked_add(8)? <= data.len() as u64 && data.get(8) == Some(&b'{') {
-        Some(n)
-    } else {
-        None
     }
 }

@@ -48,18 +48,15 @@ use std::path::Path;
 
 use netport_tensor::{ByteOrder, DType};
 
-use crate::checkpoint::Checkpoint;
-use crate::edit::Edits;
-use crate::edit::{refuse, refuse_tensors};
 use crate::error::TorchError;
 use crate::objects::TensorKind;
-use crate::safetensors::{
-    ConvertReport, SafetensorsFile, StateDictPickle, dropped_values, nbytes,
-    safetensors_to_checkpoint_as,
-};
+use crate::read::checkpoint::Checkpoint;
+use crate::write::edit::Edits;
+use crate::write::edit::{refuse, refuse_tensors};
+use crate::write::report::{ConvertReport, dropped_values, nbytes};
 use crate::write::{
-    WriteOptions, archive_name_for, convert_pids, write_atomic, write_legacy_records,
-    write_zip_records,
+    StateDictPickle, WriteOptions, archive_name_for, convert_pids, write_atomic,
+    write_legacy_records, write_zip_records,
 };
 
 /// The container format of the output.
@@ -270,14 +267,4 @@ pub fn rewrite_checkpoint(
         }
     };
     Ok(report)
-}
-
-/// [`crate::safetensors_to_checkpoint`] in the legacy (pre-1.6) format.
-pub fn safetensors_to_legacy_checkpoint(
-    sf: &SafetensorsFile,
-    input: Option<&Path>,
-    out: &Path,
-    edits: &Edits,
-) -> Result<ConvertReport, TorchError> {
-    safetensors_to_checkpoint_as(sf, input, out, edits, true)
 }

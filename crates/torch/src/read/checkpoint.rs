@@ -8,13 +8,13 @@ use std::path::Path;
 use netport_pickle::{Limits, Machine, Pickle, Value};
 use netport_tensor::{ByteOrder, DType, TensorView, convert};
 
-use crate::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
 use crate::error::TorchError;
 use crate::objects::{
     Collected, PidStyle, Storage, Tensor, TensorKind, ValueEntry, Walker, values_per_byte,
 };
-use crate::pt2;
-use crate::zip::{ZipArchive, ZipEntry};
+use crate::read::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
+use crate::read::pt2;
+use crate::read::zip::{ZipArchive, ZipEntry};
 
 /// Limits and presentation settings for [`Checkpoint::open_with`].
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ pub struct Info {
 }
 
 enum Data {
-    Mmap(crate::mapped::Mapped),
+    Mmap(netport_io::Mapped),
     Owned(Vec<u8>),
 }
 
@@ -153,22 +153,12 @@ impl Checkpoint {
 
     /// Map the file and read it.
     pub fn open_with(path: impl AsRef<Path>, options: &Options) -> Result<Self, TorchError> {
-        let path = path.as_ref();
-        let io = |source| TorchError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len == 0 {
+        let map = netport_io::map_file(path.as_ref())?;
+        if map.is_empty() {
             return Err(TorchError::NotACheckpoint {
                 detected: Detected::Empty,
             });
         }
-        // SAFETY: the map is read-only and private to this value. If another
-        // process truncates the file while it is mapped, reads may fault;
-        // this is the accepted risk of memory-mapping (as in torch's mmap=True).
-        let map = unsafe { crate::mapped::Mapped::map(&file) }.map_err(io)?;
         Self::from_data(Data::Mmap(map), options)
     }
 
@@ -411,7 +401,7 @@ impl Checkpoint {
         // The result is owned: the mapped source pages are not needed any
         // more (memory stays flat over a whole-file conversion).
         if let Some(r) = &t.byte_range {
-            crate::mapped::release(slice(self.data.bytes(), r));
+            netport_io::release(slice(self.data.bytes(), r));
         }
         Ok(converted)
     }

@@ -15,10 +15,10 @@ use serde_json::Value as Json;
 
 use netport_tensor::{DType, required_bytes};
 
-use crate::checkpoint::{Info, Options};
 use crate::error::TorchError;
 use crate::objects::{Collected, Leaf, Storage, Tensor, TensorKind, ValueEntry};
-use crate::zip::ZipArchive;
+use crate::read::checkpoint::{Info, Options};
+use crate::read::zip::ZipArchive;
 
 /// torch `ScalarType` codes of the export schema.
 fn scalar_type(code: i64) -> Option<DType> {

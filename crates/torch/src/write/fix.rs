@@ -14,10 +14,10 @@ use netport_pickle::{
     Arena, GlobalClass, Limits, Machine, Value, ValueId, classify, scan as scan_pickle,
 };
 
-use crate::checkpoint::Checkpoint;
-use crate::detect::Format;
 use crate::error::TorchError;
 use crate::objects::{Collected, Leaf, PidStyle, Walker};
+use crate::read::checkpoint::Checkpoint;
+use crate::read::detect::Format;
 use crate::write::{WriteOptions, rewrite_zip_file, write_atomic};
 
 /// One change `fix` made.

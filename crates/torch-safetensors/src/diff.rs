@@ -22,13 +22,15 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
+use netport_io::Sniffed;
+
 use netport_tensor::DType;
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
-use crate::edit::Edits;
-use crate::error::TorchError;
-use crate::safetensors::SafetensorsFile;
+use netport_safetensors::SafetensorsFile;
+use netport_torch::{Checkpoint, Edits};
+
+use crate::ConvertError;
 
 /// A file whose tensors can be compared.
 #[derive(Debug)]
@@ -54,36 +56,17 @@ struct Item {
 }
 
 impl TensorFile {
-    /// Opens a file, choosing the reader from its bytes (a safetensors file
-    /// has `{` after its 8-byte header length).
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, TorchError> {
+    /// Opens a file, choosing the reader from its bytes
+    /// ([`netport_io::sniff`]: safetensors, cut short or not, is read as
+    /// safetensors, which explains what is wrong; anything else as a
+    /// checkpoint).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ConvertError> {
         let path = path.as_ref();
-        let mut head = [0u8; 9];
-        let n = {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(|source| TorchError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-            let mut n = 0;
-            while n < 9 {
-                match f.read(&mut head[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(source) => {
-                        return Err(TorchError::Io {
-                            path: path.to_owned(),
-                            source,
-                        });
-                    }
-                }
+        match netport_io::sniff_file(path)? {
+            Sniffed::Safetensors { .. } | Sniffed::TruncatedSafetensors { .. } => {
+                Ok(TensorFile::Safetensors(SafetensorsFile::open(path)?))
             }
-            n
-        };
-        if n == 9 && head[8] == b'{' {
-            Ok(TensorFile::Safetensors(SafetensorsFile::open(path)?))
-        } else {
-            Ok(TensorFile::Checkpoint(Box::new(Checkpoint::open(path)?)))
+            _ => Ok(TensorFile::Checkpoint(Box::new(Checkpoint::open(path)?))),
         }
     }
 
@@ -134,9 +117,9 @@ impl TensorFile {
         }
     }
 
-    fn bytes(&self, src: Src) -> Result<Cow<'_, [u8]>, TorchError> {
+    fn bytes(&self, src: Src) -> Result<Cow<'_, [u8]>, ConvertError> {
         match (self, src) {
-            (TensorFile::Checkpoint(c), Src::Ckpt(i)) => c.tensor_bytes(&c.tensors()[i]),
+            (TensorFile::Checkpoint(c), Src::Ckpt(i)) => Ok(c.tensor_bytes(&c.tensors()[i])?),
             (TensorFile::Safetensors(f), Src::Sf(i)) => {
                 Ok(Cow::Borrowed(f.tensor_bytes(&f.tensors()[i])))
             }
@@ -144,7 +127,7 @@ impl TensorFile {
         }
     }
 
-    fn f64s(&self, src: Src) -> Result<Vec<f64>, TorchError> {
+    fn f64s(&self, src: Src) -> Result<Vec<f64>, ConvertError> {
         let bytes = match (self, src) {
             (TensorFile::Checkpoint(c), Src::Ckpt(i)) => {
                 c.tensor_converted(&c.tensors()[i], DType::Float64)?
@@ -269,7 +252,7 @@ pub struct DiffReport {
     pub tensors: Vec<TensorDiff>,
 }
 
-fn edited(items: Vec<Item>, edits: &Edits) -> Result<Vec<Item>, TorchError> {
+fn edited(items: Vec<Item>, edits: &Edits) -> Result<Vec<Item>, ConvertError> {
     let plan = edits.plan(items.iter().map(|i| (i.name.as_str(), i.dtype)))?;
     Ok(plan
         .into_iter()
@@ -285,7 +268,7 @@ pub fn diff(
     a: &TensorFile,
     b: &TensorFile,
     options: &DiffOptions,
-) -> Result<DiffReport, TorchError> {
+) -> Result<DiffReport, ConvertError> {
     let edits = Edits {
         dtype: None,
         ..options.edits.clone()

@@ -1,4 +1,9 @@
-//! Writing checkpoints the way `torch.save` does.
+//! Writing checkpoints the way `torch.save` does, and the module tree of
+//! everything that writes: [`relocate`] (map-location), [`fix`]
+//! (weights_only compatibility), [`rewrite`] + [`edit`] (state-dict
+//! rewrites), [`state_dict`] (the state-dict pickle), and `pickle_edit`
+//! (op-by-op pickle edits shared by relocate and the legacy writer). They
+//! read through [`crate::read`]; nothing in [`crate::read`] imports them.
 //!
 //! - [`ZipWriter`]: the zip container exactly as torch's `PyTorchStreamWriter`
 //!   (miniz) lays it out (docs/formats/pytorch.md, 'Zip layout'): stored entries, local
@@ -12,7 +17,8 @@
 //! - [`rewrite_zip_to`]: copy an existing zip checkpoint record by record,
 //!   replacing some records (`data.pkl`, `constants.pkl`) and copying every
 //!   other record's bytes unchanged (compressed ones stay compressed).
-//! - [`write_atomic`]: temp file in the output directory, fsync, rename;
+//! - [`write_atomic`]: [`netport_io::AtomicFile`] (temporary file in the
+//!   output directory, renamed into place, not fsynced);
 //!   refuses to overwrite the input unless [`WriteOptions::in_place`].
 //!
 //! Tensor bytes are never decoded or held: they are slices of the source's
@@ -24,17 +30,28 @@
 //! record names are those of a source file, its name half is reused, so a
 //! rewritten file carries the id torch would have written.
 
+pub mod edit;
+pub mod fix;
+pub(crate) mod pickle_edit;
+pub mod relocate;
+pub mod report;
+pub mod rewrite;
+pub mod state_dict;
+
+pub use report::ConvertReport;
+pub use state_dict::StateDictPickle;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::Checkpoint;
-use crate::detect::Format;
 use crate::error::TorchError;
-use crate::relocate::{Item, analyze, apply_edits};
-use crate::zip::ZipArchive;
+use crate::read::checkpoint::Checkpoint;
+use crate::read::detect::Format;
+use crate::read::zip::ZipArchive;
+use crate::write::pickle_edit::{Item, analyze, apply_edits};
 
 // ---------------------------------------------------------------------------
 // CRC-32 (IEEE, as zip), slicing by 8.
@@ -109,7 +126,7 @@ fn hash_combine(seed: u64, value: u64) -> u64 {
 /// Write `data` in chunks; pages of a mapped source are released once
 /// written, so memory stays flat (see the `mapped` module).
 pub fn copy_chunked<W: Write + ?Sized>(w: &mut W, data: &[u8]) -> io::Result<()> {
-    for c in crate::mapped::chunks(data) {
+    for c in netport_io::chunks(data) {
         w.write_all(c)?;
     }
     Ok(())
@@ -277,7 +294,7 @@ impl<W: Write> ZipWriter<W> {
         let size = data.len() as u64;
         self.header(&full, 0, size)?;
         let mut crc = 0;
-        for c in crate::mapped::chunks(data) {
+        for c in netport_io::chunks(data) {
             crc = crc32_update(crc, c);
             self.put(c)?;
         }
@@ -296,7 +313,7 @@ impl<W: Write> ZipWriter<W> {
         let full = self.full_name(name)?;
         let lho = self.pos;
         self.header(&full, method, size)?;
-        for c in crate::mapped::chunks(raw) {
+        for c in netport_io::chunks(raw) {
             self.put(c)?;
         }
         self.finish_entry(full, method, crc, raw.len() as u64, size, lho)
@@ -585,7 +602,7 @@ impl<'a> ZipCheckpoint<'a> {
 /// torch.save's zip layout with the storages fetched one at a time
 /// (`fetch(i)` gives the bytes of `keys[i]`), so converted storages need
 /// not all be held in memory. Shared by [`ZipCheckpoint::write_to`] and
-/// [`crate::rewrite`].
+/// [`crate::write::rewrite`].
 pub(crate) fn write_zip_records<'s, W: Write, E: From<io::Error>>(
     w: W,
     archive_name: &str,
@@ -731,7 +748,7 @@ impl<'a> LegacyCheckpoint<'a> {
 /// The legacy stacked pickles with the storages (`(key, numel)`) fetched one
 /// at a time (`fetch(i)` for `storages[i]`); written sorted by key as
 /// strings, like torch. Shared by [`LegacyCheckpoint::write_to`] and
-/// [`crate::rewrite`].
+/// [`crate::write::rewrite`].
 pub(crate) fn write_legacy_records<'s, W: Write, E: From<io::Error>>(
     mut w: W,
     object_pickle: &[u8],
@@ -835,21 +852,7 @@ pub struct WriteOptions {
     pub in_place: bool,
 }
 
-/// True if both paths exist and are the same file (same device and inode on
-/// Unix, so another spelling of a path or a hard link counts).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-            return x.dev() == y.dev() && x.ino() == y.ino();
-        }
-    }
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
+pub use netport_io::same_file;
 
 impl WriteOptions {
     /// Refuse an output that is the input (unless in-place), or a directory.
@@ -873,62 +876,23 @@ impl WriteOptions {
     }
 }
 
-/// Write `output` atomically: `f` writes into a temporary file in the same
-/// directory, which is renamed over `output` (not fsynced, as cp and
-/// torch.save do not). On any error the
+/// Write `output` atomically with `f` ([`netport_io::AtomicFile`]: a
+/// temporary file in the same folder renamed over `output`, not fsynced, as
+/// cp and torch.save do not; mode 0666 less the umask). On any error the
 /// temporary file is removed and `output` is untouched. Returns the size.
 pub fn write_atomic<F>(output: &Path, options: &WriteOptions, f: F) -> Result<u64, TorchError>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<(), TorchError>,
 {
     options.check_paths(output)?;
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let base = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into());
-    let io_err = |path: &Path, source| TorchError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut attempt = 0u32;
-    let (tmp, file) = loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let tmp = dir.join(format!(
-            ".{base}.netport-{}-{nanos}-{attempt}.tmp",
-            std::process::id()
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(io_err(&tmp, e)),
-        }
-    };
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        f(&mut w)?;
-        let file = w.into_inner().map_err(|e| io_err(&tmp, e.into_error()))?;
-        let len = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
-        drop(file);
-        // Atomic for readers (they see the old file or the whole new one),
-        // not fsynced: like cp and torch.save (docs/cli.md).
-        std::fs::rename(&tmp, output).map_err(|e| io_err(output, e))?;
-        Ok(len)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    // A write error from `f` (`?` on the writer) is named by the output.
+    netport_io::write_with(output, f).map_err(|e| match e {
+        TorchError::Write(source) => TorchError::Io {
+            path: output.to_owned(),
+            source,
+        },
+        e => e,
+    })
 }
 
 /// Write a [`ZipCheckpoint`] to `output` (archive named after its stem).

@@ -35,7 +35,6 @@ pub const MAX_ENTRIES: u64 = 1 << 20;
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const CENTRAL_SIG: u32 = 0x0201_4b50;
-const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 
@@ -113,25 +112,11 @@ fn bytes_at(data: &[u8], at: u64, len: u64) -> Option<&[u8]> {
 }
 
 /// Where the end-of-central-directory record is, if anywhere.
+/// The end-of-central-directory record, searched as every zip reader does
+/// (the one search of netport, shared with its sniffer).
 fn find_eocd(data: &[u8]) -> Option<u64> {
-    let len = data.len();
-    if len < 22 {
-        return None;
-    }
-    let lowest = len.saturating_sub(22 + 65_535);
-    let mut pos = len - 22;
-    loop {
-        if data[pos..pos + 4] == EOCD_SIG.to_le_bytes() {
-            let comment = u16_at(data, pos as u64 + 20).unwrap_or(u16::MAX) as usize;
-            if pos + 22 + comment <= len {
-                return Some(pos as u64);
-            }
-        }
-        if pos == lowest {
-            return None;
-        }
-        pos -= 1;
-    }
+    let tail_start = data.len().saturating_sub(netport_io::sniff::TAIL);
+    netport_io::sniff::end_record(&data[tail_start..]).map(|at| (tail_start + at) as u64)
 }
 
 /// Two entries whose names are equal compared case-insensitively (miniz, and

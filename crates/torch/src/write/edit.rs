@@ -81,9 +81,7 @@ impl Edits {
         let split =
             (0..bytes.len()).find(|&i| bytes[i] == b'=' && (i == 0 || bytes[i - 1] != b'\\'));
         let Some(i) = split else {
-            return Err(refuse(format!(
-                "--rename '{spec}': expected REGEX=REPLACEMENT"
-            )));
+            return Err(refuse(format!("'{spec}' is not REGEX=REPLACEMENT")));
         };
         let pattern = spec[..i].replace("\\=", "=");
         Ok((Self::regex(&pattern)?, spec[i + 1..].to_owned()))
@@ -222,25 +220,20 @@ impl Edits {
 }
 
 /// A conversion refused: the error every converter returns for it.
-pub(crate) fn refuse(reason: impl Into<String>) -> TorchError {
-    TorchError::Convert {
-        reason: reason.into(),
-    }
+pub fn refuse(reason: impl Into<String>) -> TorchError {
+    TorchError::Refused(reason.into())
 }
 
 /// Refuses a conversion when some tensors cannot be written to `target`
 /// (`"safetensors"`, `"a state dict"`), naming up to 32 of them with why.
-pub(crate) fn refuse_tensors(refused: Vec<String>, target: &str) -> Result<(), TorchError> {
+pub fn refuse_tensors(refused: Vec<String>, target: &str) -> Result<(), TorchError> {
     if refused.is_empty() {
         return Ok(());
     }
-    let n = refused.len();
-    let shown = &refused[..n.min(32)];
-    Err(refuse(format!(
-        "{n} tensor(s) cannot be written to {target}: {}{}; leave them out with --exclude",
-        shown.join("; "),
-        if n > 32 { "; ..." } else { "" }
-    )))
+    Err(TorchError::TensorsRefused {
+        target: target.to_owned(),
+        tensors: refused,
+    })
 }
 
 #[cfg(test)]

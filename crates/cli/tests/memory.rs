@@ -1,0 +1,139 @@
+//! Peak memory of the rewrite commands, measured as `/usr/bin/time` does:
+//! the child's own `ru_maxrss`, from `wait4`. A 512 MiB checkpoint whose
+//! storages are tagged `cuda:0` is generated with netport's own writers;
+//! `netport map-location` and `netport convert` must stay under 64 MiB,
+//! whatever the file's size (the input is memory mapped, and the pages of
+//! each copied chunk are released). Alone in its test binary, so that no
+//! other test's child or memory shares the process.
+
+#![cfg(target_os = "linux")]
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::process::Command;
+
+use netport_torch::relocate::{LocationMap, RelocateOptions, relocate_file};
+use netport_torch::write::{StorageBytes, WriteOptions, ZipCheckpoint, write_zip_file};
+use netport_torch::{StateDictPickle, TorchError};
+
+const LIMIT_KIB: u64 = 64 << 10;
+const TENSORS: usize = 64;
+const TENSOR_BYTES: usize = 8 << 20; // [2048, 1024] float32, as the benchmark's big_cuda.pt
+
+/// Writes a 512 MiB state dict (64 float32 tensors [2048, 1024] sharing one
+/// 8 MiB buffer of bytes, so this process stays small) tagged `cuda:0`.
+fn generate(dir: &Path) -> Result<std::path::PathBuf, TorchError> {
+    let data: Vec<u8> = (0..TENSOR_BYTES).map(|i| (i * 7 % 251) as u8).collect();
+    let mut pickle = StateDictPickle(b"\x80\x02".to_vec());
+    pickle.empty_ordered_dict();
+    pickle.0.push(b'(');
+    for i in 0..TENSORS {
+        pickle.tensor(
+            &format!("layers.{i}.weight"),
+            netport_tensor::DType::Float32,
+            &[2048, 1024],
+            &i.to_string(),
+            TENSOR_BYTES as u64,
+        );
+    }
+    pickle.0.extend_from_slice(b"u.");
+    let ckpt = ZipCheckpoint {
+        data_pkl: Cow::Owned(pickle.0),
+        storages: (0..TENSORS)
+            .map(|i| StorageBytes {
+                key: i.to_string(),
+                numel: (TENSOR_BYTES / 4) as u64,
+                bytes: &data,
+            })
+            .collect(),
+        byteorder: "little".into(),
+        serialization_name_hash: None,
+    };
+    let cpu = dir.join("cpu.pt");
+    write_zip_file(&cpu, &ckpt, &WriteOptions::default())?;
+    let cuda = dir.join("big_cuda.pt");
+    let options = RelocateOptions {
+        map: LocationMap::to("cuda:0"),
+        ..RelocateOptions::default()
+    };
+    relocate_file(&cpu, &cuda, &options)?;
+    std::fs::remove_file(&cpu).unwrap();
+    Ok(cuda)
+}
+
+/// Runs netport with `args` and returns its peak resident set in KiB, as
+/// `wait4` reports it for this child alone.
+fn peak_kib(args: &[&std::ffi::OsStr]) -> u64 {
+    let child = Command::new(env!("CARGO_BIN_EXE_netport"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn netport");
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; both pointers are valid.
+        let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if got == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "wait4: {e}");
+    }
+    drop(child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "netport {args:?} failed ({status})"
+    );
+    usage.ru_maxrss as u64 // KiB on Linux
+}
+
+/// This process's resident set in KiB: a child's ru_maxrss starts from the
+/// address space it was spawned from.
+fn own_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rewrites_of_a_512_mib_checkpoint_stay_under_64_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path()).unwrap();
+    let len = std::fs::metadata(&input).unwrap().len();
+    assert!(len > (TENSORS * TENSOR_BYTES) as u64, "{len}");
+    let out = dir.path().join("cpu.pt");
+    let st = dir.path().join("out.safetensors");
+    for (what, args) in [
+        (
+            "map-location",
+            vec![
+                "map-location".as_ref(),
+                input.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--to".as_ref(),
+                "cpu".as_ref(),
+            ],
+        ),
+        (
+            "convert",
+            vec!["convert".as_ref(), input.as_os_str(), st.as_os_str()],
+        ),
+    ] {
+        let own = own_rss_kib();
+        let peak = peak_kib(&args);
+        assert!(
+            peak < LIMIT_KIB,
+            "netport {what} of a {len}-byte checkpoint peaked at {peak} KiB (limit {LIMIT_KIB} KiB; this test process had {own} KiB resident at the spawn)"
+        );
+    }
+    let out_len = std::fs::metadata(&out).unwrap().len();
+    assert!(out_len.abs_diff(len) < 4096, "{out_len} vs {len}");
+    assert!(std::fs::metadata(&st).unwrap().len() > (TENSORS * TENSOR_BYTES) as u64);
+}
