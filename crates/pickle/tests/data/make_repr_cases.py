@@ -6,7 +6,7 @@ Usage (from crates/pickle):
 
 - tests/data/repr_cases.rs: (input, repr(input)) for generated floats (as
   IEEE bits), ints (as minimal little-endian two's complement bytes), str and
-  bytes, compared by `cargo test` (tests/repr.rs).
+  bytes, compared by `cargo test` (tests/it/cpython.rs).
 - src/repr/printable.rs: the code points >= U+0080 for which
   `str.isprintable()` is false (Unicode categories C* and Z* except space),
   as inclusive ranges; `repr` escapes them.

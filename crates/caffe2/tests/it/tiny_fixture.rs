@@ -3,8 +3,6 @@
 //! re-encode to the same bytes, the text twin parses to the predict net and
 //! is exactly what we print, and `expected.json` agrees with what we read.
 
-mod common;
-
 use netport_caffe2::Caffe2Model;
 use std::path::PathBuf;
 
@@ -15,15 +13,15 @@ fn tiny_dir() -> PathBuf {
 #[test]
 fn tiny_pair_round_trips_and_matches_expected() {
     let dir = tiny_dir();
-    let expected = common::read_json(&dir.join("expected.json"));
+    let expected = crate::common::read_json(&dir.join("expected.json"));
     let files = expected["files"].as_object().expect("a `files` object");
-    let init = common::decode_and_reencode(&dir.join("init_net.pb"));
-    let predict = common::decode_and_reencode(&dir.join("predict_net.pb"));
+    let init = crate::common::decode_and_reencode(&dir.join("init_net.pb"));
+    let predict = crate::common::decode_and_reencode(&dir.join("predict_net.pb"));
     for (name, net) in [("init_net.pb", &init), ("predict_net.pb", &predict)] {
         let size = std::fs::metadata(dir.join(name)).unwrap().len() as usize;
-        common::check_expected(name, net, size, &files[name]);
+        crate::common::check_expected(name, net, size, &files[name]);
     }
-    common::check_text(&dir.join("predict_net.pbtxt"), &predict);
+    crate::common::check_text(&dir.join("predict_net.pbtxt"), &predict);
 
     let model = Caffe2Model::load_dir(&dir).unwrap();
     assert_eq!(model.init_net, init);
@@ -33,7 +31,7 @@ fn tiny_pair_round_trips_and_matches_expected() {
 #[test]
 fn tiny_summary() {
     let dir = tiny_dir();
-    let expected = common::read_json(&dir.join("expected.json"));
+    let expected = crate::common::read_json(&dir.join("expected.json"));
     let summary = Caffe2Model::load_dir(&dir).unwrap().summary();
     let fills = expected["files"]["init_net.pb"]["fills"]
         .as_array()

@@ -3,8 +3,7 @@
 //! library recorded, and broken or hostile files give a one-line error and
 //! exit code 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn tiny_cnn_json_agrees_with_the_onnx_library() {

@@ -10,12 +10,10 @@
 //! tests/data/repr_cases.rs src/repr/printable.rs`), and an ignored interop
 //! test that asks `$NETPORT_PYTHON` for the repr of random values.
 
-#[rustfmt::skip]
-#[path = "data/cpython_cases.rs"]
-mod cases;
+use crate::cpython_cases as cases;
 
 #[rustfmt::skip]
-#[path = "data/repr_cases.rs"]
+#[path = "../data/repr_cases.rs"]
 mod repr_cases;
 
 use cases::CASES;

@@ -3,8 +3,7 @@
 //! and untouched inputs. (The library tests check the bytes; the interop
 //! tests load the outputs with the real torch.)
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {

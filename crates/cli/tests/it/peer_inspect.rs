@@ -3,8 +3,7 @@
 //! every model recorded in the peer corpus's onnx-summary.json: a sample of
 //! the node-test models and resnet18 from both torch exporters.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]

@@ -5,8 +5,7 @@
 //! with what torch recorded; training-checkpoint values are shown; broken
 //! files give one line and exit code 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

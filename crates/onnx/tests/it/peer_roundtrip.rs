@@ -6,8 +6,6 @@ use bytes::Bytes;
 use netport_onnx::{ExternalDataResolver, decode_model, encode_model, load_model, tensor_data};
 use std::path::Path;
 
-mod common;
-
 fn assert_round_trip(path: &Path) {
     let original = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let model = decode_model(Bytes::from(original.clone()), &path.display().to_string())
@@ -28,7 +26,7 @@ fn assert_round_trip(path: &Path) {
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn every_node_test_model_round_trips_byte_identically() {
-    let dir = common::peer_dir().join("onnx-node");
+    let dir = crate::common::peer_dir().join("onnx-node");
     let mut count = 0;
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -53,7 +51,7 @@ fn every_node_test_model_round_trips_byte_identically() {
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn resnet18_from_both_torch_exporters_round_trips() {
-    let peers = common::peer_dir();
+    let peers = crate::common::peer_dir();
     for exporter in ["torchscript", "dynamo"] {
         assert_round_trip(&peers.join("resnet18").join(exporter).join("resnet18.onnx"));
     }
@@ -62,7 +60,7 @@ fn resnet18_from_both_torch_exporters_round_trips() {
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn dynamo_external_data_reads_back_in_full() {
-    let path = common::peer_dir().join("resnet18/dynamo/resnet18.onnx");
+    let path = crate::common::peer_dir().join("resnet18/dynamo/resnet18.onnx");
     let model = load_model(&path).unwrap();
     let resolver = ExternalDataResolver::for_model(&path);
     let graph = model.graph.as_ref().unwrap();

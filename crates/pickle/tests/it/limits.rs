@@ -2,9 +2,7 @@
 //! truncation at every offset, and each configurable limit. Every case must
 //! end quickly in a bounded arena or in an error naming offset and opcode.
 
-#[rustfmt::skip]
-#[path = "data/cpython_cases.rs"]
-mod cases;
+use crate::cpython_cases as cases;
 
 use netport_pickle::{
     GlobalClass, Limit, Limits, Machine, Opcode, PickleError, Value, classify, load, scan,

@@ -9,8 +9,6 @@ use prost_types::{FieldDescriptorProto, FileDescriptorSet, field_descriptor_prot
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-mod common;
-
 /// Flattens a descriptor set into "Message.field" -> description lines.
 fn schema_lines(fds: &FileDescriptorSet, files: &[&str]) -> BTreeMap<String, String> {
     fn field_line(f: &FieldDescriptorProto, oneof: Option<&str>) -> String {
@@ -71,7 +69,7 @@ fn schema_lines(fds: &FileDescriptorSet, files: &[&str]) -> BTreeMap<String, Str
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn onnx_schema_matches_the_installed_onnx_wheel() {
-    let python = common::peer_python();
+    let python = crate::common::peer_python();
     let out = std::process::Command::new(&python)
         .args([
             "-c",

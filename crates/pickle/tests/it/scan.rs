@@ -11,15 +11,13 @@
 //! call).
 
 #[rustfmt::skip]
-#[path = "data/scan_cases.rs"]
+#[path = "../data/scan_cases.rs"]
 mod cases;
 
-#[rustfmt::skip]
-#[path = "data/cpython_cases.rs"]
-mod cpython;
+use crate::cpython_cases as cpython;
 
 #[rustfmt::skip]
-#[path = "data/legacy_cases.rs"]
+#[path = "../data/legacy_cases.rs"]
 mod legacy;
 
 use std::time::{Duration, Instant};

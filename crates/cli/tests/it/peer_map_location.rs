@@ -4,8 +4,7 @@
 //! stderr says, and loads it after `--fix`, with the same tensors as the
 //! source, on the CPU. Run by `cargo xtask ci`.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const SNIPPET: &str = r#"
 import json, sys, torch

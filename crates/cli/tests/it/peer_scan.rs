@@ -6,8 +6,7 @@
 //! Whatever ran must be `dangerous` for scan (exit 1), and what ran must be
 //! what the fixture script recorded in expected.json.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 

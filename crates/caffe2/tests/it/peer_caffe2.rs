@@ -7,8 +7,6 @@
 //! Run by `cargo xtask ci`, or by hand:
 //! `NETPORT_PEERS=$(cargo xtask peers --print-dir) cargo test -p netport-caffe2 -- --ignored`
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 fn peers_dir() -> PathBuf {
@@ -60,7 +58,7 @@ fn key(root: &Path, path: &Path) -> String {
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn peer_netdefs_round_trip_and_match_python() {
     let root = peers_dir();
-    let expected = common::read_json(&root.join("expected.json"));
+    let expected = crate::common::read_json(&root.join("expected.json"));
     let files = expected["files"]
         .as_object()
         .expect("expected.json has a `files` object");
@@ -73,12 +71,12 @@ fn peer_netdefs_round_trip_and_match_python() {
     let mut keys = Vec::new();
     for path in &binaries {
         let key = key(&root, path);
-        let net = common::decode_and_reencode(path);
+        let net = crate::common::decode_and_reencode(path);
         let size = std::fs::metadata(path).unwrap().len() as usize;
         let entry = files
             .get(&key)
             .unwrap_or_else(|| panic!("{key}: not in expected.json"));
-        common::check_expected(&key, &net, size, entry);
+        crate::common::check_expected(&key, &net, size, entry);
         keys.push(key);
     }
     for key in files.keys() {
@@ -107,8 +105,8 @@ fn peer_text_format_matches_binary() {
     for text in &texts {
         let binary = text.with_extension("pb");
         assert!(binary.is_file(), "{}: no binary twin", text.display());
-        let net = common::decode_and_reencode(&binary);
-        common::check_text(text, &net);
+        let net = crate::common::decode_and_reencode(&binary);
+        crate::common::check_text(text, &net);
     }
 }
 

@@ -3,8 +3,7 @@
 //! weights_only error matches what real torch printed, and the exit codes are
 //! 0 (all safe), 1 (findings), 2 (cannot scan).
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn scan_json(path: &std::path::Path) -> (Option<i32>, Value) {

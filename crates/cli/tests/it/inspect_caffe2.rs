@@ -3,8 +3,7 @@
 //! files, single nets in binary and text format, all checked against the
 //! expected.json the fixture script wrote.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Checks our JSON for one net against the fixture's expectations.

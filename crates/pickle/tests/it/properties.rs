@@ -5,9 +5,7 @@
 //! two domains) fail on the same pickles at the same offset with the same
 //! error, for generated valid pickles and for mutated CPython pickles.
 
-#[rustfmt::skip]
-#[path = "data/cpython_cases.rs"]
-mod cpython;
+use crate::cpython_cases as cpython;
 
 use netport_pickle::value::int_from_le_signed;
 use netport_pickle::{

@@ -1,0 +1,12 @@
+//! The integration tests of cli, one test binary: a module per area.
+
+mod common;
+mod inspect_caffe2;
+mod inspect_onnx;
+mod inspect_torch;
+mod memory;
+mod peer_inspect;
+mod peer_map_location;
+mod peer_scan;
+mod rewrite;
+mod scan;

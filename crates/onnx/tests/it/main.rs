@@ -1,0 +1,6 @@
+//! The integration tests of onnx, one test binary: a module per area.
+
+mod common;
+mod io;
+mod peer_roundtrip;
+mod peer_schema;

@@ -1,0 +1,3 @@
+//! The integration tests of safetensors, one test binary: a module per area.
+
+mod write;

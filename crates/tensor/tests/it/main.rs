@@ -1,0 +1,5 @@
+//! The integration tests of tensor, one test binary: a module per area.
+
+mod convert;
+mod hostile;
+mod view_props;
