@@ -67,13 +67,13 @@ pub(crate) fn decode_message<M: Message + Default>(
     what: &str,
     full_name: &str,
 ) -> Result<M, Caffe2Error> {
-    if let Sniff::NotANet(kind) = sniff(&bytes) {
-        if !matches!(kind, NotANet::Empty) {
-            return Err(Caffe2Error::NotANet {
-                what: what.to_string(),
-                kind,
-            });
-        }
+    if let Sniff::NotANet(kind) = sniff(&bytes)
+        && !matches!(kind, NotANet::Empty)
+    {
+        return Err(Caffe2Error::NotANet {
+            what: what.to_string(),
+            kind,
+        });
     }
     let desc = descriptor(full_name);
     if bytes.len() > ESTIMATE_ABOVE {

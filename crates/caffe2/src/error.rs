@@ -20,29 +20,43 @@ pub enum Caffe2Error {
     /// An I/O error on a named file or directory.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     /// The input is recognisably something other than a Caffe2 net (an empty
     /// file, an HTML page, a Git LFS pointer, a zip archive, ...).
     #[error("{what}: not a Caffe2 net: {kind}")]
-    NotANet { what: String, kind: NotANet },
+    NotANet {
+        /// The input, as the caller named it.
+        what: String,
+        /// What it is instead.
+        kind: NotANet,
+    },
     /// The bytes are not a valid binary `NetDef` (or exceed a decoding limit).
     /// `offset` is where the first problem starts, when it could be located.
     #[error("{what}: not a valid Caffe2 NetDef ({len} bytes){}: {reason}", at_byte(.offset))]
     Decode {
+        /// The input, as the caller named it.
         what: String,
+        /// Its length in bytes.
         len: u64,
+        /// Where the first problem starts, when known.
         offset: Option<u64>,
+        /// What the decoder said.
         reason: String,
     },
     /// A protobuf text-format file that does not parse as a `NetDef`. `line`
     /// and `column` are 1-based; `offset` is the byte offset in the file.
     #[error("{what}{}: {reason}", at_position(.position))]
     Text {
+        /// The input, as the caller named it.
         what: String,
+        /// Where the problem is, when known.
         position: Option<TextPosition>,
+        /// What the parser said.
         reason: String,
     },
     /// A net too large for protobuf: the C++ and Python libraries refuse
@@ -50,12 +64,20 @@ pub enum Caffe2Error {
     #[error(
         "{what}: the net encodes to {size} bytes, over the protobuf limit of 2147483647 bytes (2 GiB - 1)"
     )]
-    TooLarge { what: String, size: u64 },
+    TooLarge {
+        /// The net, as the caller named it.
+        what: String,
+        /// Its encoded size in bytes.
+        size: u64,
+    },
     /// A model directory without one of the two nets.
     #[error("{}: no {net} found (looked for {})", .dir.display(), .tried.join(", "))]
     MissingNet {
+        /// The directory.
         dir: PathBuf,
+        /// Which net is missing (`init net` or `predict net`).
         net: &'static str,
+        /// The file names looked for.
         tried: Vec<&'static str>,
     },
 }
@@ -64,8 +86,11 @@ pub enum Caffe2Error {
 /// and the byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextPosition {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters.
     pub column: usize,
+    /// Byte offset in the file.
     pub offset: usize,
 }
 

@@ -47,7 +47,9 @@ pub enum PairOrder {
 /// An `init_net` + `predict_net` pair.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Caffe2Model {
+    /// The net that creates the weights (fill ops only).
     pub init_net: NetDef,
+    /// The net that computes the outputs from the data and the weights.
     pub predict_net: NetDef,
 }
 

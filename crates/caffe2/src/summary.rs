@@ -54,7 +54,9 @@ use std::collections::HashSet;
 /// How often an op type occurs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpTypeCount {
+    /// The op type.
     pub op_type: String,
+    /// How many ops have it.
     pub count: usize,
 }
 
@@ -63,6 +65,7 @@ pub struct OpTypeCount {
 pub struct FillSummary {
     /// Index of the op in the net.
     pub op_index: usize,
+    /// Its type (`GivenTensorFill`, ...).
     pub op_type: String,
     /// The blob it creates (its first output; empty if it has none).
     pub output: String,
@@ -77,7 +80,9 @@ pub struct FillSummary {
     /// How many values it carries (bytes for the byte-string fills); `None`
     /// for fills that generate their values.
     pub value_count: Option<u64>,
+    /// Elements of the tensor it produces, when the shape is known.
     pub element_count: Option<u64>,
+    /// Bytes of the tensor it produces, when known.
     pub byte_count: Option<u64>,
 }
 
@@ -119,17 +124,23 @@ impl DTypeTotal {
 /// The summary of one net.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetSummary {
+    /// The net's name, when set.
     pub name: Option<String>,
     /// The executor type (`""`/`"simple"`, `"dag"`, `"async_scheduling"`, ...).
     pub net_type: Option<String>,
+    /// Number of ops.
     pub op_count: usize,
     /// In order of first appearance.
     pub op_types: Vec<OpTypeCount>,
+    /// `external_input`, in order.
     pub external_inputs: Vec<String>,
+    /// `external_output`, in order.
     pub external_outputs: Vec<String>,
     /// The net-level device option (copied by Caffe2 to ops without one).
     pub device_option: Option<DeviceOption>,
+    /// Every fill op, in net order.
     pub fills: Vec<FillSummary>,
+    /// The fills' totals by dtype.
     pub fill_totals: Vec<DTypeTotal>,
     /// Nets nested in arguments (`n`, `nets`) at any depth, e.g. `If` branches.
     pub nested_nets: usize,
@@ -138,7 +149,9 @@ pub struct NetSummary {
 /// The summary of an init/predict pair.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSummary {
+    /// The init net's summary.
     pub init: NetSummary,
+    /// The predict net's summary.
     pub predict: NetSummary,
     /// The init net's fill totals.
     pub params_by_dtype: Vec<DTypeTotal>,
@@ -153,6 +166,7 @@ pub struct ModelSummary {
 }
 
 impl ModelSummary {
+    /// Summarises a pair.
     pub fn of(model: &Caffe2Model) -> Self {
         let init = NetSummary::of(&model.init_net);
         let predict = NetSummary::of(&model.predict_net);
@@ -180,6 +194,7 @@ impl ModelSummary {
 }
 
 impl NetSummary {
+    /// Summarises one net.
     pub fn of(net: &NetDef) -> Self {
         let mut op_types: Vec<OpTypeCount> = Vec::new();
         for op in &net.op {

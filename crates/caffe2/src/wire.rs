@@ -283,7 +283,7 @@ impl Walker<'_> {
             FIXED32 | FIXED64 => {
                 let width = if wire == FIXED32 { 4 } else { 8 };
                 let len = stop - start;
-                if len % width != 0 {
+                if !len.is_multiple_of(width) {
                     return Err(Pending::new(
                         start,
                         format!("packed run of {width}-byte values has length {len}"),
@@ -477,10 +477,8 @@ impl Estimator<'_> {
                 // Groups are skipped by prost: nothing is kept.
                 _ => {}
             }
-            if list {
-                if let Some(kind) = kind {
-                    total = total.saturating_add(element_size(kind));
-                }
+            if list && let Some(kind) = kind {
+                total = total.saturating_add(element_size(kind));
             }
         }
         total

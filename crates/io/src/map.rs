@@ -11,6 +11,12 @@
 //! from the file, so no data can change. It is applied only to memory that
 //! lies inside a live [`Mapped`] region, never to heap memory.
 
+// The workspace denies `unsafe`; mapping a file is the one place netport
+// needs it (memmap2's `Mmap::map` and `madvise` are `unsafe` because another
+// process may change a mapped file: see docs/threat-model.md, 'Memory maps').
+// Every `unsafe` block here says why it is sound.
+#![allow(unsafe_code)]
+
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};

@@ -9,29 +9,47 @@ pub enum OnnxError {
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     /// The bytes are not a valid ONNX `ModelProto` (or exceed a decoding limit).
     #[error("{what} is not a valid ONNX protobuf ({len} bytes): {reason}")]
     Decode {
+        /// What was decoded (a file name, or a description).
         what: String,
+        /// Its length in bytes.
         len: u64,
+        /// What the decoder said.
         reason: String,
     },
     /// Protobuf cannot hold a single message over 2 GiB - 1.
     #[error(
-        "the model encodes to {size} bytes, over the protobuf limit of 2147483647 bytes (2 GiB - 1); save its tensors as external data (SaveOptions::external_data, `--external-data`)"
+        "the model encodes to {size} bytes, over the protobuf limit of 2147483647 bytes (2 GiB - 1); save its tensors as external data (SaveOptions::external_data)"
     )]
-    TooLarge { size: u64 },
+    TooLarge {
+        /// The encoded size in bytes.
+        size: u64,
+    },
     /// An external-data reference that is malformed, escapes the model's
     /// directory, or points outside its file.
     #[error("tensor '{tensor}': external data {problem}")]
-    ExternalData { tensor: String, problem: String },
+    ExternalData {
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong with its reference.
+        problem: String,
+    },
     /// A tensor whose declared size does not match its data.
     #[error("tensor '{tensor}': {problem}")]
-    Tensor { tensor: String, problem: String },
+    Tensor {
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl From<netport_io::IoError> for OnnxError {

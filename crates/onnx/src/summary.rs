@@ -24,6 +24,7 @@ pub enum Dim {
 /// A graph input or output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueSummary {
+    /// The value's name.
     pub name: String,
     /// The kind of value: `tensor`, `sequence`, `map`, `optional`,
     /// `sparse_tensor`, `opaque`, or `none` when no type is given.
@@ -40,6 +41,7 @@ pub struct ValueSummary {
 /// Initializers of one data type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DTypeTotal {
+    /// Number of tensors.
     pub count: usize,
     /// Element count summed over the tensors.
     pub elements: u64,
@@ -50,7 +52,9 @@ pub struct DTypeTotal {
 /// An external data file and what the model keeps in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalFile {
+    /// The `location` as written in the model (relative to its folder).
     pub location: String,
+    /// Tensors stored in it.
     pub tensors: usize,
     /// Sum of the declared lengths (tensors without a length count their
     /// packed size).
@@ -60,15 +64,23 @@ pub struct ExternalFile {
 /// What `netport inspect` reports about an ONNX model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSummary {
+    /// `ir_version`, when set.
     pub ir_version: Option<i64>,
+    /// `(domain, version)` of each opset import, as listed.
     pub opset_import: Vec<(String, i64)>,
+    /// `producer_name`, when set.
     pub producer_name: Option<String>,
+    /// `producer_version`, when set.
     pub producer_version: Option<String>,
+    /// The model's `domain`, when set.
     pub domain: Option<String>,
+    /// `model_version`, when set.
     pub model_version: Option<i64>,
+    /// The main graph's name, when set.
     pub graph_name: Option<String>,
     /// Graph inputs as declared (see [`ValueSummary::is_initializer`]).
     pub inputs: Vec<ValueSummary>,
+    /// Graph outputs as declared.
     pub outputs: Vec<ValueSummary>,
     /// Nodes of the main graph.
     pub node_count: usize,
@@ -81,9 +93,13 @@ pub struct ModelSummary {
     pub initializer_count: usize,
     /// Initializers of the main graph by ONNX data type name.
     pub initializers_by_dtype: BTreeMap<String, DTypeTotal>,
+    /// Packed bytes of the main graph's initializers.
     pub initializer_bytes: u64,
+    /// External data files the initializers refer to.
     pub external_files: Vec<ExternalFile>,
+    /// Model-local functions.
     pub functions: usize,
+    /// `metadata_props` as `(key, value)` pairs, in file order.
     pub metadata: Vec<(String, String)>,
 }
 

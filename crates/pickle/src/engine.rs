@@ -374,7 +374,7 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
         if x > len || x <= self.fence() {
             return Err(PickleError::StackUnderflow { at });
         }
-        if kind.pairs() && (len - x) % 2 != 0 {
+        if kind.pairs() && !(len - x).is_multiple_of(2) {
             return Err(PickleError::OddItems {
                 at,
                 count: (len - x) as u64,

@@ -33,8 +33,6 @@
 //! # Ok::<(), netport_pickle::PickleError>(())
 //! ```
 
-#![deny(missing_docs)]
-
 mod engine;
 pub mod error;
 pub mod globals;

@@ -87,9 +87,6 @@
 //! | `int6` | 8 | – | `Int6Storage` | – | – | – | – |
 //! | `int7` | 8 | – | `Int7Storage` | – | – | – | – |
 
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-
 pub mod convert;
 pub mod dtype;
 pub mod error;

@@ -424,7 +424,7 @@ impl<'a> TensorView<'a> {
 /// of the element size.
 pub fn swap_bytes_in_place(buf: &mut [u8], dtype: DType) -> Result<(), TensorError> {
     let size = dtype.size_in_bytes();
-    if buf.len() % size != 0 {
+    if !buf.len().is_multiple_of(size) {
         return Err(TensorError::BufferNotWholeElements {
             len: buf.len(),
             dtype,

@@ -351,11 +351,11 @@ fn compare(a: &TensorFile, x: &Item, b: &TensorFile, y: &Item) -> TensorDiff {
                 d.differing = Some(0);
                 d.max_abs_diff = Some(0.0);
                 d.max_rel_diff = Some(0.0);
-                if x.dtype.is_floating_point() {
-                    if let Ok(v) = a.f64s(x.src) {
-                        d.nan_a = v.iter().filter(|f| f.is_nan()).count() as u64;
-                        d.nan_b = d.nan_a;
-                    }
+                if x.dtype.is_floating_point()
+                    && let Ok(v) = a.f64s(x.src)
+                {
+                    d.nan_a = v.iter().filter(|f| f.is_nan()).count() as u64;
+                    d.nan_b = d.nan_a;
                 }
                 return d;
             }

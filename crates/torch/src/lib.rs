@@ -74,8 +74,6 @@
 //! - [`error`](mod@error): [`TorchError`].
 //! - [`summary`]: [`summary::CheckpointSummary`], the totals `netport inspect` prints.
 
-#![deny(missing_docs)]
-
 pub mod error;
 pub mod objects;
 pub mod read;

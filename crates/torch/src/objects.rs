@@ -552,31 +552,34 @@ impl<'a> Walker<'a> {
         })? as u64;
         // Legacy view metadata: (view_key, offset, view_size), in elements.
         let mut view_offset = 0;
-        if let Some(&meta) = fields.get(5) {
-            if !matches!(self.v(meta), Value::None) {
-                let m = self.items(meta).filter(|m| m.len() == 3).ok_or_else(|| {
-                    self.err(
+        if let Some(&meta) = fields.get(5)
+            && !matches!(self.v(meta), Value::None)
+        {
+            let m = self.items(meta).filter(|m| m.len() == 3).ok_or_else(|| {
+                self.err(
+                    path,
+                    format!(
+                        "storage view metadata is {}, expected (view_key, offset, size)",
+                        self.repr(meta)
+                    ),
+                )
+            })?;
+            let off = self.int(m[1]).filter(|&o| o >= 0);
+            let size = self.int(m[2]).filter(|&s| s >= 0);
+            match (off, size) {
+                (Some(o), Some(s))
+                    if (o as u64).checked_add(s as u64).is_some_and(|e| e <= numel) =>
+                {
+                    view_offset = o as u64;
+                }
+                _ => {
+                    return Err(self.err(
                         path,
                         format!(
-                            "storage view metadata is {}, expected (view_key, offset, size)",
+                            "storage view {} does not fit in storage '{key}' of {numel} elements",
                             self.repr(meta)
                         ),
-                    )
-                })?;
-                let off = self.int(m[1]).filter(|&o| o >= 0);
-                let size = self.int(m[2]).filter(|&s| s >= 0);
-                match (off, size) {
-                    (Some(o), Some(s))
-                        if (o as u64).checked_add(s as u64).is_some_and(|e| e <= numel) =>
-                    {
-                        view_offset = o as u64;
-                    }
-                    _ => {
-                        return Err(self.err(
-                            path,
-                            format!("storage view {} does not fit in storage '{key}' of {numel} elements", self.repr(meta)),
-                        ));
-                    }
+                    ));
                 }
             }
         }
@@ -1242,16 +1245,16 @@ impl<'a> Walker<'a> {
         if self.is_dict_like(id) || self.is_special_leaf(id) || self.transparent(id).is_some() {
             return None;
         }
-        if let Value::Reduce { callable, .. } = self.v(id) {
-            if matches!(
+        if let Value::Reduce { callable, .. } = self.v(id)
+            && matches!(
                 self.global(*callable),
                 Some((
                     "__builtin__" | "builtins",
                     "set" | "frozenset" | "list" | "tuple"
                 ))
-            ) {
-                return None;
-            }
+            )
+        {
+            return None;
         }
         match self.v(id) {
             Value::NewObj { .. } | Value::Build { .. } | Value::Reduce { .. } => self.class_of(id),
@@ -1638,33 +1641,31 @@ impl Repr<'_, '_> {
         }
         let w = self.w;
         // Tensors.
-        if let Value::Reduce { callable, args } = w.v(id) {
-            if let Some((m, n)) = w.global(*callable) {
-                if (m == "torch._utils" && TENSOR_FUNCS.contains(&n))
-                    || (m == "torch._tensor" && n == "_rebuild_from_type_v2")
-                {
-                    let shape = w
-                        .items(*args)
-                        .and_then(|a| {
-                            let i = match n {
-                                "_rebuild_parameter"
-                                | "_rebuild_parameter_with_state"
-                                | "_rebuild_from_type_v2" => return None,
-                                "_rebuild_meta_tensor_no_storage" => 1,
-                                _ => 2,
-                            };
-                            a.get(i).copied()
-                        })
-                        .and_then(|s| w.dims(s, "", "size").ok());
-                    match shape {
-                        Some(s) => {
-                            let _ = write!(self.out, "tensor(shape={s:?})");
-                        }
-                        None => self.out.push_str("tensor(...)"),
-                    }
-                    return;
+        if let Value::Reduce { callable, args } = w.v(id)
+            && let Some((m, n)) = w.global(*callable)
+            && ((m == "torch._utils" && TENSOR_FUNCS.contains(&n))
+                || (m == "torch._tensor" && n == "_rebuild_from_type_v2"))
+        {
+            let shape = w
+                .items(*args)
+                .and_then(|a| {
+                    let i = match n {
+                        "_rebuild_parameter"
+                        | "_rebuild_parameter_with_state"
+                        | "_rebuild_from_type_v2" => return None,
+                        "_rebuild_meta_tensor_no_storage" => 1,
+                        _ => 2,
+                    };
+                    a.get(i).copied()
+                })
+                .and_then(|s| w.dims(s, "", "size").ok());
+            match shape {
+                Some(s) => {
+                    let _ = write!(self.out, "tensor(shape={s:?})");
                 }
+                None => self.out.push_str("tensor(...)"),
             }
+            return;
         }
         match w.v(id) {
             Value::None => self.out.push_str("None"),

@@ -30,7 +30,12 @@ pub enum HeaderError {
     TooShort(usize),
     /// The header length points past the end.
     #[error("header length {len} does not fit in {file} bytes")]
-    Length { len: u64, file: usize },
+    Length {
+        /// The declared header length.
+        len: u64,
+        /// The file's length.
+        file: usize,
+    },
     /// The header is not the JSON object safetensors writes.
     #[error("header is not a safetensors JSON object: {0}")]
     Json(#[from] serde_json::Error),

@@ -261,6 +261,8 @@ pub(super) mod rusage {
     /// Reaps `child` with `wait4`, which returns the resource usage of that
     /// child alone (`getrusage(RUSAGE_CHILDREN)` would give the largest peak
     /// of every child reaped so far, not this one's).
+    // `wait4` through libc: the workspace denies `unsafe` elsewhere.
+    #[allow(unsafe_code)]
     pub fn wait(child: Child) -> Result<(ExitStatus, Usage)> {
         let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
         let mut status: libc::c_int = 0;

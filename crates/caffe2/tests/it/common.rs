@@ -96,16 +96,16 @@ pub fn check_expected(what: &str, net: &NetDef, size: usize, expected: &Value) {
 /// fill), our byte count is the Python one (values times element size).
 fn check_fill_sizes(what: &str, net: &NetDef) {
     for fill in NetSummary::of(net).fills {
-        if let (Some(n), Some(values)) = (fill.element_count, fill.value_count) {
-            if n == values {
-                let size = fill.tensor_dtype().map(|d| d.size_in_bytes() as u64);
-                assert_eq!(
-                    fill.byte_count,
-                    size.map(|s| s * values),
-                    "{what}: bytes of fill {}",
-                    fill.output
-                );
-            }
+        if let (Some(n), Some(values)) = (fill.element_count, fill.value_count)
+            && n == values
+        {
+            let size = fill.tensor_dtype().map(|d| d.size_in_bytes() as u64);
+            assert_eq!(
+                fill.byte_count,
+                size.map(|s| s * values),
+                "{what}: bytes of fill {}",
+                fill.output
+            );
         }
     }
 }

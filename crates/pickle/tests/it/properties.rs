@@ -525,9 +525,11 @@ fn generate(proto: u8, acts: &[Act]) -> Vec<u8> {
                     (b'1', None),
                 ]
                 .into_iter()
-                .chain((above % 2 == 0).then_some((b'd', Some(Kind::Dict))))
+                .chain(above.is_multiple_of(2).then_some((b'd', Some(Kind::Dict))))
                 .chain((below == Some(Kind::List)).then_some((b'e', None)))
-                .chain((below == Some(Kind::Dict) && above % 2 == 0).then_some((b'u', None)))
+                .chain(
+                    (below == Some(Kind::Dict) && above.is_multiple_of(2)).then_some((b'u', None)),
+                )
                 .chain((below == Some(Kind::Set)).then_some((0x90, None)))
                 .collect();
                 let (byte, made) = choices[i.index(choices.len())];

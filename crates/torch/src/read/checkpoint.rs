@@ -365,7 +365,7 @@ impl Checkpoint {
         });
         let numel = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         match numel {
-            Some(n) if contiguous && t.storage_offset % k == 0 && !s.compressed => {
+            Some(n) if contiguous && t.storage_offset.is_multiple_of(k) && !s.compressed => {
                 let start = s.byte_range.start + t.storage_offset / k;
                 let end = start + n.div_ceil(k);
                 if end > s.byte_range.end {

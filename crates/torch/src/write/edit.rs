@@ -119,11 +119,11 @@ impl Edits {
         }
         'strip: loop {
             for p in &self.strip_prefixes {
-                if !p.is_empty() {
-                    if let Some(rest) = n.strip_prefix(p.as_str()) {
-                        n = rest;
-                        continue 'strip;
-                    }
+                if !p.is_empty()
+                    && let Some(rest) = n.strip_prefix(p.as_str())
+                {
+                    n = rest;
+                    continue 'strip;
                 }
             }
             break;
@@ -203,17 +203,17 @@ impl Edits {
                 dtype: self.target_dtype(dtype),
             });
         }
-        if let Some(key) = &self.key {
-            if !any_under_key {
-                return Err(refuse(format!(
-                    "no tensor is under key '{key}' (top-level keys with tensors: {})",
-                    if top.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        top.join(", ")
-                    }
-                )));
-            }
+        if let Some(key) = &self.key
+            && !any_under_key
+        {
+            return Err(refuse(format!(
+                "no tensor is under key '{key}' (top-level keys with tensors: {})",
+                if top.is_empty() {
+                    "none".to_owned()
+                } else {
+                    top.join(", ")
+                }
+            )));
         }
         Ok(out)
     }

@@ -158,8 +158,12 @@ pub fn rewrite_checkpoint(
         let s = &storages[si];
         let size = t.dtype.size_in_bytes() as u64;
         let s_bytes = s.byte_range.end - s.byte_range.start;
-        let in_place =
-            !big && p.dtype == t.dtype && !t.conj && !t.neg && !s.compressed && s_bytes % size == 0;
+        let in_place = !big
+            && p.dtype == t.dtype
+            && !t.conj
+            && !t.neg
+            && !s.compressed
+            && s_bytes.is_multiple_of(size);
         if p.dtype != t.dtype {
             report.dtype_changed += 1;
             report.dtype_bytes_before += nbytes(t.dtype, &t.shape, &t.path)?;
