@@ -19,6 +19,20 @@ fn malicious_fixtures_get_the_expected_verdicts() {
     let entries = expected.as_object().unwrap();
     assert!(entries.len() >= 30);
     // The set holds pickles of every protocol, not only PROTO 2+.
+    // For bare pickles of every protocol, torch's own message is predicted.
+    for file in [
+        "proto0_inst_os_system.pt",
+        "proto0_global_reduce.pt",
+        "proto1_dict_no_globals.pt",
+        "ext1_reduce.pt",
+        "legacy_proto0_first.pt",
+    ] {
+        let (_, json) = scan_json(&dir.join(file));
+        assert!(
+            json["files"][0]["weights_only"]["torch_error"].is_string(),
+            "{file}: {json}"
+        );
+    }
     for file in [
         "proto0_inst_os_system.pt",
         "proto1_obj_os_system.pt",
@@ -72,8 +86,13 @@ fn malicious_fixtures_get_the_expected_verdicts() {
             // Only duplicate data.pkl entries make the outcome unknowable.
             None => assert!(file.contains("duplicate"), "{file}: weights_only unknown"),
         }
+        // What torch printed: the weights_only reason, else its first line
+        // (e.g. "Invalid magic number; corrupt file?").
+        let theirs = &e["torch_load_weights_only"];
         if let (Some(detail), Some(predicted)) = (
-            e["torch_load_weights_only"]["error_detail"].as_str(),
+            theirs["error_detail"]
+                .as_str()
+                .or(theirs["error_first_line"].as_str()),
             ours["weights_only"]["torch_error"].as_str(),
         ) {
             assert_eq!(predicted, detail, "{file}: predicted torch error");

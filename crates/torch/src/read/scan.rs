@@ -574,9 +574,23 @@ fn weights_only_verdict(
         Format::Zip | Format::Legacy => {}
     }
     if matches!(detected, Detected::Pickle { .. }) {
+        // torch.load's legacy path runs its restricted unpickler on the
+        // first pickle (the magic number's place): what stops it there is
+        // what torch says; a pickle it reads through fails the magic check.
+        if let Some(first) = pickles.first()
+            && let Some(b) = first.scan.weights_only.first_blocker()
+        {
+            return refuse(
+                format!(
+                    "a plain pickle without PyTorch's legacy magic number; torch.load's restricted unpickler stops in it first, at byte {}: {}",
+                    b.offset, b.reason
+                ),
+                b.torch_error.clone(),
+            );
+        }
         return refuse(
-            "a plain pickle without PyTorch's legacy magic number: torch.load fails on it".into(),
-            None,
+            "a plain pickle without PyTorch's legacy magic number: torch.load reads it and fails the magic-number check".into(),
+            Some("Invalid magic number; corrupt file?".into()),
         );
     }
     let read: Vec<&ScannedPickle> = pickles.iter().filter(|p| p.read_by_torch_load).collect();
