@@ -129,6 +129,22 @@ pub enum TensorError {
         to: DType,
     },
 
+    /// A `.npy` file whose header cannot be read.
+    #[error("not a readable .npy array: {reason}")]
+    Npy {
+        /// What is wrong, and where.
+        reason: String,
+    },
+
+    /// A `.npy` object array: its data is a pickle, which netport never runs.
+    #[error(
+        "a .npy object array (dtype {descr}): its data is a pickle, which numpy.load(allow_pickle=True) would run; netport never reads one"
+    )]
+    NpyObjectArray {
+        /// The dtype as the header gives it.
+        descr: String,
+    },
+
     /// A string is not a known torch dtype name.
     #[error("{name:?} is not a torch dtype name (expected e.g. \"float32\" or \"torch.half\")")]
     UnknownDTypeName {

@@ -90,6 +90,7 @@
 pub mod convert;
 pub mod dtype;
 pub mod error;
+pub mod npy;
 pub mod view;
 
 pub use convert::{can_convert, convert};

@@ -2,4 +2,5 @@
 
 mod convert;
 mod hostile;
+mod npy;
 mod view_props;

@@ -256,67 +256,17 @@ pub fn detect(data: &[u8]) -> Detected {
 }
 
 /// The first bytes of a NumPy `.npy` file.
-pub(crate) const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+pub(crate) const NPY_MAGIC: &[u8] = netport_tensor::npy::MAGIC;
 
-/// Largest `.npy` header read (numpy itself refuses headers over 10,000
-/// bytes unless told otherwise).
-const MAX_NPY_HEADER: usize = 1 << 20;
-
-/// Deepest bracket nesting accepted in a `.npy` header (a real one nests a
-/// structured dtype a few levels at most).
-const MAX_NPY_NESTING: usize = 32;
-
-/// Reads a `.npy` header (with the `npyz` crate, after checking its length
-/// and nesting): whether the array is pickled (an object dtype anywhere in
-/// it) and where the data starts.
+/// Reads a `.npy` header ([`netport_tensor::npy::read_header`]): whether the
+/// array is pickled (an object dtype anywhere in it) and where the data
+/// starts.
 pub(crate) fn npy_header(data: &[u8]) -> Result<(bool, u64), String> {
-    let version = *data
-        .get(6)
-        .ok_or("the file ends inside the .npy magic (6 of 8 bytes or fewer)")?;
-    let (len, start) = match version {
-        1 => (
-            data.get(8..10)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize),
-            10,
-        ),
-        2 | 3 => (
-            data.get(8..12)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
-            12,
-        ),
-        v => return Err(format!("unknown .npy format version {v} at byte 6")),
-    };
-    let len = len.ok_or("the file ends inside the .npy header length")?;
-    if len > MAX_NPY_HEADER {
-        return Err(format!(
-            "a .npy header of {len} bytes (at byte {start}), over the {MAX_NPY_HEADER}-byte limit"
-        ));
+    match netport_tensor::npy::read_header(data) {
+        Ok(h) => Ok((h.pickled, h.data_offset)),
+        Err(netport_tensor::TensorError::Npy { reason }) => Err(reason),
+        Err(e) => Err(e.to_string()),
     }
-    let end = start + len;
-    let text = data.get(start..end).ok_or_else(|| {
-        format!(
-            "the .npy header of {len} bytes at byte {start} runs past the end of the file ({} bytes)",
-            data.len()
-        )
-    })?;
-    let mut depth = 0usize;
-    for &b in text {
-        match b {
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NPY_NESTING {
-                    return Err(format!(
-                        "the .npy header nests brackets more than {MAX_NPY_NESTING} deep"
-                    ));
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    let header = npyz::NpyHeader::from_reader(&data[..end])
-        .map_err(|e| format!("unreadable .npy header at byte {start}: {e}"))?;
-    Ok((header.uses_pickled_array(), end as u64))
 }
 
 /// Largest head of a file parsed to tell whether it is a pickle.
