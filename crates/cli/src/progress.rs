@@ -1,14 +1,13 @@
 //! A progress bar for long work (rewrites, conversions), on stderr, driven
 //! by the bytes this process has written so far.
 //!
-//! The libraries write through their own atomic writers; rather than thread
-//! a callback through each of them, a background thread samples the bytes
-//! the process has handed to `write` (`wchar` of `/proc/self/io` on Linux)
-//! ten times a second, and shows them against the expected output size
-//! (the input's size). Where that counter does not exist the bar shows the
-//! elapsed time only. The bar appears only after a short delay (quick work
-//! shows nothing), only when stderr is a terminal, never with `--json` or
-//! `--quiet`, and is cleared when the work ends.
+//! Every library writes its outputs through `netport_io::AtomicFile`, which
+//! counts the bytes that reach its files ([`netport_io::bytes_written`]); a
+//! background thread samples that counter ten times a second and shows it
+//! against the expected output size (the input's size). The bar appears only
+//! after a short delay (quick work shows nothing), only when stderr is a
+//! terminal, never with `--json` or `--quiet`, and is cleared when the work
+//! ends.
 
 use crate::global::Global;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -71,7 +70,7 @@ pub fn size_of(path: &std::path::Path) -> u64 {
 }
 
 fn run(stop: &AtomicBool, what: String, expected: u64) {
-    let base = bytes_written();
+    let base = netport_io::bytes_written();
     let mut waited = Duration::ZERO;
     while waited < DELAY {
         if stop.load(Ordering::Relaxed) {
@@ -80,51 +79,29 @@ fn run(stop: &AtomicBool, what: String, expected: u64) {
         std::thread::sleep(TICK);
         waited += TICK;
     }
+    let done = || netport_io::bytes_written().saturating_sub(base);
     // Drawn only once positioned, so the rate starts from here, not from 0.
-    let bar = match base {
-        Some(_) => ProgressBar::hidden().with_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {elapsed}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        ),
-        None => ProgressBar::hidden().with_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
-        ),
-    };
+    let bar = ProgressBar::hidden().with_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {elapsed}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
     bar.set_length(expected);
-    if let (Some(base), Some(now)) = (base, bytes_written()) {
-        bar.set_position(now.saturating_sub(base));
-    }
+    bar.set_position(done());
     bar.reset_eta();
     bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.set_message(what);
     while !stop.load(Ordering::Relaxed) {
-        if let (Some(base), Some(now)) = (base, bytes_written()) {
-            let done = now.saturating_sub(base);
-            if done > bar.length().unwrap_or(0) {
-                bar.set_length(done);
-            }
-            bar.set_position(done);
-        } else {
-            bar.tick();
+        let now = done();
+        if now > bar.length().unwrap_or(0) {
+            bar.set_length(now);
         }
+        bar.set_position(now);
         std::thread::sleep(TICK);
     }
     bar.finish_and_clear();
-}
-
-/// Bytes this process has passed to `write` so far (all threads), if the
-/// system says.
-fn bytes_written() -> Option<u64> {
-    parse_wchar(&std::fs::read_to_string("/proc/self/io").ok()?)
-}
-
-fn parse_wchar(io: &str) -> Option<u64> {
-    io.lines()
-        .find_map(|l| l.strip_prefix("wchar:"))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -139,23 +116,5 @@ mod tests {
         assert!(!wanted(&loud, false, false));
         assert!(!wanted(&loud, true, true));
         assert!(!wanted(&quiet, false, true));
-    }
-
-    #[test]
-    fn the_write_counter_is_read() {
-        let io = "rchar: 6976\nwchar: 123\nsyscr: 10\n";
-        assert_eq!(parse_wchar(io), Some(123));
-        assert_eq!(parse_wchar("rchar: 1\n"), None);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_counter_follows_writes() {
-        use std::io::Write;
-        let before = bytes_written().expect("linux has /proc/self/io");
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(&[0u8; 1 << 16]).unwrap();
-        let after = bytes_written().unwrap();
-        assert!(after - before >= 1 << 16, "{before} -> {after}");
     }
 }

@@ -35,12 +35,38 @@ pub enum Durability {
     Fsync,
 }
 
+/// Bytes that every [`AtomicFile`] of this process has handed to its file
+/// so far (what passed the write buffer), for progress displays.
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+/// How many bytes all [`AtomicFile`]s of this process have written so far:
+/// a progress display samples it while a long write runs.
+pub fn bytes_written() -> u64 {
+    WRITTEN.load(Ordering::Relaxed)
+}
+
+/// The temporary file of an [`AtomicFile`], counting what reaches it (see
+/// [`bytes_written`]).
+#[derive(Debug)]
+pub struct OutputFile(File);
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.0.write(buf)?;
+        WRITTEN.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// An output file being written; see the module docs.
 #[derive(Debug)]
 pub struct AtomicFile {
     target: PathBuf,
     temp: PathBuf,
-    writer: Option<BufWriter<File>>,
+    writer: Option<BufWriter<OutputFile>>,
     durability: Durability,
 }
 
@@ -75,7 +101,7 @@ impl AtomicFile {
                     return Ok(AtomicFile {
                         target: target.to_owned(),
                         temp,
-                        writer: Some(BufWriter::with_capacity(BUFFER, file)),
+                        writer: Some(BufWriter::with_capacity(BUFFER, OutputFile(file))),
                         durability,
                     });
                 }
@@ -99,7 +125,7 @@ impl AtomicFile {
     }
 
     /// The buffered writer of the temporary file.
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
+    pub fn writer(&mut self) -> &mut BufWriter<OutputFile> {
         self.writer.as_mut().expect("present until finish")
     }
 
@@ -117,7 +143,7 @@ impl AtomicFile {
             len: 0,
             durability: self.durability,
         };
-        let file = writer
+        let OutputFile(file) = writer
             .into_inner()
             .map_err(|e| IoError::new(&finished.target, e.into_error()))?;
         if finished.durability == Durability::Fsync {
@@ -220,7 +246,7 @@ pub fn write_file(target: impl AsRef<Path>, bytes: &[u8]) -> Result<u64, IoError
 pub fn write_with<E, F>(target: impl AsRef<Path>, f: F) -> Result<u64, E>
 where
     E: From<IoError>,
-    F: FnOnce(&mut BufWriter<File>) -> Result<(), E>,
+    F: FnOnce(&mut BufWriter<OutputFile>) -> Result<(), E>,
 {
     let mut out = AtomicFile::create(target)?;
     f(out.writer())?;
@@ -230,6 +256,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_bytes_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = bytes_written();
+        write_file(dir.path().join("a"), &[7u8; 3 << 20]).unwrap();
+        // Other tests may write at the same time: at least ours are counted.
+        assert!(bytes_written() - before >= 3 << 20);
+    }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)

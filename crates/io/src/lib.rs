@@ -13,7 +13,9 @@ pub mod sniff;
 
 use std::path::{Path, PathBuf};
 
-pub use atomic::{AtomicFile, Durability, Finished, write_file, write_with};
+pub use atomic::{
+    AtomicFile, Durability, Finished, OutputFile, bytes_written, write_file, write_with,
+};
 pub use map::{CHUNK, Chunks, Mapped, chunks, map_file, release};
 pub use sniff::{Sniffed, sniff_bytes, sniff_file};
 

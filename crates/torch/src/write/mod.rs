@@ -43,7 +43,6 @@ pub use state_dict::StateDictPickle;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -882,7 +881,7 @@ impl WriteOptions {
 /// temporary file is removed and `output` is untouched. Returns the size.
 pub fn write_atomic<F>(output: &Path, options: &WriteOptions, f: F) -> Result<u64, TorchError>
 where
-    F: FnOnce(&mut BufWriter<File>) -> Result<(), TorchError>,
+    F: FnOnce(&mut BufWriter<netport_io::OutputFile>) -> Result<(), TorchError>,
 {
     options.check_paths(output)?;
     // A write error from `f` (`?` on the writer) is named by the output.
