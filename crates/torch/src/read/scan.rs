@@ -184,29 +184,13 @@ fn scan_at_depth(data: &[u8], prefix: &str, depth: usize) -> Result<FileScan, To
     let mut pickles = Vec::new();
     let mut findings = Vec::new();
     let format = match &detected {
-        Detected::Torch(f @ (Format::Zip | Format::TorchScript | Format::Pt2)) => {
-            scan_zip(
-                data,
-                Some(*f),
-                prefix,
-                depth,
-                &limits,
-                &mut pickles,
-                &mut findings,
-            )?;
-            ScannedFormat::Torch(*f)
-        }
-        Detected::OtherZip { .. } | Detected::LegacyExportZip => {
-            scan_zip(
-                data,
-                None,
-                prefix,
-                depth,
-                &limits,
-                &mut pickles,
-                &mut findings,
-            )?;
-            ScannedFormat::OtherZip
+        zip @ (Detected::Torch(Format::Zip | Format::TorchScript | Format::Pt2)
+        | Detected::OtherZip { .. }
+        | Detected::LegacyExportZip) => {
+            let torch = zip.format();
+            let (p, f) = (&mut pickles, &mut findings);
+            scan_zip(data, torch, prefix, depth, &limits, p, f)?;
+            torch.map_or(ScannedFormat::OtherZip, ScannedFormat::Torch)
         }
         Detected::Torch(Format::Legacy) => {
             scan_stacked(
