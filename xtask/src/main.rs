@@ -56,7 +56,8 @@ enum Task {
     /// Run every CI check in order: fmt, clippy, codegen --check, schemas --check,
     /// tidy, tests, the build-script example, then the interop suite.
     Ci {
-        /// Stop after `cargo test --workspace` (no venv, peers or interop tests).
+        /// Stop after `cargo test --workspace` (no venv, peers or interop tests;
+        /// `schemas --check` runs only if the venv exists or NETPORT_PYTHON is set).
         #[arg(long)]
         no_interop: bool,
     },

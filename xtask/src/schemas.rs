@@ -30,6 +30,14 @@ fn python(root: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Whether a Python with onnx is at hand without building the venv.
+pub fn python_at_hand(root: &Path) -> Result<bool> {
+    if std::env::var_os(crate::ci::PYTHON_ENV).is_some_and(|v| !v.is_empty()) {
+        return Ok(true);
+    }
+    venv::is_built(root)
+}
+
 /// Runs the dump script and parses its JSON.
 fn dump(root: &Path) -> Result<Value> {
     let python = python(root)?;
