@@ -546,3 +546,46 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
     )?;
     Ok(Outcome::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes_at(op: &str, version: i64) -> Vec<String> {
+        let history = schema::history("", op);
+        let i = history
+            .iter()
+            .position(|s| s.since_version == version)
+            .unwrap();
+        changes(i.checked_sub(1).map(|j| &history[j]), &history[i])
+    }
+
+    #[test]
+    fn changes_name_what_each_version_changed() {
+        assert_eq!(changes_at("Resize", 10), ["introduced"]);
+        let v11 = changes_at("Resize", 11);
+        assert!(
+            v11.contains(&"inputs added: roi, sizes".to_string()),
+            "{v11:?}"
+        );
+        assert!(
+            v11.contains(&"type constraint T removed".to_string()),
+            "{v11:?}"
+        );
+        assert!(
+            v11.iter().any(|c| c
+                .starts_with("attributes added: coordinate_transformation_mode, cubic_coeff_a")),
+            "{v11:?}"
+        );
+        let v13 = changes_at("Resize", 13);
+        assert!(
+            v13.contains(&"inputs: roi (single, T2) -> roi (optional, T2)".to_string()),
+            "{v13:?}"
+        );
+        assert_eq!(
+            changes_at("Resize", 18),
+            ["attributes added: antialias, axes, keep_aspect_ratio_policy"]
+        );
+        assert_eq!(changes_at("Upsample", 10)[0], "deprecated");
+    }
+}
