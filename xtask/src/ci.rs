@@ -3,7 +3,7 @@
 //! needs (rustfmt, clippy, python3 with venv).
 
 use crate::util::{self, TestCounts, Timer, format_duration};
-use crate::{codegen, peers, tidy, venv};
+use crate::{codegen, peers, schemas, tidy, venv};
 use anyhow::{Result, bail};
 use std::path::Path;
 use std::process::Command;
@@ -82,6 +82,16 @@ pub fn run(root: &Path, interop: bool) -> Result<()> {
         },
     )?;
     steps.step("cargo xtask codegen --check", || codegen::run(root, true))?;
+    // Needs the peer venv's onnx: built here if missing, except with
+    // --no-interop, which never builds the venv (the step is then skipped
+    // when there is none; the full run always checks).
+    if interop || schemas::python_at_hand(root)? {
+        steps.step("cargo xtask schemas --check", || schemas::run(root, true))?;
+    } else {
+        eprintln!(
+            "\n==> [ci] skipping cargo xtask schemas --check (--no-interop and no peer venv)"
+        );
+    }
     steps.step("cargo xtask tidy", || tidy::run(root))?;
     let mut counts = TestCounts::default();
     steps.step("cargo test --workspace", || {

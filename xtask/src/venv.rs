@@ -46,6 +46,14 @@ pub fn venv_dir(root: &Path) -> Result<PathBuf> {
     Ok(util::cache_root()?.join(format!("venv-{}", hash.short())))
 }
 
+/// Whether the venv for the current requirements is built (without building it).
+pub fn is_built(root: &Path) -> Result<bool> {
+    let venv = Venv {
+        dir: venv_dir(root)?,
+    };
+    Ok(venv.dir.join(STAMP).is_file() && venv.python().is_file())
+}
+
 /// Creates the venv if needed and returns it.
 pub fn ensure(root: &Path) -> Result<Venv> {
     let dir = venv_dir(root)?;

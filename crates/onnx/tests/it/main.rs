@@ -2,5 +2,7 @@
 
 mod common;
 mod io;
+mod op_schema;
+mod peer_op_schema;
 mod peer_roundtrip;
 mod peer_schema;
