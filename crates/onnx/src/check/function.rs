@@ -4,7 +4,7 @@
 //! function's own opset imports, and no recursion between functions.
 
 use super::graph::Scope;
-use super::{At, Checker, Rule, canonical_domain};
+use super::{At, Checker, Rule};
 use crate::proto::{FunctionProto, GraphProto, ModelProto, NodeProto};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -90,11 +90,14 @@ fn check_function(cx: &mut Checker, f: &FunctionProto, location: &str) {
         }
     }
     // Function nodes resolve their domains against the function's imports.
-    let opsets: HashMap<String, i64> = f
+    let mut opsets: HashMap<String, i64> = f
         .opset_import
         .iter()
-        .map(|o| (canonical_domain(o.domain()).to_string(), o.version()))
+        .map(|o| (o.domain().to_string(), o.version()))
         .collect();
+    if let Some(&v) = opsets.get("ai.onnx") {
+        opsets.insert(String::new(), v);
+    }
     let model_opsets = std::mem::replace(&mut cx.opsets, opsets);
     let mut scope = Scope::default();
     scope.push();

@@ -160,7 +160,8 @@ impl<'a> At<'a> {
 /// version, and the diagnostics found so far.
 pub(crate) struct Checker {
     pub(crate) ir_version: i64,
-    /// Imported opsets by domain ("" for ai.onnx; "ai.onnx" is folded to "").
+    /// Imported opsets by domain as spelled; an `ai.onnx` import is also
+    /// filed under "".
     pub(crate) opsets: HashMap<String, i64>,
     pub(crate) resolver: Option<crate::ExternalDataResolver>,
     pub(crate) out: Vec<Diagnostic>,

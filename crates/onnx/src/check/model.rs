@@ -90,7 +90,7 @@ pub(super) fn check(cx: &mut Checker, model: &ModelProto) {
         );
     }
     for import in &model.opset_import {
-        let domain = canonical_domain(import.domain()).to_string();
+        let domain = import.domain().to_string();
         let version = import.version();
         if i32::try_from(version).is_err() {
             cx.report(
@@ -115,10 +115,16 @@ pub(super) fn check(cx: &mut Checker, model: &ModelProto) {
     }
     if ir < 3 {
         opsets = HashMap::from([(String::new(), 1)]);
+    } else if let Some(&v) = opsets.get("ai.onnx") {
+        // onnx files an `ai.onnx` import under the default domain "" too.
+        opsets.insert(String::new(), v);
     }
     let mut sorted: Vec<(&String, &i64)> = opsets.iter().collect();
     sorted.sort();
     for (domain, &version) in sorted {
+        if domain == "ai.onnx" {
+            continue;
+        }
         if let Some(min) = min_ir_version_for_opset(domain, version)
             && model.ir_version() != 0
             && ir < min

@@ -5,7 +5,7 @@
 //! variadic), attributes known, of the declared type, required ones present.
 
 use super::graph::Scope;
-use super::{At, Checker, Rule, canonical_domain};
+use super::{At, Checker, Rule};
 use crate::proto::attribute_proto::AttributeType;
 use crate::proto::{AttributeProto, NodeProto};
 use std::collections::HashSet;
@@ -31,7 +31,9 @@ pub(super) fn check_node(
             "the node has zero inputs and zero outputs",
         );
     }
-    let domain = canonical_domain(node.domain());
+    // Imports are looked up as the node spells its domain: an `ai.onnx`
+    // import also serves "", but a node in `ai.onnx` needs that import.
+    let domain = node.domain();
     let version = cx.opsets.get(domain).copied();
     if version.is_none() {
         cx.report(

@@ -1,5 +1,6 @@
 //! The integration tests of onnx, one test binary: a module per area.
 
+mod check;
 mod common;
 mod io;
 mod peer_roundtrip;
