@@ -3,7 +3,7 @@
 //! needs (rustfmt, clippy, python3 with venv).
 
 use crate::util::{self, TestCounts, Timer, format_duration};
-use crate::{codegen, peers, tidy, venv};
+use crate::{codegen, peers, schemas, tidy, venv};
 use anyhow::{Result, bail};
 use std::path::Path;
 use std::process::Command;
@@ -82,6 +82,8 @@ pub fn run(root: &Path, interop: bool) -> Result<()> {
         },
     )?;
     steps.step("cargo xtask codegen --check", || codegen::run(root, true))?;
+    // Needs the peer venv's onnx (built here if missing, even with --no-interop).
+    steps.step("cargo xtask schemas --check", || schemas::run(root, true))?;
     steps.step("cargo xtask tidy", || tidy::run(root))?;
     let mut counts = TestCounts::default();
     steps.step("cargo test --workspace", || {

@@ -3,7 +3,8 @@
 //! generated Rust into the crates that own each schema. The output is committed;
 //! `--check` regenerates in memory and fails when the committed files are stale.
 
-use anyhow::{Context, Result, bail};
+use crate::util;
+use anyhow::{Context, Result};
 use prost::Message;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,36 +85,11 @@ fn generate(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
 
 pub fn run(root: &Path, check: bool) -> Result<()> {
     let outputs = generate(root)?;
-    let mut stale = Vec::new();
-    for (path, contents) in &outputs {
-        let current = fs::read(path).ok();
-        if current.as_deref() == Some(contents.as_slice()) {
-            continue;
-        }
-        if check {
-            stale.push(
-                path.strip_prefix(root)
-                    .unwrap_or(path)
-                    .display()
-                    .to_string(),
-            );
-        } else {
-            fs::create_dir_all(path.parent().expect("output path has a parent"))?;
-            fs::write(path, contents)?;
-            println!(
-                "wrote {}",
-                path.strip_prefix(root).unwrap_or(path).display()
-            );
-        }
-    }
-    if !stale.is_empty() {
-        bail!(
-            "generated protobuf code is stale: {}; run `cargo xtask codegen`",
-            stale.join(", ")
-        );
-    }
-    if check {
-        println!("generated protobuf code is up to date");
-    }
-    Ok(())
+    util::sync_generated(
+        root,
+        &outputs,
+        check,
+        "generated protobuf code",
+        "cargo xtask codegen",
+    )
 }

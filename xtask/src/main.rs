@@ -1,10 +1,12 @@
-//! Developer tasks for the netport workspace: code generation, the Python peer
-//! environment, fixtures, the full CI run and the benchmark. Invoked as `cargo xtask <task>`.
+//! Developer tasks for the netport workspace: code generation (protobuf, the
+//! ONNX operator schema table), the Python peer environment, fixtures, the
+//! full CI run and the benchmark. Invoked as `cargo xtask <task>`.
 
 mod bench;
 mod ci;
 mod codegen;
 mod peers;
+mod schemas;
 mod tidy;
 mod util;
 mod venv;
@@ -29,6 +31,14 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate the committed ONNX operator schema table
+    /// (crates/onnx/src/schema/generated.rs) from the onnx package of the peer venv
+    /// ($NETPORT_PYTHON when set).
+    Schemas {
+        /// Fail if the committed table differs from what the onnx package says.
+        #[arg(long)]
+        check: bool,
+    },
     /// Create (if needed) the Python peer venv from testdata/peers/requirements.txt; print its path.
     Venv,
     /// Generate (if needed) the peer corpus in the cache folder; print its path last.
@@ -43,8 +53,8 @@ enum Task {
     /// member in docs/architecture.md, no references outside the repo, `//!` module docs,
     /// inherited rust-version and lints).
     Tidy,
-    /// Run every CI check in order: fmt, clippy, codegen --check, tidy, tests, the
-    /// build-script example, then the interop suite.
+    /// Run every CI check in order: fmt, clippy, codegen --check, schemas --check,
+    /// tidy, tests, the build-script example, then the interop suite.
     Ci {
         /// Stop after `cargo test --workspace` (no venv, peers or interop tests).
         #[arg(long)]
@@ -92,6 +102,7 @@ fn run(task: Task) -> Result<()> {
     let root = workspace_root();
     match task {
         Task::Codegen { check } => codegen::run(&root, check),
+        Task::Schemas { check } => schemas::run(&root, check),
         Task::Venv => venv::run(&root),
         Task::Peers { print_dir } => peers::run(&root, print_dir),
         Task::Fixtures => peers::fixtures(&root),

@@ -126,6 +126,45 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes generated files whose contents changed (`check == false`), or
+/// fails naming every stale one (`check == true`). `what` names the files in
+/// messages; `task` is the command that regenerates them.
+pub fn sync_generated(
+    root: &Path,
+    outputs: &[(PathBuf, Vec<u8>)],
+    check: bool,
+    what: &str,
+    task: &str,
+) -> Result<()> {
+    let rel = |path: &Path| {
+        path.strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let mut stale = Vec::new();
+    for (path, contents) in outputs {
+        let current = fs::read(path).ok();
+        if current.as_deref() == Some(contents.as_slice()) {
+            continue;
+        }
+        if check {
+            stale.push(rel(path));
+        } else {
+            fs::create_dir_all(path.parent().expect("output path has a parent"))?;
+            fs::write(path, contents).with_context(|| format!("writing {}", rel(path)))?;
+            println!("wrote {}", rel(path));
+        }
+    }
+    if !stale.is_empty() {
+        bail!("{what} is stale: {}; run `{task}`", stale.join(", "));
+    }
+    if check {
+        println!("{what} is up to date");
+    }
+    Ok(())
+}
+
 /// Totals of the `test result:` lines of one or more `cargo test` runs.
 #[derive(Default, Clone, Copy)]
 pub struct TestCounts {

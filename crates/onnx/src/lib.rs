@@ -15,6 +15,7 @@ pub mod dtype;
 mod error;
 pub mod external;
 pub mod io;
+pub mod schema;
 pub mod summary;
 mod typed;
 pub mod walk;
