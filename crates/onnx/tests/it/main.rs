@@ -4,6 +4,7 @@ mod check;
 mod common;
 mod io;
 mod op_schema;
+mod peer_check;
 mod peer_op_schema;
 mod peer_roundtrip;
 mod peer_schema;
