@@ -104,36 +104,7 @@ fn check_function(cx: &mut Checker, f: &FunctionProto, location: &str) {
     for input in &f.input {
         scope.add(input);
     }
-    for (index, node) in f.node.iter().enumerate() {
-        let node_at = At::node(location, index, node);
-        for input in &node.input {
-            if !input.is_empty() && !scope.has(input) {
-                cx.report(
-                    &node_at,
-                    Rule::NodeInputUndefined,
-                    format!(
-                        "input '{input}' is not a function input or an output of an earlier node (nodes in a function must be topologically sorted)"
-                    ),
-                );
-            }
-        }
-        if !super::graph::is_experimental(node.domain(), node.op_type()) {
-            super::node::check_node(cx, &node_at, node, &mut scope, false);
-        }
-        for output in &node.output {
-            if output.is_empty() {
-                continue;
-            }
-            if scope.has(output) {
-                cx.report(
-                    &node_at,
-                    Rule::SsaViolation,
-                    format!("'{output}' is already defined in the function (SSA)"),
-                );
-            }
-            scope.add(output);
-        }
-    }
+    super::graph::check_nodes(cx, &f.node, &mut scope, location, false, "function");
     cx.opsets = model_opsets;
 }
 

@@ -5,7 +5,7 @@
 
 use super::{At, Checker, Rule};
 use crate::proto::type_proto::Value as TypeValue;
-use crate::proto::{GraphProto, ValueInfoProto};
+use crate::proto::{GraphProto, NodeProto, ValueInfoProto};
 use std::collections::HashSet;
 
 /// Names visible at a point: one set per graph level, outermost first.
@@ -150,7 +150,34 @@ pub(super) fn check_graph(
         super::tensor::check_sparse(cx, &at, s, &format!("sparse initializer '{name}'"));
         scope.add(name);
     }
-    for (index, node) in graph.node.iter().enumerate() {
+    check_nodes(cx, &graph.node, scope, location, is_main, "graph");
+    for v in &graph.output {
+        if !scope.this_graph_has(v.name()) {
+            cx.report(
+                &at,
+                Rule::GraphOutputUndefined,
+                format!(
+                    "graph output '{}' is not an output of any node, an input or an initializer of this graph",
+                    v.name()
+                ),
+            );
+        }
+    }
+    scope.pop();
+}
+
+/// The node rules of a graph or function body, in order: inputs defined
+/// (topological order), the node itself, then SSA for its outputs. `kind`
+/// (`graph`, `function`) names the container in messages.
+pub(super) fn check_nodes(
+    cx: &mut Checker,
+    nodes: &[NodeProto],
+    scope: &mut Scope,
+    location: &str,
+    is_main: bool,
+    kind: &str,
+) {
+    for (index, node) in nodes.iter().enumerate() {
         let node_at = At::node(location, index, node);
         for input in &node.input {
             if !input.is_empty() && !scope.has(input) {
@@ -158,7 +185,7 @@ pub(super) fn check_graph(
                     &node_at,
                     Rule::NodeInputUndefined,
                     format!(
-                        "input '{input}' is not a graph input, an initializer, an output of an earlier node or an outer-scope value (nodes must be topologically sorted)"
+                        "input '{input}' is not defined before this node in the {kind} or an outer scope (nodes must be topologically sorted)"
                     ),
                 );
             }
@@ -184,26 +211,13 @@ pub(super) fn check_graph(
                     &node_at,
                     Rule::SsaViolation,
                     format!(
-                        "'{output}' is already defined (graph input, initializer, outer-scope value or earlier output); a graph must be in single static assignment form"
+                        "'{output}' is already defined in the {kind} or an outer scope; values must be assigned once (SSA)"
                     ),
                 );
             }
             scope.add(output);
         }
     }
-    for v in &graph.output {
-        if !scope.this_graph_has(v.name()) {
-            cx.report(
-                &at,
-                Rule::GraphOutputUndefined,
-                format!(
-                    "graph output '{}' is not an output of any node, an input or an initializer of this graph",
-                    v.name()
-                ),
-            );
-        }
-    }
-    scope.pop();
 }
 
 fn check_value_info(

@@ -43,12 +43,9 @@ impl CheckOptions {
     /// Options for the model file at `path`: external data is resolved
     /// against its directory.
     pub fn for_model(path: &Path) -> Self {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let resolver = crate::ExternalDataResolver::for_model(path);
         CheckOptions {
-            model_dir: Some(dir),
+            model_dir: Some(resolver.base_dir().to_path_buf()),
         }
     }
 }
