@@ -501,6 +501,124 @@ def local_function_undefined_input(m, d):
     _call_function(m)
 
 
+def attribute_without_type(m, d):
+    cast = next(n for n in m.graph.node if n.op_type == "Cast")
+    cast.attribute[0].ClearField("type")
+
+
+def zero_element_tensor_with_data(m, d):
+    m.graph.initializer.append(_zero_with_data())
+
+
+def _zero_with_data():
+    t = helper.make_tensor("empty", T.FLOAT, [0], [])
+    t.raw_data = b"\0\0\0\0"
+    return t
+
+
+def unknown_data_type(m, d):
+    m.graph.initializer[0].data_type = 99
+
+
+def _sparse(values, indices, dims):
+    v = numpy_helper.from_array(np.asarray(values, dtype=np.float32), "sp")
+    i = numpy_helper.from_array(np.asarray(indices, dtype=np.int64), "sp_indices") if indices is not None else None
+    return helper.make_sparse_tensor(v, i, dims) if i is not None else _sparse_no_indices(v, dims)
+
+
+def _sparse_no_indices(v, dims):
+    st = onnx.SparseTensorProto()
+    st.values.CopyFrom(v)
+    st.dims.extend(dims)
+    return st
+
+
+def sparse_initializer_ok(m, d):
+    m.graph.sparse_initializer.append(_sparse([1.0, 2.0], [1, 3], [4]))
+
+
+def sparse_indices_2d_ok(m, d):
+    m.graph.sparse_initializer.append(_sparse([1.0, 2.0], [[0, 1], [1, 0]], [2, 2]))
+
+
+def sparse_indices_not_ascending(m, d):
+    m.graph.sparse_initializer.append(_sparse([1.0, 2.0], [3, 1], [4]))
+
+
+def sparse_index_out_of_range(m, d):
+    m.graph.sparse_initializer.append(_sparse([1.0, 2.0], [1, 9], [4]))
+
+
+def sparse_without_indices(m, d):
+    m.graph.sparse_initializer.append(_sparse([1.0, 2.0], None, [4]))
+
+
+def sparse_named_like_initializer(m, d):
+    st = _sparse([1.0, 2.0], [1, 3], [4])
+    st.values.name = m.graph.initializer[0].name
+    m.graph.sparse_initializer.append(st)
+
+
+def local_function_ref_attr_with_value(m, d):
+    if m.ir_version < 8:
+        return False
+    f = helper.make_function(
+        "local", "F", ["a"], ["b"],
+        [helper.make_node("LeakyRelu", ["a"], ["b"])],
+        [helper.make_opsetid("", 17)], attributes=["alpha"],
+    )
+    attr = helper.make_attribute("alpha", 0.5)
+    attr.ref_attr_name = "alpha"
+    f.node[0].attribute.append(attr)
+    m.functions.append(f)
+    _call_function(m)
+
+
+def local_function_ref_attr_ok(m, d):
+    if m.ir_version < 8:
+        return False
+    f = helper.make_function(
+        "local", "F", ["a"], ["b"],
+        [helper.make_node("LeakyRelu", ["a"], ["b"])],
+        [helper.make_opsetid("", 17)], attributes=["alpha"],
+    )
+    f.node[0].attribute.append(helper.make_attribute_ref("alpha", onnx.AttributeProto.FLOAT))
+    m.functions.append(f)
+    _call_function(m)
+
+
+def _reshape_function(opset):
+    return helper.make_function(
+        "local", "F", ["a", "s"], ["b"], [helper.make_node("Reshape", ["a", "s"], ["b"])],
+        [helper.make_opsetid("", opset)],
+    )
+
+
+def local_function_opset_compatible(m, d):
+    if m.ir_version < 8:
+        return False
+    # Relu has the same schema (since 14) at the model's and the function's opset.
+    f = _function("F")
+    del f.opset_import[:]
+    f.opset_import.extend([helper.make_opsetid("", 14)])
+    m.functions.append(f)
+    _call_function(m)
+
+
+def local_function_opset_incompatible(m, d):
+    if m.ir_version < 8 or m.opset_import[0].version < 19:
+        return False
+    # Reshape at opset 14 (function) and 21 (model) are different schemas.
+    m.functions.append(_reshape_function(14))
+
+
+def function_domain_imported_by_function_only(m, d):
+    if m.ir_version < 8:
+        return False
+    m.functions.append(_function("F"))
+    m.graph.node.append(helper.make_node("F", [m.graph.input[0].name], ["f_out"], domain="local"))
+
+
 MUTATIONS = [
     undefined_input, ssa_violation, ssa_output_is_initializer, nodes_out_of_order, unknown_op,
     missing_opset_import, unknown_attribute, internal_attribute, mistyped_attribute,
@@ -520,7 +638,12 @@ MUTATIONS = [
     missing_subgraph_attribute, external_escapes_folder, external_absolute_path,
     external_missing_file, external_ok, external_past_end_of_file, external_without_location,
     local_function_ok, duplicate_local_function, recursive_local_functions,
-    local_function_without_domain, local_function_undefined_input,
+    local_function_without_domain, local_function_undefined_input, attribute_without_type,
+    zero_element_tensor_with_data, unknown_data_type, sparse_initializer_ok, sparse_indices_2d_ok,
+    sparse_indices_not_ascending, sparse_index_out_of_range, sparse_without_indices,
+    sparse_named_like_initializer, local_function_ref_attr_with_value, local_function_ref_attr_ok,
+    local_function_opset_compatible, local_function_opset_incompatible,
+    function_domain_imported_by_function_only,
 ]
 
 

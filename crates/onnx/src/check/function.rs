@@ -29,6 +29,16 @@ pub(super) fn check_functions(cx: &mut Checker, model: &ModelProto) {
             ),
         );
     }
+    // Function imports join the model's; a domain the model imports keeps
+    // the model's version (and is compatibility-checked per function).
+    let mut merged = cx.opsets.clone();
+    for f in &model.functions {
+        for import in &f.opset_import {
+            merged
+                .entry(import.domain().to_string())
+                .or_insert(import.version());
+        }
+    }
     let mut ids = HashSet::new();
     for f in &model.functions {
         let location = format!("function {}", id(f));
@@ -43,12 +53,17 @@ pub(super) fn check_functions(cx: &mut Checker, model: &ModelProto) {
                 ),
             );
         }
-        check_function(cx, f, &location);
+        check_function(cx, f, &location, &merged);
     }
     check_cycles(cx, model);
 }
 
-fn check_function(cx: &mut Checker, f: &FunctionProto, location: &str) {
+fn check_function(
+    cx: &mut Checker,
+    f: &FunctionProto,
+    location: &str,
+    merged: &HashMap<String, i64>,
+) {
     let at = At::graph(location);
     if f.name().is_empty() {
         cx.report(
@@ -104,8 +119,44 @@ fn check_function(cx: &mut Checker, f: &FunctionProto, location: &str) {
     for input in &f.input {
         scope.add(input);
     }
-    super::graph::check_nodes(cx, &f.node, &mut scope, location, false, "function");
+    // onnx checks function bodies as a main graph: `ref_attr_name` with a
+    // value is only refused inside subgraphs.
+    super::graph::check_nodes(cx, &f.node, &mut scope, location, true, "function");
+    check_opset_compatibility(cx, f, location, merged);
     cx.opsets = model_opsets;
+}
+
+/// For each domain the function imports at another version than the model,
+/// each body node of that domain must have the same schema (same
+/// `since_version`) at both versions. Domains the model does not import take
+/// the function's version, so they are always compatible.
+fn check_opset_compatibility(
+    cx: &mut Checker,
+    f: &FunctionProto,
+    location: &str,
+    model_opsets: &HashMap<String, i64>,
+) {
+    for (index, node) in f.node.iter().enumerate() {
+        let domain = node.domain();
+        let (Some(&theirs), Some(&ours)) = (cx.opsets.get(domain), model_opsets.get(domain)) else {
+            continue;
+        };
+        if theirs == ours {
+            continue;
+        }
+        let since = |v| crate::schema::lookup(domain, node.op_type(), v).map(|s| s.since_version);
+        let (a, b) = (since(theirs), since(ours));
+        if (a.is_some() || b.is_some()) && a != b {
+            cx.report(
+                &At::node(location, index, node),
+                Rule::FunctionOpsetIncompatible,
+                format!(
+                    "the function imports domain '{domain}' at version {theirs} and the model at {ours}; {} has different schemas at the two",
+                    node.op_type()
+                ),
+            );
+        }
+    }
 }
 
 /// The local functions each node list calls, subgraphs included.

@@ -104,6 +104,9 @@ rules! {
     AttributeRequired = "attribute-required", Error;
     /// A tensor whose data_type is missing or UNDEFINED.
     TensorDataType = "tensor-data-type", Error;
+    /// A tensor whose data_type is not a known code (onnx accepts it; its
+    /// data cannot be checked).
+    TensorDataTypeUnknown = "tensor-data-type-unknown", Warning;
     /// A tensor with a negative dimension, or dims whose product overflows.
     TensorDims = "tensor-dims", Error;
     /// A tensor with no value field, or more than one (raw_data and a typed
@@ -128,6 +131,9 @@ rules! {
     FunctionDuplicate = "function-duplicate", Error;
     /// A function's inputs, outputs or attributes repeat a name.
     FunctionSignature = "function-signature", Error;
+    /// A function imports another version of a domain than the model, and
+    /// one of its nodes has a different schema at the two versions.
+    FunctionOpsetIncompatible = "function-opset-incompatible", Error;
     /// Model-local functions that call each other in a cycle.
     FunctionRecursive = "function-recursive", Error;
 }

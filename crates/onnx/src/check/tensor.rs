@@ -69,8 +69,8 @@ pub(super) fn check_tensor(cx: &mut Checker, at: &At<'_>, t: &TensorProto, what:
     let Ok(dtype) = DataType::try_from(code) else {
         cx.report(
             at,
-            Rule::TensorDataType,
-            format!("{what}: unknown data_type {code}"),
+            Rule::TensorDataTypeUnknown,
+            format!("{what}: unknown data_type {code}; its data is not checked"),
         );
         return;
     };

@@ -38,7 +38,13 @@ const ONNX_MESSAGES: &[(&str, &[&str])] = &[
         "initializer-name-empty",
         &["initializers must have a non-empty name"],
     ),
-    ("initializer-duplicate", &["initializer name is not unique"]),
+    (
+        "initializer-duplicate",
+        &[
+            "initializer name is not unique",
+            "sparse initializer name is not unique",
+        ],
+    ),
     (
         "initializer-not-input",
         &["in initializer but not in graph input"],
@@ -121,6 +127,11 @@ const ONNX_MESSAGES: &[(&str, &[&str])] = &[
         "function-recursive",
         &["Cycle detected in model-local function references"],
     ),
+    (
+        "function-opset-incompatible",
+        &["is not compatible with the version imported by model"],
+    ),
+    ("sparse-tensor", &["Sparse tensor"]),
 ];
 
 fn corpus_dir() -> PathBuf {
