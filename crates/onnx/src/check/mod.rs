@@ -34,8 +34,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckOptions {
     /// The model's directory, against which external-data locations are
-    /// resolved; `None` when the model did not come from a file (then
-    /// external tensors are reported as unresolvable).
+    /// resolved; `None` when the model did not come from a file: then they
+    /// are resolved against the working directory, as onnx does for a model
+    /// checked in memory.
     pub model_dir: Option<PathBuf>,
 }
 

@@ -149,3 +149,20 @@ pub(super) fn check(cx: &mut Checker, model: &ModelProto) {
         super::function::check_functions(cx, model);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_ir_versions_follow_onnx_releases() {
+        // onnx's find_min_ir_version_for: opset 20 -> IR 9, opset 28 -> IR 14.
+        assert_eq!(min_ir_version_for_opset("", 20), Some(9));
+        assert_eq!(min_ir_version_for_opset("ai.onnx", 28), Some(14));
+        assert_eq!(min_ir_version_for_opset("", 21), Some(10));
+        assert_eq!(min_ir_version_for_opset("", 8), Some(3));
+        assert_eq!(min_ir_version_for_opset("", 29), None);
+        assert_eq!(min_ir_version_for_opset("ai.onnx.ml", 5), Some(10));
+        assert_eq!(min_ir_version_for_opset("com.example", 1), None);
+    }
+}

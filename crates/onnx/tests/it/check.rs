@@ -269,6 +269,28 @@ fn accepted_oddities_are_warnings() {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// Whatever a corrupted model decodes to, checking it reports problems
+    /// and never panics.
+    #[test]
+    fn corrupted_models_never_panic(
+        flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8),
+        base in 0usize..3,
+    ) {
+        let file = ["mlp__valid.onnx", "cnn__valid.onnx", "if__valid.onnx"][base];
+        let path = corpus_dir().join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        for (at, value) in flips {
+            let n = bytes.len();
+            bytes[at % n] = value;
+        }
+        if let Ok(model) = netport_onnx::decode_model(bytes.into(), file) {
+            let _ = check_model(&model, &CheckOptions::for_model(&path));
+        }
+    }
+}
+
 #[test]
 fn committed_fixtures_are_valid() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/onnx");
