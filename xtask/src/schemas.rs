@@ -9,7 +9,7 @@ use crate::util;
 use crate::venv;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -194,16 +194,22 @@ fn default_value(d: &Value, what: &str) -> Result<String> {
     Ok(format!("Some({rust})"))
 }
 
-fn parameters(list: &[Value], what: &str) -> Result<Vec<String>> {
+fn parameters(
+    list: &[Value],
+    what: &str,
+    used: &mut BTreeSet<&'static str>,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for p in list {
         let name = str_field(p, "name", what)?;
         let what = format!("{what} parameter {name}");
         let what = what.as_str();
+        let option = option_variant(str_field(p, "option", what)?, what)?;
+        used.insert(option);
         out.push(format!(
             "param({}, {}, {}, {}, {})",
             lit(name),
-            option_variant(str_field(p, "option", what)?, what)?,
+            option,
             bool_field(p, "is_homogeneous", what)?,
             usize::try_from(int_field(p, "min_arity", what)?)
                 .with_context(|| format!("{what}: negative min_arity"))?,
@@ -239,11 +245,8 @@ fn render(dump: &Value) -> Result<String> {
          (`onnx.defs.get_all_schemas_with_history()`, xtask/src/dump_schemas.py). \
          Do not edit: run `cargo xtask schemas`."
     );
-    body.push_str(
-        "\nuse super::FormalParameterOption::{Optional, Single, Variadic};\n\
-         use super::SupportLevel::{Common, Experimental};\n\
-         use super::{AttrType, AttrValue, DomainInfo, OpSchema, attr, constraint, param};\n\n",
-    );
+    // The imports, filled in once the table says which names it uses.
+    body.push_str("\n{IMPORTS}\n");
     let _ = writeln!(
         body,
         "/// The onnx version the table was generated from.\n\
@@ -275,6 +278,7 @@ fn render(dump: &Value) -> Result<String> {
 
     // Lists of allowed types repeat across schemas: each distinct list is one
     // constant, numbered in order of first use.
+    let mut used: BTreeSet<&'static str> = BTreeSet::from(["DomainInfo", "OpSchema", "param"]);
     let mut type_lists: Vec<String> = Vec::new();
     let mut type_list_ids: HashMap<String, usize> = HashMap::new();
     let mut schemas = String::new();
@@ -308,6 +312,7 @@ fn render(dump: &Value) -> Result<String> {
             "experimental" => "Experimental",
             other => bail!("{what}: unknown support level {other:?}"),
         };
+        used.insert(support);
         let count = |key: &str| -> Result<usize> {
             usize::try_from(int_field(s, key, what)?)
                 .with_context(|| format!("{what}: negative {key}"))
@@ -328,6 +333,7 @@ fn render(dump: &Value) -> Result<String> {
                 type_lists.push(types);
                 next
             });
+            used.insert("constraint");
             constraints.push(format!(
                 "constraint({}, TYPES_{id})",
                 lit(str_field(c, "name", what)?)
@@ -338,12 +344,17 @@ fn render(dump: &Value) -> Result<String> {
             let attr = str_field(a, "name", what)?;
             let what = format!("{what} attribute {attr}");
             let what = what.as_str();
+            let default = default_value(field(a, "default", what)?, what)?;
+            used.extend(["attr", "AttrType"]);
+            if default != "None" {
+                used.insert("AttrValue");
+            }
             attributes.push(format!(
                 "attr({}, {}, {}, {})",
                 lit(attr),
                 attr_type_variant(str_field(a, "type", what)?, what)?,
                 bool_field(a, "required", what)?,
-                default_value(field(a, "default", what)?, what)?,
+                default,
             ));
         }
         let _ = writeln!(
@@ -362,12 +373,12 @@ fn render(dump: &Value) -> Result<String> {
         list_field(
             &mut schemas,
             "inputs",
-            &parameters(array_field(s, "inputs", what)?, what)?,
+            &parameters(array_field(s, "inputs", what)?, what, &mut used)?,
         );
         list_field(
             &mut schemas,
             "outputs",
-            &parameters(array_field(s, "outputs", what)?, what)?,
+            &parameters(array_field(s, "outputs", what)?, what, &mut used)?,
         );
         list_field(&mut schemas, "type_constraints", &constraints);
         list_field(&mut schemas, "attributes", &attributes);
@@ -386,7 +397,35 @@ fn render(dump: &Value) -> Result<String> {
     for (id, types) in type_lists.iter().enumerate() {
         let _ = writeln!(body, "\nconst TYPES_{id}: &[&str] = &[{types}];");
     }
-    Ok(body)
+    let imports = |from: &str, names: &[&str]| {
+        let names: Vec<&str> = names.iter().copied().filter(|n| used.contains(n)).collect();
+        match names.as_slice() {
+            [] => String::new(),
+            [one] => format!("use {from}::{one};\n"),
+            _ => format!("use {from}::{{{}}};\n", names.join(", ")),
+        }
+    };
+    let imports = [
+        imports(
+            "super::FormalParameterOption",
+            &["Optional", "Single", "Variadic"],
+        ),
+        imports("super::SupportLevel", &["Common", "Experimental"]),
+        imports(
+            "super",
+            &[
+                "AttrType",
+                "AttrValue",
+                "DomainInfo",
+                "OpSchema",
+                "attr",
+                "constraint",
+                "param",
+            ],
+        ),
+    ]
+    .concat();
+    Ok(body.replacen("{IMPORTS}", &imports, 1))
 }
 
 /// Formats Rust source with rustfmt (edition 2024 style, as `cargo fmt`).
@@ -430,4 +469,102 @@ pub fn run(root: &Path, check: bool) -> Result<()> {
         "the onnx operator schema table",
         "cargo xtask schemas",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(name: &str, since: i64, attributes: Value) -> Value {
+        json!({
+            "name": name, "domain": "", "since_version": since, "deprecated": false,
+            "support_level": "common", "min_input": 1, "max_input": 2,
+            "min_output": 1, "max_output": 1,
+            "inputs": [
+                {"name": "X", "option": "single", "is_homogeneous": true, "min_arity": 1, "type_str": "T"},
+                {"name": "B", "option": "optional", "is_homogeneous": true, "min_arity": 1, "type_str": "tensor(int64)"}
+            ],
+            "outputs": [{"name": "Y", "option": "single", "is_homogeneous": true, "min_arity": 1, "type_str": "T"}],
+            "type_constraints": [{"name": "T", "allowed_types": ["tensor(float)", "tensor(double)"]}],
+            "attributes": attributes,
+        })
+    }
+
+    fn dump(schemas: Vec<Value>) -> Value {
+        json!({
+            "onnx_version": "9.9.9",
+            "domains": [{"domain": "", "min_version": 1, "max_version": 3}],
+            "schemas": schemas,
+        })
+    }
+
+    #[test]
+    fn floats_are_written_exactly_or_refused() {
+        assert_eq!(f32_lit(&json!(1e-5f32 as f64), "t").unwrap(), "1e-5");
+        assert_eq!(f32_lit(&json!(1.0), "t").unwrap(), "1.0");
+        assert_eq!(f32_lit(&json!(-0.75), "t").unwrap(), "-0.75");
+        assert_eq!(
+            f32_lit(&json!(f32::MAX as f64), "t").unwrap(),
+            "3.4028235e38"
+        );
+        // 0.1 as a double is no f32: the dump would not be what onnx stores.
+        assert!(f32_lit(&json!(0.1), "t").is_err());
+        assert!(f32_lit(&json!("1"), "t").is_err());
+    }
+
+    #[test]
+    fn the_table_is_sorted_with_only_the_imports_it_uses() {
+        let attrs = json!([
+            {"name": "mode", "type": "STRING", "required": false,
+             "default": {"type": "STRING", "value": "nearest"}},
+            {"name": "scales", "type": "FLOATS", "required": false,
+             "default": {"type": "FLOATS", "value": [0.5, 2.0]}},
+            {"name": "to", "type": "INT", "required": true, "default": null}
+        ]);
+        let rust = render(&dump(vec![
+            schema("Op", 3, attrs),
+            schema("Op", 1, json!([])),
+        ]))
+        .unwrap();
+        assert!(rust.starts_with("// @generated by `cargo xtask schemas` from onnx 9.9.9"));
+        let v1 = rust.find("since_version: 1,").unwrap();
+        let v3 = rust.find("since_version: 3,").unwrap();
+        assert!(v1 < v3, "{rust}");
+        assert!(rust.contains(
+            r#"inputs: &[param("X", Single, true, 1, "T"), param("B", Optional, true, 1, "tensor(int64)")],"#
+        ), "{rust}");
+        assert!(rust.contains(
+            r#"attr("mode", AttrType::String, false, Some(AttrValue::String("nearest"))),"#
+        ));
+        assert!(rust.contains(
+            r#"attr("scales", AttrType::Floats, false, Some(AttrValue::Floats(&[0.5, 2.0]))),"#
+        ));
+        assert!(rust.contains(r#"attr("to", AttrType::Int, true, None),"#));
+        // One list of allowed types for both versions.
+        assert_eq!(rust.matches("const TYPES_").count(), 1, "{rust}");
+        assert!(rust.contains("use super::FormalParameterOption::{Optional, Single};\n"));
+        assert!(rust.contains("use super::SupportLevel::Common;\n"));
+        assert!(!rust.contains("Variadic") && !rust.contains("Experimental"));
+    }
+
+    #[test]
+    fn broken_dumps_are_refused_with_what_is_wrong() {
+        let twice = render(&dump(vec![
+            schema("Op", 1, json!([])),
+            schema("Op", 1, json!([])),
+        ]));
+        assert!(format!("{:#}", twice.unwrap_err()).contains("two schemas"));
+        let tensor_default = json!([{"name": "value", "type": "TENSOR", "required": false,
+            "default": {"type": "TENSOR", "value": null}}]);
+        let err = render(&dump(vec![schema("Op", 1, tensor_default)])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("::Op-1 attribute value: a default of type TENSOR"),
+            "{err:#}"
+        );
+        let mut bad = schema("Op", 1, json!([]));
+        bad["inputs"][0]["option"] = json!("sometimes");
+        let err = render(&dump(vec![bad])).unwrap_err();
+        assert!(format!("{err:#}").contains("\"sometimes\""), "{err:#}");
+    }
 }

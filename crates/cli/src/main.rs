@@ -47,6 +47,7 @@ enum Command {
     Diff(cmd::diff::Args),
     Fix(cmd::fix::Args),
     MapLocation(cmd::map_location::Args),
+    Ops(cmd::ops::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cmd::diff::run(args, &global),
         Command::Fix(args) => cmd::fix::run(args, &global),
         Command::MapLocation(args) => cmd::map_location::run(args, &global),
+        Command::Ops(args) => cmd::ops::run(args, &global),
     };
     match result {
         Ok(outcome) => outcome.into(),

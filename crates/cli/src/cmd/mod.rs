@@ -19,4 +19,5 @@ pub mod diff;
 pub mod fix;
 pub mod inspect;
 pub mod map_location;
+pub mod ops;
 pub mod scan;

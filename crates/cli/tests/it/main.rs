@@ -6,6 +6,7 @@ mod inspect_caffe2;
 mod inspect_onnx;
 mod inspect_torch;
 mod memory;
+mod ops;
 mod peer_inspect;
 mod peer_map_location;
 mod peer_scan;
