@@ -42,6 +42,7 @@ struct Cli {
 enum Command {
     Inspect(cmd::inspect::Args),
     Scan(cmd::scan::Args),
+    Check(cmd::check::Args),
     Convert(cmd::convert::Args),
     Diff(cmd::diff::Args),
     Fix(cmd::fix::Args),
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(args) => cmd::inspect::run(args, &global),
         Command::Scan(args) => cmd::scan::run(args, &global),
+        Command::Check(args) => cmd::check::run(args, &global),
         Command::Convert(args) => cmd::convert::run(args, &global),
         Command::Diff(args) => cmd::diff::run(args, &global),
         Command::Fix(args) => cmd::fix::run(args, &global),

@@ -10,6 +10,7 @@
 //! # Ok::<(), netport_onnx::OnnxError>(())
 //! ```
 
+pub mod check;
 pub mod dtype;
 mod error;
 pub mod external;

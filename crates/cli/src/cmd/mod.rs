@@ -13,6 +13,7 @@
 //! - work that writes large files runs inside a `progress::Progress`;
 //! - flags and JSON fields are documented in docs/cli.md.
 
+pub mod check;
 pub mod convert;
 pub mod diff;
 pub mod fix;

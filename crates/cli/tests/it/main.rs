@@ -1,5 +1,6 @@
 //! The integration tests of cli, one test binary: a module per area.
 
+mod check;
 mod common;
 mod inspect_caffe2;
 mod inspect_onnx;
