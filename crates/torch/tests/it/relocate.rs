@@ -298,3 +298,35 @@ fn broken_inputs_error_and_leave_nothing() {
     assert!(LocationMap::to("cu da").validate().is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn open_pickles_locates_what_a_rewrite_needs_and_walks_nothing() {
+    for name in ["cuda_tagged.pt", "torchscript.pt", "cuda_tagged_legacy.pt"] {
+        let path = torch_dir().join(name);
+        let full = Checkpoint::open(&path).unwrap();
+        let light = Checkpoint::open_pickles(&path).unwrap();
+        assert_eq!(light.format(), full.format(), "{name}");
+        assert_eq!(light.pickles(), full.pickles(), "{name}");
+        assert_eq!(light.info().records, full.info().records, "{name}");
+        assert_eq!(light.info().version, full.info().version, "{name}");
+        assert_eq!(light.info().byteorder, full.info().byteorder, "{name}");
+        for p in full.pickles() {
+            assert_eq!(pickle(&light, &p.name), pickle(&full, &p.name), "{name}");
+        }
+        assert!(!full.tensors().is_empty(), "{name}");
+        if name.ends_with("_legacy.pt") {
+            // Legacy stacked pickles are run to find where each ends.
+            assert_eq!(light.tensors().len(), full.tensors().len());
+        } else {
+            assert!(light.tensors().is_empty() && light.storages().is_empty());
+        }
+    }
+    // What makes a zip no checkpoint is refused as by `open`.
+    let missing = torch_dir().join("broken/missing_data_pkl.pt");
+    let err = Checkpoint::open_pickles(&missing).unwrap_err();
+    assert!(matches!(err, TorchError::NotACheckpoint { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        Checkpoint::open(&missing).unwrap_err().to_string()
+    );
+}
