@@ -712,7 +712,7 @@ fn read_zip(
         if e.size != expected {
             return Err(TorchError::BadStorage {
                 key: s.key.clone(),
-                pickle: s.source.clone(),
+                pickle: s.source.to_string(),
                 reason: format!(
                     "record '{record}' at file byte {} has {} bytes but the persistent id declares {} elements * {} bytes/element = {expected} bytes ({})",
                     e.data_offset,
