@@ -15,11 +15,50 @@ pub fn print(text: &str) -> std::io::Result<()> {
     }
 }
 
-/// Prints `doc` as one pretty JSON document and a newline.
+/// Stdout through a buffer, where a closed pipe swallows the rest.
+struct Stdout {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    closed: bool,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.out.write(buf) {
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.out.flush() {
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Prints `doc` as one pretty JSON document and a newline, serialized
+/// straight to stdout (a document of 100,000 tensors is never held whole).
 pub fn print_json(doc: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(doc)?;
-    text.push('\n');
-    Ok(print(&text)?)
+    let mut out = Stdout {
+        out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
+        closed: false,
+    };
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    out.write_all(b"\n")?;
+    Ok(out.flush()?)
 }
 
 /// Prints the JSON document or the text, whichever was asked for; only that
@@ -43,6 +82,8 @@ pub enum Report {
     Json(String),
     /// The readable text.
     Text(String),
+    /// Already printed (a large JSON document, streamed by [`print_json`]).
+    Printed,
 }
 
 impl Report {
@@ -59,6 +100,7 @@ impl Report {
                 Ok(print(&text)?)
             }
             Report::Text(text) => Ok(print(&text)?),
+            Report::Printed => Ok(()),
         }
     }
 }

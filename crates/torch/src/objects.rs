@@ -12,10 +12,11 @@
 //! by index, object state attributes by name, joined with `.`; the root has
 //! path `""`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::Arc;
 
 use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
@@ -84,7 +85,7 @@ pub struct Tensor {
     pub path: String,
     /// The pickle or JSON record that describes it (`data.pkl`,
     /// `constants.pkl`, `legacy pickle #4`, `data/weights/model_weights_config.json`).
-    pub source: String,
+    pub source: Arc<str>,
     /// Element type.
     pub dtype: DType,
     /// Shape.
@@ -95,7 +96,7 @@ pub struct Tensor {
     pub storage_offset: u64,
     /// Device: the storage's location tag as written (`cpu`, `cuda:0`), or
     /// the device argument for meta/device-copy tensors.
-    pub device: String,
+    pub device: Arc<str>,
     /// Index into [`Checkpoint::storages`](crate::Checkpoint::storages).
     pub storage: Option<usize>,
     /// The storage key as written in the persistent id (or the `.pt2` file name).
@@ -123,16 +124,16 @@ pub struct Storage {
     /// `constants/0`); `None` for legacy files.
     pub record: Option<String>,
     /// The pickle or JSON record that declared it.
-    pub source: String,
+    pub source: Arc<str>,
     /// The storage type as written: `torch.FloatStorage`,
     /// `torch.storage.UntypedStorage`, or `raw` for `.pt2` weight files.
-    pub storage_type: String,
+    pub storage_type: Arc<str>,
     /// The storage's dtype (`uint8` for `UntypedStorage` and `.pt2`).
     pub dtype: DType,
     /// Elements of `dtype` (bytes for untyped storages).
     pub numel: u64,
     /// Location tag as written.
-    pub location: String,
+    pub location: Arc<str>,
     /// Absolute byte range in the file (empty until located).
     pub byte_range: Range<u64>,
     /// True if the record is compressed (its bytes cannot be viewed in place).
@@ -202,7 +203,7 @@ pub struct ValueEntry {
     /// Path (see the crate docs).
     pub path: String,
     /// The pickle it comes from.
-    pub source: String,
+    pub source: Arc<str>,
     /// The value, when simple.
     pub leaf: Leaf,
     /// Python-like text, at most the configured number of characters
@@ -258,16 +259,31 @@ pub(crate) struct Collected {
     pub tree: Vec<TreeItem>,
     /// `(path, class)` of `__torch__` objects (TorchScript modules).
     pub classes: Vec<(String, String)>,
-    /// (source, key) -> storage index.
-    storage_index: HashMap<(String, String), usize>,
+    /// (storage record directory, key) -> storage index.
+    storage_index: HashMap<(Option<Arc<str>>, String), usize>,
+    /// Location tags and storage types, one allocation per distinct text
+    /// (50,000 storages usually share one `cpu` and one type).
+    names: HashSet<Arc<str>>,
+}
+
+impl Collected {
+    /// The shared copy of `text`.
+    pub(crate) fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(s) = self.names.get(text) {
+            return s.clone();
+        }
+        let s: Arc<str> = text.into();
+        self.names.insert(s.clone());
+        s
+    }
 }
 
 /// Walks one pickle into a [`Collected`].
 pub(crate) struct Walker<'a> {
     arena: &'a Arena,
-    source: String,
+    source: Arc<str>,
     /// Directory of this pickle's storage records (`data`, `constants`).
-    storage_dir: Option<String>,
+    storage_dir: Option<Arc<str>>,
     pid_style: PidStyle,
     max_repr: usize,
     out: &'a mut Collected,
@@ -343,8 +359,8 @@ impl<'a> Walker<'a> {
     ) -> Self {
         Walker {
             arena,
-            source: source.to_owned(),
-            storage_dir: storage_dir.map(str::to_owned),
+            source: source.into(),
+            storage_dir: storage_dir.map(Arc::from),
             pid_style,
             max_repr,
             out,
@@ -376,7 +392,7 @@ impl<'a> Walker<'a> {
 
     fn err(&self, path: &str, reason: impl Into<String>) -> TorchError {
         TorchError::BadObject {
-            pickle: self.source.clone(),
+            pickle: self.source.to_string(),
             path: path.to_owned(),
             reason: reason.into(),
         }
@@ -583,7 +599,7 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let map_key = (self.storage_dir.clone().unwrap_or_default(), key.clone());
+        let map_key = (self.storage_dir.clone(), key.clone());
         let index = match self.out.storage_index.entry(map_key) {
             Entry::Occupied(e) => {
                 let index = *e.get();
@@ -592,7 +608,7 @@ impl<'a> Walker<'a> {
                 if !same {
                     return Err(TorchError::BadStorage {
                         key,
-                        pickle: self.source.clone(),
+                        pickle: self.source.to_string(),
                         reason: format!(
                             "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
                             s.numel, s.dtype
@@ -604,14 +620,16 @@ impl<'a> Walker<'a> {
             Entry::Vacant(e) => {
                 let index = self.out.storages.len();
                 e.insert(index);
+                let storage_type = self.out.intern(&format!("{smod}.{sname}"));
+                let location = self.out.intern(location);
                 self.out.storages.push(Storage {
                     record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
                     key,
                     source: self.source.clone(),
-                    storage_type: format!("{smod}.{sname}"),
+                    storage_type,
                     dtype,
                     numel,
-                    location: location.to_owned(),
+                    location,
                     byte_range: 0..0,
                     compressed: false,
                     tensors: Vec::new(),
@@ -666,7 +684,7 @@ impl<'a> Walker<'a> {
         if needed > available {
             return Err(TorchError::TensorOutOfBounds(Box::new(
                 crate::error::OutOfBounds {
-                    pickle: self.source.clone(),
+                    pickle: self.source.to_string(),
                     path: path.to_owned(),
                     shape,
                     strides,
@@ -879,7 +897,7 @@ impl<'a> Walker<'a> {
                     )
                 })?;
                 if let Some(d) = self.str_of(a[2]) {
-                    t.device = d.to_owned();
+                    t.device = self.out.intern(d);
                 }
                 t.requires_grad = rg(self, 3);
                 t
@@ -978,7 +996,7 @@ impl<'a> Walker<'a> {
             // dtype/device of the values (sparse) or buffer (nested).
             if let Some((d, dev)) = first_dtype {
                 dtype = d;
-                device = dev;
+                device = dev.to_string();
             }
         }
         Ok(Tensor {
@@ -988,7 +1006,7 @@ impl<'a> Walker<'a> {
             shape,
             strides,
             storage_offset: 0,
-            device,
+            device: self.out.intern(&device),
             storage: None,
             storage_key: None,
             byte_range: None,

@@ -74,7 +74,7 @@ impl CheckpointSummary {
         // tensors) and owned once at the end.
         let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
         for s in storages {
-            *devices.entry(s.location.as_str()).or_default() += 1;
+            *devices.entry(&*s.location).or_default() += 1;
         }
         let mut by_dtype: BTreeMap<DType, DTypeTotal> = BTreeMap::new();
         let (mut parameters, mut bytes_total) = (0u64, 0u64);

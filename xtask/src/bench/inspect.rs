@@ -4,6 +4,10 @@
 use super::*;
 use std::fmt::Write as _;
 
+/// netport inspect of `many.pt` within this factor of the floor (reading
+/// the zip directory and the pickle bytes).
+const FLOOR_TARGET: f64 = 3.0;
+
 /// Runs `netport inspect FILE --json` once on every file, so that a netport
 /// that cannot read them fails here with its own message, not as a timing.
 pub(super) fn probe_netport(bin: &Path, dir: &Path) -> Result<()> {
@@ -136,6 +140,31 @@ impl Report<'_> {
                     times(alone)
                 )?;
             }
+        }
+        // The floor: what any reader must do (the zip directory and the
+        // pickle), against netport's whole inspect.
+        for &(file, _) in files {
+            let floor = self.index(Kind::Floor, Some(file));
+            if floor.is_none() {
+                continue;
+            }
+            let netport = self.index(Kind::Netport, Some(file));
+            let over = self.paired(netport, floor, |x, y| {
+                x.wall.as_secs_f64() / y.wall.as_secs_f64()
+            });
+            let target = if file == MANY {
+                format!(
+                    " (target ≤ {FLOOR_TARGET:.0}×: {})",
+                    verdict(over.is_some_and(|s| s.median <= FLOOR_TARGET))
+                )
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "- `{file}`: netport inspect / the floor (`unzip -l` + `unzip -p` of data.pkl): {}{target}",
+                times(over)
+            )?;
         }
         // Peak memory: big.pt has 8x the tensor bytes of mid.pt, the same
         // tensor count and names.

@@ -7,6 +7,8 @@ use super::*;
 pub(super) enum Kind {
     // inspect
     Import,
+    /// The floor: the zip directory listed and `data.pkl` read, by `unzip`.
+    Floor,
     Netport,
     Load,
     LoadMmap,
@@ -22,7 +24,9 @@ pub(super) enum Kind {
 impl Kind {
     pub(super) fn part(self) -> Part {
         match self {
-            Kind::Import | Kind::Netport | Kind::Load | Kind::LoadMmap => Part::Inspect,
+            Kind::Import | Kind::Floor | Kind::Netport | Kind::Load | Kind::LoadMmap => {
+                Part::Inspect
+            }
             Kind::Cp
             | Kind::CpSync
             | Kind::MapLocation
@@ -41,7 +45,7 @@ impl Kind {
     /// The file a rewrite command writes, in the output folder.
     pub(super) fn output(self) -> Option<&'static str> {
         match self {
-            Kind::Import | Kind::Netport | Kind::Load | Kind::LoadMmap => None,
+            Kind::Import | Kind::Floor | Kind::Netport | Kind::Load | Kind::LoadMmap => None,
             Kind::Cp | Kind::CpSync => Some("cp.pt"),
             Kind::MapLocation => Some("map-location.pt"),
             Kind::ResaveTorch => Some("torch-save.pt"),
@@ -74,10 +78,10 @@ pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePla
             file: None,
         });
         for (name, _) in FILES {
-            let kinds: &[Kind] = if with_netport {
-                &[Kind::Netport, Kind::Load, Kind::LoadMmap]
-            } else {
-                &[Kind::Load, Kind::LoadMmap]
+            let kinds: &[Kind] = match (with_netport, has_unzip()) {
+                (true, true) => &[Kind::Floor, Kind::Netport, Kind::Load, Kind::LoadMmap],
+                (true, false) => &[Kind::Netport, Kind::Load, Kind::LoadMmap],
+                (false, _) => &[Kind::Load, Kind::LoadMmap],
             };
             for &kind in kinds {
                 specs.push(Spec {
@@ -108,6 +112,21 @@ pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePla
     specs
 }
 
+/// Lists the zip directory and reads `data.pkl` (whatever the archive
+/// name), discarding both: what any reader of a checkpoint must do at least.
+const FLOOR_SCRIPT: &str =
+    "unzip -l \"$1\" > /dev/null && unzip -p \"$1\" '*/data.pkl' > /dev/null";
+
+/// Whether `unzip` runs here (the floor is timed only then).
+fn has_unzip() -> bool {
+    Command::new("unzip")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl Spec {
     /// Whether the command prints the duration of its torch.load call (the
     /// rewrite peers: of the load and the save together).
@@ -128,6 +147,9 @@ impl Spec {
         let out = self.kind.output().unwrap_or("");
         match self.kind {
             Kind::Import => format!("python -c \"{IMPORT_CODE}\""),
+            Kind::Floor => {
+                format!("unzip -l {file} > /dev/null && unzip -p {file} '*/data.pkl' > /dev/null")
+            }
             Kind::Netport => format!("netport inspect {file} --json > /dev/null"),
             Kind::Load => format!("python -c \"torch.load('{file}', weights_only=True)\""),
             Kind::LoadMmap => {
@@ -194,6 +216,11 @@ impl Spec {
             Kind::Cp => {
                 let mut cmd = Command::new("cp");
                 cmd.arg(input).arg(output);
+                cmd
+            }
+            Kind::Floor => {
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", FLOOR_SCRIPT, "sh"]).arg(input);
                 cmd
             }
             Kind::CpSync => {

@@ -88,7 +88,8 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         ))
     };
     options.write.check_paths(&args.output).map_err(context)?;
-    let ckpt = Checkpoint::open(&args.input).map_err(context)?;
+    // Only the pickles are rewritten: no object per tensor is built.
+    let ckpt = Checkpoint::open_pickles(&args.input).map_err(context)?;
     let progress = Progress::start(
         global,
         false,

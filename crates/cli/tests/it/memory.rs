@@ -5,6 +5,11 @@
 //! whatever the file's size (the input is memory mapped, and the pages of
 //! each copied chunk are released). Alone in its test binary, so that no
 //! other test's child or memory shares the process.
+//!
+//! The per-tensor cost of reading a checkpoint is bounded the same way: the
+//! peak of `netport inspect --json` and `netport map-location` on a
+//! generated state dict of many small tensors, minus their peak on one of
+//! few, divided by the tensor count difference.
 
 #![cfg(target_os = "linux")]
 
@@ -139,4 +144,92 @@ fn rewrites_of_a_512_mib_checkpoint_stay_under_64_mib() {
     let out_len = std::fs::metadata(&out).unwrap().len();
     assert!(out_len.abs_diff(len) < 4096, "{out_len} vs {len}");
     assert!(std::fs::metadata(&st).unwrap().len() > (TENSORS * TENSOR_BYTES) as u64);
+}
+
+/// Writes a state dict of `count` float32 tensors `[16]` (one 64-byte
+/// storage each, all the same bytes), named `layers.N.weight`.
+fn generate_many(dir: &Path, count: usize) -> Result<std::path::PathBuf, TorchError> {
+    let data: Vec<u8> = (0..64u8).collect();
+    let mut pickle = StateDictPickle(b"\x80\x02".to_vec());
+    pickle.empty_ordered_dict();
+    pickle.0.push(b'(');
+    for i in 0..count {
+        pickle.tensor(
+            &format!("layers.{i}.weight"),
+            netport_tensor::DType::Float32,
+            &[16],
+            &i.to_string(),
+            64,
+        );
+    }
+    pickle.0.extend_from_slice(b"u.");
+    let ckpt = ZipCheckpoint {
+        data_pkl: Cow::Owned(pickle.0),
+        storages: (0..count)
+            .map(|i| StorageBytes {
+                key: i.to_string(),
+                numel: 16,
+                bytes: &data,
+            })
+            .collect(),
+        byteorder: "little".into(),
+        serialization_name_hash: None,
+    };
+    let path = dir.join(format!("many{count}.pt"));
+    write_zip_file(&path, &ckpt, &WriteOptions::default())?;
+    Ok(path)
+}
+
+/// Peak RSS growth per tensor (bytes) of `netport <args(file)>` between a
+/// checkpoint of `FEW` tensors and one of `MANY`.
+fn growth_per_tensor(
+    files: &[std::path::PathBuf; 2],
+    args: impl Fn(&Path) -> Vec<std::ffi::OsString>,
+) -> (u64, [u64; 2]) {
+    let peaks = files.clone().map(|f| {
+        let a = args(&f);
+        let a: Vec<&std::ffi::OsStr> = a.iter().map(|x| x.as_os_str()).collect();
+        peak_kib(&a)
+    });
+    let growth = peaks[1].saturating_sub(peaks[0]) * 1024 / (MANY - FEW) as u64;
+    (growth, peaks)
+}
+
+const FEW: usize = 1_000;
+const MANY: usize = 10_000;
+/// Measured ~3,700 (debug build; ~3,000 release): the pickle's value arena
+/// (netport-pickle) and the tensor, storage and tree entries; the JSON is
+/// streamed, never held.
+const INSPECT_BYTES_PER_TENSOR: u64 = 4_608;
+/// Measured ~4,000: the check that the output loads with `weights_only=True`
+/// (the netport-pickle scanner's arena over the rewritten pickle); opening
+/// the input builds no object per tensor (`Checkpoint::open_pickles`).
+const MAP_LOCATION_BYTES_PER_TENSOR: u64 = 5_120;
+
+#[test]
+fn reading_a_checkpoint_costs_a_bounded_amount_per_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [FEW, MANY].map(|n| generate_many(dir.path(), n).unwrap());
+    let out = dir.path().join("out.pt");
+    let (inspect, peaks) = growth_per_tensor(&files, |f| {
+        vec!["inspect".into(), "--json".into(), f.into()]
+    });
+    assert!(
+        inspect < INSPECT_BYTES_PER_TENSOR,
+        "netport inspect --json: {inspect} bytes of peak RSS per tensor (peaks {peaks:?} KiB for {FEW} and {MANY} tensors; limit {INSPECT_BYTES_PER_TENSOR})"
+    );
+    let (map, peaks) = growth_per_tensor(&files, |f| {
+        vec![
+            "map-location".into(),
+            f.into(),
+            "-o".into(),
+            out.clone().into(),
+            "--to".into(),
+            "cuda:0".into(),
+        ]
+    });
+    assert!(
+        map < MAP_LOCATION_BYTES_PER_TENSOR,
+        "netport map-location: {map} bytes of peak RSS per tensor (peaks {peaks:?} KiB for {FEW} and {MANY} tensors; limit {MAP_LOCATION_BYTES_PER_TENSOR})"
+    );
 }

@@ -107,6 +107,15 @@ pub struct Info {
     pub module_classes: Vec<(String, String)>,
 }
 
+/// Whether [`Checkpoint`] construction runs the object pickles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Run them: tensors, storages, values, tree.
+    Objects,
+    /// Records and pickles only (zip formats).
+    PicklesOnly,
+}
+
 enum Data {
     Mmap(netport_io::Mapped),
     Owned(Vec<u8>),
@@ -159,15 +168,36 @@ impl Checkpoint {
                 detected: Detected::Empty,
             });
         }
-        Self::from_data(Data::Mmap(map), options)
+        Self::from_data(Data::Mmap(map), options, Walk::Objects)
+    }
+
+    /// Map the file and locate its records and pickles without running the
+    /// object pickles of a zip checkpoint: [`tensors`](Self::tensors),
+    /// [`storages`](Self::storages), [`values`](Self::values) and
+    /// [`tree`](Self::tree) are empty, and [`Info::module_classes`] too.
+    /// Format, [`info`](Self::info) (records, version, byte order) and
+    /// [`pickles`](Self::pickles) are as [`open`](Self::open) gives them.
+    ///
+    /// For tools that rewrite pickle bytes and copy every other record
+    /// (`netport map-location`): memory holds the zip directory, not an
+    /// object per tensor. Legacy files are read whole (their stacked pickles
+    /// must be run to find where each ends).
+    pub fn open_pickles(path: impl AsRef<Path>) -> Result<Self, TorchError> {
+        let map = netport_io::map_file(path.as_ref())?;
+        if map.is_empty() {
+            return Err(TorchError::NotACheckpoint {
+                detected: Detected::Empty,
+            });
+        }
+        Self::from_data(Data::Mmap(map), &Options::default(), Walk::PicklesOnly)
     }
 
     /// Read a checkpoint held in memory.
     pub fn from_bytes(bytes: Vec<u8>, options: &Options) -> Result<Self, TorchError> {
-        Self::from_data(Data::Owned(bytes), options)
+        Self::from_data(Data::Owned(bytes), options, Walk::Objects)
     }
 
-    fn from_data(data: Data, options: &Options) -> Result<Self, TorchError> {
+    fn from_data(data: Data, options: &Options, walk: Walk) -> Result<Self, TorchError> {
         let bytes = data.bytes();
         let (format, info, collected, pickles) = if bytes.starts_with(b"PK\x03\x04") {
             let zip = ZipArchive::parse(bytes)?;
@@ -180,7 +210,7 @@ impl Checkpoint {
                     return Err(TorchError::NotACheckpoint { detected });
                 }
             };
-            let (info, collected, pickles) = read_zip(bytes, &zip, format, options)?;
+            let (info, collected, pickles) = read_zip(bytes, &zip, format, options, walk)?;
             (format, info, collected, pickles)
         } else {
             match detect(bytes) {
@@ -543,6 +573,7 @@ fn read_zip(
     zip: &ZipArchive,
     format: Format,
     options: &Options,
+    walk: Walk,
 ) -> Result<(Info, Collected, Vec<PickleRecord>), TorchError> {
     let prefix = zip.check_prefix()?.to_owned();
     let full = |r: &str| format!("{prefix}/{r}");
@@ -633,6 +664,9 @@ fn read_zip(
             }
             continue;
         };
+        if walk == Walk::PicklesOnly {
+            continue;
+        }
         let bytes = record_bytes(data, e, options.max_inflated_bytes)?;
         let p = load_pickle(&bytes, &name, e.data_offset, options)?;
         let root_path = match (format, *dir) {
@@ -649,6 +683,9 @@ fn read_zip(
             &mut collected,
         );
         w.walk(p.root, root_path)?;
+    }
+    if walk == Walk::PicklesOnly {
+        return Ok((info, collected, pickles));
     }
     if format == Format::Pt2 {
         pt2::read(data, zip, &prefix, options, &mut info, &mut collected)?;
@@ -675,7 +712,7 @@ fn read_zip(
         if e.size != expected {
             return Err(TorchError::BadStorage {
                 key: s.key.clone(),
-                pickle: s.source.clone(),
+                pickle: s.source.to_string(),
                 reason: format!(
                     "record '{record}' at file byte {} has {} bytes but the persistent id declares {} elements * {} bytes/element = {expected} bytes ({})",
                     e.data_offset,

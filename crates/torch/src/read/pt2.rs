@@ -170,7 +170,7 @@ pub(crate) fn read(
             let Some(meta) = meta else {
                 out.values.push(ValueEntry {
                     path: fqn.clone(),
-                    source: rel.clone(),
+                    source: rel.as_str().into(),
                     leaf: Leaf::Other,
                     repr: format!("<non-tensor constant in {record}>"),
                 });
@@ -222,12 +222,12 @@ pub(crate) fn read(
             };
             let mut t = Tensor {
                 path: fqn.clone(),
-                source: rel.clone(),
+                source: rel.as_str().into(),
                 dtype,
                 shape,
                 strides,
                 storage_offset: offset,
-                device: device.clone(),
+                device: out.intern(&device),
                 storage: None,
                 storage_key: Some(record.clone()),
                 byte_range: Some(e.data_range()),
@@ -264,14 +264,16 @@ pub(crate) fn read(
                 {
                     Some(i) => i,
                     None => {
+                        let storage_type = out.intern("raw");
+                        let location = out.intern(&device);
                         out.storages.push(Storage {
                             key: record.clone(),
                             record: Some(record.clone()),
-                            source: rel.clone(),
-                            storage_type: "raw".into(),
+                            source: rel.as_str().into(),
+                            storage_type,
                             dtype: DType::UInt8,
                             numel: e.size,
-                            location: device,
+                            location,
                             byte_range: 0..0,
                             compressed: false,
                             tensors: Vec::new(),

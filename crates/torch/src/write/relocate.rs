@@ -348,7 +348,8 @@ pub fn relocate_file(
     let mut wopts = options.write.clone();
     wopts.input = Some(input.to_owned());
     wopts.check_paths(output)?;
-    let ckpt = Checkpoint::open(input)?;
+    // Only the pickles are rewritten: no object per tensor is built.
+    let ckpt = Checkpoint::open_pickles(input)?;
     relocate_checkpoint(&ckpt, output, options, &wopts)
 }
 

@@ -57,7 +57,7 @@ fn check_tensor(ckpt: &Checkpoint, t: &Tensor, e: &Json) {
         e["storage_offset"].as_u64().unwrap(),
         "{p} offset"
     );
-    assert_eq!(t.device, e["device"].as_str().unwrap(), "{p} device");
+    assert_eq!(&*t.device, e["device"].as_str().unwrap(), "{p} device");
     assert_eq!(
         t.requires_grad,
         e["requires_grad"].as_bool().unwrap(),
@@ -70,7 +70,7 @@ fn check_tensor(ckpt: &Checkpoint, t: &Tensor, e: &Json) {
     );
     let s = &ckpt.storages()[t.storage.expect("storage")];
     assert_eq!(
-        s.storage_type,
+        &*s.storage_type,
         e["storage_type"].as_str().unwrap(),
         "{p} storage type"
     );
@@ -430,13 +430,13 @@ fn check_torchscript(name: &str) {
     let data: Vec<&Tensor> = ckpt
         .tensors()
         .iter()
-        .filter(|t| t.source == "data.pkl")
+        .filter(|t| &*t.source == "data.pkl")
         .collect();
     check_tensors(&ckpt, &data, &json["tensors"]);
     let consts: Vec<&Tensor> = ckpt
         .tensors()
         .iter()
-        .filter(|t| t.source == "constants.pkl")
+        .filter(|t| &*t.source == "constants.pkl")
         .collect();
     check_tensors(&ckpt, &consts, &json["constants"]);
     for p in json["parameters"]

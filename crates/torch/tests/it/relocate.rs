@@ -72,7 +72,7 @@ fn zip_to_cpu_equals_reference() {
         }
     }
     same_tensors(&reference, &got);
-    assert!(got.tensors().iter().all(|t| t.device == "cpu"));
+    assert!(got.tensors().iter().all(|t| &*t.device == "cpu"));
     // The whole file is what torch.save writes for the reference, except for
     // the archive name (the source's is kept).
     let zip = ZipArchive::parse(got.bytes()).unwrap();
@@ -120,7 +120,7 @@ fn legacy_to_cpu() {
     assert!(src.bytes()[..p4s.start as usize] == got.bytes()[..p4g.start as usize]);
     assert!(src.bytes()[p4s.end as usize..] == got.bytes()[p4g.end as usize..]);
     same_tensors(&src, &got);
-    assert!(got.tensors().iter().all(|t| t.device == "cpu"));
+    assert!(got.tensors().iter().all(|t| &*t.device == "cpu"));
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn map_round_trip() {
     .unwrap();
     assert_eq!(r.lines()[0], "9 storages: cuda:0 -> cuda:1");
     let mid = Checkpoint::open(&a).unwrap();
-    assert!(mid.tensors().iter().all(|t| t.device == "cuda:1"));
+    assert!(mid.tensors().iter().all(|t| &*t.device == "cuda:1"));
     // A map that matches nothing: exit 0, says so, output still written.
     let r = relocate_file(
         &a,
@@ -168,7 +168,10 @@ fn torchscript_tags_in_data_and_constants() {
         let r = relocate_file(&input, &a, &opts(LocationMap::to("cuda:0"))).unwrap();
         assert_eq!(r.storages_changed(), n, "{name}");
         let mid = Checkpoint::open(&a).unwrap();
-        assert!(mid.tensors().iter().all(|t| t.device == "cuda:0"), "{name}");
+        assert!(
+            mid.tensors().iter().all(|t| &*t.device == "cuda:0"),
+            "{name}"
+        );
         same_tensors(&src, &mid);
         relocate_file(&a, &b, &opts(LocationMap::to("cpu"))).unwrap();
         assert!(
@@ -187,7 +190,7 @@ fn protocol4_frames_recomputed() {
     let b = dir.path().join("b.pt");
     relocate_file(&input, &a, &opts(LocationMap::to("cuda:0"))).unwrap();
     let mid = Checkpoint::open(&a).unwrap();
-    assert!(mid.tensors().iter().all(|t| t.device == "cuda:0"));
+    assert!(mid.tensors().iter().all(|t| &*t.device == "cuda:0"));
     relocate_file(&a, &b, &opts(LocationMap::to("cpu"))).unwrap();
     assert!(std::fs::read(&b).unwrap() == std::fs::read(&input).unwrap());
 }
@@ -258,7 +261,7 @@ fn output_equal_to_input_is_refused() {
     o.write.in_place = true;
     relocate_file(&input, &input, &o).unwrap();
     let got = Checkpoint::open(&input).unwrap();
-    assert!(got.tensors().iter().all(|t| t.device == "cpu"));
+    assert!(got.tensors().iter().all(|t| &*t.device == "cpu"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
@@ -297,4 +300,36 @@ fn broken_inputs_error_and_leave_nothing() {
     assert!(LocationMap::parse_pairs(&["cuda:0"]).is_err());
     assert!(LocationMap::to("cu da").validate().is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn open_pickles_locates_what_a_rewrite_needs_and_walks_nothing() {
+    for name in ["cuda_tagged.pt", "torchscript.pt", "cuda_tagged_legacy.pt"] {
+        let path = torch_dir().join(name);
+        let full = Checkpoint::open(&path).unwrap();
+        let light = Checkpoint::open_pickles(&path).unwrap();
+        assert_eq!(light.format(), full.format(), "{name}");
+        assert_eq!(light.pickles(), full.pickles(), "{name}");
+        assert_eq!(light.info().records, full.info().records, "{name}");
+        assert_eq!(light.info().version, full.info().version, "{name}");
+        assert_eq!(light.info().byteorder, full.info().byteorder, "{name}");
+        for p in full.pickles() {
+            assert_eq!(pickle(&light, &p.name), pickle(&full, &p.name), "{name}");
+        }
+        assert!(!full.tensors().is_empty(), "{name}");
+        if name.ends_with("_legacy.pt") {
+            // Legacy stacked pickles are run to find where each ends.
+            assert_eq!(light.tensors().len(), full.tensors().len());
+        } else {
+            assert!(light.tensors().is_empty() && light.storages().is_empty());
+        }
+    }
+    // What makes a zip no checkpoint is refused as by `open`.
+    let missing = torch_dir().join("broken/missing_data_pkl.pt");
+    let err = Checkpoint::open_pickles(&missing).unwrap_err();
+    assert!(matches!(err, TorchError::NotACheckpoint { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        Checkpoint::open(&missing).unwrap_err().to_string()
+    );
 }

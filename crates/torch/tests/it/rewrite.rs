@@ -30,7 +30,7 @@ fn assert_state_dict(out: &Checkpoint, names: &[String]) {
     assert!(out.values().is_empty(), "{:?}", out.values());
     for t in out.tensors() {
         assert_eq!(t.kind, TensorKind::Dense, "{}", t.path);
-        assert_eq!(t.device, "cpu");
+        assert_eq!(&*t.device, "cpu");
         assert!(!t.requires_grad);
     }
     assert!(

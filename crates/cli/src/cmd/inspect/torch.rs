@@ -109,7 +109,7 @@ struct CheckpointJson<'a> {
     path: String,
     details: DetailsJson<'a>,
     devices: &'a BTreeMap<String, usize>,
-    tensors: Vec<TensorJson<'a>>,
+    tensors: TensorsJson<'a>,
     totals: TotalsJson,
     shared_storages: Vec<SharedJson<'a>>,
     values: Vec<ValueJson<'a>>,
@@ -194,6 +194,16 @@ impl<'a> TensorJson<'a> {
     }
 }
 
+/// The tensor list, serialized one tensor at a time (no `TensorJson` per
+/// tensor held at once).
+struct TensorsJson<'a>(&'a [Tensor]);
+
+impl Serialize for TensorsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(TensorJson::of))
+    }
+}
+
 #[derive(Serialize)]
 struct SharedJson<'a> {
     key: &'a str,
@@ -264,13 +274,14 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
     let storages = ckpt.storages();
     if args.json {
         let format = ckpt.format();
-        return Report::json(&CheckpointJson {
+        // Streamed: the document of a 50,000-tensor checkpoint is tens of MB.
+        crate::output::print_json(&CheckpointJson {
             format: format.name(),
             format_description: format.to_string(),
             path: path.display().to_string(),
             details: details(ckpt),
             devices: &summary.devices,
-            tensors: ckpt.tensors().iter().map(TensorJson::of).collect(),
+            tensors: TensorsJson(ckpt.tensors()),
             totals: TotalsJson {
                 tensors: summary.tensors,
                 parameters: summary.parameters,
@@ -298,7 +309,8 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
                     repr: &v.repr,
                 })
                 .collect(),
-        });
+        })?;
+        return Ok(Report::Printed);
     }
     Ok(Report::Text(text(path, ckpt, &summary, args.tree)))
 }
