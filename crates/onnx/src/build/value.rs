@@ -129,7 +129,11 @@ pub(super) fn onnx_code(name: &str, dtype: DType) -> Result<i32, BuildError> {
 }
 
 /// A `ValueInfoProto` of a tensor with element type `dtype` and shape `dims`.
-pub(super) fn value_info(name: &str, dtype: DType, dims: &[Dim]) -> Result<ValueInfoProto, BuildError> {
+pub(super) fn value_info(
+    name: &str,
+    dtype: DType,
+    dims: &[Dim],
+) -> Result<ValueInfoProto, BuildError> {
     let elem_type = onnx_code(name, dtype)?;
     let shape = TensorShapeProto {
         dim: dims.iter().map(Dim::proto).collect(),
