@@ -136,6 +136,37 @@ fn if_model() -> ModelProto {
     m.finish().unwrap_or_else(|e| panic!("{e:?}"))
 }
 
+/// `y = Loop(3, true, x)` whose body adds the outer `x` to the carried
+/// value: `y = 4x`.
+fn loop_model() -> ModelProto {
+    let mut m = ModelBuilder::new("loop_model", &[("", 17)]).unwrap();
+    let g = m.graph();
+    g.input("x", DType::Float32, &[Dim::Fixed(2)]).unwrap();
+    let trips = 3i64.to_le_bytes();
+    let view = TensorView::contiguous(&trips, DType::Int64, &[], ByteOrder::Little).unwrap();
+    g.initializer("trips", &view).unwrap();
+    let yes = [1u8];
+    let view = TensorView::contiguous(&yes, DType::Bool, &[], ByteOrder::Little).unwrap();
+    g.initializer("keep_going", &view).unwrap();
+    let mut body = g.subgraph("body");
+    body.input("i", DType::Int64, &[]).unwrap();
+    body.input("cond_in", DType::Bool, &[]).unwrap();
+    body.input("acc", DType::Float32, &[Dim::Fixed(2)]).unwrap();
+    body.node("Identity", &["cond_in"], &["cond_out"])
+        .add()
+        .unwrap();
+    body.node("Add", &["acc", "x"], &["acc_out"]).add().unwrap();
+    body.output("cond_out", DType::Bool, &[]).unwrap();
+    body.output("acc_out", DType::Float32, &[Dim::Fixed(2)])
+        .unwrap();
+    g.node("Loop", &["trips", "keep_going", "x"], &["y"])
+        .attr("body", Attr::Graph(body.into_graph()))
+        .add()
+        .unwrap();
+    g.output("y", DType::Float32, &[Dim::Fixed(2)]).unwrap();
+    m.finish().unwrap_or_else(|e| panic!("{e:?}"))
+}
+
 /// The ops a random chain is made of: each keeps the `[batch, 4, 5]` shape.
 const CHAIN_OPS: usize = 8;
 
@@ -264,6 +295,20 @@ fn if_branches_read_an_outer_value() {
     assert_eq!(if_node.op_type(), "If");
     let then_graph = if_node.attribute[0].g.as_ref().unwrap();
     assert_eq!(then_graph.node[0].input, ["x", "x2"]);
+}
+
+#[test]
+fn loop_body_reads_an_outer_value() {
+    let model = loop_model();
+    assert_valid(&model);
+    let graph = model.graph.as_ref().unwrap();
+    let body = graph.node[0].attribute[0].g.as_ref().unwrap();
+    assert_eq!(body.input.len(), 3);
+    assert_eq!(body.node[1].input, ["acc", "x"]);
+    assert_eq!(
+        graph.initializer[0].raw_data.as_deref(),
+        Some(&3i64.to_le_bytes()[..])
+    );
 }
 
 #[test]
@@ -549,6 +594,11 @@ for name in sorted(os.listdir(sys.argv[1])):
             else:
                 feeds[i.name] = np.random.rand(*shape).astype(np.float32)
         outs = sess.run(None, feeds)
+        if name == "loop.onnx":
+            assert np.allclose(outs[0], 4 * feeds["x"]), (outs, feeds)
+        if name == "if.onnx":
+            x = feeds["x"]
+            assert np.allclose(outs[0], x + x * x), (outs, feeds)
         print("ok", name, [o.shape for o in outs])
     except Exception as e:
         failed += 1
@@ -563,6 +613,7 @@ fn built_models_pass_onnx_checker_and_run_in_onnxruntime() {
     let mut models = vec![
         ("cnn".to_string(), small_cnn()),
         ("if".to_string(), if_model()),
+        ("loop".to_string(), loop_model()),
     ];
     models.extend(seeded_chains());
     for (name, model) in &models {
