@@ -403,9 +403,11 @@ impl NodeBuilder<'_> {
         self
     }
 
-    /// Puts the node in operator domain `domain` (default `""`, ai.onnx).
+    /// Puts the node in operator domain `domain` (default `""`, ai.onnx;
+    /// `"ai.onnx"` is written as `""`, the spelling onnx's registry knows).
     pub fn domain(mut self, domain: &str) -> Self {
-        self.node.domain = Some(domain.to_string());
+        let canonical = if domain == "ai.onnx" { "" } else { domain };
+        self.node.domain = Some(canonical.to_string());
         self
     }
 

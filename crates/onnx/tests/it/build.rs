@@ -469,6 +469,10 @@ fn undefined_input_redefinition_and_domain_are_refused() {
         .add()
         .unwrap_err();
     assert!(matches!(err, BuildError::DomainNotImported { .. }), "{err}");
+    g.node("Neg", &["x"], &["n"])
+        .domain("ai.onnx")
+        .add()
+        .unwrap();
     let err = g.output("z", DType::Float32, &[]).unwrap_err();
     assert_eq!(err, BuildError::UndefinedOutput("z".into()));
     let err = g
