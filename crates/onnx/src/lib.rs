@@ -10,6 +10,7 @@
 //! # Ok::<(), netport_onnx::OnnxError>(())
 //! ```
 
+pub mod build;
 pub mod check;
 pub mod dtype;
 mod error;

@@ -196,3 +196,18 @@ impl Checker {
 pub(crate) fn canonical_domain(domain: &str) -> &str {
     if domain == "ai.onnx" { "" } else { domain }
 }
+
+/// The schema rules ([`Rule::OpUnknown`], [`Rule::Arity`],
+/// [`Rule::AttributeUnknown`], [`Rule::AttributeType`], ...) of one node
+/// whose domain is imported at `version`: what the graph builder checks as a
+/// node is added.
+pub(crate) fn check_node_schema(node: &NodeProto, domain: &str, version: i64) -> Vec<Diagnostic> {
+    let mut cx = Checker {
+        ir_version: LATEST_IR_VERSION,
+        opsets: HashMap::new(),
+        resolver: None,
+        out: Vec::new(),
+    };
+    schema::check_node_schema(&mut cx, &At::node("graph", 0, node), node, domain, version);
+    cx.out
+}

@@ -1,5 +1,6 @@
 //! The integration tests of onnx, one test binary: a module per area.
 
+mod build;
 mod check;
 mod common;
 mod io;
