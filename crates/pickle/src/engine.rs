@@ -17,7 +17,6 @@
 //! so `max_nodes` counts the same values for every domain.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::marker::PhantomData;
 
 use crate::error::{At, Limit, PickleError};
@@ -147,6 +146,55 @@ struct Meta {
     len: usize,
 }
 
+/// The memo. Picklers number their entries 0, 1, 2, ... (MEMOIZE and the
+/// PUTs that pickle writes), so those live in a vector indexed by number; an
+/// index far from the others (a hand-written PUT 4000000000) goes to a map,
+/// so a lying index costs no memory.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<Option<Id>>,
+    sparse: HashMap<u64, Id>,
+    len: usize,
+}
+
+impl Memo {
+    /// How far past the current end (and past twice the entry count) an
+    /// index may lie and still go to the vector.
+    const GAP: u64 = 64;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, index: u64) -> Option<Id> {
+        match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
+            Some(Some(id)) => Some(*id),
+            _ => self.sparse.get(&index).copied(),
+        }
+    }
+
+    fn contains(&self, index: u64) -> bool {
+        self.get(index).is_some()
+    }
+
+    fn insert(&mut self, index: u64, id: Id) {
+        // The vector stays within twice the entries (plus a gap): a pickle
+        // that numbers its entries sparsely fills the map instead.
+        let bound = (self.dense.len() as u64 + Self::GAP).min(2 * self.len as u64 + Self::GAP);
+        if index < bound && !self.sparse.contains_key(&index) {
+            let i = index as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, None);
+            }
+            if self.dense[i].replace(id).is_none() {
+                self.len += 1;
+            }
+        } else if self.sparse.insert(index, id).is_none() {
+            self.len += 1;
+        }
+    }
+}
+
 /// The stack machine over one [`Domain`].
 pub(crate) struct Core<'l, 'a, D> {
     limits: &'l Limits,
@@ -154,7 +202,7 @@ pub(crate) struct Core<'l, 'a, D> {
     meta: Vec<Meta>,
     stack: Vec<Id>,
     marks: Vec<usize>,
-    memo: HashMap<u64, Id>,
+    memo: Memo,
     work: u64,
     max_nodes: usize,
     data: PhantomData<&'a [u8]>,
@@ -168,7 +216,7 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
             meta: Vec::new(),
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: HashMap::new(),
+            memo: Memo::default(),
             work: 0,
             max_nodes: limits.max_nodes.min(u32::MAX as usize),
             data: PhantomData,
@@ -420,30 +468,23 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
     fn memo_put(&mut self, at: At, index: u64) -> Result<(), PickleError> {
         let top = self.top(at)?;
         let len = self.memo.len();
-        match self.memo.entry(index) {
-            Entry::Occupied(mut e) => {
-                e.insert(top);
-            }
-            Entry::Vacant(e) => {
-                if len >= self.limits.max_memo {
-                    return Err(Self::limit(
-                        at,
-                        Limit::Memo,
-                        len as u64 + 1,
-                        self.limits.max_memo as u64,
-                    ));
-                }
-                e.insert(top);
-            }
+        if !self.memo.contains(index) && len >= self.limits.max_memo {
+            return Err(Self::limit(
+                at,
+                Limit::Memo,
+                len as u64 + 1,
+                self.limits.max_memo as u64,
+            ));
         }
+        self.memo.insert(index, top);
         Ok(())
     }
 
     fn memo_get(&mut self, at: At, index: u64) -> Result<(), PickleError> {
         self.charge(at, 1)?;
-        let id = *self
+        let id = self
             .memo
-            .get(&index)
+            .get(index)
             .ok_or(PickleError::MemoMissing { at, index })?;
         self.stack.push(id);
         Ok(())
@@ -678,5 +719,38 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn dense_and_sparse_indices_behave_as_one_map() {
+        let mut m = Memo::default();
+        let ids: Vec<Id> = vec![10, 11, 12, 13];
+        m.insert(0, ids[0]);
+        m.insert(1, ids[1]);
+        // A lying index goes to the map: the vector does not grow to it.
+        m.insert(4_000_000_000, ids[2]);
+        assert!(m.dense.len() <= 2 * m.len() + Memo::GAP as usize);
+        assert_eq!(m.get(4_000_000_000), Some(ids[2]));
+        // An index stored in the map before the vector reached it is found.
+        m.insert(100, ids[3]);
+        for i in 2..100 {
+            m.insert(i, ids[0]);
+        }
+        assert_eq!(m.get(100), Some(ids[3]));
+        assert_eq!(m.len(), 102);
+        // Overwriting does not count twice.
+        m.insert(1, ids[3]);
+        m.insert(100, ids[1]);
+        assert_eq!(
+            (m.get(1), m.get(100), m.len()),
+            (Some(ids[3]), Some(ids[1]), 102)
+        );
+        assert_eq!(m.get(101), None);
+        assert!(!m.contains(5_000));
     }
 }
