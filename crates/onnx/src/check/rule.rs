@@ -136,4 +136,10 @@ rules! {
     FunctionOpsetIncompatible = "function-opset-incompatible", Error;
     /// Model-local functions that call each other in a cycle.
     FunctionRecursive = "function-recursive", Error;
+    /// Shape inference: an input of a type the op does not accept, or an
+    /// inferred element type that differs from the declared one.
+    InferenceTypeClash = "inference-type-clash", Error;
+    /// Shape inference: an inferred rank or dim that contradicts the
+    /// declared shape.
+    InferenceShapeClash = "inference-shape-clash", Error;
 }

@@ -1,0 +1,115 @@
+//! Convolution and pooling: Conv, MaxPool, AveragePool, LpPool and the
+//! global pools (onnx's `convPoolShapeInference`).
+
+use super::{Dim, NodeCx, RuleResult, TensorType};
+use crate::proto::tensor_proto::DataType;
+
+fn spatial(
+    cx: &NodeCx<'_>,
+    x: &[Dim],
+    kernel: &[i64],
+    ceil_mode: bool,
+) -> Result<Vec<Dim>, String> {
+    let n = kernel.len();
+    if x.len() != n + 2 {
+        return Err(format!(
+            "input rank {} does not fit a {n}-d kernel",
+            x.len()
+        ));
+    }
+    let strides = cx.attr_ints("strides").unwrap_or_else(|| vec![1; n]);
+    let dilations = cx.attr_ints("dilations").unwrap_or_else(|| vec![1; n]);
+    let pads = cx.attr_ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+    if strides.len() != n || dilations.len() != n || pads.len() != 2 * n {
+        return Err("strides, dilations or pads do not fit the kernel".to_string());
+    }
+    let auto_pad = cx.attr_s("auto_pad", "NOTSET");
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let Dim::Fixed(size) = x[i + 2] else {
+            out.push(Dim::Unknown);
+            continue;
+        };
+        let stride = strides[i].max(1);
+        if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" {
+            out.push(Dim::Fixed((size + stride - 1) / stride));
+            continue;
+        }
+        let eff = (kernel[i] - 1) * dilations[i] + 1;
+        let padded = if auto_pad == "VALID" {
+            size
+        } else {
+            size + pads[i] + pads[i + n]
+        };
+        let span = padded - eff;
+        let pos = if ceil_mode {
+            let mut p = (span + stride - 1).div_euclid(stride);
+            // the last window must start inside the input or the left pad
+            if p * stride >= size + pads[i] {
+                p -= 1;
+            }
+            p
+        } else {
+            span.div_euclid(stride)
+        };
+        out.push(Dim::Fixed(pos + 1));
+    }
+    Ok(out)
+}
+
+/// Conv: [N, M, spatial...] with M from the weight.
+pub fn conv(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let (Some(x), Some(w)) = (cx.shape(0), cx.shape(1)) else {
+        if elem != 0 {
+            cx.set(0, TensorType::unranked(elem));
+        }
+        return Ok(());
+    };
+    if w.len() < 3 {
+        return Err(format!("weight rank {} is below 3", w.len()));
+    }
+    let kernel: Option<Vec<i64>> = match cx.attr_ints("kernel_shape") {
+        Some(k) => Some(k),
+        None => w[2..].iter().map(Dim::value).collect(),
+    };
+    let mut dims = vec![x[0].clone(), w[0].clone()];
+    match kernel {
+        Some(k) => dims.extend(spatial(cx, x, &k, false)?),
+        None => dims.extend(std::iter::repeat_n(Dim::Unknown, w.len() - 2)),
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// MaxPool / AveragePool / LpPool: [N, C, spatial...]; MaxPool's indices are int64.
+pub fn pool(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0) else {
+        return Ok(());
+    };
+    let Some(kernel) = cx.attr_ints("kernel_shape") else {
+        return Err("kernel_shape is missing".to_string());
+    };
+    let ceil = cx.attr_i("ceil_mode", 0) != 0;
+    let mut dims = vec![x[0].clone(), x[1.min(x.len() - 1)].clone()];
+    dims.extend(spatial(cx, x, &kernel, ceil)?);
+    cx.set(1, TensorType::new(DataType::Int64 as i32, dims.clone()));
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// Global pools: [N, C, 1, ...].
+pub fn global_pool(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0) else {
+        return Ok(());
+    };
+    if x.len() < 2 {
+        return Err(format!("input rank {} is below 2", x.len()));
+    }
+    let mut dims = x[..2].to_vec();
+    dims.extend(std::iter::repeat_n(Dim::Fixed(1), x.len() - 2));
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}

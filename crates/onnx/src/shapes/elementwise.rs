@@ -1,0 +1,153 @@
+//! Elementwise ops with multidirectional (numpy) broadcasting: arithmetic,
+//! comparisons and logic, variadic Max/Min/Sum/Mean and Where.
+
+use super::{Dim, NodeCx, RuleResult, TensorType};
+use crate::proto::tensor_proto::DataType;
+
+/// Broadcasts shapes as onnx's `multidirectionalBroadcastShapeInference`.
+pub fn broadcast(shapes: &[&[Dim]]) -> Result<Vec<Dim>, String> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let mut value = 1i64;
+        let mut symbolic: Option<&Dim> = None;
+        let mut n_symbolic = 0;
+        for s in shapes {
+            if i < rank - s.len() {
+                continue;
+            }
+            let d = &s[i - (rank - s.len())];
+            match d {
+                Dim::Fixed(v) => {
+                    if *v != 1 {
+                        if value != *v && value != 1 {
+                            return Err(format!(
+                                "incompatible dimensions {value} and {v} in broadcasting"
+                            ));
+                        }
+                        value = *v;
+                    }
+                }
+                _ => {
+                    let name = |d: &Dim| match d {
+                        Dim::Param(p) => p.clone(),
+                        _ => String::new(),
+                    };
+                    match symbolic {
+                        None => {
+                            symbolic = Some(d);
+                            n_symbolic += 1;
+                        }
+                        Some(s) if name(s) != name(d) => n_symbolic += 1,
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        out.push(if value != 1 || n_symbolic == 0 {
+            Dim::Fixed(value)
+        } else if n_symbolic == 1 {
+            symbolic.cloned().unwrap_or(Dim::Unknown)
+        } else {
+            Dim::Unknown
+        });
+    }
+    Ok(out)
+}
+
+fn broadcast_inputs(
+    cx: &NodeCx<'_>,
+    inputs: std::ops::Range<usize>,
+) -> Result<Option<Vec<Dim>>, String> {
+    let mut shapes = Vec::new();
+    for i in inputs {
+        match cx.shape(i) {
+            Some(s) => shapes.push(s),
+            None => return Ok(None),
+        }
+    }
+    broadcast(&shapes).map(Some)
+}
+
+fn check_same_elem(cx: &NodeCx<'_>, inputs: std::ops::Range<usize>) -> Result<i32, String> {
+    let mut elem = 0;
+    for i in inputs {
+        let e = cx.elem(i);
+        if e != 0 && elem != 0 && e != elem {
+            return Err(format!(
+                "input {i} has element type {e}, input 0 has {elem}"
+            ));
+        }
+        if elem == 0 {
+            elem = e;
+        }
+    }
+    Ok(elem)
+}
+
+/// Two inputs of one type; the output has that type (Pow may mix types).
+pub fn binary_same(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = if cx.node.op_type() == "Pow" {
+        cx.elem(0)
+    } else {
+        check_same_elem(cx, 0..2)?
+    };
+    let shape = broadcast_inputs(cx, 0..2)?;
+    if elem != 0 || shape.is_some() {
+        cx.set(
+            0,
+            TensorType {
+                elem_type: elem,
+                shape,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Comparisons and logic: a bool output.
+pub fn binary_bool(cx: &mut NodeCx<'_>) -> RuleResult {
+    check_same_elem(cx, 0..2)?;
+    let shape = broadcast_inputs(cx, 0..2)?;
+    cx.set(
+        0,
+        TensorType {
+            elem_type: DataType::Bool as i32,
+            shape,
+        },
+    );
+    Ok(())
+}
+
+/// Max/Min/Sum/Mean: any number of inputs of one type.
+pub fn variadic(cx: &mut NodeCx<'_>) -> RuleResult {
+    let n = cx.input_count();
+    let elem = check_same_elem(cx, 0..n)?;
+    let shape = broadcast_inputs(cx, 0..n)?;
+    if elem != 0 || shape.is_some() {
+        cx.set(
+            0,
+            TensorType {
+                elem_type: elem,
+                shape,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Where(cond, x, y): the type of x, the three shapes broadcast.
+pub fn where_(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = check_same_elem(cx, 1..3)?;
+    let shape = broadcast_inputs(cx, 0..3)?;
+    if elem != 0 || shape.is_some() {
+        cx.set(
+            0,
+            TensorType {
+                elem_type: elem,
+                shape,
+            },
+        );
+    }
+    Ok(())
+}
