@@ -93,6 +93,7 @@ pub fn binary_same(cx: &mut NodeCx<'_>) -> RuleResult {
         check_same_elem(cx, 0..2)?
     };
     let shape = broadcast_inputs(cx, 0..2)?;
+    propagate(cx, shape.as_deref());
     if elem != 0 || shape.is_some() {
         cx.set(
             0,
@@ -103,6 +104,45 @@ pub fn binary_same(cx: &mut NodeCx<'_>) -> RuleResult {
         );
     }
     Ok(())
+}
+
+/// Data propagation of Add, Sub and Mul over shape vectors (rank <= 1);
+/// Div gives entries of unknown value, as onnx does.
+fn propagate(cx: &mut NodeCx<'_>, shape: Option<&[Dim]>) {
+    let op = cx.node.op_type();
+    if !matches!(op, "Add" | "Sub" | "Mul" | "Div") {
+        return;
+    }
+    let len = match shape {
+        Some([]) => 1,
+        Some([Dim::Fixed(n)]) => *n as usize,
+        _ => return,
+    };
+    if op == "Div" {
+        if cx.data(0).is_some() && cx.data(1).is_some() {
+            cx.set_data(0, vec![Dim::Unknown; len]);
+        }
+        return;
+    }
+    let (Some(a), Some(b)) = (cx.data(0), cx.data(1)) else {
+        return;
+    };
+    let (a, b) = (a.to_vec(), b.to_vec());
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len {
+        let r = match (pick(&a, i), pick(&b, i)) {
+            (Some(Dim::Fixed(x)), Some(Dim::Fixed(y))) => match op {
+                "Add" => x.checked_add(*y),
+                "Sub" => x.checked_sub(*y),
+                _ => x.checked_mul(*y),
+            }
+            .map_or(Dim::Unknown, Dim::Fixed),
+            (Some(_), Some(_)) => Dim::Unknown,
+            _ => return,
+        };
+        out.push(r);
+    }
+    cx.set_data(0, out);
 }
 
 /// Comparisons and logic: a bool output.
@@ -150,4 +190,8 @@ pub fn where_(cx: &mut NodeCx<'_>) -> RuleResult {
         );
     }
     Ok(())
+}
+
+fn pick(v: &[Dim], i: usize) -> Option<&Dim> {
+    if v.len() == 1 { v.first() } else { v.get(i) }
 }

@@ -97,6 +97,9 @@ pub struct Inferred {
     /// `domain::op_type` (domain empty for ai.onnx) of the nodes no rule
     /// covers; their outputs stay unknown.
     pub unsupported: BTreeSet<String>,
+    /// The propagated contents of small int64 tensors (shape vectors), as
+    /// onnx's `data_prop` computes them.
+    pub data: BTreeMap<String, Vec<Dim>>,
     /// Type clashes and inferred shapes that contradict declared ones.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -123,7 +126,9 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
         st.node(index, node, &opsets);
     }
     let values = std::mem::take(&mut st.values);
+    let data = std::mem::take(&mut st.data);
     out.values = values;
+    out.data = data.into_iter().collect();
     out
 }
 

@@ -32,12 +32,8 @@ pub fn reduce(cx: &mut NodeCx<'_>) -> RuleResult {
         match cx.ints(1) {
             Some(a) => Some(a),
             None => {
-                // axes unknown: with keepdims the rank is kept
-                if keep && let Some(r) = cx.shape(0).map(<[_]>::len) {
-                    cx.set(0, TensorType::new(elem, vec![Dim::Unknown; r]));
-                } else {
-                    cx.set(0, TensorType::unranked(elem));
-                }
+                // axes not known: onnx leaves the rank unknown too
+                cx.set(0, TensorType::unranked(elem));
                 return Ok(());
             }
         }

@@ -42,6 +42,19 @@ fn dim_json(d: &Dim) -> Value {
     }
 }
 
+/// onnx names the dims it cannot infer `unk__N`; they are unknown dims.
+fn unknown_generated(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(dims) = v["dims"].as_array_mut() {
+        for d in dims {
+            if d.as_str().is_some_and(|s| s.starts_with("unk__")) {
+                *d = Value::Null;
+            }
+        }
+    }
+    v
+}
+
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn node_test_shapes_match_onnx_shape_inference() {
@@ -80,6 +93,7 @@ fn node_test_shapes_match_onnx_shape_inference() {
     let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut failures = Vec::new();
     let mut agreed = 0;
+    let mut rejected = 0;
     for (path, ours) in &covered {
         let case = &theirs[path.as_str()];
         let short = path.rsplit('/').nth(1).unwrap_or(path);
@@ -89,6 +103,7 @@ fn node_test_shapes_match_onnx_shape_inference() {
                 failures.push(format!("{short}: onnx fails ({e}), we accept"));
             } else {
                 agreed += 1;
+                rejected += 1;
             }
             continue;
         }
@@ -104,7 +119,7 @@ fn node_test_shapes_match_onnx_shape_inference() {
                     "dims": t.shape.as_ref().map(|s| s.iter().map(dim_json).collect::<Vec<_>>()),
                 })
             });
-            if got.as_ref() != Some(want) {
+            if got.as_ref() != Some(&unknown_generated(want)) {
                 failures.push(format!("{short}: {name}: onnx {want}, ours {got:?}"));
                 ok = false;
             }
@@ -114,7 +129,7 @@ fn node_test_shapes_match_onnx_shape_inference() {
         }
     }
     eprintln!(
-        "shape inference: {} of {total} node-test models fully covered by our rules, {agreed} agree with onnx",
+        "shape inference: {} of {total} node-test models fully covered by our rules, {agreed} agree with onnx ({rejected} of them rejected by onnx and by us)",
         covered.len()
     );
     for f in &failures {
