@@ -103,10 +103,15 @@ pub fn reshape(cx: &mut NodeCx<'_>) -> RuleResult {
     Ok(())
 }
 
+/// The product of dims as onnx's `multiplyDims`: 1 times a symbolic dim
+/// keeps the symbol, any other mix is unknown.
 fn product(dims: &[Dim]) -> Dim {
-    dims.iter()
-        .try_fold(1i64, |acc, d| d.value().and_then(|v| acc.checked_mul(v)))
-        .map_or(Dim::Unknown, Dim::Fixed)
+    dims.iter().fold(Dim::Fixed(1), |acc, d| match (acc, d) {
+        (Dim::Fixed(a), Dim::Fixed(b)) => a.checked_mul(*b).map_or(Dim::Unknown, Dim::Fixed),
+        (Dim::Fixed(1), d) => d.clone(),
+        (a, Dim::Fixed(1)) => a,
+        _ => Dim::Unknown,
+    })
 }
 
 /// Flatten: [prod(dims[..axis]), prod(dims[axis..])].

@@ -1,0 +1,162 @@
+//! Shape inference on committed models, against what
+//! `onnx.shape_inference.infer_shapes(strict_mode=True, data_prop=True)`
+//! answered for them (written down below), and on hand-built graphs.
+
+use netport_onnx::load_model;
+use netport_onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
+use netport_onnx::shapes::{Dim, TensorType, infer_shapes};
+
+fn p(s: &str) -> Dim {
+    Dim::Param(s.to_string())
+}
+
+fn f(n: i64) -> Dim {
+    Dim::Fixed(n)
+}
+
+#[test]
+fn tiny_cnn_shapes_equal_onnx_answer() {
+    let model = load_model("../../testdata/onnx/tiny_cnn.onnx".as_ref()).unwrap();
+    let inferred = infer_shapes(&model);
+    assert!(
+        inferred.unsupported.is_empty(),
+        "{:?}",
+        inferred.unsupported
+    );
+    assert!(
+        inferred.diagnostics.is_empty(),
+        "{:?}",
+        inferred.diagnostics
+    );
+    // onnx 1.23.2, strict_mode=True, data_prop=True
+    let expected = [
+        ("input", vec![p("batch"), f(3), f(32), f(32)]),
+        ("/conv/Conv_output_0", vec![p("batch"), f(8), f(32), f(32)]),
+        (
+            "/bn/BatchNormalization_output_0",
+            vec![p("batch"), f(8), f(32), f(32)],
+        ),
+        ("/relu/Relu_output_0", vec![p("batch"), f(8), f(32), f(32)]),
+        ("/pool/MaxPool_output_0", vec![p("batch"), f(8), f(8), f(8)]),
+        ("/flatten/Flatten_output_0", vec![p("batch"), f(512)]),
+        ("output", vec![p("batch"), f(2)]),
+    ];
+    for (name, dims) in expected {
+        assert_eq!(
+            inferred.values.get(name),
+            Some(&TensorType::new(1, dims)),
+            "{name}"
+        );
+    }
+}
+
+fn int_attr(name: &str, i: i64) -> netport_onnx::proto::AttributeProto {
+    netport_onnx::proto::AttributeProto {
+        name: Some(name.to_string()),
+        r#type: Some(2),
+        i: Some(i),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+    NodeProto {
+        op_type: Some(op.to_string()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn model_with(graph: GraphProto, opset: i64) -> ModelProto {
+    ModelProto {
+        ir_version: Some(10),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
+/// The input of tiny_cnn ([batch, 3, 32, 32] float), reused as a typed input.
+fn batch_input() -> netport_onnx::proto::ValueInfoProto {
+    let model = load_model("../../testdata/onnx/tiny_cnn.onnx".as_ref()).unwrap();
+    model.graph.unwrap().input[0].clone()
+}
+
+#[test]
+fn shape_subgraph_propagates_the_batch_symbol_into_reshape() {
+    // x[batch,3,32,32] -> Shape -> Gather(0) -> Unsqueeze(0) -> Concat(.., [-1])
+    // -> Reshape: [batch, 3072]
+    let x = batch_input();
+    let name = x.name().to_string();
+    let mut gather = node("Gather", &["shape", "zero"], &["n"]);
+    gather.attribute.push(int_attr("axis", 0));
+    let mut concat = node("Concat", &["n1", "minus_one"], &["target"]);
+    concat.attribute.push(int_attr("axis", 0));
+    let int64 = |n: &str, dims: Vec<i64>, v: Vec<i64>| netport_onnx::proto::TensorProto {
+        name: Some(n.to_string()),
+        data_type: Some(7),
+        dims,
+        int64_data: v,
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        name: Some("g".to_string()),
+        input: vec![x],
+        initializer: vec![
+            int64("zero", vec![], vec![0]),
+            int64("axes", vec![1], vec![0]),
+            int64("minus_one", vec![1], vec![-1]),
+        ],
+        node: vec![
+            node("Shape", &[&name], &["shape"]),
+            gather,
+            node("Unsqueeze", &["n", "axes"], &["n1"]),
+            concat,
+            node("Reshape", &[&name, "target"], &["y"]),
+            node("NoSuchOp", &["y"], &["z"]),
+        ],
+        ..Default::default()
+    };
+    let inferred = infer_shapes(&model_with(graph, 17));
+    assert_eq!(inferred.data["target"], vec![p("batch"), f(-1)]);
+    assert_eq!(
+        inferred.values["y"],
+        TensorType::new(1, vec![p("batch"), Dim::Unknown])
+    );
+    assert!(!inferred.values.contains_key("z"));
+    assert_eq!(
+        inferred.unsupported.iter().collect::<Vec<_>>(),
+        ["NoSuchOp"]
+    );
+    assert!(inferred.diagnostics.is_empty());
+}
+
+#[test]
+fn contradicting_declared_shape_is_a_diagnostic() {
+    let mut model = load_model("../../testdata/onnx/tiny_cnn.onnx".as_ref()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    // declare the conv output with 7 channels where the weight gives 8
+    let mut vi = graph.input[0].clone();
+    vi.name = Some("/conv/Conv_output_0".to_string());
+    if let Some(netport_onnx::proto::type_proto::Value::TensorType(t)) =
+        vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.shape.as_mut().unwrap().dim[1].value =
+            Some(netport_onnx::proto::tensor_shape_proto::dimension::Value::DimValue(7));
+    }
+    graph.value_info.push(vi);
+    let inferred = infer_shapes(&model);
+    assert_eq!(inferred.diagnostics.len(), 1, "{:?}", inferred.diagnostics);
+    let d = &inferred.diagnostics[0];
+    assert_eq!(d.rule.id(), "inference-shape-clash");
+    assert_eq!(d.op_type.as_deref(), Some("Conv"));
+    assert!(
+        d.message.contains("inferred 8 but declared 7"),
+        "{}",
+        d.message
+    );
+}
