@@ -1,5 +1,6 @@
-//! Unary ops whose output has the input's type and shape (activations,
-//! Identity, Softmax, Clip), plus Cast and Dropout.
+//! Ops whose output 0 has the type and shape of input 0 (activations,
+//! Identity, Softmax, Clip, Trilu, Hardmax, CumSum, LpNormalization, the
+//! Scatter ops), plus Cast, CastLike and Dropout.
 
 use super::{NodeCx, RuleResult, TensorType};
 use crate::proto::tensor_proto::DataType;
@@ -53,6 +54,16 @@ pub fn dropout(cx: &mut NodeCx<'_>) -> RuleResult {
             },
         );
         cx.set(0, t);
+    }
+    Ok(())
+}
+
+/// CastLike: the shape of input 0, the element type of input 1.
+pub fn cast_like(cx: &mut NodeCx<'_>) -> RuleResult {
+    let shape = cx.input(0).and_then(|t| t.shape.clone());
+    let elem_type = cx.elem(1);
+    if elem_type != 0 || shape.is_some() {
+        cx.set(0, TensorType { elem_type, shape });
     }
     Ok(())
 }

@@ -86,6 +86,7 @@ pub fn conv(cx: &mut NodeCx<'_>) -> RuleResult {
 pub fn pool(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
     let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
         return Ok(());
     };
     let Some(kernel) = cx.attr_ints("kernel_shape") else {
@@ -103,6 +104,7 @@ pub fn pool(cx: &mut NodeCx<'_>) -> RuleResult {
 pub fn global_pool(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
     let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
         return Ok(());
     };
     if x.len() < 2 {

@@ -22,7 +22,7 @@ use crate::proto::type_proto::Value as TypeValue;
 use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// One dimension of an inferred shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -118,6 +118,7 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
     let mut st = State {
         values: BTreeMap::new(),
         data: HashMap::new(),
+        consts: HashSet::new(),
         declared: HashMap::new(),
         out: &mut out,
     };
@@ -157,6 +158,9 @@ struct State<'o> {
     values: BTreeMap<String, TensorType>,
     /// Propagated contents of small int64 tensors (data_prop), as dims.
     data: HashMap<String, Vec<Dim>>,
+    /// The names whose data is a constant (initializers, Constant outputs),
+    /// as opposed to data propagated through shape ops.
+    consts: HashSet<String>,
     declared: HashMap<String, TensorType>,
     out: &'o mut Inferred,
 }
@@ -216,6 +220,7 @@ impl State<'_> {
             self.values
                 .insert(t.name().to_string(), tensor_type_of_tensor(t));
             if let Some(v) = tensor_ints(t) {
+                self.consts.insert(t.name().to_string());
                 self.data.insert(
                     t.name().to_string(),
                     v.into_iter().map(Dim::Fixed).collect(),
@@ -250,8 +255,10 @@ impl State<'_> {
             .iter()
             .map(|n| self.data.get(n).cloned())
             .collect();
+        let consts: Vec<bool> = node.input.iter().map(|n| self.consts.contains(n)).collect();
         let mut cx = NodeCx {
             node,
+            consts,
             version,
             inputs,
             data,
@@ -294,6 +301,9 @@ impl State<'_> {
                 self.values.insert(name.clone(), m);
             }
             if let Some(d) = cx.out_data[i].take() {
+                if op == "Constant" {
+                    self.consts.insert(name.clone());
+                }
                 self.data.insert(name.clone(), d);
             }
         }
@@ -363,6 +373,7 @@ pub struct NodeCx<'n> {
     pub version: i64,
     inputs: Vec<Option<TensorType>>,
     data: Vec<Option<Vec<Dim>>>,
+    consts: Vec<bool>,
     outputs: Vec<Option<TensorType>>,
     out_data: Vec<Option<Vec<Dim>>>,
 }
@@ -401,8 +412,19 @@ impl NodeCx<'_> {
         self.data.get(i).and_then(Option::as_deref)
     }
 
-    /// The contents of input `i` when every entry is a fixed value.
+    /// The contents of input `i` when it is a constant (an initializer or
+    /// a Constant's value), as onnx's `getInputData`: shape rules read
+    /// axes, pads, starts and such only from constants.
     pub fn ints(&self, i: usize) -> Option<Vec<i64>> {
+        if !self.consts.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        self.ints_any(i)
+    }
+
+    /// The contents of input `i`, constant or propagated, when every entry
+    /// is a fixed value (for data propagation).
+    pub fn ints_any(&self, i: usize) -> Option<Vec<i64>> {
         self.data(i)?.iter().map(Dim::value).collect()
     }
 

@@ -20,6 +20,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         {
             elementwise::binary_bool
         }
+        "Mod" if version >= 10 => elementwise::binary_same,
+        "BitShift" if version >= 11 => elementwise::binary_same,
         "Max" | "Min" | "Sum" | "Mean" if version >= 8 => elementwise::variadic,
         "Where" => elementwise::where_,
         "Relu" | "Sigmoid" | "Tanh" | "Abs" | "Neg" | "Exp" | "Log" | "Sqrt" | "Reciprocal"
@@ -33,6 +35,9 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "Softmax" | "LogSoftmax" => activation::same,
         "Clip" if version >= 6 => activation::same,
         "Cast" if version >= 6 => activation::cast,
+        "CastLike" => activation::cast_like,
+        "Trilu" | "Hardmax" | "CumSum" | "CumProd" | "LpNormalization" | "ScatterElements"
+        | "ScatterND" => activation::same,
         "Dropout" if version >= 7 => activation::dropout,
         "Conv" => conv::conv,
         "MaxPool" | "AveragePool" | "LpPool" => conv::pool,
@@ -50,6 +55,12 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "Gather" => shape_ops::gather,
         "Slice" if version >= 10 => shape_ops::slice,
         "Constant" if version >= 9 => shape_ops::constant,
+        "GatherElements" => shape_ops::gather_elements,
+        "Expand" => shape_ops::expand,
+        "Split" => shape_ops::split,
+        "Pad" => shape_ops::pad,
+        "ConstantOfShape" => shape_ops::constant_of_shape,
+        "Range" => shape_ops::range,
         "MatMul" => matmul::matmul,
         "Gemm" if version >= 7 => matmul::gemm,
         "BatchNormalization" if version >= 9 => norm::first_like_input,

@@ -1,7 +1,7 @@
 //! Shape ops, with data propagation of small int64 tensors as onnx does with
 //! `data_prop=True`: Shape, Reshape (allowzero from 14), Flatten, Transpose,
 //! Squeeze / Unsqueeze (axes an input from 13), Concat, Gather, Slice,
-//! Constant.
+//! Constant, GatherElements, Expand, Split, Pad, ConstantOfShape, Range.
 
 use super::{Dim, NodeCx, RuleResult, TensorType, axis};
 use crate::proto::tensor_proto::DataType;
@@ -118,6 +118,7 @@ fn product(dims: &[Dim]) -> Dim {
 pub fn flatten(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
     let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
         return Ok(());
     };
     let r = x.len() as i64;
@@ -136,6 +137,7 @@ pub fn flatten(cx: &mut NodeCx<'_>) -> RuleResult {
 pub fn transpose(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
     let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
         return Ok(());
     };
     let perm = cx
@@ -304,8 +306,16 @@ pub fn concat(cx: &mut NodeCx<'_>) -> RuleResult {
     }
     cx.set(0, TensorType::new(elem, dims));
     if rank == 1 {
+        // an input without contents but of known length adds unknown
+        // entries, as onnx's Concat data propagation does
         let data: Option<Vec<Dim>> = (0..n)
-            .map(|i| cx.data(i).map(<[_]>::to_vec))
+            .map(|i| match (cx.data(i), cx.shape(i)) {
+                (Some(d), _) => Some(d.to_vec()),
+                (None, Some([Dim::Fixed(k)])) => {
+                    usize::try_from(*k).ok().map(|k| vec![Dim::Unknown; k])
+                }
+                _ => None,
+            })
             .collect::<Option<Vec<_>>>()
             .map(|v| v.concat());
         if let Some(d) = data {
@@ -331,7 +341,7 @@ pub fn gather(cx: &mut NodeCx<'_>) -> RuleResult {
     dims.extend(x[a + 1..].iter().cloned());
     cx.set(0, TensorType::new(elem, dims));
     if x.len() == 1
-        && let (Some(d), Some(i)) = (cx.data(0).map(<[_]>::to_vec), cx.ints(1))
+        && let (Some(d), Some(i)) = (cx.data(0).map(<[_]>::to_vec), cx.ints_any(1))
     {
         let n = d.len() as i64;
         let picked: Option<Vec<Dim>> = i
@@ -473,5 +483,168 @@ pub fn constant(cx: &mut NodeCx<'_>) -> RuleResult {
         _ => return Ok(()),
     };
     cx.set(0, t);
+    Ok(())
+}
+
+/// GatherElements: the indices' shape, the data's type.
+pub fn gather_elements(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let shape = cx.input(1).and_then(|t| t.shape.clone());
+    cx.set(
+        0,
+        TensorType {
+            elem_type: elem,
+            shape,
+        },
+    );
+    Ok(())
+}
+
+/// Expand: the input broadcast with the target shape.
+pub fn expand(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let (Some(x), Some(target)) = (
+        cx.shape(0).map(<[_]>::to_vec),
+        cx.data(1).map(<[_]>::to_vec),
+    ) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let dims = super::elementwise::broadcast(&[&x, &target])?;
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// Split: sizes from the `split` attribute (before 13) or input, equal
+/// parts otherwise (`num_outputs` from 18, the last part smaller).
+pub fn split(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let n = cx.output_count();
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        for i in 0..n {
+            cx.set(i, TensorType::unranked(elem));
+        }
+        return Ok(());
+    };
+    let a = axis(cx.attr_i("axis", 0), x.len())?;
+    let sizes: Option<Vec<i64>> = if cx.version >= 13 && cx.has_input(1) {
+        let Some(sizes) = cx.ints(1) else {
+            // sizes not constant: onnx infers no shape at all
+            for i in 0..n {
+                cx.set(i, TensorType::unranked(elem));
+            }
+            return Ok(());
+        };
+        Some(sizes)
+    } else if cx.version < 13 && cx.attr("split").is_some() {
+        cx.attr_ints("split")
+    } else if let Dim::Fixed(total) = x[a] {
+        let parts = n as i64;
+        if parts == 0 {
+            return Ok(());
+        }
+        if cx.version >= 18 {
+            let chunk = (total + parts - 1) / parts;
+            Some(
+                (0..parts)
+                    .map(|i| chunk.min(total - chunk * i).max(0))
+                    .collect(),
+            )
+        } else if total % parts == 0 {
+            Some(vec![total / parts; n])
+        } else {
+            return Err(format!("cannot split {total} into {parts} equal parts"));
+        }
+    } else {
+        None
+    };
+    if let Some(s) = &sizes
+        && s.len() != n
+    {
+        return Err(format!("{} split sizes for {n} outputs", s.len()));
+    }
+    for i in 0..n {
+        let mut dims = x.clone();
+        dims[a] = sizes.as_ref().map_or(Dim::Unknown, |s| Dim::Fixed(s[i]));
+        cx.set(i, TensorType::new(elem, dims));
+    }
+    Ok(())
+}
+
+/// Pad: each padded axis grows by its begin and end pads.
+pub fn pad(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let r = x.len();
+    let pads = if cx.version >= 11 {
+        cx.ints(1)
+    } else {
+        cx.attr_ints("pads")
+    };
+    let Some(pads) = pads else {
+        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; r]));
+        return Ok(());
+    };
+    let axes: Vec<usize> = if cx.version >= 18 && cx.has_input(3) {
+        match cx.ints(3) {
+            Some(a) => a.iter().map(|&v| axis(v, r)).collect::<Result<_, _>>()?,
+            None => {
+                cx.set(0, TensorType::new(elem, vec![Dim::Unknown; r]));
+                return Ok(());
+            }
+        }
+    } else {
+        (0..r).collect()
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(format!("{} pads for {} axes", pads.len(), axes.len()));
+    }
+    let mut dims = x;
+    let k = axes.len();
+    for (j, &a) in axes.iter().enumerate() {
+        dims[a] = match dims[a] {
+            Dim::Fixed(v) => Dim::Fixed(v + pads[j] + pads[j + k]),
+            _ => Dim::Unknown,
+        };
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// ConstantOfShape: the dims given by input 0, the type of `value`.
+pub fn constant_of_shape(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx
+        .attr("value")
+        .and_then(|a| a.t.as_ref())
+        .map_or(DataType::Float as i32, |t| t.data_type());
+    if let Some(d) = cx.data(0).map(<[_]>::to_vec) {
+        cx.set(0, TensorType::new(elem, d));
+    } else if let Some([Dim::Fixed(n)]) = cx.shape(0) {
+        let n = usize::try_from(*n).unwrap_or(0);
+        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; n]));
+    } else {
+        cx.set(0, TensorType::unranked(elem));
+    }
+    Ok(())
+}
+
+/// Range: 1-d, its length computed when start, limit and delta are known.
+pub fn range(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let len = match (cx.ints(0), cx.ints(1), cx.ints(2)) {
+        (Some(s), Some(l), Some(d)) if s.len() == 1 && l.len() == 1 && d.len() == 1 => {
+            if d[0] == 0 {
+                return Err("delta 0".to_string());
+            }
+            let span = l[0] - s[0];
+            let n = (span + d[0] - d[0].signum()) / d[0];
+            Dim::Fixed(n.max(0))
+        }
+        _ => Dim::Unknown,
+    };
+    cx.set(0, TensorType::new(elem, vec![len]));
     Ok(())
 }
