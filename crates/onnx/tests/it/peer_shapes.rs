@@ -55,26 +55,11 @@ fn unknown_generated(v: &Value) -> Value {
     v
 }
 
-#[test]
-#[ignore = "interop: needs the Python peers (cargo xtask ci)"]
-fn node_test_shapes_match_onnx_shape_inference() {
-    let dir = crate::common::peer_dir().join("onnx-node");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path().join("model.onnx"))
-        .filter(|p| p.is_file())
-        .collect();
-    cases.sort();
-    let total = cases.len();
-    assert!(total >= 1800, "only {total} node-test models");
-    let mut covered = Vec::new();
-    for path in &cases {
-        let model = netport_onnx::load_model(path).unwrap();
-        let inferred = infer_shapes(&model);
-        if inferred.unsupported.is_empty() {
-            covered.push((path.display().to_string(), inferred));
-        }
-    }
+/// Runs onnx's inference over every model of `covered` in one Python child
+/// and compares: (models agreeing, of them rejected by both, disagreements).
+fn compare_with_onnx(
+    covered: &[(String, netport_onnx::shapes::Inferred)],
+) -> (usize, usize, Vec<String>) {
     let names: Vec<&str> = covered.iter().map(|(p, _)| p.as_str()).collect();
     let mut child = Command::new(crate::common::peer_python())
         .args(["-c", SCRIPT])
@@ -94,7 +79,7 @@ fn node_test_shapes_match_onnx_shape_inference() {
     let mut failures = Vec::new();
     let mut agreed = 0;
     let mut rejected = 0;
-    for (path, ours) in &covered {
+    for (path, ours) in covered {
         let case = &theirs[path.as_str()];
         let short = path.rsplit('/').nth(1).unwrap_or(path);
         if let Some(e) = case.get("error") {
@@ -128,6 +113,50 @@ fn node_test_shapes_match_onnx_shape_inference() {
             agreed += 1;
         }
     }
+    (agreed, rejected, failures)
+}
+
+#[test]
+#[ignore = "interop: needs the Python peers (cargo xtask ci)"]
+fn resnet18_from_both_exporters_matches_onnx_shape_inference() {
+    let peers = crate::common::peer_dir();
+    let mut covered = Vec::new();
+    for exporter in ["torchscript", "dynamo"] {
+        let path = peers.join("resnet18").join(exporter).join("resnet18.onnx");
+        let inferred = infer_shapes(&netport_onnx::load_model(&path).unwrap());
+        assert!(
+            inferred.unsupported.is_empty(),
+            "{exporter}: {:?}",
+            inferred.unsupported
+        );
+        covered.push((path.display().to_string(), inferred));
+    }
+    let (agreed, _, failures) = compare_with_onnx(&covered);
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(agreed, 2);
+}
+
+#[test]
+#[ignore = "interop: needs the Python peers (cargo xtask ci)"]
+fn node_test_shapes_match_onnx_shape_inference() {
+    let dir = crate::common::peer_dir().join("onnx-node");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("model.onnx"))
+        .filter(|p| p.is_file())
+        .collect();
+    cases.sort();
+    let total = cases.len();
+    assert!(total >= 1800, "only {total} node-test models");
+    let mut covered = Vec::new();
+    for path in &cases {
+        let model = netport_onnx::load_model(path).unwrap();
+        let inferred = infer_shapes(&model);
+        if inferred.unsupported.is_empty() {
+            covered.push((path.display().to_string(), inferred));
+        }
+    }
+    let (agreed, rejected, failures) = compare_with_onnx(&covered);
     eprintln!(
         "shape inference: {} of {total} node-test models fully covered by our rules, {agreed} agree with onnx ({rejected} of them rejected by onnx and by us)",
         covered.len()
