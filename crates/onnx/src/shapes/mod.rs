@@ -119,6 +119,7 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
         values: BTreeMap::new(),
         data: HashMap::new(),
         consts: HashSet::new(),
+        floats: HashMap::new(),
         declared: HashMap::new(),
         out: &mut out,
     };
@@ -161,6 +162,8 @@ struct State<'o> {
     /// The names whose data is a constant (initializers, Constant outputs),
     /// as opposed to data propagated through shape ops.
     consts: HashSet<String>,
+    /// Small float constants (Resize and Upsample scales).
+    floats: HashMap<String, Vec<f32>>,
     declared: HashMap<String, TensorType>,
     out: &'o mut Inferred,
 }
@@ -199,6 +202,24 @@ pub(crate) fn tensor_ints(t: &TensorProto) -> Option<Vec<i64>> {
     }
 }
 
+/// The contents of a small float tensor.
+pub(crate) fn tensor_floats(t: &TensorProto) -> Option<Vec<f32>> {
+    let n = crate::numel(t).ok()?;
+    if n > MAX_DATA || crate::external::is_external(t) || t.data_type() != DataType::Float as i32 {
+        return None;
+    }
+    if !t.float_data.is_empty() {
+        return Some(t.float_data.clone());
+    }
+    let bytes = crate::tensor_data(t, None).ok()?;
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+            .collect(),
+    )
+}
+
 fn tensor_type_of_tensor(t: &TensorProto) -> TensorType {
     TensorType::new(
         t.data_type(),
@@ -219,6 +240,9 @@ impl State<'_> {
         for t in &graph.initializer {
             self.values
                 .insert(t.name().to_string(), tensor_type_of_tensor(t));
+            if let Some(v) = tensor_floats(t) {
+                self.floats.insert(t.name().to_string(), v);
+            }
             if let Some(v) = tensor_ints(t) {
                 self.consts.insert(t.name().to_string());
                 self.data.insert(
@@ -256,8 +280,14 @@ impl State<'_> {
             .map(|n| self.data.get(n).cloned())
             .collect();
         let consts: Vec<bool> = node.input.iter().map(|n| self.consts.contains(n)).collect();
+        let floats: Vec<Option<Vec<f32>>> = node
+            .input
+            .iter()
+            .map(|n| self.floats.get(n).cloned())
+            .collect();
         let mut cx = NodeCx {
             node,
+            floats,
             consts,
             version,
             inputs,
@@ -277,6 +307,12 @@ impl State<'_> {
                 Ok(())
             }
         };
+        if op == "Constant"
+            && let Some(t) = node.attribute.first().and_then(|a| a.t.as_ref())
+            && let (Some(v), Some(name)) = (tensor_floats(t), node.output.first())
+        {
+            self.floats.insert(name.clone(), v);
+        }
         if let Err(message) = result {
             self.report(index, node, Rule::InferenceTypeClash, message);
         }
@@ -374,6 +410,7 @@ pub struct NodeCx<'n> {
     inputs: Vec<Option<TensorType>>,
     data: Vec<Option<Vec<Dim>>>,
     consts: Vec<bool>,
+    floats: Vec<Option<Vec<f32>>>,
     outputs: Vec<Option<TensorType>>,
     out_data: Vec<Option<Vec<Dim>>>,
 }
@@ -426,6 +463,11 @@ impl NodeCx<'_> {
     /// is a fixed value (for data propagation).
     pub fn ints_any(&self, i: usize) -> Option<Vec<i64>> {
         self.data(i)?.iter().map(Dim::value).collect()
+    }
+
+    /// The contents of input `i` when it is a small float constant.
+    pub fn float_data(&self, i: usize) -> Option<Vec<f32>> {
+        self.floats.get(i).cloned().flatten()
     }
 
     /// The attribute called `name`.

@@ -40,6 +40,9 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         | "ScatterND" => activation::same,
         "Dropout" if version >= 7 => activation::dropout,
         "Conv" => conv::conv,
+        "ConvTranspose" => conv::conv_transpose,
+        "Resize" if version >= 10 => conv::resize,
+        "Upsample" if version >= 7 => conv::resize,
         "MaxPool" | "AveragePool" | "LpPool" => conv::pool,
         "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => conv::global_pool,
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
@@ -56,6 +59,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "Slice" if version >= 10 => shape_ops::slice,
         "Constant" if version >= 9 => shape_ops::constant,
         "GatherElements" => shape_ops::gather_elements,
+        "Tile" if version >= 6 => shape_ops::tile,
+        "TopK" => shape_ops::top_k,
         "Expand" => shape_ops::expand,
         "Split" => shape_ops::split,
         "Pad" => shape_ops::pad,

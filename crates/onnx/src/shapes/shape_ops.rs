@@ -648,3 +648,49 @@ pub fn range(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, vec![len]));
     Ok(())
 }
+
+/// Tile: each dim times its constant repeat.
+pub fn tile(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let dims = match cx.ints(1) {
+        Some(rep) if rep.len() == x.len() => x
+            .iter()
+            .zip(&rep)
+            .map(|(d, &k)| match d {
+                Dim::Fixed(v) => Dim::Fixed(v * k),
+                _ => Dim::Unknown,
+            })
+            .collect(),
+        Some(rep) => {
+            return Err(format!("{} repeats for rank {}", rep.len(), x.len()));
+        }
+        None => vec![Dim::Unknown; x.len()],
+    };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// TopK: values and int64 indices, `axis` of size k (an attribute before 10).
+pub fn top_k(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        cx.set(1, TensorType::unranked(INT64));
+        return Ok(());
+    };
+    let a = axis(cx.attr_i("axis", -1), x.len())?;
+    let k = if cx.version >= 10 {
+        cx.ints(1).and_then(|k| k.first().copied())
+    } else {
+        cx.attr("k").map(|a| a.i())
+    };
+    let mut dims = x;
+    dims[a] = k.map_or(Dim::Unknown, Dim::Fixed);
+    cx.set(1, TensorType::new(INT64, dims.clone()));
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
