@@ -69,29 +69,16 @@ fn broadcast_inputs(
     broadcast(&shapes).map(Some)
 }
 
-fn check_same_elem(cx: &NodeCx<'_>, inputs: std::ops::Range<usize>) -> Result<i32, String> {
-    let mut elem = 0;
-    for i in inputs {
-        let e = cx.elem(i);
-        if e != 0 && elem != 0 && e != elem {
-            return Err(format!(
-                "input {i} has element type {e}, input 0 has {elem}"
-            ));
-        }
-        if elem == 0 {
-            elem = e;
-        }
-    }
-    Ok(elem)
+/// The element type of the first input that has one. Like onnx's
+/// `infer_shapes`, mixed input types are not an error here (the type
+/// constraint is the checker's business): the output takes the first.
+fn first_elem(cx: &NodeCx<'_>, inputs: std::ops::Range<usize>) -> i32 {
+    inputs.map(|i| cx.elem(i)).find(|&e| e != 0).unwrap_or(0)
 }
 
 /// Two inputs of one type; the output has that type (Pow may mix types).
 pub fn binary_same(cx: &mut NodeCx<'_>) -> RuleResult {
-    let elem = if cx.node.op_type() == "Pow" {
-        cx.elem(0)
-    } else {
-        check_same_elem(cx, 0..2)?
-    };
+    let elem = cx.elem(0);
     let shape = broadcast_inputs(cx, 0..2)?;
     propagate(cx, shape.as_deref());
     if elem != 0 || shape.is_some() {
@@ -147,7 +134,6 @@ fn propagate(cx: &mut NodeCx<'_>, shape: Option<&[Dim]>) {
 
 /// Comparisons and logic: a bool output.
 pub fn binary_bool(cx: &mut NodeCx<'_>) -> RuleResult {
-    check_same_elem(cx, 0..2)?;
     let shape = broadcast_inputs(cx, 0..2)?;
     cx.set(
         0,
@@ -162,7 +148,7 @@ pub fn binary_bool(cx: &mut NodeCx<'_>) -> RuleResult {
 /// Max/Min/Sum/Mean: any number of inputs of one type.
 pub fn variadic(cx: &mut NodeCx<'_>) -> RuleResult {
     let n = cx.input_count();
-    let elem = check_same_elem(cx, 0..n)?;
+    let elem = first_elem(cx, 0..n);
     let shape = broadcast_inputs(cx, 0..n)?;
     if elem != 0 || shape.is_some() {
         cx.set(
@@ -178,7 +164,7 @@ pub fn variadic(cx: &mut NodeCx<'_>) -> RuleResult {
 
 /// Where(cond, x, y): the type of x, the three shapes broadcast.
 pub fn where_(cx: &mut NodeCx<'_>) -> RuleResult {
-    let elem = check_same_elem(cx, 1..3)?;
+    let elem = first_elem(cx, 1..3);
     let shape = broadcast_inputs(cx, 0..3)?;
     if elem != 0 || shape.is_some() {
         cx.set(

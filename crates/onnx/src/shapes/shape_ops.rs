@@ -260,12 +260,6 @@ pub fn unsqueeze(cx: &mut NodeCx<'_>) -> RuleResult {
 pub fn concat(cx: &mut NodeCx<'_>) -> RuleResult {
     let n = cx.input_count();
     let elem = (0..n).map(|i| cx.elem(i)).find(|&e| e != 0).unwrap_or(0);
-    for i in 0..n {
-        let e = cx.elem(i);
-        if e != 0 && e != elem {
-            return Err(format!("input {i} has element type {e}, not {elem}"));
-        }
-    }
     let shapes: Option<Vec<Vec<Dim>>> = (0..n).map(|i| cx.shape(i).map(<[_]>::to_vec)).collect();
     let Some(shapes) = shapes else {
         cx.set(0, TensorType::unranked(elem));

@@ -139,7 +139,10 @@ fn shape_subgraph_propagates_the_batch_symbol_into_reshape() {
 fn contradicting_declared_shape_is_a_diagnostic() {
     let mut model = load_model("../../testdata/onnx/tiny_cnn.onnx".as_ref()).unwrap();
     let graph = model.graph.as_mut().unwrap();
-    // declare the conv output with 7 channels where the weight gives 8
+    // declare the conv output with 7 channels where the weight gives 8; onnx
+    // rejects it: "Inferred shape and existing shape differ in dimension 1:
+    // (8) vs (7)" (and then also flags BatchNormalization, whose input
+    // checks we do not have)
     let mut vi = graph.input[0].clone();
     vi.name = Some("/conv/Conv_output_0".to_string());
     if let Some(netport_onnx::proto::type_proto::Value::TensorType(t)) =
@@ -159,4 +162,82 @@ fn contradicting_declared_shape_is_a_diagnostic() {
         "{}",
         d.message
     );
+}
+
+#[test]
+fn unsqueeze_axes_move_from_attribute_to_input_at_opset_13() {
+    let x = batch_input();
+    let name = x.name().to_string();
+    let axes = netport_onnx::proto::TensorProto {
+        name: Some("axes".to_string()),
+        data_type: Some(7),
+        dims: vec![1],
+        int64_data: vec![1],
+        ..Default::default()
+    };
+    // opset 11: axes is an attribute
+    let mut n11 = node("Unsqueeze", &[&name], &["y"]);
+    n11.attribute.push(netport_onnx::proto::AttributeProto {
+        name: Some("axes".to_string()),
+        r#type: Some(7),
+        ints: vec![1],
+        ..Default::default()
+    });
+    // opset 13: axes is the second input
+    let n13 = node("Unsqueeze", &[&name, "axes"], &["y"]);
+    let want = TensorType::new(1, vec![p("batch"), f(1), f(3), f(32), f(32)]);
+    for (opset, n) in [(11, n11), (13, n13)] {
+        let graph = GraphProto {
+            name: Some("g".to_string()),
+            input: vec![x.clone()],
+            initializer: vec![axes.clone()],
+            node: vec![n],
+            ..Default::default()
+        };
+        let inferred = infer_shapes(&model_with(graph, opset));
+        assert_eq!(inferred.values.get("y"), Some(&want), "opset {opset}");
+    }
+}
+
+#[test]
+fn mixed_input_types_pass_but_a_declared_type_clash_does_not() {
+    // onnx 1.23.2 infer_shapes(strict_mode=True) accepts Add(float, int64)
+    // (y becomes float, the type of input 0) and rejects it when y is
+    // declared INT64 ("Inferred elem type differs from existing elem type").
+    let x = batch_input();
+    let name = x.name().to_string();
+    let mut y = x.clone();
+    y.name = Some("y".to_string());
+    let graph = |outputs| GraphProto {
+        name: Some("g".to_string()),
+        input: vec![x.clone()],
+        output: outputs,
+        initializer: vec![netport_onnx::proto::TensorProto {
+            name: Some("one".to_string()),
+            data_type: Some(7),
+            int64_data: vec![1],
+            ..Default::default()
+        }],
+        node: vec![node("Add", &[&name, "one"], &["y"])],
+        ..Default::default()
+    };
+    let inferred = infer_shapes(&model_with(graph(vec![]), 17));
+    assert!(
+        inferred.diagnostics.is_empty(),
+        "{:?}",
+        inferred.diagnostics
+    );
+    assert_eq!(
+        inferred.values["y"],
+        TensorType::new(1, vec![p("batch"), f(3), f(32), f(32)])
+    );
+    if let Some(netport_onnx::proto::type_proto::Value::TensorType(t)) =
+        y.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = Some(7);
+    }
+    let inferred = infer_shapes(&model_with(graph(vec![y]), 17));
+    assert_eq!(inferred.diagnostics.len(), 1, "{:?}", inferred.diagnostics);
+    assert_eq!(inferred.diagnostics[0].rule.id(), "inference-type-clash");
+    assert_eq!(inferred.diagnostics[0].node_index, Some(0));
 }
