@@ -1,7 +1,10 @@
 //! Normalization: BatchNormalization, InstanceNormalization,
-//! LayerNormalization and LRN; output 0 has the input's type and shape.
+//! LayerNormalization, RMSNormalization and LRN (output 0 has the input's
+//! type and shape), QuantizeLinear / DequantizeLinear (the input's shape in
+//! another type) and NegativeLogLikelihoodLoss.
 
 use super::{Dim, NodeCx, RuleResult, TensorType};
+use crate::proto::tensor_proto::DataType;
 
 /// Output 0 is input 0; BatchNormalization's running stats have the
 /// scale's shape, LayerNormalization's Mean/InvStdDev keep the leading dims.
@@ -30,5 +33,47 @@ pub fn first_like_input(cx: &mut NodeCx<'_>) -> RuleResult {
         _ => {}
     }
     cx.set(0, x);
+    Ok(())
+}
+
+/// QuantizeLinear / DequantizeLinear: the shape of x; the type of
+/// `output_dtype` when set, else the zero point's (uint8 without one) for
+/// QuantizeLinear and the scale's (float before 19) for DequantizeLinear.
+pub fn quantize(cx: &mut NodeCx<'_>) -> RuleResult {
+    let shape = cx.input(0).and_then(|t| t.shape.clone());
+    let dtype = cx.attr_i("output_dtype", 0) as i32;
+    let elem_type = if dtype != 0 {
+        dtype
+    } else if cx.node.op_type() == "QuantizeLinear" {
+        if cx.has_input(2) {
+            cx.elem(2)
+        } else {
+            DataType::Uint8 as i32
+        }
+    } else if cx.version >= 19 {
+        cx.elem(1)
+    } else {
+        DataType::Float as i32
+    };
+    cx.set(0, TensorType { elem_type, shape });
+    Ok(())
+}
+
+/// NegativeLogLikelihoodLoss: the target's shape with reduction `none`, a
+/// scalar otherwise.
+pub fn nll_loss(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    if cx.attr_s("reduction", "mean") == "none" {
+        let shape = cx.input(1).and_then(|t| t.shape.clone());
+        cx.set(
+            0,
+            TensorType {
+                elem_type: elem,
+                shape,
+            },
+        );
+    } else {
+        cx.set(0, TensorType::new(elem, Vec::new()));
+    }
     Ok(())
 }

@@ -69,7 +69,12 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "MatMul" => matmul::matmul,
         "Gemm" if version >= 7 => matmul::gemm,
         "BatchNormalization" if version >= 9 => norm::first_like_input,
-        "InstanceNormalization" | "LayerNormalization" | "LRN" => norm::first_like_input,
+        "InstanceNormalization" | "LayerNormalization" | "LRN" | "RMSNormalization" => {
+            norm::first_like_input
+        }
+        "QuantizeLinear" | "DequantizeLinear" if version >= 10 => norm::quantize,
+        "NegativeLogLikelihoodLoss" => norm::nll_loss,
+        "OneHot" => shape_ops::one_hot,
         _ => return None,
     };
     Some(r)

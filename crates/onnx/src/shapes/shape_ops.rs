@@ -31,11 +31,20 @@ pub fn shape(cx: &mut NodeCx<'_>) -> RuleResult {
     Ok(())
 }
 
-/// Reshape: the target from a constant or propagated shape.
+/// Reshape: the target from a constant, or from 14 on a propagated shape.
 pub fn reshape(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
-    let Some(target) = cx.data(1).map(<[_]>::to_vec) else {
-        if let Some([Dim::Fixed(n)]) = cx.shape(1) {
+    // before opset 14 onnx reads the target only from a constant, and
+    // without one infers no shape
+    let target = if cx.version >= 14 {
+        cx.data(1).map(<[_]>::to_vec)
+    } else {
+        cx.ints(1).map(|v| v.into_iter().map(Dim::Fixed).collect())
+    };
+    let Some(target) = target else {
+        if cx.version < 14 {
+            cx.set(0, TensorType::unranked(elem));
+        } else if let Some([Dim::Fixed(n)]) = cx.shape(1) {
             cx.set(0, TensorType::new(elem, vec![Dim::Unknown; *n as usize]));
         } else {
             cx.set(0, TensorType::unranked(elem));
@@ -685,6 +694,26 @@ pub fn top_k(cx: &mut NodeCx<'_>) -> RuleResult {
     let mut dims = x;
     dims[a] = k.map_or(Dim::Unknown, Dim::Fixed);
     cx.set(1, TensorType::new(INT64, dims.clone()));
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// OneHot: the indices' dims with the constant depth inserted at `axis`,
+/// the type of the values.
+pub fn one_hot(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(2);
+    let Some(ind) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let rank = ind.len() + 1;
+    let a = axis(cx.attr_i("axis", -1), rank)?;
+    let depth = cx
+        .ints(1)
+        .filter(|d| d.len() == 1)
+        .map_or(Dim::Unknown, |d| Dim::Fixed(d[0]));
+    let mut dims = ind;
+    dims.insert(a, depth);
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
