@@ -50,6 +50,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "ArgMax" | "ArgMin" => reduce::arg,
         "Shape" => shape_ops::shape,
         "Reshape" if version >= 5 => shape_ops::reshape,
+        "Reshape" => shape_ops::reshape_v1,
         "Flatten" => shape_ops::flatten,
         "Transpose" => shape_ops::transpose,
         "Squeeze" => shape_ops::squeeze,

@@ -31,6 +31,14 @@ pub fn shape(cx: &mut NodeCx<'_>) -> RuleResult {
     Ok(())
 }
 
+/// Reshape before opset 5 (target in the `shape` attribute): onnx infers
+/// the element type only.
+pub fn reshape_v1(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    Ok(())
+}
+
 /// Reshape: the target from a constant, or from 14 on a propagated shape.
 pub fn reshape(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);

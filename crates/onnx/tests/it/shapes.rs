@@ -241,3 +241,27 @@ fn mixed_input_types_pass_but_a_declared_type_clash_does_not() {
     assert_eq!(inferred.diagnostics[0].rule.id(), "inference-type-clash");
     assert_eq!(inferred.diagnostics[0].node_index, Some(0));
 }
+
+#[test]
+fn reshape_before_opset_5_infers_the_element_type_only() {
+    // onnx 1.23.2 answers elem_type 1 and no shape for Reshape-1 with
+    // shape=[0, -1] on [batch, 3, 32, 32]
+    let x = batch_input();
+    let name = x.name().to_string();
+    let mut n = node("Reshape", &[&name], &["y"]);
+    n.attribute.push(netport_onnx::proto::AttributeProto {
+        name: Some("shape".to_string()),
+        r#type: Some(7),
+        ints: vec![0, -1],
+        ..Default::default()
+    });
+    let graph = GraphProto {
+        name: Some("g".to_string()),
+        input: vec![x],
+        node: vec![n],
+        ..Default::default()
+    };
+    let inferred = infer_shapes(&model_with(graph, 4));
+    assert!(inferred.unsupported.is_empty());
+    assert_eq!(inferred.values["y"], TensorType::unranked(1));
+}
