@@ -1,6 +1,6 @@
 //! Convolution and pooling: Conv, ConvTranspose, MaxPool, AveragePool,
 //! LpPool and the global pools (onnx's `convPoolShapeInference`), and the
-//! spatial resizes Resize and Upsample.
+//! spatial resizes Resize, Upsample and GridSample.
 
 use super::{Dim, NodeCx, RuleResult, TensorType};
 use crate::proto::tensor_proto::DataType;
@@ -239,5 +239,25 @@ pub fn resize(cx: &mut NodeCx<'_>) -> RuleResult {
         }
         _ => cx.set(0, unknown),
     }
+    Ok(())
+}
+
+/// GridSample: [N, C] of the input, then the grid's spatial dims.
+pub fn grid_sample(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let (Some(x), Some(grid)) = (cx.shape(0), cx.shape(1)) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    if x.len() < 3 || grid.len() != x.len() {
+        return Err(format!(
+            "input rank {} and grid rank {}",
+            x.len(),
+            grid.len()
+        ));
+    }
+    let mut dims = vec![x[0].clone(), x[1].clone()];
+    dims.extend(grid[1..grid.len() - 1].iter().cloned());
+    cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Normalization: BatchNormalization, InstanceNormalization,
 //! LayerNormalization, RMSNormalization and LRN (output 0 has the input's
 //! type and shape), QuantizeLinear / DequantizeLinear (the input's shape in
-//! another type) and NegativeLogLikelihoodLoss.
+//! another type), NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss.
 
 use super::{Dim, NodeCx, RuleResult, TensorType};
 use crate::proto::tensor_proto::DataType;
@@ -59,8 +59,9 @@ pub fn quantize(cx: &mut NodeCx<'_>) -> RuleResult {
     Ok(())
 }
 
-/// NegativeLogLikelihoodLoss: the target's shape with reduction `none`, a
-/// scalar otherwise.
+/// NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss: the target's
+/// shape with reduction `none`, a scalar otherwise; SoftmaxCrossEntropyLoss's
+/// optional log_prob has the scores' type and shape.
 pub fn nll_loss(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
     if cx.attr_s("reduction", "mean") == "none" {
@@ -74,6 +75,9 @@ pub fn nll_loss(cx: &mut NodeCx<'_>) -> RuleResult {
         );
     } else {
         cx.set(0, TensorType::new(elem, Vec::new()));
+    }
+    if let Some(scores) = cx.input(0).cloned() {
+        cx.set(1, scores);
     }
     Ok(())
 }

@@ -74,7 +74,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
             norm::first_like_input
         }
         "QuantizeLinear" | "DequantizeLinear" if version >= 10 => norm::quantize,
-        "NegativeLogLikelihoodLoss" => norm::nll_loss,
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => norm::nll_loss,
+        "GridSample" => conv::grid_sample,
         "OneHot" => shape_ops::one_hot,
         _ => return None,
     };
