@@ -49,6 +49,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => reduce::reduce,
         "ArgMax" | "ArgMin" => reduce::arg,
         "Shape" => shape_ops::shape,
+        "Size" => shape_ops::size,
         "Reshape" if version >= 5 => shape_ops::reshape,
         "Reshape" => shape_ops::reshape_v1,
         "Flatten" => shape_ops::flatten,

@@ -1,5 +1,5 @@
 //! Shape ops, with data propagation of small int64 tensors as onnx does with
-//! `data_prop=True`: Shape, Reshape (allowzero from 14), Flatten, Transpose,
+//! `data_prop=True`: Shape, Size, Reshape (allowzero from 14), Flatten, Transpose,
 //! Squeeze / Unsqueeze (axes an input from 13), Concat, Gather, Slice,
 //! Constant, GatherElements, Expand, Split, Pad, ConstantOfShape, Range.
 
@@ -28,6 +28,15 @@ pub fn shape(cx: &mut NodeCx<'_>) -> RuleResult {
         TensorType::new(INT64, vec![Dim::Fixed(part.len() as i64)]),
     );
     cx.set_data(0, part);
+    Ok(())
+}
+
+/// Size: an int64 scalar; its value propagated when every dim is fixed.
+pub fn size(cx: &mut NodeCx<'_>) -> RuleResult {
+    cx.set(0, TensorType::new(INT64, Vec::new()));
+    if let Some(Dim::Fixed(n)) = cx.shape(0).map(product) {
+        cx.set_data(0, vec![Dim::Fixed(n)]);
+    }
     Ok(())
 }
 
