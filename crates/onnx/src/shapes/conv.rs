@@ -2,7 +2,7 @@
 //! LpPool and the global pools (onnx's `convPoolShapeInference`), and the
 //! spatial resizes Resize, Upsample and GridSample.
 
-use super::{Dim, NodeCx, RuleResult, TensorType};
+use super::{Dim, NodeCx, RuleResult, TensorType, fixed};
 use crate::proto::tensor_proto::DataType;
 
 fn spatial(
@@ -31,29 +31,31 @@ fn spatial(
             out.push(Dim::Unknown);
             continue;
         };
-        let stride = strides[i].max(1);
-        if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" {
-            out.push(Dim::Fixed((size + stride - 1) / stride));
-            continue;
-        }
-        let eff = (kernel[i] - 1) * dilations[i] + 1;
-        let padded = if auto_pad == "VALID" {
-            size
+        // i128: hostile sizes, pads or dilations must not overflow
+        let (size, stride) = (i128::from(size), i128::from(strides[i].max(1)));
+        let pos = if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" {
+            (size + stride - 1) / stride - 1
         } else {
-            size + pads[i] + pads[i + n]
-        };
-        let span = padded - eff;
-        let pos = if ceil_mode {
-            let mut p = (span + stride - 1).div_euclid(stride);
-            // the last window must start inside the input or the left pad
-            if p * stride >= size + pads[i] {
-                p -= 1;
+            let eff = (i128::from(kernel[i]) - 1) * i128::from(dilations[i]) + 1;
+            let (pad_begin, pad_end) = (i128::from(pads[i]), i128::from(pads[i + n]));
+            let padded = if auto_pad == "VALID" {
+                size
+            } else {
+                size + pad_begin + pad_end
+            };
+            let span = padded - eff;
+            if ceil_mode {
+                let mut p = (span + stride - 1).div_euclid(stride);
+                // the last window must start inside the input or the left pad
+                if p * stride >= size + pad_begin {
+                    p -= 1;
+                }
+                p
+            } else {
+                span.div_euclid(stride)
             }
-            p
-        } else {
-            span.div_euclid(stride)
         };
-        out.push(Dim::Fixed(pos + 1));
+        out.push(fixed(pos + 1));
     }
     Ok(out)
 }
@@ -67,8 +69,12 @@ pub fn conv(cx: &mut NodeCx<'_>) -> RuleResult {
         }
         return Ok(());
     };
-    if w.len() < 3 {
-        return Err(format!("weight rank {} is below 3", w.len()));
+    if w.len() < 3 || x.len() < 3 {
+        return Err(format!(
+            "input rank {} or weight rank {} is below 3",
+            x.len(),
+            w.len()
+        ));
     }
     let kernel: Option<Vec<i64>> = match cx.attr_ints("kernel_shape") {
         Some(k) => Some(k),
@@ -93,8 +99,11 @@ pub fn pool(cx: &mut NodeCx<'_>) -> RuleResult {
     let Some(kernel) = cx.attr_ints("kernel_shape") else {
         return Err("kernel_shape is missing".to_string());
     };
+    if x.len() < 3 {
+        return Err(format!("input rank {} is below 3", x.len()));
+    }
     let ceil = cx.attr_i("ceil_mode", 0) != 0;
-    let mut dims = vec![x[0].clone(), x[1.min(x.len() - 1)].clone()];
+    let mut dims = vec![x[0].clone(), x[1].clone()];
     dims.extend(spatial(cx, x, &kernel, ceil)?);
     cx.set(1, TensorType::new(DataType::Int64 as i32, dims.clone()));
     cx.set(0, TensorType::new(elem, dims));
@@ -135,7 +144,7 @@ pub fn conv_transpose(cx: &mut NodeCx<'_>) -> RuleResult {
     let n = w.len() - 2;
     let group = cx.attr_i("group", 1);
     let channels = match &w[1] {
-        Dim::Fixed(c) => Dim::Fixed(c * group),
+        Dim::Fixed(c) => fixed(i128::from(*c) * i128::from(group)),
         d if group == 1 => d.clone(),
         _ => Dim::Unknown,
     };
@@ -171,12 +180,14 @@ pub fn conv_transpose(cx: &mut NodeCx<'_>) -> RuleResult {
     for i in 0..n {
         dims.push(match x[i + 2] {
             Dim::Fixed(size) if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" => {
-                Dim::Fixed(size * strides[i])
+                fixed(i128::from(size) * i128::from(strides[i]))
             }
-            Dim::Fixed(size) => Dim::Fixed(
-                strides[i] * (size - 1) + out_pad[i] + ((kernel[i] - 1) * dilations[i] + 1)
-                    - pads[i]
-                    - pads[i + n],
+            Dim::Fixed(size) => fixed(
+                i128::from(strides[i]) * (i128::from(size) - 1)
+                    + i128::from(out_pad[i])
+                    + ((i128::from(kernel[i]) - 1) * i128::from(dilations[i]) + 1)
+                    - i128::from(pads[i])
+                    - i128::from(pads[i + n]),
             ),
             _ => Dim::Unknown,
         });

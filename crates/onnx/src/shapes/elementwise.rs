@@ -102,7 +102,7 @@ fn propagate(cx: &mut NodeCx<'_>, shape: Option<&[Dim]>) {
     }
     let len = match shape {
         Some([]) => 1,
-        Some([Dim::Fixed(n)]) => *n as usize,
+        Some([Dim::Fixed(n)]) if super::unknown_dims(*n).is_some() => *n as usize,
         _ => return,
     };
     if op == "Div" {

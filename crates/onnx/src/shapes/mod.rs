@@ -512,6 +512,23 @@ impl NodeCx<'_> {
     }
 }
 
+/// The most dims a rule makes up from a length it reads (a hostile file
+/// may declare a shape vector of 10^12 entries).
+const MAX_MADE_UP_DIMS: i64 = 1024;
+
+/// `n` unknown dims, when `n` is a plausible rank or shape-vector length.
+pub(crate) fn unknown_dims(n: i64) -> Option<Vec<Dim>> {
+    (0..=MAX_MADE_UP_DIMS)
+        .contains(&n)
+        .then(|| vec![Dim::Unknown; n as usize])
+}
+
+/// A dim computed in i128 (so hostile values cannot overflow); unknown when
+/// it does not fit an i64.
+pub(crate) fn fixed(v: i128) -> Dim {
+    i64::try_from(v).map_or(Dim::Unknown, Dim::Fixed)
+}
+
 /// Normalizes a possibly negative axis against `rank`.
 pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;

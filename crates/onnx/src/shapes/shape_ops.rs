@@ -15,7 +15,7 @@ pub fn shape(cx: &mut NodeCx<'_>) -> RuleResult {
         return Ok(());
     };
     let r = x.len() as i64;
-    let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let clamp = |v: i64| (if v < 0 { v.saturating_add(r) } else { v }).clamp(0, r) as usize;
     let start = clamp(cx.attr_i("start", 0));
     let end = clamp(cx.attr_i("end", r));
     let part = if start < end {
@@ -61,8 +61,11 @@ pub fn reshape(cx: &mut NodeCx<'_>) -> RuleResult {
     let Some(target) = target else {
         if cx.version < 14 {
             cx.set(0, TensorType::unranked(elem));
-        } else if let Some([Dim::Fixed(n)]) = cx.shape(1) {
-            cx.set(0, TensorType::new(elem, vec![Dim::Unknown; *n as usize]));
+        } else if let Some(dims) = match cx.shape(1) {
+            Some([Dim::Fixed(n)]) => super::unknown_dims(*n),
+            _ => None,
+        } {
+            cx.set(0, TensorType::new(elem, dims));
         } else {
             cx.set(0, TensorType::unranked(elem));
         }
@@ -331,9 +334,7 @@ pub fn concat(cx: &mut NodeCx<'_>) -> RuleResult {
         let data: Option<Vec<Dim>> = (0..n)
             .map(|i| match (cx.data(i), cx.shape(i)) {
                 (Some(d), _) => Some(d.to_vec()),
-                (None, Some([Dim::Fixed(k)])) => {
-                    usize::try_from(*k).ok().map(|k| vec![Dim::Unknown; k])
-                }
+                (None, Some([Dim::Fixed(k)])) => super::unknown_dims(*k),
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()
@@ -428,20 +429,26 @@ pub fn slice(cx: &mut NodeCx<'_>) -> RuleResult {
         };
         let fix = |v: i64, lo: i64, hi: i64| {
             let v = if v < 0 { v.saturating_add(n) } else { v };
-            v.clamp(lo, hi)
+            v.max(lo).min(hi)
         };
         let (s, e) = if step > 0 {
             (fix(starts[k], 0, n), fix(ends[k], 0, n))
         } else {
             (fix(starts[k], 0, n - 1), fix(ends[k], -1, n - 1))
         };
+        let (s128, e128, st) = (i128::from(s), i128::from(e), i128::from(step));
         let len = if step > 0 {
-            if e > s { (e - s + step - 1) / step } else { 0 }
+            if e > s {
+                (e128 - s128 + st - 1) / st
+            } else {
+                0
+            }
         } else if s > e {
-            (s - e + (-step) - 1) / (-step)
+            (s128 - e128 - st - 1) / -st
         } else {
             0
         };
+        let len = i64::try_from(len).unwrap_or(0);
         dims[a] = Dim::Fixed(len);
         ranges[a] = Some((s, step, len));
     }
@@ -564,12 +571,11 @@ pub fn split(cx: &mut NodeCx<'_>) -> RuleResult {
             return Ok(());
         }
         if cx.version >= 18 {
+            let (total, parts) = (i128::from(total), i128::from(parts));
             let chunk = (total + parts - 1) / parts;
-            Some(
-                (0..parts)
-                    .map(|i| chunk.min(total - chunk * i).max(0))
-                    .collect(),
-            )
+            (0..parts)
+                .map(|i| i64::try_from(chunk.min(total - chunk * i).max(0)).ok())
+                .collect()
         } else if total % parts == 0 {
             Some(vec![total / parts; n])
         } else {
@@ -626,7 +632,9 @@ pub fn pad(cx: &mut NodeCx<'_>) -> RuleResult {
     let k = axes.len();
     for (j, &a) in axes.iter().enumerate() {
         dims[a] = match dims[a] {
-            Dim::Fixed(v) => Dim::Fixed(v + pads[j] + pads[j + k]),
+            Dim::Fixed(v) => {
+                super::fixed(i128::from(v) + i128::from(pads[j]) + i128::from(pads[j + k]))
+            }
             _ => Dim::Unknown,
         };
     }
@@ -643,8 +651,10 @@ pub fn constant_of_shape(cx: &mut NodeCx<'_>) -> RuleResult {
     if let Some(d) = cx.data(0).map(<[_]>::to_vec) {
         cx.set(0, TensorType::new(elem, d));
     } else if let Some([Dim::Fixed(n)]) = cx.shape(0) {
-        let n = usize::try_from(*n).unwrap_or(0);
-        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; n]));
+        match super::unknown_dims(*n) {
+            Some(dims) => cx.set(0, TensorType::new(elem, dims)),
+            None => cx.set(0, TensorType::unranked(elem)),
+        }
     } else {
         cx.set(0, TensorType::unranked(elem));
     }
@@ -659,9 +669,8 @@ pub fn range(cx: &mut NodeCx<'_>) -> RuleResult {
             if d[0] == 0 {
                 return Err("delta 0".to_string());
             }
-            let span = l[0] - s[0];
-            let n = (span + d[0] - d[0].signum()) / d[0];
-            Dim::Fixed(n.max(0))
+            let (span, d) = (i128::from(l[0]) - i128::from(s[0]), i128::from(d[0]));
+            super::fixed(((span + d - d.signum()) / d).max(0))
         }
         _ => Dim::Unknown,
     };
@@ -681,7 +690,7 @@ pub fn tile(cx: &mut NodeCx<'_>) -> RuleResult {
             .iter()
             .zip(&rep)
             .map(|(d, &k)| match d {
-                Dim::Fixed(v) => Dim::Fixed(v * k),
+                Dim::Fixed(v) => super::fixed(i128::from(*v) * i128::from(k)),
                 _ => Dim::Unknown,
             })
             .collect(),

@@ -265,3 +265,34 @@ fn reshape_before_opset_5_infers_the_element_type_only() {
     assert!(inferred.unsupported.is_empty());
     assert_eq!(inferred.values["y"], TensorType::unranked(1));
 }
+
+#[test]
+fn hostile_attributes_and_dims_do_not_panic() {
+    let base = load_model("../../testdata/onnx/tiny_cnn.onnx".as_ref()).unwrap();
+    let extremes = [i64::MIN, -5, -1, 0, i64::MAX];
+    for &v in &extremes {
+        let mut model = base.clone();
+        let graph = model.graph.as_mut().unwrap();
+        for n in &mut graph.node {
+            for a in &mut n.attribute {
+                a.i = Some(v);
+                for x in &mut a.ints {
+                    *x = v;
+                }
+            }
+        }
+        if let Some(netport_onnx::proto::type_proto::Value::TensorType(t)) = graph.input[0]
+            .r#type
+            .as_mut()
+            .and_then(|t| t.value.as_mut())
+        {
+            for d in &mut t.shape.as_mut().unwrap().dim {
+                d.value =
+                    Some(netport_onnx::proto::tensor_shape_proto::dimension::Value::DimValue(v));
+            }
+        }
+        // any answer will do, as long as there is one
+        let inferred = infer_shapes(&model);
+        assert!(inferred.unsupported.is_empty());
+    }
+}
