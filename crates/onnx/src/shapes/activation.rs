@@ -38,21 +38,19 @@ pub fn cast(cx: &mut NodeCx<'_>) -> RuleResult {
     Ok(())
 }
 
-/// Dropout: output 0 is input 0, the optional mask has its shape in bool.
+/// Dropout: output 0 is input 0; from opset 10 the optional mask has its
+/// shape in bool (before, onnx infers nothing for the mask).
 pub fn dropout(cx: &mut NodeCx<'_>) -> RuleResult {
     if let Some(t) = cx.input(0).cloned() {
-        let mask_type = if cx.version >= 10 {
-            DataType::Bool as i32
-        } else {
-            t.elem_type
-        };
-        cx.set(
-            1,
-            TensorType {
-                elem_type: mask_type,
-                shape: t.shape.clone(),
-            },
-        );
+        if cx.version >= 10 {
+            cx.set(
+                1,
+                TensorType {
+                    elem_type: DataType::Bool as i32,
+                    shape: t.shape.clone(),
+                },
+            );
+        }
         cx.set(0, t);
     }
     Ok(())

@@ -15,6 +15,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
     }
     let r: RuleFn = match op_type {
         "Add" | "Sub" | "Mul" | "Div" | "Pow" if version >= 7 => elementwise::binary_same,
+        // opset 6: legacy `broadcast` attribute, the output is input 0
+        "Add" | "Sub" | "Mul" | "Div" if version == 6 => activation::same,
         "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual"
             if version >= 7 =>
         {
@@ -38,7 +40,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "CastLike" => activation::cast_like,
         "Trilu" | "Hardmax" | "CumSum" | "CumProd" | "LpNormalization" | "ScatterElements"
         | "ScatterND" => activation::same,
-        "Dropout" if version >= 7 => activation::dropout,
+        "Dropout" if version >= 6 => activation::dropout,
         "Conv" => conv::conv,
         "ConvTranspose" => conv::conv_transpose,
         "Resize" if version >= 10 => conv::resize,
@@ -69,8 +71,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "ConstantOfShape" => shape_ops::constant_of_shape,
         "Range" => shape_ops::range,
         "MatMul" => matmul::matmul,
-        "Gemm" if version >= 7 => matmul::gemm,
-        "BatchNormalization" if version >= 9 => norm::first_like_input,
+        "Gemm" if version >= 6 => matmul::gemm,
+        "BatchNormalization" if version >= 6 => norm::first_like_input,
         "InstanceNormalization" | "LayerNormalization" | "LRN" | "RMSNormalization" => {
             norm::first_like_input
         }

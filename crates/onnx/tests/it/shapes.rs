@@ -296,3 +296,78 @@ fn hostile_attributes_and_dims_do_not_panic() {
         assert!(inferred.unsupported.is_empty());
     }
 }
+
+#[test]
+fn opset_6_ops_follow_onnx() {
+    // onnx 1.23.2 answers, IR 3, x: [batch,3,8,8], s: [3], a: [batch,4], c: [5]:
+    // BatchNormalization-6 y [batch,3,8,8]; Gemm-6 (transB) y [batch,5];
+    // Dropout-6 y [batch,3,8,8] and nothing for the mask; Mul-6 with
+    // broadcast=1 of (c, a) gives c's [5].
+    let vi = |name: &str, dims: Vec<Dim>| {
+        use netport_onnx::proto::tensor_shape_proto::{Dimension, dimension::Value as V};
+        let dim = dims
+            .into_iter()
+            .map(|d| Dimension {
+                value: Some(match d {
+                    Dim::Fixed(n) => V::DimValue(n),
+                    Dim::Param(p) => V::DimParam(p),
+                    Dim::Unknown => V::DimParam(String::new()),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        netport_onnx::proto::ValueInfoProto {
+            name: Some(name.to_string()),
+            r#type: Some(netport_onnx::proto::TypeProto {
+                value: Some(netport_onnx::proto::type_proto::Value::TensorType(
+                    netport_onnx::proto::type_proto::Tensor {
+                        elem_type: Some(1),
+                        shape: Some(netport_onnx::proto::TensorShapeProto { dim }),
+                    },
+                )),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    };
+    let mut bn = node("BatchNormalization", &["x", "s", "s", "s", "s"], &["bn"]);
+    bn.attribute.push(int_attr("is_test", 1));
+    let mut gemm = node("Gemm", &["a", "b", "c"], &["gemm"]);
+    gemm.attribute.push(int_attr("transB", 1));
+    let mut dropout = node("Dropout", &["x"], &["drop", "mask"]);
+    dropout.attribute.push(int_attr("is_test", 1));
+    let mut mul = node("Mul", &["c", "a"], &["mul"]);
+    mul.attribute.push(int_attr("broadcast", 1));
+    let graph = GraphProto {
+        name: Some("g".to_string()),
+        input: vec![
+            vi("x", vec![p("batch"), f(3), f(8), f(8)]),
+            vi("s", vec![f(3)]),
+            vi("a", vec![p("batch"), f(4)]),
+            vi("b", vec![f(5), f(4)]),
+            vi("c", vec![f(5)]),
+        ],
+        node: vec![bn, gemm, dropout, mul],
+        ..Default::default()
+    };
+    let inferred = infer_shapes(&model_with(graph, 6));
+    assert!(
+        inferred.unsupported.is_empty(),
+        "{:?}",
+        inferred.unsupported
+    );
+    assert!(
+        inferred.diagnostics.is_empty(),
+        "{:?}",
+        inferred.diagnostics
+    );
+    let image = TensorType::new(1, vec![p("batch"), f(3), f(8), f(8)]);
+    assert_eq!(inferred.values["bn"], image);
+    assert_eq!(inferred.values["drop"], image);
+    assert!(!inferred.values.contains_key("mask"));
+    assert_eq!(
+        inferred.values["gemm"],
+        TensorType::new(1, vec![p("batch"), f(5)])
+    );
+    assert_eq!(inferred.values["mul"], TensorType::new(1, vec![f(5)]));
+}
