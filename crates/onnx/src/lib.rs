@@ -17,6 +17,7 @@ mod error;
 pub mod external;
 pub mod io;
 pub mod schema;
+pub mod shapes;
 pub mod summary;
 mod typed;
 pub mod walk;

@@ -136,4 +136,11 @@ rules! {
     FunctionOpsetIncompatible = "function-opset-incompatible", Error;
     /// Model-local functions that call each other in a cycle.
     FunctionRecursive = "function-recursive", Error;
+    /// Shape inference: an inferred element type that differs from the
+    /// declared one, or inputs a rule cannot combine (broadcast of 3 against
+    /// 4, an axis out of range).
+    InferenceTypeClash = "inference-type-clash", Error;
+    /// Shape inference: an inferred rank or dim that contradicts the
+    /// declared shape.
+    InferenceShapeClash = "inference-shape-clash", Error;
 }

@@ -9,3 +9,5 @@ mod peer_check;
 mod peer_op_schema;
 mod peer_roundtrip;
 mod peer_schema;
+mod peer_shapes;
+mod shapes;

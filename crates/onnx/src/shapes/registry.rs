@@ -1,0 +1,86 @@
+//! Which inference rule covers which op, by domain, op type and opset
+//! version (rules whose semantics changed are chosen by version inside the
+//! rule file: Squeeze/Unsqueeze axes become an input at 13, reductions at
+//! 13 for ReduceSum and 18 for the others, Reshape gains allowzero at 14).
+
+use super::{NodeCx, RuleResult, activation, conv, elementwise, matmul, norm, reduce, shape_ops};
+
+/// An inference rule.
+pub type RuleFn = fn(&mut NodeCx<'_>) -> RuleResult;
+
+/// The rule for `op_type` of `domain` ("" for ai.onnx) at `version`.
+pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
+    if !domain.is_empty() || version < 1 {
+        return None;
+    }
+    let r: RuleFn = match op_type {
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" if version >= 7 => elementwise::binary_same,
+        // opset 6: legacy `broadcast` attribute, the output is input 0
+        "Add" | "Sub" | "Mul" | "Div" if version == 6 => activation::same,
+        "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual"
+            if version >= 7 =>
+        {
+            elementwise::binary_bool
+        }
+        "Mod" if version >= 10 => elementwise::binary_same,
+        "BitShift" if version >= 11 => elementwise::binary_same,
+        "Max" | "Min" | "Sum" | "Mean" if version >= 8 => elementwise::variadic,
+        "Where" => elementwise::where_,
+        "Relu" | "Sigmoid" | "Tanh" | "Abs" | "Neg" | "Exp" | "Log" | "Sqrt" | "Reciprocal"
+        | "Floor" | "Ceil" | "Erf" | "Identity" | "LeakyRelu" | "Elu" | "Selu" | "HardSigmoid"
+        | "HardSwish" | "Softplus" | "Softsign" | "Sin" | "Cos" | "Not" | "Sign" | "Round"
+        | "Mish" | "Gelu" | "Celu" | "ThresholdedRelu"
+            if version >= 6 =>
+        {
+            activation::same
+        }
+        "Softmax" | "LogSoftmax" => activation::same,
+        "Clip" if version >= 6 => activation::same,
+        "Cast" if version >= 6 => activation::cast,
+        "CastLike" => activation::cast_like,
+        "Trilu" | "Hardmax" | "CumSum" | "CumProd" | "LpNormalization" | "ScatterElements"
+        | "ScatterND" => activation::same,
+        "Dropout" if version >= 6 => activation::dropout,
+        "Conv" => conv::conv,
+        "ConvTranspose" => conv::conv_transpose,
+        "Resize" if version >= 10 => conv::resize,
+        "Upsample" if version >= 7 => conv::resize,
+        "MaxPool" | "AveragePool" | "LpPool" => conv::pool,
+        "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => conv::global_pool,
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
+        | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => reduce::reduce,
+        "ArgMax" | "ArgMin" => reduce::arg,
+        "Shape" => shape_ops::shape,
+        "Size" => shape_ops::size,
+        "Reshape" if version >= 5 => shape_ops::reshape,
+        "Reshape" => shape_ops::reshape_v1,
+        "Flatten" => shape_ops::flatten,
+        "Transpose" => shape_ops::transpose,
+        "Squeeze" => shape_ops::squeeze,
+        "Unsqueeze" => shape_ops::unsqueeze,
+        "Concat" if version >= 4 => shape_ops::concat,
+        "Gather" => shape_ops::gather,
+        "Slice" if version >= 10 => shape_ops::slice,
+        "Constant" if version >= 9 => shape_ops::constant,
+        "GatherElements" => shape_ops::gather_elements,
+        "Tile" if version >= 6 => shape_ops::tile,
+        "TopK" => shape_ops::top_k,
+        "Expand" => shape_ops::expand,
+        "Split" => shape_ops::split,
+        "Pad" => shape_ops::pad,
+        "ConstantOfShape" => shape_ops::constant_of_shape,
+        "Range" => shape_ops::range,
+        "MatMul" => matmul::matmul,
+        "Gemm" if version >= 6 => matmul::gemm,
+        "BatchNormalization" if version >= 6 => norm::first_like_input,
+        "InstanceNormalization" | "LayerNormalization" | "LRN" | "RMSNormalization" => {
+            norm::first_like_input
+        }
+        "QuantizeLinear" | "DequantizeLinear" if version >= 10 => norm::quantize,
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => norm::nll_loss,
+        "GridSample" => conv::grid_sample,
+        "OneHot" => shape_ops::one_hot,
+        _ => return None,
+    };
+    Some(r)
+}

@@ -1,0 +1,745 @@
+//! Shape ops, with data propagation of small int64 tensors as onnx does with
+//! `data_prop=True`: Shape, Size, Reshape (allowzero from 14), Flatten, Transpose,
+//! Squeeze / Unsqueeze (axes an input from 13), Concat, Gather, Slice,
+//! Constant, GatherElements, Expand, Split, Pad, ConstantOfShape, Range.
+
+use super::{Dim, NodeCx, RuleResult, TensorType, axis};
+use crate::proto::tensor_proto::DataType;
+
+const INT64: i32 = DataType::Int64 as i32;
+
+/// Shape (start/end from 15): a 1-d int64 whose contents are the dims.
+pub fn shape(cx: &mut NodeCx<'_>) -> RuleResult {
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::new(INT64, vec![Dim::Unknown]));
+        return Ok(());
+    };
+    let r = x.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v.saturating_add(r) } else { v }).clamp(0, r) as usize;
+    let start = clamp(cx.attr_i("start", 0));
+    let end = clamp(cx.attr_i("end", r));
+    let part = if start < end {
+        x[start..end].to_vec()
+    } else {
+        Vec::new()
+    };
+    cx.set(
+        0,
+        TensorType::new(INT64, vec![Dim::Fixed(part.len() as i64)]),
+    );
+    cx.set_data(0, part);
+    Ok(())
+}
+
+/// Size: an int64 scalar; its value propagated when every dim is fixed.
+pub fn size(cx: &mut NodeCx<'_>) -> RuleResult {
+    cx.set(0, TensorType::new(INT64, Vec::new()));
+    if let Some(Dim::Fixed(n)) = cx.shape(0).map(product) {
+        cx.set_data(0, vec![Dim::Fixed(n)]);
+    }
+    Ok(())
+}
+
+/// Reshape before opset 5 (target in the `shape` attribute): onnx infers
+/// the element type only.
+pub fn reshape_v1(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    Ok(())
+}
+
+/// Reshape: the target from a constant, or from 14 on a propagated shape.
+pub fn reshape(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    // before opset 14 onnx reads the target only from a constant, and
+    // without one infers no shape
+    let target = if cx.version >= 14 {
+        cx.data(1).map(<[_]>::to_vec)
+    } else {
+        cx.ints(1).map(|v| v.into_iter().map(Dim::Fixed).collect())
+    };
+    let Some(target) = target else {
+        if cx.version < 14 {
+            cx.set(0, TensorType::unranked(elem));
+        } else if let Some(dims) = match cx.shape(1) {
+            Some([Dim::Fixed(n)]) => super::unknown_dims(*n),
+            _ => None,
+        } {
+            cx.set(0, TensorType::new(elem, dims));
+        } else {
+            cx.set(0, TensorType::unranked(elem));
+        }
+        return Ok(());
+    };
+    let allowzero = cx.version >= 14 && cx.attr_i("allowzero", 0) != 0;
+    let input = cx.shape(0).map(<[_]>::to_vec);
+    let mut out = Vec::with_capacity(target.len());
+    let mut minus_one = None;
+    let mut product: Option<i64> = Some(1);
+    for (i, d) in target.iter().enumerate() {
+        match d {
+            Dim::Fixed(-1) => {
+                if minus_one.is_some() {
+                    return Err("more than one -1 in the target shape".to_string());
+                }
+                minus_one = Some(i);
+                out.push(Dim::Unknown);
+            }
+            Dim::Fixed(0) if !allowzero => {
+                let copied = input.as_ref().and_then(|s| s.get(i)).cloned();
+                match copied {
+                    Some(d) => {
+                        product = match (&d, product) {
+                            (Dim::Fixed(v), Some(p)) => p.checked_mul(*v),
+                            _ => None,
+                        };
+                        out.push(d);
+                    }
+                    None if input.is_some() => {
+                        return Err(format!("dim {i} is 0 but the input has no dim {i}"));
+                    }
+                    None => {
+                        product = None;
+                        out.push(Dim::Unknown);
+                    }
+                }
+            }
+            Dim::Fixed(v) if *v < 0 => {
+                return Err(format!("invalid dim {v} in the target shape"));
+            }
+            Dim::Fixed(v) => {
+                product = product.and_then(|p| p.checked_mul(*v));
+                out.push(Dim::Fixed(*v));
+            }
+            other => {
+                product = None;
+                out.push(other.clone());
+            }
+        }
+    }
+    if let (Some(i), Some(p), Some(input)) = (minus_one, product, input.as_ref()) {
+        let total: Option<i64> = input
+            .iter()
+            .try_fold(1i64, |acc, d| d.value().and_then(|v| acc.checked_mul(v)));
+        if let Some(total) = total {
+            if p == 0 || total % p != 0 {
+                return Err(format!("cannot reshape {total} elements into {p} times -1"));
+            }
+            out[i] = Dim::Fixed(total / p);
+        }
+    }
+    cx.set(0, TensorType::new(elem, out));
+    Ok(())
+}
+
+/// The product of dims as onnx's `multiplyDims`: 1 times a symbolic dim
+/// keeps the symbol, any other mix is unknown.
+fn product(dims: &[Dim]) -> Dim {
+    dims.iter().fold(Dim::Fixed(1), |acc, d| match (acc, d) {
+        (Dim::Fixed(a), Dim::Fixed(b)) => a.checked_mul(*b).map_or(Dim::Unknown, Dim::Fixed),
+        (Dim::Fixed(1), d) => d.clone(),
+        (a, Dim::Fixed(1)) => a,
+        _ => Dim::Unknown,
+    })
+}
+
+/// Flatten: [prod(dims[..axis]), prod(dims[axis..])].
+pub fn flatten(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let r = x.len() as i64;
+    let a = cx.attr_i("axis", 1);
+    let a = if a < 0 { a + r } else { a };
+    if a < 0 || a > r {
+        return Err(format!("axis {a} is out of range for rank {r}"));
+    }
+    let a = a as usize;
+    let dims = vec![product(&x[..a]), product(&x[a..])];
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// Transpose: perm, reversed dims by default.
+pub fn transpose(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let perm = cx
+        .attr_ints("perm")
+        .unwrap_or_else(|| (0..x.len() as i64).rev().collect());
+    if perm.len() != x.len() {
+        return Err(format!("perm {perm:?} does not fit rank {}", x.len()));
+    }
+    let dims = perm
+        .iter()
+        .map(|&p| axis(p, x.len()).map(|p| x[p].clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+fn axes_of(cx: &NodeCx<'_>) -> Result<Option<Vec<i64>>, ()> {
+    if cx.version >= 13 {
+        if !cx.has_input(1) {
+            return Ok(None);
+        }
+        cx.ints(1).map(Some).ok_or(())
+    } else {
+        Ok(cx.attr_ints("axes"))
+    }
+}
+
+/// Squeeze: the listed size-1 dims, or every fixed 1 when no axes.
+pub fn squeeze(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Ok(axes) = axes_of(cx) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let keep: Vec<bool> = match axes {
+        Some(a) => {
+            let a = a
+                .iter()
+                .map(|&v| axis(v, x.len()))
+                .collect::<Result<Vec<_>, _>>()?;
+            for &i in &a {
+                if let Dim::Fixed(v) = x[i]
+                    && v != 1
+                {
+                    return Err(format!("cannot squeeze dim {i} of size {v}"));
+                }
+            }
+            (0..x.len()).map(|i| !a.contains(&i)).collect()
+        }
+        None => {
+            if x.iter().any(|d| !matches!(d, Dim::Fixed(_))) {
+                cx.set(0, TensorType::unranked(elem));
+                return Ok(());
+            }
+            x.iter().map(|d| *d != Dim::Fixed(1)).collect()
+        }
+    };
+    let dims: Vec<Dim> = x
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(d, _)| d.clone())
+        .collect();
+    cx.set(0, TensorType::new(elem, dims));
+    if let Some(d) = cx.data(0).map(<[_]>::to_vec)
+        && d.len() == 1
+    {
+        cx.set_data(0, d);
+    }
+    Ok(())
+}
+
+/// Unsqueeze: size-1 dims inserted at the axes of the output.
+pub fn unsqueeze(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let axes = match axes_of(cx) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err("axes are missing".to_string()),
+        Err(()) => {
+            cx.set(0, TensorType::unranked(elem));
+            return Ok(());
+        }
+    };
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let rank = x.len() + axes.len();
+    let mut at = axes
+        .iter()
+        .map(|&a| axis(a, rank))
+        .collect::<Result<Vec<_>, _>>()?;
+    at.sort_unstable();
+    if at.windows(2).any(|w| w[0] == w[1]) {
+        return Err(format!("repeated axes {axes:?}"));
+    }
+    let mut rest = x.into_iter();
+    let dims: Vec<Dim> = (0..rank)
+        .map(|i| {
+            if at.contains(&i) {
+                Dim::Fixed(1)
+            } else {
+                rest.next().unwrap_or(Dim::Unknown)
+            }
+        })
+        .collect();
+    let scalar_in = dims.len() == 1;
+    cx.set(0, TensorType::new(elem, dims));
+    if scalar_in && let Some(d) = cx.data(0).map(<[_]>::to_vec) {
+        cx.set_data(0, d);
+    }
+    Ok(())
+}
+
+/// Concat along `axis`; contents concatenated for 1-d shape tensors.
+pub fn concat(cx: &mut NodeCx<'_>) -> RuleResult {
+    let n = cx.input_count();
+    let elem = (0..n).map(|i| cx.elem(i)).find(|&e| e != 0).unwrap_or(0);
+    let shapes: Option<Vec<Vec<Dim>>> = (0..n).map(|i| cx.shape(i).map(<[_]>::to_vec)).collect();
+    let Some(shapes) = shapes else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let Some(first) = shapes.first() else {
+        return Err("no inputs".to_string());
+    };
+    let rank = first.len();
+    if shapes.iter().any(|s| s.len() != rank) {
+        return Err("inputs of different ranks".to_string());
+    }
+    let a = axis(cx.attr_i("axis", 0), rank)?;
+    let mut dims = Vec::with_capacity(rank);
+    for k in 0..rank {
+        if k == a {
+            dims.push(
+                shapes
+                    .iter()
+                    .try_fold(0i64, |acc, s| s[k].value().and_then(|v| acc.checked_add(v)))
+                    .map_or(Dim::Unknown, Dim::Fixed),
+            );
+            continue;
+        }
+        let mut d = Dim::Unknown;
+        for s in &shapes {
+            match (&d, &s[k]) {
+                (Dim::Fixed(u), Dim::Fixed(v)) if u != v => {
+                    return Err(format!("dim {k}: {u} and {v} differ"));
+                }
+                (Dim::Fixed(_), _) => {}
+                (_, Dim::Fixed(v)) => d = Dim::Fixed(*v),
+                (Dim::Unknown, Dim::Param(p)) => d = Dim::Param(p.clone()),
+                _ => {}
+            }
+        }
+        dims.push(d);
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    if rank == 1 {
+        // an input without contents but of known length adds unknown
+        // entries, as onnx's Concat data propagation does
+        let data: Option<Vec<Dim>> = (0..n)
+            .map(|i| match (cx.data(i), cx.shape(i)) {
+                (Some(d), _) => Some(d.to_vec()),
+                (None, Some([Dim::Fixed(k)])) => super::unknown_dims(*k),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.concat());
+        if let Some(d) = data {
+            cx.set_data(0, d);
+        }
+    }
+    Ok(())
+}
+
+/// Gather: data dims with `axis` replaced by the indices' dims.
+pub fn gather(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let (Some(x), Some(ind)) = (
+        cx.shape(0).map(<[_]>::to_vec),
+        cx.shape(1).map(<[_]>::to_vec),
+    ) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let a = axis(cx.attr_i("axis", 0), x.len())?;
+    let mut dims = x[..a].to_vec();
+    dims.extend(ind.iter().cloned());
+    dims.extend(x[a + 1..].iter().cloned());
+    cx.set(0, TensorType::new(elem, dims));
+    if x.len() == 1
+        && let (Some(d), Some(i)) = (cx.data(0).map(<[_]>::to_vec), cx.ints_any(1))
+    {
+        let n = d.len() as i64;
+        let picked: Option<Vec<Dim>> = i
+            .iter()
+            .map(|&k| {
+                let k = if k < 0 { k + n } else { k };
+                usize::try_from(k).ok().and_then(|k| d.get(k).cloned())
+            })
+            .collect();
+        if let Some(p) = picked {
+            cx.set_data(0, p);
+        }
+    }
+    Ok(())
+}
+
+/// Slice (opset 10+: starts, ends, axes, steps as inputs).
+pub fn slice(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let (Some(starts), Some(ends)) = (cx.ints(1), cx.ints(2)) else {
+        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; x.len()]));
+        return Ok(());
+    };
+    let axes = if cx.has_input(3) {
+        match cx.ints(3) {
+            Some(a) => a,
+            None => {
+                cx.set(0, TensorType::new(elem, vec![Dim::Unknown; x.len()]));
+                return Ok(());
+            }
+        }
+    } else {
+        (0..starts.len() as i64).collect()
+    };
+    let steps = if cx.has_input(4) {
+        match cx.ints(4) {
+            Some(s) => s,
+            None => {
+                cx.set(0, TensorType::new(elem, vec![Dim::Unknown; x.len()]));
+                return Ok(());
+            }
+        }
+    } else {
+        vec![1; starts.len()]
+    };
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err("starts, ends, axes and steps differ in length".to_string());
+    }
+    let mut dims = x.clone();
+    let mut ranges = vec![None; x.len()];
+    for k in 0..starts.len() {
+        let a = axis(axes[k], x.len())?;
+        let step = steps[k];
+        if step == 0 {
+            return Err("step 0".to_string());
+        }
+        let Dim::Fixed(n) = x[a] else {
+            dims[a] = Dim::Unknown;
+            continue;
+        };
+        let fix = |v: i64, lo: i64, hi: i64| {
+            let v = if v < 0 { v.saturating_add(n) } else { v };
+            v.max(lo).min(hi)
+        };
+        let (s, e) = if step > 0 {
+            (fix(starts[k], 0, n), fix(ends[k], 0, n))
+        } else {
+            (fix(starts[k], 0, n - 1), fix(ends[k], -1, n - 1))
+        };
+        let (s128, e128, st) = (i128::from(s), i128::from(e), i128::from(step));
+        let len = if step > 0 {
+            if e > s {
+                (e128 - s128 + st - 1) / st
+            } else {
+                0
+            }
+        } else if s > e {
+            (s128 - e128 - st - 1) / -st
+        } else {
+            0
+        };
+        let len = i64::try_from(len).unwrap_or(0);
+        dims[a] = Dim::Fixed(len);
+        ranges[a] = Some((s, step, len));
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    if x.len() == 1
+        && let (Some(d), Some((s, step, len))) = (cx.data(0).map(<[_]>::to_vec), ranges[0])
+    {
+        let picked: Option<Vec<Dim>> = (0..len)
+            .map(|j| {
+                usize::try_from(s + j * step)
+                    .ok()
+                    .and_then(|i| d.get(i).cloned())
+            })
+            .collect();
+        if let Some(p) = picked {
+            cx.set_data(0, p);
+        }
+    }
+    Ok(())
+}
+
+/// Constant: the type of its value; small int64 contents are propagated.
+pub fn constant(cx: &mut NodeCx<'_>) -> RuleResult {
+    let Some(a) = cx.node.attribute.first() else {
+        return Err("Constant without a value".to_string());
+    };
+    let t = match a.name() {
+        "value" => {
+            let Some(t) = a.t.as_ref() else {
+                return Err("value is not a tensor".to_string());
+            };
+            let data = super::tensor_ints(t);
+            if let Some(d) = data {
+                cx.set_data(0, d.into_iter().map(Dim::Fixed).collect());
+            }
+            TensorType::new(
+                t.data_type(),
+                t.dims.iter().map(|&d| Dim::Fixed(d)).collect(),
+            )
+        }
+        "value_int" => {
+            cx.set_data(0, vec![Dim::Fixed(a.i())]);
+            TensorType::new(INT64, vec![])
+        }
+        "value_ints" => {
+            cx.set_data(0, a.ints.iter().map(|&v| Dim::Fixed(v)).collect());
+            TensorType::new(INT64, vec![Dim::Fixed(a.ints.len() as i64)])
+        }
+        "value_float" => TensorType::new(DataType::Float as i32, vec![]),
+        "value_floats" => TensorType::new(
+            DataType::Float as i32,
+            vec![Dim::Fixed(a.floats.len() as i64)],
+        ),
+        "value_string" => TensorType::new(DataType::String as i32, vec![]),
+        "value_strings" => TensorType::new(
+            DataType::String as i32,
+            vec![Dim::Fixed(a.strings.len() as i64)],
+        ),
+        _ => return Ok(()),
+    };
+    cx.set(0, t);
+    Ok(())
+}
+
+/// GatherElements: the indices' shape, the data's type.
+pub fn gather_elements(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let shape = cx.input(1).and_then(|t| t.shape.clone());
+    cx.set(
+        0,
+        TensorType {
+            elem_type: elem,
+            shape,
+        },
+    );
+    Ok(())
+}
+
+/// Expand: the input broadcast with the target shape.
+pub fn expand(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let (Some(x), Some(target)) = (
+        cx.shape(0).map(<[_]>::to_vec),
+        cx.data(1).map(<[_]>::to_vec),
+    ) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let dims = super::elementwise::broadcast(&[&x, &target])?;
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// Split: sizes from the `split` attribute (before 13) or input, equal
+/// parts otherwise (`num_outputs` from 18, the last part smaller).
+pub fn split(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let n = cx.output_count();
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        for i in 0..n {
+            cx.set(i, TensorType::unranked(elem));
+        }
+        return Ok(());
+    };
+    let a = axis(cx.attr_i("axis", 0), x.len())?;
+    let sizes: Option<Vec<i64>> = if cx.version >= 13 && cx.has_input(1) {
+        let Some(sizes) = cx.ints(1) else {
+            // sizes not constant: onnx infers no shape at all
+            for i in 0..n {
+                cx.set(i, TensorType::unranked(elem));
+            }
+            return Ok(());
+        };
+        Some(sizes)
+    } else if cx.version < 13 && cx.attr("split").is_some() {
+        cx.attr_ints("split")
+    } else if let Dim::Fixed(total) = x[a] {
+        let parts = n as i64;
+        if parts == 0 {
+            return Ok(());
+        }
+        if cx.version >= 18 {
+            let (total, parts) = (i128::from(total), i128::from(parts));
+            let chunk = (total + parts - 1) / parts;
+            (0..parts)
+                .map(|i| i64::try_from(chunk.min(total - chunk * i).max(0)).ok())
+                .collect()
+        } else if total % parts == 0 {
+            Some(vec![total / parts; n])
+        } else {
+            return Err(format!("cannot split {total} into {parts} equal parts"));
+        }
+    } else {
+        None
+    };
+    if let Some(s) = &sizes
+        && s.len() != n
+    {
+        return Err(format!("{} split sizes for {n} outputs", s.len()));
+    }
+    for i in 0..n {
+        let mut dims = x.clone();
+        dims[a] = sizes.as_ref().map_or(Dim::Unknown, |s| Dim::Fixed(s[i]));
+        cx.set(i, TensorType::new(elem, dims));
+    }
+    Ok(())
+}
+
+/// Pad: each padded axis grows by its begin and end pads.
+pub fn pad(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let r = x.len();
+    let pads = if cx.version >= 11 {
+        cx.ints(1)
+    } else {
+        cx.attr_ints("pads")
+    };
+    let Some(pads) = pads else {
+        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; r]));
+        return Ok(());
+    };
+    let axes: Vec<usize> = if cx.version >= 18 && cx.has_input(3) {
+        match cx.ints(3) {
+            Some(a) => a.iter().map(|&v| axis(v, r)).collect::<Result<_, _>>()?,
+            None => {
+                cx.set(0, TensorType::new(elem, vec![Dim::Unknown; r]));
+                return Ok(());
+            }
+        }
+    } else {
+        (0..r).collect()
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(format!("{} pads for {} axes", pads.len(), axes.len()));
+    }
+    let mut dims = x;
+    let k = axes.len();
+    for (j, &a) in axes.iter().enumerate() {
+        dims[a] = match dims[a] {
+            Dim::Fixed(v) => {
+                super::fixed(i128::from(v) + i128::from(pads[j]) + i128::from(pads[j + k]))
+            }
+            _ => Dim::Unknown,
+        };
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// ConstantOfShape: the dims given by input 0, the type of `value`.
+pub fn constant_of_shape(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx
+        .attr("value")
+        .and_then(|a| a.t.as_ref())
+        .map_or(DataType::Float as i32, |t| t.data_type());
+    if let Some(d) = cx.data(0).map(<[_]>::to_vec) {
+        cx.set(0, TensorType::new(elem, d));
+    } else if let Some([Dim::Fixed(n)]) = cx.shape(0) {
+        match super::unknown_dims(*n) {
+            Some(dims) => cx.set(0, TensorType::new(elem, dims)),
+            None => cx.set(0, TensorType::unranked(elem)),
+        }
+    } else {
+        cx.set(0, TensorType::unranked(elem));
+    }
+    Ok(())
+}
+
+/// Range: 1-d, its length computed when start, limit and delta are known.
+pub fn range(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let len = match (cx.ints(0), cx.ints(1), cx.ints(2)) {
+        (Some(s), Some(l), Some(d)) if s.len() == 1 && l.len() == 1 && d.len() == 1 => {
+            if d[0] == 0 {
+                return Err("delta 0".to_string());
+            }
+            let (span, d) = (i128::from(l[0]) - i128::from(s[0]), i128::from(d[0]));
+            super::fixed(((span + d - d.signum()) / d).max(0))
+        }
+        _ => Dim::Unknown,
+    };
+    cx.set(0, TensorType::new(elem, vec![len]));
+    Ok(())
+}
+
+/// Tile: each dim times its constant repeat.
+pub fn tile(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let dims = match cx.ints(1) {
+        Some(rep) if rep.len() == x.len() => x
+            .iter()
+            .zip(&rep)
+            .map(|(d, &k)| match d {
+                Dim::Fixed(v) => super::fixed(i128::from(*v) * i128::from(k)),
+                _ => Dim::Unknown,
+            })
+            .collect(),
+        Some(rep) => {
+            return Err(format!("{} repeats for rank {}", rep.len(), x.len()));
+        }
+        None => vec![Dim::Unknown; x.len()],
+    };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// TopK: values and int64 indices, `axis` of size k (an attribute before 10).
+pub fn top_k(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        cx.set(1, TensorType::unranked(INT64));
+        return Ok(());
+    };
+    let a = axis(cx.attr_i("axis", -1), x.len())?;
+    let k = if cx.version >= 10 {
+        cx.ints(1).and_then(|k| k.first().copied())
+    } else {
+        cx.attr("k").map(|a| a.i())
+    };
+    let mut dims = x;
+    dims[a] = k.map_or(Dim::Unknown, Dim::Fixed);
+    cx.set(1, TensorType::new(INT64, dims.clone()));
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// OneHot: the indices' dims with the constant depth inserted at `axis`,
+/// the type of the values.
+pub fn one_hot(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(2);
+    let Some(ind) = cx.shape(0).map(<[_]>::to_vec) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    let rank = ind.len() + 1;
+    let a = axis(cx.attr_i("axis", -1), rank)?;
+    let depth = cx
+        .ints(1)
+        .filter(|d| d.len() == 1)
+        .map_or(Dim::Unknown, |d| Dim::Fixed(d[0]));
+    let mut dims = ind;
+    dims.insert(a, depth);
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
