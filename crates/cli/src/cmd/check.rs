@@ -1,12 +1,15 @@
 //! `netport check MODEL`: the rules of `onnx.checker.check_model(model,
-//! full_check=False)` (see `netport_onnx::check`), one line per problem and a
-//! summary, or one JSON document. Exit code 0 when the model is valid
-//! (warnings allowed), 1 when it breaks a rule, 2 when it cannot be read.
+//! full_check=False)` (see `netport_onnx::check`), and with `--shapes` the
+//! type and shape inference of `netport_onnx::shapes` (its clashes are
+//! problems too), one line per problem and a summary, or one JSON document.
+//! Exit code 0 when the model is valid (warnings allowed), 1 when it breaks a
+//! rule, 2 when it cannot be read.
 
 use crate::exit::Outcome;
 use crate::global::Global;
 use crate::output::emit;
 use netport_onnx::check::{CheckOptions, Diagnostic, check_model};
+use netport_onnx::shapes::{Dim, Inferred, infer_shapes};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -28,6 +31,12 @@ pub struct Args {
     /// Print one JSON document (field names documented in docs/cli.md).
     #[arg(long)]
     pub json: bool,
+    /// Also infer types and shapes (symbolic dims, data propagation through
+    /// shape computations): a type clash or an inferred shape that
+    /// contradicts a declared one is a problem; the graph outputs' inferred
+    /// shapes and the ops without an inference rule are listed.
+    #[arg(long)]
+    pub shapes: bool,
 }
 
 #[derive(Serialize)]
@@ -37,6 +46,66 @@ struct CheckJson {
     errors: usize,
     warnings: usize,
     diagnostics: Vec<DiagnosticJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shapes: Option<ShapesJson>,
+}
+
+/// What `--shapes` adds.
+#[derive(Serialize)]
+struct ShapesJson {
+    /// Values with an inferred type.
+    inferred_values: usize,
+    /// The graph outputs: name, element type code, dims (int, symbolic
+    /// name, or null when unknown; `dims` null when the rank is unknown).
+    outputs: Vec<ValueJson>,
+    /// `domain::op` of the ops without an inference rule.
+    unsupported_ops: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ValueJson {
+    name: String,
+    elem_type: i32,
+    dims: Option<Vec<serde_json::Value>>,
+}
+
+fn dim_json(d: &Dim) -> serde_json::Value {
+    match d {
+        Dim::Fixed(n) => (*n).into(),
+        Dim::Param(p) => p.clone().into(),
+        Dim::Unknown => serde_json::Value::Null,
+    }
+}
+
+fn dim_text(d: &Dim) -> String {
+    match d {
+        Dim::Fixed(n) => n.to_string(),
+        Dim::Param(p) => p.clone(),
+        Dim::Unknown => "?".into(),
+    }
+}
+
+fn shapes_json(model: &netport_onnx::proto::ModelProto, inferred: &Inferred) -> ShapesJson {
+    let outputs = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.output)
+        .map(|o| {
+            let t = inferred.values.get(o.name());
+            ValueJson {
+                name: o.name().to_owned(),
+                elem_type: t.map_or(0, |t| t.elem_type),
+                dims: t
+                    .and_then(|t| t.shape.as_ref())
+                    .map(|s| s.iter().map(dim_json).collect()),
+            }
+        })
+        .collect();
+    ShapesJson {
+        inferred_values: inferred.values.len(),
+        outputs,
+        unsupported_ops: inferred.unsupported.iter().cloned().collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -67,7 +136,12 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
     let path = &args.model;
     let shown = path.display().to_string();
     let model = netport_onnx::load_model(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let diagnostics = check_model(&model, &CheckOptions::for_model(path));
+    let mut diagnostics = check_model(&model, &CheckOptions::for_model(path));
+    let inferred = args.shapes.then(|| infer_shapes(&model));
+    if let Some(i) = &inferred {
+        diagnostics.extend(i.diagnostics.iter().cloned());
+    }
+    let shapes = inferred.as_ref().map(|i| shapes_json(&model, i));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     let valid = errors == 0;
@@ -79,11 +153,30 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
             errors,
             warnings,
             diagnostics: diagnostics.iter().map(diagnostic_json).collect(),
+            shapes,
         },
         || {
             let mut t = String::new();
             for d in &diagnostics {
                 let _ = writeln!(t, "{shown}: {d}");
+            }
+            if let Some(i) = &inferred {
+                for o in model.graph.iter().flat_map(|g| &g.output) {
+                    let ty = i.values.get(o.name());
+                    let dims = match ty.and_then(|ty| ty.shape.as_ref()) {
+                        Some(d) => {
+                            let d: Vec<String> = d.iter().map(dim_text).collect();
+                            format!("[{}]", d.join(", "))
+                        }
+                        None => "rank unknown".into(),
+                    };
+                    let elem = ty.map_or(0, |ty| ty.elem_type);
+                    let _ = writeln!(t, "output {}: elem_type {elem} {dims}", o.name());
+                }
+                if !i.unsupported.is_empty() {
+                    let ops: Vec<&str> = i.unsupported.iter().map(String::as_str).collect();
+                    let _ = writeln!(t, "ops without a shape rule: {}", ops.join(", "));
+                }
             }
             let plural =
                 |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });

@@ -184,7 +184,9 @@ fn file_text(t: &mut String, path: &str, s: &FileScan) {
             t,
             "  {} (protocol {}, at byte {}){}",
             p.name,
-            p.scan.protocol.map_or("0 or 1, no PROTO".into(), |v| v.to_string()),
+            p.scan
+                .protocol
+                .map_or("0 or 1, no PROTO".into(), |v| v.to_string()),
             p.scan.start,
             if p.read_by_torch_load {
                 ""

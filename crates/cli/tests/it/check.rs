@@ -114,3 +114,65 @@ fn the_exit_code_follows_onnx_checker_on_the_whole_corpus() {
         assert_eq!(doc["valid"], want == 0, "{file}");
     }
 }
+
+#[test]
+fn shapes_finds_a_declared_shape_that_inference_contradicts() {
+    use netport_onnx::build::{Dim, ModelBuilder};
+    use netport_tensor::DType;
+    // Relu keeps its input's shape [2, 3]; the output is declared [2, 4].
+    let mut m = ModelBuilder::new("clash", &[("", 17)]).unwrap();
+    let g = m.graph();
+    g.input("x", DType::Float32, &[Dim::Fixed(2), Dim::Fixed(3)])
+        .unwrap();
+    g.node("Relu", &["x"], &["y"]).add().unwrap();
+    g.output("y", DType::Float32, &[Dim::Fixed(2), Dim::Fixed(4)])
+        .unwrap();
+    let model = m.finish().expect("valid for the checker without inference");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clash.onnx");
+    let opts = netport_onnx::SaveOptions {
+        external_data: None,
+    };
+    netport_onnx::save_model(&model, &path, &opts, None).unwrap();
+
+    let plain = netport(["check".as_ref(), path.as_os_str()]);
+    assert_eq!(
+        plain.status.code(),
+        Some(0),
+        "without --shapes the model is valid"
+    );
+    let out = netport([
+        "check".as_ref(),
+        "--shapes".as_ref(),
+        "--json".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"inference-shape-clash"), "{json}");
+    assert_eq!(json["shapes"]["outputs"][0]["name"], "y");
+}
+
+#[test]
+fn shapes_lists_the_inferred_outputs_of_tiny_cnn() {
+    let out = netport([
+        "check".as_ref(),
+        "--shapes".as_ref(),
+        "--json".as_ref(),
+        testdata("onnx/tiny_cnn.onnx").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What onnx.shape_inference.infer_shapes gives for it: [batch, 2].
+    assert_eq!(
+        json["shapes"]["outputs"][0]["dims"],
+        serde_json::json!(["batch", 2])
+    );
+    assert_eq!(json["shapes"]["unsupported_ops"], serde_json::json!([]));
+}
