@@ -189,3 +189,23 @@ mod tests {
         assert!(e.to_string().contains("missing"), "{e}");
     }
 }
+
+/// The bytes of an input: a read-only map of a file, or bytes a caller
+/// already holds. Readers keep one of these and borrow from it.
+#[derive(Debug)]
+pub enum Input {
+    /// A mapped file ([`map_file`]).
+    Mapped(Mapped),
+    /// Bytes in memory.
+    Owned(Vec<u8>),
+}
+
+impl Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Owned(v) => v,
+        }
+    }
+}

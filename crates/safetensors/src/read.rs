@@ -13,20 +13,6 @@ use crate::error::{SafetensorsError, bad};
 /// Largest header accepted, as the reference implementation (100 MB).
 pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-enum Data {
-    Mmap(netport_io::Mapped),
-    Owned(Vec<u8>),
-}
-
-impl Data {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Data::Mmap(m) => m,
-            Data::Owned(v) => v,
-        }
-    }
-}
-
 /// One tensor of a safetensors file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafetensorsTensor {
@@ -44,7 +30,7 @@ pub struct SafetensorsTensor {
 
 /// An opened, validated safetensors file.
 pub struct SafetensorsFile {
-    data: Data,
+    data: netport_io::Input,
     header_len: u64,
     tensors: Vec<SafetensorsTensor>,
     metadata: BTreeMap<String, String>,
@@ -53,7 +39,7 @@ pub struct SafetensorsFile {
 impl std::fmt::Debug for SafetensorsFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SafetensorsFile")
-            .field("bytes", &self.data.bytes().len())
+            .field("bytes", &&self.data[..].len())
             .field("tensors", &self.tensors.len())
             .finish()
     }
@@ -64,16 +50,16 @@ impl SafetensorsFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SafetensorsError> {
         let path = path.as_ref();
         let map = netport_io::map_file(path)?;
-        Self::from_data(Data::Mmap(map))
+        Self::from_data(netport_io::Input::Mapped(map))
     }
 
     /// Validates a file held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, SafetensorsError> {
-        Self::from_data(Data::Owned(bytes))
+        Self::from_data(netport_io::Input::Owned(bytes))
     }
 
-    fn from_data(data: Data) -> Result<Self, SafetensorsError> {
-        let bytes = data.bytes();
+    fn from_data(data: netport_io::Input) -> Result<Self, SafetensorsError> {
+        let bytes = &data[..];
         let len = bytes.len() as u64;
         let Some(head) = bytes.get(..8) else {
             return Err(bad(
@@ -249,7 +235,6 @@ impl SafetensorsFile {
     /// The tensor's bytes: contiguous, little-endian.
     pub fn tensor_bytes(&self, t: &SafetensorsTensor) -> &[u8] {
         self.data
-            .bytes()
             .get(t.byte_range.start as usize..t.byte_range.end as usize)
             .unwrap_or(&[])
     }

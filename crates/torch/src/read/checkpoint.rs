@@ -116,23 +116,9 @@ enum Walk {
     PicklesOnly,
 }
 
-enum Data {
-    Mmap(netport_io::Mapped),
-    Owned(Vec<u8>),
-}
-
-impl Data {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Data::Mmap(m) => m,
-            Data::Owned(v) => v,
-        }
-    }
-}
-
 /// An opened checkpoint. See the crate docs.
 pub struct Checkpoint {
-    data: Data,
+    data: netport_io::Input,
     format: Format,
     info: Info,
     collected: Collected,
@@ -143,7 +129,7 @@ impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
             .field("format", &self.format)
-            .field("bytes", &self.data.bytes().len())
+            .field("bytes", &&self.data[..].len())
             .field("tensors", &self.collected.tensors.len())
             .finish()
     }
@@ -168,7 +154,7 @@ impl Checkpoint {
                 detected: Detected::Empty,
             });
         }
-        Self::from_data(Data::Mmap(map), options, Walk::Objects)
+        Self::from_data(netport_io::Input::Mapped(map), options, Walk::Objects)
     }
 
     /// Map the file and locate its records and pickles without running the
@@ -189,16 +175,24 @@ impl Checkpoint {
                 detected: Detected::Empty,
             });
         }
-        Self::from_data(Data::Mmap(map), &Options::default(), Walk::PicklesOnly)
+        Self::from_data(
+            netport_io::Input::Mapped(map),
+            &Options::default(),
+            Walk::PicklesOnly,
+        )
     }
 
     /// Read a checkpoint held in memory.
     pub fn from_bytes(bytes: Vec<u8>, options: &Options) -> Result<Self, TorchError> {
-        Self::from_data(Data::Owned(bytes), options, Walk::Objects)
+        Self::from_data(netport_io::Input::Owned(bytes), options, Walk::Objects)
     }
 
-    fn from_data(data: Data, options: &Options, walk: Walk) -> Result<Self, TorchError> {
-        let bytes = data.bytes();
+    fn from_data(
+        data: netport_io::Input,
+        options: &Options,
+        walk: Walk,
+    ) -> Result<Self, TorchError> {
+        let bytes = &data[..];
         let (format, info, collected, pickles) = if bytes.starts_with(b"PK\x03\x04") {
             let zip = ZipArchive::parse(bytes)?;
             let format = match classify_zip(&zip, bytes) {
@@ -279,7 +273,7 @@ impl Checkpoint {
 
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
-        self.data.bytes()
+        &self.data[..]
     }
 
     /// The bytes of a pickle (inflated when the record is compressed).
@@ -431,7 +425,7 @@ impl Checkpoint {
         // The result is owned: the mapped source pages are not needed any
         // more (memory stays flat over a whole-file conversion).
         if let Some(r) = &t.byte_range {
-            netport_io::release(slice(self.data.bytes(), r));
+            netport_io::release(slice(&self.data[..], r));
         }
         Ok(converted)
     }
