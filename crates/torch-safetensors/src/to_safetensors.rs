@@ -8,9 +8,9 @@ use std::path::Path;
 use netport_safetensors::OutTensor;
 use netport_safetensors::write::{hf_metadata, layout, write_finished};
 use netport_tensor::DType;
-use netport_torch::edit::{Edits, Planned, refuse_tensors};
+use netport_torch::edit::{Edits, Planned, check_writable, left_out};
 use netport_torch::write::report::{dropped_values, nbytes};
-use netport_torch::{Checkpoint, ConvertReport, TensorKind};
+use netport_torch::{Checkpoint, ConvertReport};
 
 use crate::ConvertError;
 
@@ -23,40 +23,23 @@ struct Plan {
 fn plan_checkpoint(ckpt: &Checkpoint, edits: &Edits) -> Result<Plan, ConvertError> {
     let all = ckpt.tensors();
     let planned: Vec<Planned> = edits.plan(all.iter().map(|t| (t.path.as_str(), t.dtype)))?;
-    let mut report = ConvertReport::default();
-    let kept: HashSet<usize> = planned.iter().map(|p| p.index).collect();
-    report.left_out = all
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !kept.contains(i))
-        .map(|(_, t)| t.path.clone())
-        .collect();
-    report.dropped_values = dropped_values(ckpt, edits);
-
-    // Refusals, all at once.
-    let mut refused = Vec::new();
-    for p in &planned {
-        let t = &all[p.index];
-        let why = match &t.kind {
-            TensorKind::Quantized(_) => Some(format!(
-                "quantized {} (safetensors has no quantized types)",
-                t.dtype
-            )),
-            TensorKind::Meta => Some("a meta tensor (no data)".to_owned()),
-            TensorKind::Unsupported { function } => {
-                Some(format!("rebuilt by {function}, which cannot be read"))
-            }
-            _ if p.dtype.safetensors().is_none() => {
-                Some(format!("no safetensors dtype for {}", p.dtype))
-            }
-            _ if t.storage.is_none() => Some("no storage".to_owned()),
-            _ => None,
-        };
-        if let Some(why) = why {
-            refused.push(format!("'{}': {why}", t.path));
-        }
-    }
-    refuse_tensors(refused, "safetensors")?;
+    let mut report = ConvertReport {
+        left_out: left_out(all, &planned),
+        dropped_values: dropped_values(ckpt, edits),
+        ..ConvertReport::default()
+    };
+    check_writable(
+        all,
+        &planned,
+        "safetensors",
+        "safetensors has no quantized types",
+        |_, p| {
+            p.dtype
+                .safetensors()
+                .is_none()
+                .then(|| format!("no safetensors dtype for {}", p.dtype))
+        },
+    )?;
 
     // Identical views of one storage -> one tensor plus aliases.
     type ViewKey<'a> = (usize, &'a [u64], &'a [u64], u64, DType, bool, bool);

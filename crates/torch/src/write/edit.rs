@@ -27,6 +27,7 @@ use netport_tensor::DType;
 use regex::Regex;
 
 use crate::error::TorchError;
+use crate::objects::{Tensor, TensorKind};
 
 /// The edits to apply; `Edits::default()` changes nothing.
 #[derive(Debug, Clone, Default)]
@@ -234,6 +235,46 @@ pub fn refuse_tensors(refused: Vec<String>, target: &str) -> Result<(), TorchErr
         target: target.to_owned(),
         tensors: refused,
     })
+}
+
+/// Refuses, all at once, the planned tensors of `all` that cannot be
+/// written to `target`: those no writer can read (a meta tensor, an
+/// unreadable rebuild, no storage), quantized ones (`quantized` says why the
+/// target has none), and those `unwritable` names a reason for (what the
+/// target cannot hold, such as a dtype).
+pub fn check_writable(
+    all: &[Tensor],
+    planned: &[Planned],
+    target: &str,
+    quantized: &str,
+    unwritable: impl Fn(&Tensor, &Planned) -> Option<String>,
+) -> Result<(), TorchError> {
+    let mut refused = Vec::new();
+    for p in planned {
+        let t = &all[p.index];
+        let why = match &t.kind {
+            TensorKind::Quantized(_) => Some(format!("quantized {} ({quantized})", t.dtype)),
+            TensorKind::Meta => Some("a meta tensor (no data)".to_owned()),
+            TensorKind::Unsupported { function } => {
+                Some(format!("rebuilt by {function}, which cannot be read"))
+            }
+            _ => unwritable(t, p).or_else(|| t.storage.is_none().then(|| "no storage".to_owned())),
+        };
+        if let Some(why) = why {
+            refused.push(format!("'{}': {why}", t.path));
+        }
+    }
+    refuse_tensors(refused, target)
+}
+
+/// The paths of the tensors of `all` that `planned` leaves out.
+pub fn left_out(all: &[Tensor], planned: &[Planned]) -> Vec<String> {
+    let kept: std::collections::HashSet<usize> = planned.iter().map(|p| p.index).collect();
+    all.iter()
+        .enumerate()
+        .filter(|(i, _)| !kept.contains(i))
+        .map(|(_, t)| t.path.clone())
+        .collect()
 }
 
 #[cfg(test)]

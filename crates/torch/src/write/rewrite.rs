@@ -43,16 +43,15 @@
 //! float8, bits, ...), as torch's legacy loader needs one.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use netport_tensor::{ByteOrder, DType};
 
 use crate::error::TorchError;
-use crate::objects::TensorKind;
 use crate::read::checkpoint::Checkpoint;
 use crate::write::edit::Edits;
-use crate::write::edit::{refuse, refuse_tensors};
+use crate::write::edit::{check_writable, left_out, refuse};
 use crate::write::report::{ConvertReport, dropped_values, nbytes};
 use crate::write::{
     StateDictPickle, WriteOptions, archive_name_for, convert_pids, write_atomic,
@@ -96,47 +95,31 @@ pub fn rewrite_checkpoint(
 ) -> Result<ConvertReport, TorchError> {
     let all = ckpt.tensors();
     let planned = edits.plan(all.iter().map(|t| (t.path.as_str(), t.dtype)))?;
-    let mut report = ConvertReport::default();
-    let kept: HashSet<usize> = planned.iter().map(|p| p.index).collect();
-    report.left_out = all
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !kept.contains(i))
-        .map(|(_, t)| t.path.clone())
-        .collect();
-    report.dropped_values = dropped_values(ckpt, edits);
+    let mut report = ConvertReport {
+        left_out: left_out(all, &planned),
+        dropped_values: dropped_values(ckpt, edits),
+        ..ConvertReport::default()
+    };
     if planned.is_empty() {
         return Err(refuse(format!(
             "the edits leave no tensor to write (of {})",
             all.len()
         )));
     }
-
-    // Refusals, all at once.
-    let mut refused = Vec::new();
-    for p in &planned {
-        let t = &all[p.index];
-        let why = match &t.kind {
-            TensorKind::Quantized(_) => Some(format!(
-                "quantized {} (not written by a rewrite yet)",
-                t.dtype
-            )),
-            TensorKind::Meta => Some("a meta tensor (no data)".to_owned()),
-            TensorKind::Unsupported { function } => {
-                Some(format!("rebuilt by {function}, which cannot be read"))
-            }
-            _ if t.storage.is_none() => Some("no storage".to_owned()),
-            _ if layout == Layout::Legacy && p.dtype.storage_class().is_none() => Some(format!(
-                "{} has no typed storage class, which the legacy format needs (zip only)",
-                p.dtype
-            )),
-            _ => None,
-        };
-        if let Some(why) = why {
-            refused.push(format!("'{}': {why}", t.path));
-        }
-    }
-    refuse_tensors(refused, "a state dict")?;
+    check_writable(
+        all,
+        &planned,
+        "a state dict",
+        "not written by a rewrite yet",
+        |_, p| {
+            (layout == Layout::Legacy && p.dtype.storage_class().is_none()).then(|| {
+                format!(
+                    "{} has no typed storage class, which the legacy format needs (zip only)",
+                    p.dtype
+                )
+            })
+        },
+    )?;
 
     let big = ckpt.info().byteorder == Some(ByteOrder::Big);
     let storages = ckpt.storages();
