@@ -50,9 +50,9 @@ struct CheckJson {
     shapes: Option<ShapesJson>,
 }
 
-/// What `--shapes` adds.
+/// What `--shapes` adds (to `check` and to `inspect` of an ONNX model).
 #[derive(Serialize)]
-struct ShapesJson {
+pub(crate) struct ShapesJson {
     /// Values with an inferred type.
     inferred_values: usize,
     /// The graph outputs: name, element type code, dims (int, symbolic
@@ -85,7 +85,11 @@ fn dim_text(d: &Dim) -> String {
     }
 }
 
-fn shapes_json(model: &netport_onnx::proto::ModelProto, inferred: &Inferred) -> ShapesJson {
+/// The `shapes` JSON object of `--shapes`.
+pub(crate) fn shapes_json(
+    model: &netport_onnx::proto::ModelProto,
+    inferred: &Inferred,
+) -> ShapesJson {
     let outputs = model
         .graph
         .iter()
@@ -106,6 +110,29 @@ fn shapes_json(model: &netport_onnx::proto::ModelProto, inferred: &Inferred) -> 
         outputs,
         unsupported_ops: inferred.unsupported.iter().cloned().collect(),
     }
+}
+
+/// The text lines of `--shapes`: each graph output's inferred element type
+/// and dims, and the ops without a shape rule.
+pub(crate) fn shapes_text(model: &netport_onnx::proto::ModelProto, i: &Inferred) -> String {
+    let mut t = String::new();
+    for o in model.graph.iter().flat_map(|g| &g.output) {
+        let ty = i.values.get(o.name());
+        let dims = match ty.and_then(|ty| ty.shape.as_ref()) {
+            Some(d) => {
+                let d: Vec<String> = d.iter().map(dim_text).collect();
+                format!("[{}]", d.join(", "))
+            }
+            None => "rank unknown".into(),
+        };
+        let elem = ty.map_or(0, |ty| ty.elem_type);
+        let _ = writeln!(t, "output {}: elem_type {elem} {dims}", o.name());
+    }
+    if !i.unsupported.is_empty() {
+        let ops: Vec<&str> = i.unsupported.iter().map(String::as_str).collect();
+        let _ = writeln!(t, "ops without a shape rule: {}", ops.join(", "));
+    }
+    t
 }
 
 #[derive(Serialize)]
@@ -161,22 +188,7 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
                 let _ = writeln!(t, "{shown}: {d}");
             }
             if let Some(i) = &inferred {
-                for o in model.graph.iter().flat_map(|g| &g.output) {
-                    let ty = i.values.get(o.name());
-                    let dims = match ty.and_then(|ty| ty.shape.as_ref()) {
-                        Some(d) => {
-                            let d: Vec<String> = d.iter().map(dim_text).collect();
-                            format!("[{}]", d.join(", "))
-                        }
-                        None => "rank unknown".into(),
-                    };
-                    let elem = ty.map_or(0, |ty| ty.elem_type);
-                    let _ = writeln!(t, "output {}: elem_type {elem} {dims}", o.name());
-                }
-                if !i.unsupported.is_empty() {
-                    let ops: Vec<&str> = i.unsupported.iter().map(String::as_str).collect();
-                    let _ = writeln!(t, "ops without a shape rule: {}", ops.join(", "));
-                }
+                t.push_str(&shapes_text(&model, i));
             }
             let plural =
                 |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
