@@ -1,7 +1,8 @@
 //! `netport check MODEL`: the rules of `onnx.checker.check_model(model,
 //! full_check=False)` (see `netport_onnx::check`), and with `--shapes` the
-//! type and shape inference of `netport_onnx::shapes` (its clashes are
-//! problems too), one line per problem and a summary, or one JSON document.
+//! type and shape inference of `netport_onnx::shapes` (type-constraint
+//! violations and clashes are problems too, as with `full_check=True`), one
+//! line per problem and a summary, or one JSON document.
 //! Exit code 0 when the model is valid (warnings allowed), 1 when it breaks a
 //! rule, 2 when it cannot be read.
 
@@ -32,9 +33,10 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Also infer types and shapes (symbolic dims, data propagation through
-    /// shape computations): a type clash or an inferred shape that
-    /// contradicts a declared one is a problem; the graph outputs' inferred
-    /// shapes and the ops without an inference rule are listed.
+    /// shape computations), as onnx.checker's full_check=True: an input type
+    /// its op's type constraint refuses, a type clash or an inferred shape
+    /// that contradicts a declared one is a problem; the graph outputs'
+    /// inferred shapes and the ops without an inference rule are listed.
     #[arg(long)]
     pub shapes: bool,
 }
