@@ -10,7 +10,11 @@ node order, unknown op, missing opset import, attributes, arity, tensor sizes,
 external data, functions, ...). Every case is saved under testdata/onnx/check/
 as <base>__<kind>.onnx, and `onnx.checker.check_model(path, full_check=False)`
 is run on the saved file; its verdict and message go to
-testdata/onnx/check/expected.json. Some "breakages" are accepted by onnx (IR
+testdata/onnx/check/expected.json, and so do those of
+`check_model(path, full_check=True)` (strict type and shape inference:
+`onnx_full_valid`, `onnx_full_message`); a few kinds (a type an op's
+constraint refuses, a declared output contradicting inference) are caught by
+full_check only. Some "breakages" are accepted by onnx (IR
 too old for the opset, duplicate opset imports, a newer opset than onnx
 knows, external data past the end of its file): they are recorded as valid,
 and netport must accept them too (it may warn). Deterministic: no random data,
@@ -619,6 +623,43 @@ def function_domain_imported_by_function_only(m, d):
     m.graph.node.append(helper.make_node("F", [m.graph.input[0].name], ["f_out"], domain="local"))
 
 
+# --- breakages only full_check (strict type and shape inference) finds.
+
+def relu_int8_input(m, d):
+    # Relu allows int8 from opset 14 on: invalid for the opset-13 base only.
+    m.graph.input.append(vi("q", T.INT8, [2]))
+    m.graph.node.append(helper.make_node("Relu", ["q"], ["q_out"], name="relu_q"))
+    m.graph.output.append(vi("q_out", T.INT8, [2]))
+
+
+def add_float_int64(m, d):
+    x = m.graph.input[0]
+    m.graph.input.append(vi("n", T.INT64, [1]))
+    m.graph.node.append(helper.make_node("Add", [x.name, "n"], ["xn"], name="add_n"))
+    out = copy.deepcopy(x)
+    out.name = "xn"
+    m.graph.output.append(out)
+
+
+def declared_output_shape_contradicts(m, d):
+    dims = m.graph.output[0].type.tensor_type.shape.dim
+    dims[len(dims) - 1].dim_value += 1
+
+
+def declared_output_type_contradicts(m, d):
+    m.graph.output[0].type.tensor_type.elem_type = T.INT32
+
+
+def initializer_type_clash(m, d):
+    # The first node's second input (a float initializer or value) becomes double.
+    name = m.graph.node[0].input[-1]
+    for t in m.graph.initializer:
+        if t.name == name:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), name))
+            return None
+    return False
+
+
 MUTATIONS = [
     undefined_input, ssa_violation, ssa_output_is_initializer, nodes_out_of_order, unknown_op,
     missing_opset_import, unknown_attribute, internal_attribute, mistyped_attribute,
@@ -643,13 +684,14 @@ MUTATIONS = [
     sparse_indices_not_ascending, sparse_index_out_of_range, sparse_without_indices,
     sparse_named_like_initializer, local_function_ref_attr_with_value, local_function_ref_attr_ok,
     local_function_opset_compatible, local_function_opset_incompatible,
-    function_domain_imported_by_function_only,
+    function_domain_imported_by_function_only, relu_int8_input, add_float_int64,
+    declared_output_shape_contradicts, declared_output_type_contradicts, initializer_type_clash,
 ]
 
 
-def verdict(path):
+def verdict(path, full_check=False):
     try:
-        onnx.checker.check_model(str(path), full_check=False)
+        onnx.checker.check_model(str(path), full_check=full_check)
         return True, None
     except Exception as e:  # ValidationError, and anything else onnx raises
         message = str(e).split("\n\n==> Context")[0].strip()
@@ -676,15 +718,18 @@ def main():
             path = OUT / f"{name}.onnx"
             path.write_bytes(m.SerializeToString(deterministic=True))
             valid, message = verdict(path)
+            full_valid, full_message = verdict(path, full_check=True)
             cases.append({"file": path.name, "base": base_name, "kind": kind,
-                          "onnx_valid": valid, "onnx_message": message})
+                          "onnx_valid": valid, "onnx_message": message,
+                          "onnx_full_valid": full_valid, "onnx_full_message": full_message})
     (OUT / "expected.json").write_text(
         json.dumps({"onnx_version": onnx.__version__, "cases": cases}, indent=1, sort_keys=True) + "\n"
     )
     total = sum(p.stat().st_size for p in OUT.iterdir())
     kinds = {c["kind"] for c in cases}
     print(f"{len(cases)} cases of {len(kinds)} kinds, {total} bytes; "
-          f"{sum(c['onnx_valid'] for c in cases)} valid for onnx")
+          f"{sum(c['onnx_valid'] for c in cases)} valid for onnx, "
+          f"{sum(c['onnx_full_valid'] for c in cases)} with full_check")
     if total > MAX_TOTAL_BYTES:
         sys.exit(f"the corpus is {total} bytes, over {MAX_TOTAL_BYTES}")
 

@@ -1,7 +1,8 @@
 //! `netport check MODEL`: the rules of `onnx.checker.check_model(model,
 //! full_check=False)` (see `netport_onnx::check`), and with `--shapes` the
-//! type and shape inference of `netport_onnx::shapes` (its clashes are
-//! problems too), one line per problem and a summary, or one JSON document.
+//! type and shape inference of `netport_onnx::shapes` (type-constraint
+//! violations and clashes are problems too, as with `full_check=True`), one
+//! line per problem and a summary, or one JSON document.
 //! Exit code 0 when the model is valid (warnings allowed), 1 when it breaks a
 //! rule, 2 when it cannot be read.
 
@@ -32,9 +33,10 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Also infer types and shapes (symbolic dims, data propagation through
-    /// shape computations): a type clash or an inferred shape that
-    /// contradicts a declared one is a problem; the graph outputs' inferred
-    /// shapes and the ops without an inference rule are listed.
+    /// shape computations), as onnx.checker's full_check=True: an input type
+    /// its op's type constraint refuses, a type clash or an inferred shape
+    /// that contradicts a declared one is a problem; the graph outputs'
+    /// inferred shapes and the ops without an inference rule are listed.
     #[arg(long)]
     pub shapes: bool,
 }
@@ -50,9 +52,9 @@ struct CheckJson {
     shapes: Option<ShapesJson>,
 }
 
-/// What `--shapes` adds.
+/// What `--shapes` adds (to `check` and to `inspect` of an ONNX model).
 #[derive(Serialize)]
-struct ShapesJson {
+pub(crate) struct ShapesJson {
     /// Values with an inferred type.
     inferred_values: usize,
     /// The graph outputs: name, element type code, dims (int, symbolic
@@ -85,7 +87,11 @@ fn dim_text(d: &Dim) -> String {
     }
 }
 
-fn shapes_json(model: &netport_onnx::proto::ModelProto, inferred: &Inferred) -> ShapesJson {
+/// The `shapes` JSON object of `--shapes`.
+pub(crate) fn shapes_json(
+    model: &netport_onnx::proto::ModelProto,
+    inferred: &Inferred,
+) -> ShapesJson {
     let outputs = model
         .graph
         .iter()
@@ -106,6 +112,29 @@ fn shapes_json(model: &netport_onnx::proto::ModelProto, inferred: &Inferred) -> 
         outputs,
         unsupported_ops: inferred.unsupported.iter().cloned().collect(),
     }
+}
+
+/// The text lines of `--shapes`: each graph output's inferred element type
+/// and dims, and the ops without a shape rule.
+pub(crate) fn shapes_text(model: &netport_onnx::proto::ModelProto, i: &Inferred) -> String {
+    let mut t = String::new();
+    for o in model.graph.iter().flat_map(|g| &g.output) {
+        let ty = i.values.get(o.name());
+        let dims = match ty.and_then(|ty| ty.shape.as_ref()) {
+            Some(d) => {
+                let d: Vec<String> = d.iter().map(dim_text).collect();
+                format!("[{}]", d.join(", "))
+            }
+            None => "rank unknown".into(),
+        };
+        let elem = ty.map_or(0, |ty| ty.elem_type);
+        let _ = writeln!(t, "output {}: elem_type {elem} {dims}", o.name());
+    }
+    if !i.unsupported.is_empty() {
+        let ops: Vec<&str> = i.unsupported.iter().map(String::as_str).collect();
+        let _ = writeln!(t, "ops without a shape rule: {}", ops.join(", "));
+    }
+    t
 }
 
 #[derive(Serialize)]
@@ -161,22 +190,7 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
                 let _ = writeln!(t, "{shown}: {d}");
             }
             if let Some(i) = &inferred {
-                for o in model.graph.iter().flat_map(|g| &g.output) {
-                    let ty = i.values.get(o.name());
-                    let dims = match ty.and_then(|ty| ty.shape.as_ref()) {
-                        Some(d) => {
-                            let d: Vec<String> = d.iter().map(dim_text).collect();
-                            format!("[{}]", d.join(", "))
-                        }
-                        None => "rank unknown".into(),
-                    };
-                    let elem = ty.map_or(0, |ty| ty.elem_type);
-                    let _ = writeln!(t, "output {}: elem_type {elem} {dims}", o.name());
-                }
-                if !i.unsupported.is_empty() {
-                    let ops: Vec<&str> = i.unsupported.iter().map(String::as_str).collect();
-                    let _ = writeln!(t, "ops without a shape rule: {}", ops.join(", "));
-                }
+                t.push_str(&shapes_text(&model, i));
             }
             let plural =
                 |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });

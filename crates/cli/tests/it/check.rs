@@ -176,3 +176,33 @@ fn shapes_lists_the_inferred_outputs_of_tiny_cnn() {
     );
     assert_eq!(json["shapes"]["unsupported_ops"], serde_json::json!([]));
 }
+
+#[test]
+fn shapes_refuses_a_type_the_op_does_not_allow() {
+    // onnx.checker(full_check=True) on this corpus case: "(op_type:Relu,
+    // node name: relu_q): X typestr: T, has unsupported type: tensor(int8)"
+    // (Relu allows int8 from opset 14; the model imports 13).
+    let path = testdata("onnx/check/if__relu_int8_input.onnx");
+    let plain = netport(["check".as_ref(), path.as_os_str()]);
+    assert_eq!(plain.status.code(), Some(0));
+    let out = netport([
+        "check".as_ref(),
+        "--shapes".as_ref(),
+        "--json".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["rule"] == "inference-type-constraint")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(d["node_name"], "relu_q");
+    assert_eq!(d["op_type"], "Relu");
+    let message = d["message"].as_str().unwrap();
+    for needle in ["tensor(int8)", "'X'", "tensor(float)"] {
+        assert!(message.contains(needle), "{message}");
+    }
+}

@@ -104,3 +104,52 @@ fn missing_file_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.onnx"));
 }
+
+#[test]
+fn shapes_adds_the_inferred_outputs_of_tiny_cnn() {
+    let path = testdata("onnx/tiny_cnn.onnx");
+    let plain = inspect_json(&[&path]);
+    assert!(plain.get("shapes").is_none(), "{plain}");
+    let out = netport([
+        "inspect".as_ref(),
+        "--shapes".as_ref(),
+        "--json".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What onnx.shape_inference.infer_shapes gives for it: FLOAT [batch, 2].
+    let outputs = json["shapes"]["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0]["name"], "output");
+    assert_eq!(outputs[0]["elem_type"], 1);
+    assert_eq!(outputs[0]["dims"], serde_json::json!(["batch", 2]));
+    assert_eq!(json["shapes"]["unsupported_ops"], serde_json::json!([]));
+    // The rest of the report is unchanged.
+    let mut rest = json.clone();
+    rest.as_object_mut().unwrap().remove("shapes");
+    assert_eq!(rest, plain);
+
+    let text = netport(["inspect".as_ref(), "--shapes".as_ref(), path.as_os_str()]);
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("inferred shapes:\n  output output: elem_type 1 [batch, 2]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shapes_is_refused_for_other_formats() {
+    let out = netport([
+        "inspect".as_ref(),
+        "--shapes".as_ref(),
+        testdata("torch/big_endian.pt").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--shapes applies to ONNX models only"),
+        "{err}"
+    );
+}

@@ -140,6 +140,10 @@ rules! {
     /// declared one, or inputs a rule cannot combine (broadcast of 3 against
     /// 4, an axis out of range).
     InferenceTypeClash = "inference-type-clash", Error;
+    /// Type inference: an input whose element type its op's type constraint
+    /// does not allow, or inputs bound to one type parameter with different
+    /// types (onnx's strict inference, `full_check=True`).
+    InferenceTypeConstraint = "inference-type-constraint", Error;
     /// Shape inference: an inferred rank or dim that contradicts the
     /// declared shape.
     InferenceShapeClash = "inference-shape-clash", Error;

@@ -7,6 +7,7 @@
 //! Ops without a rule leave their outputs unknown and are listed.
 
 mod activation;
+mod constraints;
 mod conv;
 mod elementwise;
 mod matmul;
@@ -238,6 +239,23 @@ impl State<'_> {
             declare(self, vi);
         }
         for t in &graph.initializer {
+            if crate::dtype::name(t.data_type()).is_none() {
+                // onnx's inference refuses a type it does not know.
+                self.out.diagnostics.push(Diagnostic {
+                    rule: Rule::InferenceTypeClash,
+                    severity: Severity::Error,
+                    location: "graph".to_string(),
+                    node_index: None,
+                    node_name: None,
+                    op_type: None,
+                    message: format!(
+                        "initializer '{}': invalid tensor data type {}",
+                        t.name(),
+                        t.data_type()
+                    ),
+                });
+                continue;
+            }
             self.values
                 .insert(t.name().to_string(), tensor_type_of_tensor(t));
             if let Some(v) = tensor_floats(t) {
@@ -285,6 +303,13 @@ impl State<'_> {
             .iter()
             .map(|n| self.floats.get(n).cloned())
             .collect();
+        let elems: Vec<i32> = inputs
+            .iter()
+            .map(|t| t.as_ref().map_or(0, |t| t.elem_type))
+            .collect();
+        for message in constraints::check_inputs(domain, op, version, node.name(), &elems) {
+            self.report(index, node, Rule::InferenceTypeConstraint, message);
+        }
         let mut cx = NodeCx {
             node,
             floats,

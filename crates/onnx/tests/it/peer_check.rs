@@ -1,15 +1,19 @@
 //! Interop: every model of onnx's node-test corpus and both torch exports of
 //! resnet18 (all valid for onnx.checker, which wrote or accepted them) are
-//! valid for our checker too.
+//! valid for our checker too, and for `check --shapes` (the checker plus
+//! type and shape inference with the type-constraint rule) too.
 
 use netport_onnx::check::{CheckOptions, check_model};
 use netport_onnx::load_model;
 use std::path::Path;
 
-/// The errors our checker finds in `path`, one line each.
+/// The errors `netport check --shapes` finds in `path` (the checker's and
+/// inference's), one line each.
 fn errors(path: &Path) -> Vec<String> {
     let model = load_model(path).unwrap_or_else(|e| panic!("{e}"));
-    check_model(&model, &CheckOptions::for_model(path))
+    let mut diagnostics = check_model(&model, &CheckOptions::for_model(path));
+    diagnostics.extend(netport_onnx::shapes::infer_shapes(&model).diagnostics);
+    diagnostics
         .into_iter()
         .filter(|d| d.is_error())
         .map(|d| format!("{}: {d}", path.display()))

@@ -1,6 +1,7 @@
 //! Interop: our shape inference against `onnx.shape_inference.infer_shapes(
-//! model, strict_mode=True, data_prop=True)` on every node-test model whose
-//! ops all have our rules.
+//! model, check_type=True, strict_mode=True, data_prop=True)` (the inference
+//! of `check_model(full_check=True)`, type constraints included) on every
+//! node-test model whose ops all have our rules.
 
 use netport_onnx::shapes::{Dim, infer_shapes};
 use serde_json::Value;
@@ -13,7 +14,8 @@ from onnx import shape_inference
 out = {}
 for path in json.load(sys.stdin):
     try:
-        m = shape_inference.infer_shapes(onnx.load(path), strict_mode=True, data_prop=True)
+        m = shape_inference.infer_shapes(
+            onnx.load(path), check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:
         out[path] = {"error": str(e)[:200]}
         continue

@@ -38,13 +38,24 @@ pub struct Args {
     /// Caffe2 net's external inputs and outputs); --json always has them all.
     #[arg(long)]
     pub all: bool,
+    /// For ONNX models: also infer types and shapes (symbolic dims, data
+    /// propagation through shape computations) and show each graph output's
+    /// inferred element type and dims, and the ops without a shape rule.
+    #[arg(long)]
+    pub shapes: bool,
 }
 
 /// Runs `netport inspect`.
 pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
+    if args.shapes && !matches!(args.paths.as_slice(), [p] if !p.is_dir()) {
+        anyhow::bail!("--shapes applies to one ONNX model, not to a Caffe2 pair");
+    }
     let report = match args.paths.as_slice() {
         [path] if path.is_dir() => caffe2::pair_in_dir(path, args)?,
         [path] => match detect(path)? {
+            detected if args.shapes && !matches!(detected, Detected::Onnx(_)) => {
+                anyhow::bail!("{}: --shapes applies to ONNX models only", path.display())
+            }
             Detected::Torch(ckpt) => torch::report(path, &ckpt, args)?,
             Detected::Safetensors(file) => safetensors::report(path, &file, args)?,
             Detected::Onnx(model) => {

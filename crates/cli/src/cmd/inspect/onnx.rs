@@ -2,6 +2,7 @@
 //! table or JSON (fields in docs/cli.md).
 
 use super::Args;
+use crate::cmd::check::{ShapesJson, shapes_json, shapes_text};
 use crate::json::{ByDType, DTypeTotals, by_dtype_text, dtype_key};
 use crate::output::Report;
 use crate::units::human_bytes;
@@ -33,6 +34,10 @@ struct ModelJson<'a> {
     external_data: Vec<ExternalJson<'a>>,
     functions: usize,
     metadata: BTreeMap<&'a str, &'a str>,
+    /// With `--shapes`: the graph outputs' inferred types and the ops
+    /// without a shape rule (the object `check --shapes` prints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shapes: Option<ShapesJson>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +155,9 @@ fn by_dtype(s: &ModelSummary) -> ByDType {
 /// The report of an ONNX model.
 pub fn report(path: &Path, model: &ModelProto, args: &Args) -> anyhow::Result<Report> {
     let s = ModelSummary::of(model);
+    let inferred = args
+        .shapes
+        .then(|| netport_onnx::shapes::infer_shapes(model));
     if args.json {
         return Report::json(&ModelJson {
             format: "onnx",
@@ -193,9 +201,17 @@ pub fn report(path: &Path, model: &ModelProto, args: &Args) -> anyhow::Result<Re
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
+            shapes: inferred.as_ref().map(|i| shapes_json(model, i)),
         });
     }
-    Ok(Report::Text(text(path, &s)))
+    let mut t = text(path, &s);
+    if let Some(i) = &inferred {
+        let _ = writeln!(t, "inferred shapes:");
+        for line in shapes_text(model, i).lines() {
+            let _ = writeln!(t, "  {line}");
+        }
+    }
+    Ok(Report::Text(t))
 }
 
 fn text(path: &Path, s: &ModelSummary) -> String {
