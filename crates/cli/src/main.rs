@@ -28,7 +28,7 @@ use std::process::ExitCode;
     name = "netport",
     version,
     about = "Inspect and convert trained neural networks (PyTorch, safetensors, ONNX, Caffe2) without Python",
-    after_help = "Exit codes: 0 ok, 1 findings (unsafe content, differences), 2 error."
+    after_help = "Exit codes: 0 ok, 1 findings (unsafe content, differences, an invalid model), 2 error."
 )]
 struct Cli {
     /// No progress bar (it is shown only on a terminal, and never with --json).

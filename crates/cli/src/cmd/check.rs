@@ -15,10 +15,11 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Check an ONNX model with the rules of onnx.checker.check_model (without
-/// full_check): IR version and opset imports, SSA and topological order,
-/// every input defined and every output produced, initializers, op schemas
-/// (arity, attributes), tensor data sizes and external data locations.
+/// Check an ONNX model with the rules of onnx.checker.check_model: IR
+/// version and opset imports, SSA and topological order, every input defined
+/// and every output produced, initializers, op schemas (arity, attributes),
+/// tensor data sizes and external data locations; --shapes adds type and
+/// shape inference, as full_check does.
 ///
 /// Every problem is reported, each with its node and a stable rule id.
 /// Warnings (things onnx accepts that look wrong) do not make the model
