@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod check;
+mod dim;
 pub mod dtype;
 mod error;
 pub mod external;
@@ -30,11 +31,12 @@ pub mod proto {
     include!("generated/onnx.rs");
 }
 
+pub use dim::Dim;
 pub use error::OnnxError;
 pub use external::{ExternalDataInfo, ExternalDataResolver, check_external_data};
 pub use io::{
     ExternalDataOptions, MAX_PROTOBUF_BYTES, SaveOptions, decode_model, encode_model, load_model,
     save_model, tensor_data,
 };
-pub use summary::{Dim, ModelSummary, ValueSummary};
+pub use summary::{ModelSummary, ValueSummary};
 pub use typed::numel;

@@ -3,23 +3,12 @@
 //! initializer counts and bytes by data type, and the external data files the
 //! model refers to. Computed from the protobuf alone: no tensor bytes are read.
 
+use crate::Dim;
 use crate::dtype;
 use crate::external::ExternalDataInfo;
-use crate::proto::tensor_shape_proto::dimension::Value as DimValue;
 use crate::proto::type_proto::Value as TypeValue;
 use crate::proto::{GraphProto, ModelProto, TensorProto, TypeProto, ValueInfoProto};
 use std::collections::BTreeMap;
-
-/// One dimension of a declared shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dim {
-    /// A fixed size (`dim_value`).
-    Value(i64),
-    /// A symbolic size (`dim_param`), e.g. `"batch"`.
-    Param(String),
-    /// Neither set: a size nobody named.
-    Unknown,
-}
 
 /// A graph input or output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +93,7 @@ pub struct ModelSummary {
 }
 
 fn dims(shape: &crate::proto::TensorShapeProto) -> Vec<Dim> {
-    shape
-        .dim
-        .iter()
-        .map(|d| match &d.value {
-            Some(DimValue::DimValue(v)) => Dim::Value(*v),
-            Some(DimValue::DimParam(p)) => Dim::Param(p.clone()),
-            None => Dim::Unknown,
-        })
-        .collect()
+    shape.dim.iter().map(Dim::from_proto).collect()
 }
 
 fn value_summary(v: &ValueInfoProto, is_initializer: bool) -> ValueSummary {

@@ -28,8 +28,9 @@
 mod error;
 mod value;
 
+pub use crate::Dim;
 pub use error::BuildError;
-pub use value::{Attr, Dim, tensor_proto};
+pub use value::{Attr, tensor_proto};
 
 use crate::check::{CheckOptions, Diagnostic, check_model, min_ir_version_for_opset};
 use crate::proto::{

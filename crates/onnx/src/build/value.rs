@@ -3,44 +3,14 @@
 //! netport-tensor views (little-endian `raw_data`).
 
 use super::BuildError;
+use crate::Dim;
 use crate::proto::attribute_proto::AttributeType;
-use crate::proto::tensor_shape_proto::{Dimension, dimension};
 use crate::proto::{
     AttributeProto, GraphProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
     type_proto,
 };
 use bytes::Bytes;
 use netport_tensor::{ByteOrder, DType, TensorView};
-
-/// One dimension of a graph input or output.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Dim {
-    /// A known size (`dim_value`).
-    Fixed(i64),
-    /// A symbolic size shared by name (`dim_param`), such as `"batch"`.
-    Param(String),
-    /// Neither known nor named.
-    Unknown,
-}
-
-impl Dim {
-    /// A symbolic dim: `Dim::param("batch")`.
-    pub fn param(name: impl Into<String>) -> Self {
-        Dim::Param(name.into())
-    }
-
-    fn proto(&self) -> Dimension {
-        let value = match self {
-            Dim::Fixed(v) => Some(dimension::Value::DimValue(*v)),
-            Dim::Param(p) => Some(dimension::Value::DimParam(p.clone())),
-            Dim::Unknown => None,
-        };
-        Dimension {
-            value,
-            ..Default::default()
-        }
-    }
-}
 
 /// The value of a node attribute; its variant is the attribute type.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +106,7 @@ pub(super) fn value_info(
 ) -> Result<ValueInfoProto, BuildError> {
     let elem_type = onnx_code(name, dtype)?;
     let shape = TensorShapeProto {
-        dim: dims.iter().map(Dim::proto).collect(),
+        dim: dims.iter().map(Dim::to_proto).collect(),
     };
     Ok(ValueInfoProto {
         name: Some(name.to_string()),

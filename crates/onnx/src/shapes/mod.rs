@@ -25,36 +25,7 @@ use crate::proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// One dimension of an inferred shape.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Dim {
-    /// A known size.
-    Fixed(i64),
-    /// A symbolic size, e.g. `batch`.
-    Param(String),
-    /// A size nobody knows.
-    Unknown,
-}
-
-impl Dim {
-    /// The fixed size, if known.
-    pub fn value(&self) -> Option<i64> {
-        match self {
-            Dim::Fixed(n) => Some(*n),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Dim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Dim::Fixed(n) => write!(f, "{n}"),
-            Dim::Param(p) => write!(f, "{p}"),
-            Dim::Unknown => write!(f, "?"),
-        }
-    }
-}
+pub use crate::Dim;
 
 /// The type of a tensor value: element type code (`TensorProto.DataType`,
 /// 0 when unknown) and shape (`None`: rank unknown).

@@ -81,7 +81,7 @@ struct ExternalJson<'a> {
 
 fn dim_json(d: &Dim) -> DimJson<'_> {
     match d {
-        Dim::Value(v) => DimJson::Value(*v),
+        Dim::Fixed(v) => DimJson::Value(*v),
         Dim::Param(p) => DimJson::Param(p),
         Dim::Unknown => DimJson::Unknown(None),
     }
@@ -89,7 +89,7 @@ fn dim_json(d: &Dim) -> DimJson<'_> {
 
 fn dim_text(d: &Dim) -> String {
     match d {
-        Dim::Value(v) => v.to_string(),
+        Dim::Fixed(v) => v.to_string(),
         Dim::Param(p) => p.clone(),
         Dim::Unknown => "?".into(),
     }
