@@ -63,3 +63,25 @@ pub fn by_dtype_text(t: &mut String, by: &ByDType) {
         );
     }
 }
+
+/// A dimension in JSON: an int, a symbolic name, or null.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum DimJson<'a> {
+    /// A fixed size.
+    Value(i64),
+    /// A symbolic size.
+    Param(&'a str),
+    /// Unknown (null).
+    Unknown(Option<()>),
+}
+
+impl<'a> From<&'a netport_onnx::Dim> for DimJson<'a> {
+    fn from(d: &'a netport_onnx::Dim) -> Self {
+        match d {
+            netport_onnx::Dim::Fixed(v) => DimJson::Value(*v),
+            netport_onnx::Dim::Param(p) => DimJson::Param(p),
+            netport_onnx::Dim::Unknown => DimJson::Unknown(None),
+        }
+    }
+}

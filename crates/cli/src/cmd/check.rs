@@ -8,6 +8,7 @@
 
 use crate::exit::Outcome;
 use crate::global::Global;
+use crate::json::DimJson;
 use crate::output::emit;
 use netport_onnx::check::{CheckOptions, Diagnostic, check_model};
 use netport_onnx::shapes::{Dim, Inferred, infer_shapes};
@@ -43,56 +44,40 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct CheckJson {
+struct CheckJson<'a> {
     path: String,
     valid: bool,
     errors: usize,
     warnings: usize,
     diagnostics: Vec<DiagnosticJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    shapes: Option<ShapesJson>,
+    shapes: Option<ShapesJson<'a>>,
 }
 
 /// What `--shapes` adds (to `check` and to `inspect` of an ONNX model).
 #[derive(Serialize)]
-pub(crate) struct ShapesJson {
+pub(crate) struct ShapesJson<'a> {
     /// Values with an inferred type.
     inferred_values: usize,
     /// The graph outputs: name, element type code, dims (int, symbolic
     /// name, or null when unknown; `dims` null when the rank is unknown).
-    outputs: Vec<ValueJson>,
+    outputs: Vec<ValueJson<'a>>,
     /// `domain::op` of the ops without an inference rule.
     unsupported_ops: Vec<String>,
 }
 
 #[derive(Serialize)]
-struct ValueJson {
+struct ValueJson<'a> {
     name: String,
     elem_type: i32,
-    dims: Option<Vec<serde_json::Value>>,
-}
-
-fn dim_json(d: &Dim) -> serde_json::Value {
-    match d {
-        Dim::Fixed(n) => (*n).into(),
-        Dim::Param(p) => p.clone().into(),
-        Dim::Unknown => serde_json::Value::Null,
-    }
-}
-
-fn dim_text(d: &Dim) -> String {
-    match d {
-        Dim::Fixed(n) => n.to_string(),
-        Dim::Param(p) => p.clone(),
-        Dim::Unknown => "?".into(),
-    }
+    dims: Option<Vec<DimJson<'a>>>,
 }
 
 /// The `shapes` JSON object of `--shapes`.
-pub(crate) fn shapes_json(
-    model: &netport_onnx::proto::ModelProto,
-    inferred: &Inferred,
-) -> ShapesJson {
+pub(crate) fn shapes_json<'a>(
+    model: &'a netport_onnx::proto::ModelProto,
+    inferred: &'a Inferred,
+) -> ShapesJson<'a> {
     let outputs = model
         .graph
         .iter()
@@ -104,7 +89,7 @@ pub(crate) fn shapes_json(
                 elem_type: t.map_or(0, |t| t.elem_type),
                 dims: t
                     .and_then(|t| t.shape.as_ref())
-                    .map(|s| s.iter().map(dim_json).collect()),
+                    .map(|s| s.iter().map(DimJson::from).collect()),
             }
         })
         .collect();
@@ -123,7 +108,7 @@ pub(crate) fn shapes_text(model: &netport_onnx::proto::ModelProto, i: &Inferred)
         let ty = i.values.get(o.name());
         let dims = match ty.and_then(|ty| ty.shape.as_ref()) {
             Some(d) => {
-                let d: Vec<String> = d.iter().map(dim_text).collect();
+                let d: Vec<String> = d.iter().map(Dim::to_string).collect();
                 format!("[{}]", d.join(", "))
             }
             None => "rank unknown".into(),

@@ -219,7 +219,7 @@ pub fn detect(data: &[u8]) -> Detected {
     if data.starts_with(b"PYTORCH1") {
         return Detected::PreviewRelease;
     }
-    if data.starts_with(NPY_MAGIC) {
+    if data.starts_with(netport_tensor::npy::MAGIC) {
         // Before the pickle test: 0x93 is also the STACK_GLOBAL opcode.
         return match npy_header(data) {
             Ok((pickled, data_offset)) => Detected::Npy {
@@ -254,9 +254,6 @@ pub fn detect(data: &[u8]) -> Detected {
         },
     }
 }
-
-/// The first bytes of a NumPy `.npy` file.
-pub(crate) const NPY_MAGIC: &[u8] = netport_tensor::npy::MAGIC;
 
 /// Reads a `.npy` header ([`netport_tensor::npy::read_header`]): whether the
 /// array is pickled (an object dtype anywhere in it) and where the data

@@ -16,7 +16,7 @@ use netport_pickle::{
 
 use crate::error::TorchError;
 use crate::read::checkpoint::inflate;
-use crate::read::detect::{Detected, Format, NPY_MAGIC, detect, npy_header, pickle_head};
+use crate::read::detect::{Detected, Format, detect, npy_header, pickle_head};
 use crate::read::zip::ZipArchive;
 
 /// How deep nested `torch.save` payloads are followed.
@@ -325,7 +325,7 @@ fn scan_zip(
         };
         let base = if e.is_stored() { range.start } else { 0 };
         let name = format!("{prefix}{}", e.name);
-        if named_npy || bytes.starts_with(NPY_MAGIC) {
+        if named_npy || bytes.starts_with(netport_tensor::npy::MAGIC) {
             match npy_header(&bytes) {
                 Ok((true, at)) => {
                     let inner = &bytes[at as usize..];

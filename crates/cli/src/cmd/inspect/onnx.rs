@@ -3,7 +3,7 @@
 
 use super::Args;
 use crate::cmd::check::{ShapesJson, shapes_json, shapes_text};
-use crate::json::{ByDType, DTypeTotals, by_dtype_text, dtype_key};
+use crate::json::{ByDType, DTypeTotals, DimJson, by_dtype_text, dtype_key};
 use crate::output::Report;
 use crate::units::human_bytes;
 use netport_onnx::proto::ModelProto;
@@ -37,7 +37,7 @@ struct ModelJson<'a> {
     /// With `--shapes`: the graph outputs' inferred types and the ops
     /// without a shape rule (the object `check --shapes` prints).
     #[serde(skip_serializing_if = "Option::is_none")]
-    shapes: Option<ShapesJson>,
+    shapes: Option<ShapesJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -56,15 +56,6 @@ struct ValueJson<'a> {
     is_initializer: bool,
 }
 
-/// A dimension: an int, a symbolic name, or null.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum DimJson<'a> {
-    Value(i64),
-    Param(&'a str),
-    Unknown(Option<()>),
-}
-
 #[derive(Serialize)]
 struct InitializersJson {
     count: usize,
@@ -77,22 +68,6 @@ struct ExternalJson<'a> {
     location: &'a str,
     tensors: usize,
     bytes: u64,
-}
-
-fn dim_json(d: &Dim) -> DimJson<'_> {
-    match d {
-        Dim::Fixed(v) => DimJson::Value(*v),
-        Dim::Param(p) => DimJson::Param(p),
-        Dim::Unknown => DimJson::Unknown(None),
-    }
-}
-
-fn dim_text(d: &Dim) -> String {
-    match d {
-        Dim::Fixed(v) => v.to_string(),
-        Dim::Param(p) => p.clone(),
-        Dim::Unknown => "?".into(),
-    }
 }
 
 fn elem_name(code: Option<i32>) -> Option<String> {
@@ -109,7 +84,10 @@ fn value_json(v: &ValueSummary) -> ValueJson<'_> {
         kind: v.kind,
         elem_type: v.elem_type,
         elem_type_name: elem_name(v.elem_type),
-        shape: v.shape.as_ref().map(|s| s.iter().map(dim_json).collect()),
+        shape: v
+            .shape
+            .as_ref()
+            .map(|s| s.iter().map(DimJson::from).collect()),
         is_initializer: v.is_initializer,
     }
 }
@@ -123,7 +101,7 @@ fn value_text(v: &ValueSummary) -> String {
     let shape = match &v.shape {
         Some(s) => format!(
             "[{}]",
-            s.iter().map(dim_text).collect::<Vec<_>>().join(", ")
+            s.iter().map(Dim::to_string).collect::<Vec<_>>().join(", ")
         ),
         None => "(unknown rank)".into(),
     };
