@@ -46,6 +46,7 @@ enum Command {
     Convert(cmd::convert::Args),
     Diff(cmd::diff::Args),
     Fix(cmd::fix::Args),
+    Graph(cmd::graph::Args),
     MapLocation(cmd::map_location::Args),
     Ops(cmd::ops::Args),
 }
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => cmd::convert::run(args, &global),
         Command::Diff(args) => cmd::diff::run(args, &global),
         Command::Fix(args) => cmd::fix::run(args, &global),
+        Command::Graph(args) => cmd::graph::run(args, &global),
         Command::MapLocation(args) => cmd::map_location::run(args, &global),
         Command::Ops(args) => cmd::ops::run(args, &global),
     };

@@ -17,6 +17,7 @@ pub mod check;
 pub mod convert;
 pub mod diff;
 pub mod fix;
+pub mod graph;
 pub mod inspect;
 pub mod map_location;
 pub mod ops;

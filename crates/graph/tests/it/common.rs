@@ -1,0 +1,2 @@
+//! Shared helpers for the graph tests.
+#![allow(dead_code)]

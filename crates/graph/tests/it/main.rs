@@ -1,0 +1,3 @@
+//! The integration tests of graph, one test binary: a module per area.
+
+mod common;
