@@ -414,17 +414,37 @@ fn lay_level(
         }
     }
     let layers_n = layer.iter().max().map_or(1, |m| m + 1);
-    // 3. Vertices: the nodes, then the dummy points of long edges.
+    // 3. Vertices: the nodes, then the dummy points of long edges. The
+    // edges of one value from one node share their dummy points (a trunk
+    // going down to the deepest consumer, which each consumer leaves at
+    // the layer above it), so a value read by every op of a deep model
+    // costs one dummy per layer, not one per layer and consumer.
     let mut vlayer = layer.clone();
     let mut vwidth: Vec<f64> = ids.iter().map(|&id| size[id].0).collect();
+    let mut trunks: std::collections::HashMap<(usize, &str), Vec<usize>> =
+        std::collections::HashMap::new();
     let mut chains: Vec<Vec<usize>> = Vec::with_capacity(dag.len());
-    for &(a, b) in &dag {
+    for ((&(a, b), &(_, _, e)), &r) in dag.iter().zip(&pairs).zip(&reversed) {
         let mut chain = vec![a];
         if a != b {
-            for l in layer[a] + 1..layer[b] {
-                vlayer.push(l);
-                vwidth.push(DUMMY_W);
-                chain.push(vlayer.len() - 1);
+            let value = if r {
+                "" // a reversed edge keeps its own points
+            } else {
+                picture.edges.get(e).map_or("", |e| e.value.as_str())
+            };
+            let own = &mut Vec::new();
+            let trunk = if r {
+                own
+            } else {
+                trunks.entry((a, value)).or_default()
+            };
+            for (i, l) in (layer[a] + 1..layer[b]).enumerate() {
+                if i == trunk.len() {
+                    vlayer.push(l);
+                    vwidth.push(DUMMY_W);
+                    trunk.push(vlayer.len() - 1);
+                }
+                chain.push(trunk[i]);
             }
         }
         chain.push(b);
@@ -433,9 +453,10 @@ fn lay_level(
     let nv = vlayer.len();
     let mut up: Vec<Vec<usize>> = vec![Vec::new(); nv];
     let mut down: Vec<Vec<usize>> = vec![Vec::new(); nv];
+    let mut linked = std::collections::HashSet::new();
     for chain in &chains {
         for w in chain.windows(2) {
-            if w[0] != w[1] {
+            if w[0] != w[1] && linked.insert((w[0], w[1])) {
                 down[w[0]].push(w[1]);
                 up[w[1]].push(w[0]);
             }
@@ -547,7 +568,14 @@ fn lay_level(
             let want: Vec<f64> = row
                 .iter()
                 .map(|&v| {
-                    let mut xs: Vec<f64> = nbrs[v].iter().map(|&w| cx[w]).collect();
+                    // A trunk's points follow each other, not the
+                    // consumers leaving it, so the trunk stays straight.
+                    let trunk = v >= k && nbrs[v].iter().any(|&w| w >= k);
+                    let mut xs: Vec<f64> = nbrs[v]
+                        .iter()
+                        .filter(|&&w| !trunk || w >= k)
+                        .map(|&w| cx[w])
+                        .collect();
                     if xs.is_empty() {
                         return cx[v];
                     }
@@ -623,6 +651,16 @@ fn lay_level(
             pts.push((cx[d], band_y[l] + band_h[l]));
         }
         pts.push((cx[last], top_of(last)));
+        // Points in a vertical line between two others add nothing.
+        let mut kept: Vec<(f64, f64)> = Vec::with_capacity(pts.len());
+        for (i, &p) in pts.iter().enumerate() {
+            let inner = i > 0 && i + 1 < pts.len();
+            if inner && kept.last().is_some_and(|q| q.0 == p.0) && pts[i + 1].0 == p.0 {
+                continue;
+            }
+            kept.push(p);
+        }
+        let mut pts = kept;
         if r {
             pts.reverse();
         }

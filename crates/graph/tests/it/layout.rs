@@ -64,3 +64,27 @@ fn a_chain_is_one_straight_column() {
     );
     assert!(l.nodes.windows(2).all(|w| w[1].y > w[0].y + w[0].h));
 }
+
+#[test]
+fn a_value_read_by_every_op_shares_one_straight_trunk() {
+    // x feeds every Add of a 1,000-op chain: its edges run down together,
+    // so each is a handful of points, not one per layer it spans.
+    let mut m = netport_onnx::build::ModelBuilder::new("fan", &[("", 17)]).unwrap();
+    let g = m.graph();
+    let dims = [netport_onnx::build::Dim::Fixed(4)];
+    g.input("x", netport_tensor::DType::Float32, &dims).unwrap();
+    let mut y = "x".to_owned();
+    for b in 0..500 {
+        let (r, s) = (format!("r{b}"), format!("y{b}"));
+        g.node("Relu", &[&y], &[&r]).add().unwrap();
+        g.node("Add", &["x", &r], &[&s]).add().unwrap();
+        y = s;
+    }
+    g.output(&y, netport_tensor::DType::Float32, &dims).unwrap();
+    let p = picture(&m.into_model(), &Options::default());
+    assert_eq!(p.op_count(), 1000);
+    let l = layout(&p);
+    let longest = l.edges.iter().map(Vec::len).max().unwrap();
+    assert!(longest <= 6, "an edge of {longest} points");
+    check_svg(&to_svg(&p), &p);
+}
