@@ -666,11 +666,30 @@ fn lay_level(
         }
         routes.push((e, pts));
     }
+    // Labels sit right of their edge's first segment: the level is as
+    // wide as they reach.
+    let mut width = (max_x - min_x).max(MIN_W);
+    for (e, pts) in &routes {
+        if let Some(label) = picture.edges.get(*e).and_then(|e| e.label.as_deref()) {
+            let (x, _) = label_anchor(pts);
+            width = width.max(x + text_width(&clip(label), SMALL_FONT, false));
+        }
+    }
     Level {
-        width: (max_x - min_x).max(MIN_W),
+        width,
         height,
         pos,
         routes,
+    }
+}
+
+/// Where the label of an edge through `pts` starts (left end of the text
+/// baseline): right of the middle of the first segment.
+pub(crate) fn label_anchor(pts: &[(f64, f64)]) -> (f64, f64) {
+    match pts {
+        [(ax, ay), (bx, by), ..] => ((ax + bx) / 2.0 + 4.0, ay + (by - ay).min(40.0) / 2.0 + 3.0),
+        [(ax, ay)] => (*ax + 4.0, *ay),
+        [] => (0.0, 0.0),
     }
 }
 

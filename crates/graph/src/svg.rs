@@ -7,7 +7,8 @@
 //! id="cK">`, so tools and tests can find them; all text is escaped.
 
 use crate::layout::{
-    FONT, FRAME_LABEL_H, HEADER_H, LINE_H, LineStyle, PAD_X, PAD_Y, SMALL_FONT, content, layout,
+    FONT, FRAME_LABEL_H, HEADER_H, LINE_H, LineStyle, PAD_X, PAD_Y, SMALL_FONT, content,
+    label_anchor, layout,
 };
 use crate::picture::{NodeKind, Picture};
 use crate::text::{clip, num, xml_escape};
@@ -114,12 +115,12 @@ pub fn to_svg(picture: &Picture) -> String {
             .as_ref()
             .filter(|_| labelled.insert((edge.from, edge.value.as_str())));
         if let Some(label) = label {
-            let ((ax, ay), (bx, by)) = (pts[0], pts[1]);
+            let (x, y) = label_anchor(pts);
             let _ = write!(
                 s,
                 r##"<text x="{}" y="{}" font-size="{}" fill="#444444" stroke="none">{}</text>"##,
-                num((ax + bx) / 2.0 + 4.0),
-                num(ay + (by - ay).min(40.0) / 2.0 + 3.0),
+                num(x),
+                num(y),
                 num(SMALL_FONT),
                 xml_escape(&clip(label))
             );

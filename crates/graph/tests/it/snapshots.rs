@@ -53,3 +53,16 @@ fn caffe2_predict_net_alone() {
     let p = netport_graph::caffe2::picture(&net, None);
     ensure_file_contents(&snapshot("caffe2_tiny_predict.dot"), &to_dot(&p));
 }
+
+/// The example pictures in docs/pictures/ that come from committed
+/// fixtures are what netport draws today.
+#[test]
+fn example_pictures_in_the_docs_are_current() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pictures");
+    let model = load_onnx("onnx/tiny_cnn.onnx");
+    let svg = netport_graph::to_svg(&picture(&model, &Options { shapes: true }));
+    ensure_file_contents(&docs.join("tiny_cnn.svg"), &svg);
+    let pair = Caffe2Model::load_dir(testdata("caffe2/tiny")).unwrap();
+    let p = netport_graph::caffe2::picture(&pair.predict_net, Some(&pair.init_net));
+    ensure_file_contents(&docs.join("caffe2_tiny.svg"), &netport_graph::to_svg(&p));
+}
