@@ -76,6 +76,17 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
             args.output.display()
         ),
     };
+    if let Some(input) = args
+        .paths
+        .iter()
+        .find(|p| netport_io::same_file(p, &args.output))
+    {
+        anyhow::bail!(
+            "{}: the output is the input {}: give another -o",
+            args.output.display(),
+            input.display()
+        );
+    }
     let (picture, model_format) = read(args)?;
     let ops = picture.op_count();
     let what = Collapse {

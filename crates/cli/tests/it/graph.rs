@@ -159,4 +159,16 @@ fn what_it_refuses() {
         "{err}"
     );
     assert!(!out.exists());
+    // An output that is the input (here through a hard link named .svg).
+    let linked = dir.path().join("model.svg");
+    std::fs::copy(&model, dir.path().join("model.onnx")).unwrap();
+    std::fs::hard_link(dir.path().join("model.onnx"), &linked).unwrap();
+    let before = std::fs::read(&linked).unwrap();
+    let err = graph_err(&[
+        dir.path().join("model.onnx").as_os_str(),
+        "-o".as_ref(),
+        linked.as_os_str(),
+    ]);
+    assert!(err.contains("the output is the input"), "{err}");
+    assert_eq!(std::fs::read(&linked).unwrap(), before);
 }
