@@ -2,7 +2,8 @@
 //! names per graph or body being read, values a body takes from an
 //! enclosing graph (drawn as an input box inside the body's cluster, fed by
 //! an edge into the op that owns the body, so no edge crosses a cluster
-//! frame), and edges kept unique by `(from, to, value)`.
+//! frame), edges kept unique by `(from, to, value)`, and how attribute
+//! values are written.
 
 use crate::family::Family;
 use crate::picture::{Cluster, Edge, Node, NodeKind, Picture};
@@ -174,4 +175,21 @@ impl Builder {
     pub(crate) fn finish(self) -> Picture {
         self.pic
     }
+}
+
+/// Most items of a list attribute written out; the rest is `…`.
+const MAX_LIST_ITEMS: usize = 16;
+
+/// `[1, 2, 3]`, at most 16 items written, then `…`.
+pub(crate) fn list<T>(items: &[T], one: impl Fn(&T) -> String) -> String {
+    let mut parts: Vec<String> = items.iter().take(MAX_LIST_ITEMS).map(one).collect();
+    if items.len() > MAX_LIST_ITEMS {
+        parts.push("…".into());
+    }
+    format!("[{}]", parts.join(", "))
+}
+
+/// The shortest text that reads back as the same `f32`.
+pub(crate) fn format_float(f: f32) -> String {
+    format!("{f}")
 }

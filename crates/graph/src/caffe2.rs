@@ -8,10 +8,10 @@
 //! input) is taken for a weight. Nets held in arguments (`If`'s
 //! `then_net`, `RecurrentNetwork`'s `step_net`, ...) become clusters.
 
-use crate::build::{Builder, MAX_NESTING};
+use crate::build::{Builder, MAX_NESTING, format_float, list};
 use crate::family::Family;
 use crate::picture::{NodeKind, Picture};
-use crate::text::{clip, format_float, list, shape_text};
+use crate::text::{clip, shape_text};
 use netport_caffe2::proto::{Argument, NetDef, OperatorDef};
 use netport_caffe2::summary::NetSummary;
 use std::collections::{HashMap, HashSet};

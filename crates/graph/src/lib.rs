@@ -17,6 +17,7 @@
 //! The same picture always gives the same bytes: nothing depends on hash
 //! order, time or the machine.
 
+#[cfg(any(feature = "onnx", feature = "caffe2"))]
 mod build;
 #[cfg(feature = "caffe2")]
 pub mod caffe2;

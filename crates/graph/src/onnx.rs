@@ -7,10 +7,10 @@
 //! finds. Graph attributes (If's branches, Loop's and Scan's bodies) become
 //! clusters inside their node.
 
-use crate::build::{Builder, MAX_NESTING};
+use crate::build::{Builder, MAX_NESTING, format_float, list};
 use crate::family::Family;
 use crate::picture::{NodeKind, Picture};
-use crate::text::{clip, format_float, list, shape_text, type_text};
+use crate::text::{clip, shape_text, type_text};
 use netport_onnx::proto::attribute_proto::AttributeType;
 use netport_onnx::proto::{AttributeProto, GraphProto, ModelProto, TensorProto, TypeProto};
 use netport_onnx::shapes::{TensorType, infer_shapes, tensor_type_of};

@@ -86,23 +86,6 @@ pub(crate) fn num(v: f64) -> String {
     }
 }
 
-/// Most items of a list attribute written out; the rest is `…`.
-const MAX_LIST_ITEMS: usize = 16;
-
-/// `[1, 2, 3]`, at most 16 items written, then `…`.
-pub(crate) fn list<T>(items: &[T], one: impl Fn(&T) -> String) -> String {
-    let mut parts: Vec<String> = items.iter().take(MAX_LIST_ITEMS).map(one).collect();
-    if items.len() > MAX_LIST_ITEMS {
-        parts.push("…".into());
-    }
-    format!("[{}]", parts.join(", "))
-}
-
-/// The shortest text that reads back as the same `f32`.
-pub(crate) fn format_float(f: f32) -> String {
-    format!("{f}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
