@@ -141,10 +141,12 @@ pub fn to_svg(picture: &Picture) -> String {
             s,
             r#"<g class="node {kind} {}" id="n{id}"><title>{}</title>"#,
             node.family.name(),
-            xml_escape(if node.subtitle.is_empty() {
-                &node.title
-            } else {
-                &node.subtitle
+            xml_escape(match node.kind {
+                // The op's name (its type when it has none), the value's
+                // name, the folded scope: whole, unclipped.
+                NodeKind::Op if !node.subtitle.is_empty() => &node.subtitle,
+                NodeKind::Collapsed { .. } => &node.subtitle,
+                _ => &node.title,
             })
         );
         let text_h = if c.lines.is_empty() {

@@ -113,6 +113,7 @@ fn chromium_draws_resnet18() {
     let options = netport_graph::onnx::Options { shapes: true };
     let p = netport_graph::onnx::picture(&model, &options);
     assert!(p.op_count() >= 40);
+    crate::common::assert_svg_shows_model(&to_svg(&p), &model);
     // Conv boxes are Netron's layer blue.
     renders(&p, "resnet18", [0x33, 0x55, 0x88]);
     let folded = netport_graph::collapse(

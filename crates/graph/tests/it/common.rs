@@ -148,3 +148,85 @@ pub fn peer_dir() -> PathBuf {
             .expect("NETPORT_PEERS is not set: interop tests run through `cargo xtask ci`"),
     )
 }
+
+/// The boxes and edges a flat ONNX graph must show, worked out from the
+/// model itself: one per node (by name), one per graph input that is not an
+/// initializer and per graph output, and one edge per (maker, reader,
+/// value), makers and readers named by node name, input or output name.
+pub fn expected_from_model(model: &ModelProto) -> (Vec<String>, Vec<(String, String, String)>) {
+    let g = model.graph.as_ref().unwrap();
+    let inits: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name()).collect();
+    let mut maker: BTreeMap<&str, String> = BTreeMap::new();
+    let mut boxes = Vec::new();
+    for i in g.input.iter().filter(|i| !inits.contains(i.name())) {
+        maker.insert(i.name(), i.name().to_owned());
+        boxes.push(i.name().to_owned());
+    }
+    for n in &g.node {
+        boxes.push(n.name().to_owned());
+        for o in &n.output {
+            maker.insert(o, n.name().to_owned());
+        }
+    }
+    let mut edges = std::collections::BTreeSet::new();
+    for n in &g.node {
+        for i in n.input.iter().filter(|i| maker.contains_key(i.as_str())) {
+            edges.insert((maker[i.as_str()].clone(), n.name().to_owned(), i.clone()));
+        }
+    }
+    for o in &g.output {
+        boxes.push(o.name().to_owned());
+        edges.insert((
+            maker[o.name()].clone(),
+            o.name().to_owned(),
+            o.name().to_owned(),
+        ));
+    }
+    (boxes, edges.into_iter().collect())
+}
+
+/// The boxes (by `<title>`) and edges (maker title, reader title, value)
+/// an SVG shows, read back from the XML alone.
+pub fn shown_in_svg(svg: &str) -> (Vec<String>, Vec<(String, String, String)>) {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let title = |g: roxmltree::Node| {
+        g.children()
+            .find(|c| c.has_tag_name("title"))
+            .and_then(|t| t.text())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut by_id = BTreeMap::new();
+    let mut boxes = Vec::new();
+    let mut edges = Vec::new();
+    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
+        let class = g.attribute("class").unwrap_or("");
+        if class.starts_with("node ") {
+            let name = title(g);
+            by_id.insert(g.attribute("id").unwrap().to_owned(), name.clone());
+            boxes.push(name);
+        }
+    }
+    for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
+        if g.attribute("class") == Some("edge") {
+            edges.push((
+                by_id[g.attribute("data-from").unwrap()].clone(),
+                by_id[g.attribute("data-to").unwrap()].clone(),
+                title(g),
+            ));
+        }
+    }
+    (boxes, edges)
+}
+
+/// Every node and edge of `model` is in `svg` exactly once, and nothing
+/// else is.
+pub fn assert_svg_shows_model(svg: &str, model: &ModelProto) {
+    let (mut want_boxes, want_edges) = expected_from_model(model);
+    let (mut boxes, mut edges) = shown_in_svg(svg);
+    want_boxes.sort();
+    boxes.sort();
+    edges.sort();
+    assert_eq!(boxes, want_boxes);
+    assert_eq!(edges, want_edges);
+}

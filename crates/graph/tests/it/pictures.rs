@@ -339,3 +339,19 @@ fn the_same_model_gives_the_same_bytes() {
         to_svg(&picture(&m.clone(), &Options::default()))
     );
 }
+
+#[test]
+fn every_node_and_edge_of_the_model_is_in_the_svg_once() {
+    for rel in [
+        "onnx/tiny_cnn.onnx",
+        "onnx/check/cnn__valid.onnx",
+        "onnx/check/mlp__valid.onnx",
+        "onnx/check/cnn__nodes_out_of_order.onnx",
+    ] {
+        let model = load_onnx(rel);
+        for shapes in [false, true] {
+            let svg = to_svg(&picture(&model, &Options { shapes }));
+            crate::common::assert_svg_shows_model(&svg, &model);
+        }
+    }
+}
