@@ -1,7 +1,8 @@
 //! Interop: a real browser renders our SVG. Headless Chromium (the Debian
 //! package; `.ci/run` installs it) takes a screenshot of the picture of the
-//! peer corpus's resnet18 export and of a Caffe2 pair at the picture's own
-//! size; the screenshot must not be blank, every node's box must have ink
+//! peer corpus's resnet18 export, of its Caffe2 pair (converted by the real
+//! Caffe2 when `NETPORT_CAFFE2_PYTHON` names its Python) and of the
+//! corpus's Caffe2 CNN pair, at the picture's own size; the screenshot must not be blank, every node's box must have ink
 //! in it (so the viewBox holds every node), and the op-family colours must
 //! show. Ignored in a plain `cargo test`: needs NETPORT_PEERS and Chromium
 //! (`NETPORT_CHROMIUM`, else `chromium` on PATH).
@@ -134,4 +135,71 @@ fn chromium_draws_a_caffe2_pair() {
     let p = netport_graph::caffe2::picture(&model.predict_net, Some(&model.init_net));
     assert!(p.op_count() >= 3);
     renders(&p, "caffe2-cnn", [0x33, 0x55, 0x88]);
+}
+
+/// resnet18 converted by the real Caffe2 (`tests/onnx_to_caffe2.py` in the
+/// venv `NETPORT_CAFFE2_PYTHON` names): the Caffe2 picture shows the same
+/// ops, and Chromium draws it. Without that venv there is nothing to
+/// convert with: the test says so and passes.
+#[test]
+#[ignore = "interop: needs NETPORT_PEERS, NETPORT_CAFFE2_PYTHON and Chromium"]
+fn chromium_draws_resnet18_as_a_caffe2_pair() {
+    let Some(python) = std::env::var_os("NETPORT_CAFFE2_PYTHON") else {
+        eprintln!("NETPORT_CAFFE2_PYTHON is not set: resnet18 not converted to Caffe2");
+        return;
+    };
+    let onnx_path = peer_dir().join("resnet18/torchscript/resnet18.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx_to_caffe2.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(&onnx_path)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = netport_onnx::load_model(&onnx_path).unwrap();
+    let pair = netport_caffe2::Caffe2Model::load_dir(dir.path()).unwrap();
+    let p = netport_graph::caffe2::picture(&pair.predict_net, Some(&pair.init_net));
+    let onnx = netport_graph::onnx::picture(&model, &Default::default());
+    assert_eq!(p.op_count(), pair.predict_net.op.len());
+    // The same network: the same ops by name and, folded by block, the
+    // same boxes and edges.
+    let names = |p: &Picture| {
+        let mut v: Vec<String> = p
+            .nodes
+            .iter()
+            .filter(|n| n.kind == netport_graph::NodeKind::Op)
+            .map(|n| n.subtitle.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let depth2 = netport_graph::Collapse {
+        scopes: vec![],
+        depth: Some(2),
+    };
+    let (a, b) = (
+        netport_graph::collapse(&onnx, &depth2).unwrap(),
+        netport_graph::collapse(&p, &depth2).unwrap(),
+    );
+    let titles = |p: &Picture| -> Vec<String> {
+        p.nodes
+            .iter()
+            .filter(|n| matches!(n.kind, netport_graph::NodeKind::Collapsed { .. }))
+            .map(|n| n.subtitle.clone())
+            .collect()
+    };
+    assert_eq!(titles(&a), titles(&b));
+    assert_eq!(a.edges.len(), b.edges.len());
+    // Caffe2's backend drops the name of the op it makes of Gemm (FC).
+    let (ours, theirs) = (names(&onnx), names(&p));
+    assert_eq!(ours.len(), theirs.len());
+    assert!(theirs.iter().all(|n| n.is_empty() || ours.contains(n)));
+    assert!(theirs.iter().filter(|n| n.is_empty()).count() <= 1);
+    renders(&p, "resnet18-caffe2", [0x33, 0x55, 0x88]);
 }
