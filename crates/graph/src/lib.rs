@@ -2,7 +2,7 @@
 //! (op boxes with type, name, key attributes and initializer lines, graph
 //! inputs and outputs, edges labelled with dtype and shape, nested clusters
 //! for subgraph bodies), folding of name scopes ([`collapse`]), a
-//! deterministic layered top-to-bottom [`layout`], and two writers:
+//! deterministic layered top-to-bottom [`layout`](layout()), and two writers:
 //! [`to_svg`] (drawn by netport itself) and [`to_dot`] (for Graphviz).
 //! The adapters from the formats live here, one module per format behind a
 //! feature of the same name: [`onnx`] and [`caffe2`].
