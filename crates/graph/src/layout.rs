@@ -603,6 +603,44 @@ fn lay_level(
             }
         }
     }
+    // Straighten the dummy runs of long edges where the boxes around them
+    // leave room: one x for the whole run, so it is one vertical line
+    // (and two points in the SVG). Longest runs first; a run shared by the
+    // edges of one value counts once.
+    let mut runs: std::collections::BTreeMap<usize, &[usize]> = std::collections::BTreeMap::new();
+    for chain in &chains {
+        if chain.len() > 3 {
+            let run = &chain[1..chain.len() - 1];
+            let longest = runs.entry(run[0]).or_insert(run);
+            if run.len() > longest.len() {
+                *longest = run;
+            }
+        }
+    }
+    let mut runs: Vec<&[usize]> = runs.into_values().collect();
+    runs.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    for run in runs {
+        let mut xs: Vec<f64> = run.iter().map(|&d| cx[d]).collect();
+        xs.sort_by(f64::total_cmp);
+        let x = xs[xs.len() / 2];
+        let fits = run.iter().all(|&d| {
+            let row = &layers[vlayer[d]];
+            let p = pos[d];
+            let left = p
+                .checked_sub(1)
+                .map(|q| row[q])
+                .is_none_or(|l| cx[l] + vwidth[l] / 2.0 + gap(l, d) <= x - vwidth[d] / 2.0 + 1e-9);
+            let right = row
+                .get(p + 1)
+                .is_none_or(|&r| x + vwidth[d] / 2.0 + gap(d, r) <= cx[r] - vwidth[r] / 2.0 + 1e-9);
+            left && right
+        });
+        if fits {
+            for &d in run {
+                cx[d] = x;
+            }
+        }
+    }
     let min_x = (0..nv)
         .map(|v| cx[v] - vwidth[v] / 2.0)
         .fold(f64::INFINITY, f64::min);
