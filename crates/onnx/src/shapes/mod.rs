@@ -8,6 +8,7 @@
 
 mod activation;
 mod constraints;
+mod control;
 mod conv;
 mod elementwise;
 mod matmul;
@@ -93,6 +94,10 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
         consts: HashSet::new(),
         floats: HashMap::new(),
         declared: HashMap::new(),
+        produced: HashSet::new(),
+        location: "graph".to_string(),
+        ir_version: model.ir_version(),
+        depth: 0,
         out: &mut out,
     };
     st.seed(graph);
@@ -137,6 +142,15 @@ struct State<'o> {
     /// Small float constants (Resize and Upsample scales).
     floats: HashMap<String, Vec<f32>>,
     declared: HashMap<String, TensorType>,
+    /// The names the nodes of this graph produce (not those of outer scopes).
+    produced: HashSet<String>,
+    /// Where this graph is, for diagnostics: `graph`, or a subgraph as
+    /// `graph/node[3]:then_branch`.
+    location: String,
+    /// The model's IR version (subgraph input counts are checked from 4).
+    ir_version: i64,
+    /// How deep in subgraphs this graph is.
+    depth: usize,
     out: &'o mut Inferred,
 }
 
@@ -215,7 +229,7 @@ impl State<'_> {
                 self.out.diagnostics.push(Diagnostic {
                     rule: Rule::InferenceTypeClash,
                     severity: Severity::Error,
-                    location: "graph".to_string(),
+                    location: self.location.clone(),
                     node_index: None,
                     node_name: None,
                     op_type: None,
@@ -292,6 +306,9 @@ impl State<'_> {
             out_data: vec![None; node.output.len()],
         };
         let result = match rule {
+            _ if domain.is_empty() && control::is_control_flow(op) => {
+                control::infer(self, index, &mut cx, opsets)
+            }
             Some(rule) => rule(&mut cx),
             None => {
                 let key = if domain.is_empty() {
@@ -316,6 +333,7 @@ impl State<'_> {
             if name.is_empty() {
                 continue;
             }
+            self.produced.insert(name.clone());
             let inferred = cx.outputs[i].take();
             let declared = self.declared.get(name).cloned();
             let merged = match (inferred, declared) {
@@ -345,7 +363,7 @@ impl State<'_> {
         self.out.diagnostics.push(Diagnostic {
             rule,
             severity: Severity::Error,
-            location: "graph".to_string(),
+            location: self.location.clone(),
             node_index: Some(index),
             node_name: Some(node.name().to_string()),
             op_type: Some(node.op_type().to_string()),
@@ -356,7 +374,7 @@ impl State<'_> {
 
 /// Merges an inferred type into a declared one as onnx does (declared
 /// params win over inferred params, inferred values fill unknowns).
-fn merge(inf: &TensorType, dec: &TensorType) -> Result<TensorType, (Rule, String)> {
+pub(crate) fn merge(inf: &TensorType, dec: &TensorType) -> Result<TensorType, (Rule, String)> {
     let elem_type = match (inf.elem_type, dec.elem_type) {
         (0, d) => d,
         (i, 0) => i,

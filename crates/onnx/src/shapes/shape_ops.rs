@@ -571,10 +571,19 @@ pub fn split(cx: &mut NodeCx<'_>) -> RuleResult {
             return Ok(());
         }
         if cx.version >= 18 {
+            // onnx: chunks of ceil(total / parts), the last one what is
+            // left (negative when the chunks overshoot, as onnx says too)
             let (total, parts) = (i128::from(total), i128::from(parts));
             let chunk = (total + parts - 1) / parts;
             (0..parts)
-                .map(|i| i64::try_from(chunk.min(total - chunk * i).max(0)).ok())
+                .map(|i| {
+                    let size = if i + 1 < parts {
+                        chunk
+                    } else {
+                        total - chunk * (parts - 1)
+                    };
+                    i64::try_from(size).ok()
+                })
                 .collect()
         } else if total % parts == 0 {
             Some(vec![total / parts; n])

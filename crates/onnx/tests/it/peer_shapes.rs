@@ -152,9 +152,13 @@ fn node_test_shapes_match_onnx_shape_inference() {
     assert!(total >= 1800, "only {total} node-test models");
     let mut covered = Vec::new();
     let mut partial_clashes = Vec::new();
+    let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
     for path in &cases {
         let model = netport_onnx::load_model(path).unwrap();
         let inferred = infer_shapes(&model);
+        for op in &inferred.unsupported {
+            *missing.entry(op.clone()).or_default() += 1;
+        }
         if !inferred.unsupported.is_empty() {
             // partly covered: our rules still must not call a node test invalid
             if let Some(d) = inferred.diagnostics.first() {
@@ -169,6 +173,14 @@ fn node_test_shapes_match_onnx_shape_inference() {
         "shape inference: {} of {total} node-test models fully covered by our rules, {agreed} agree with onnx ({rejected} of them rejected by onnx and by us)",
         covered.len()
     );
+    let mut missing: Vec<_> = missing.into_iter().collect();
+    missing.sort_by_key(|(op, n)| (std::cmp::Reverse(*n), op.clone()));
+    let top: Vec<String> = missing
+        .iter()
+        .take(20)
+        .map(|(op, n)| format!("{op} ({n})"))
+        .collect();
+    eprintln!("ops without a rule, by models: {}", top.join(", "));
     for f in &failures {
         eprintln!("{f}");
     }
