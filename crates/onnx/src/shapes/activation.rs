@@ -1,6 +1,8 @@
 //! Ops whose output 0 has the type and shape of input 0 (activations,
 //! Identity, Softmax, Clip, Trilu, Hardmax, CumSum, LpNormalization, the
-//! Scatter ops), plus Cast, CastLike and Dropout.
+//! Scatter ops), plus Cast, CastLike, Dropout, IsInf / IsNaN (bool) and the
+//! ops that take input 0's shape with a `dtype` attribute (EyeLike, the
+//! random *Like ops).
 
 use super::{NodeCx, RuleResult, TensorType};
 use crate::proto::tensor_proto::DataType;
@@ -63,5 +65,40 @@ pub fn cast_like(cx: &mut NodeCx<'_>) -> RuleResult {
     if elem_type != 0 || shape.is_some() {
         cx.set(0, TensorType { elem_type, shape });
     }
+    Ok(())
+}
+
+/// IsInf, IsNaN: a bool tensor of input 0's shape.
+pub fn bool_like(cx: &mut NodeCx<'_>) -> RuleResult {
+    let shape = cx.input(0).and_then(|t| t.shape.clone());
+    cx.set(
+        0,
+        TensorType {
+            elem_type: DataType::Bool as i32,
+            shape,
+        },
+    );
+    Ok(())
+}
+
+/// EyeLike, Bernoulli, RandomUniformLike, RandomNormalLike: input 0's shape,
+/// the element type of the `dtype` attribute or else of input 0 (EyeLike
+/// wants a 2-d input).
+pub fn dtype_like(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem_type = match cx.attr("dtype") {
+        Some(a) => i32::try_from(a.i()).unwrap_or(0),
+        None => cx.elem(0),
+    };
+    let shape = cx.input(0).and_then(|t| t.shape.clone());
+    if cx.node.op_type() == "EyeLike"
+        && let Some(s) = &shape
+        && s.len() != 2
+    {
+        return Err(format!(
+            "input tensor must be 2-dimensional, not rank {}",
+            s.len()
+        ));
+    }
+    cx.set(0, TensorType { elem_type, shape });
     Ok(())
 }

@@ -7,14 +7,17 @@
 //! Ops without a rule leave their outputs unknown and are listed.
 
 mod activation;
+mod attention;
 mod constraints;
 mod control;
 mod conv;
 mod elementwise;
+mod index;
 mod matmul;
 mod norm;
 mod reduce;
 pub mod registry;
+mod rnn;
 mod shape_ops;
 
 use crate::check::{Diagnostic, Rule, Severity};

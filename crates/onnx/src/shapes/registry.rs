@@ -3,7 +3,10 @@
 //! rule file: Squeeze/Unsqueeze axes become an input at 13, reductions at
 //! 13 for ReduceSum and 18 for the others, Reshape gains allowzero at 14).
 
-use super::{NodeCx, RuleResult, activation, conv, elementwise, matmul, norm, reduce, shape_ops};
+use super::{
+    NodeCx, RuleResult, activation, attention, conv, elementwise, index, matmul, norm, reduce, rnn,
+    shape_ops,
+};
 
 /// An inference rule.
 pub type RuleFn = fn(&mut NodeCx<'_>) -> RuleResult;
@@ -29,11 +32,19 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "Relu" | "Sigmoid" | "Tanh" | "Abs" | "Neg" | "Exp" | "Log" | "Sqrt" | "Reciprocal"
         | "Floor" | "Ceil" | "Erf" | "Identity" | "LeakyRelu" | "Elu" | "Selu" | "HardSigmoid"
         | "HardSwish" | "Softplus" | "Softsign" | "Sin" | "Cos" | "Not" | "Sign" | "Round"
-        | "Mish" | "Gelu" | "Celu" | "ThresholdedRelu"
+        | "Mish" | "Gelu" | "Celu" | "ThresholdedRelu" | "PRelu"
             if version >= 6 =>
         {
             activation::same
         }
+        // ops that never had a version without an inference function
+        "Not" | "Acos" | "Acosh" | "Asin" | "Asinh" | "Atan" | "Atanh" | "Cosh" | "Sinh"
+        | "Tan" | "Swish" | "Shrink" | "BitwiseNot" => activation::same,
+        "IsInf" | "IsNaN" => activation::bool_like,
+        "EyeLike" | "Bernoulli" | "RandomUniformLike" | "RandomNormalLike" => {
+            activation::dtype_like
+        }
+        "BitwiseAnd" | "BitwiseOr" | "BitwiseXor" => elementwise::binary_same,
         "Softmax" | "LogSoftmax" => activation::same,
         "Clip" if version >= 6 => activation::same,
         "Cast" if version >= 6 => activation::cast,
@@ -71,6 +82,21 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "ConstantOfShape" => shape_ops::constant_of_shape,
         "Range" => shape_ops::range,
         "MatMul" => matmul::matmul,
+        "MatMulInteger" => matmul::matmul_integer,
+        "QLinearMatMul" => matmul::qlinear_matmul,
+        "Det" => matmul::det,
+        "Einsum" => matmul::einsum,
+        "Attention" => attention::attention,
+        "RotaryEmbedding" => attention::rotary_embedding,
+        "RNN" | "GRU" | "LSTM" => rnn::rnn,
+        "GatherND" => index::gather_nd,
+        "Compress" => index::compress,
+        "NonZero" => index::non_zero,
+        "Unique" => index::unique,
+        "NonMaxSuppression" => index::non_max_suppression,
+        "TensorScatter" => index::tensor_scatter,
+        "ReverseSequence" => index::reverse_sequence,
+        "DepthToSpace" | "SpaceToDepth" => shape_ops::depth_space,
         "Gemm" if version >= 6 => matmul::gemm,
         "BatchNormalization" if version >= 6 => norm::first_like_input,
         "InstanceNormalization" | "LayerNormalization" | "LRN" | "RMSNormalization" => {

@@ -752,3 +752,61 @@ pub fn one_hot(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// onnx's `Dimension * int`: a fixed dim times the factor, a symbol kept
+/// when the factor is 1, unknown otherwise.
+fn dim_mul(d: &Dim, k: i64) -> Dim {
+    match d {
+        Dim::Fixed(v) => super::fixed(i128::from(*v) * i128::from(k)),
+        _ if k == 1 => d.clone(),
+        _ => Dim::Unknown,
+    }
+}
+
+/// onnx's `Dimension / int` (integer division of a fixed dim).
+fn dim_div(d: &Dim, k: i64) -> Dim {
+    match d {
+        Dim::Fixed(v) if k != 0 => Dim::Fixed(v / k),
+        _ if k == 1 => d.clone(),
+        _ => Dim::Unknown,
+    }
+}
+
+/// DepthToSpace and SpaceToDepth over a 4-d NCHW input.
+pub fn depth_space(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let b = cx.attr_i("blocksize", 0);
+    if b <= 0 {
+        return Err(format!("blocksize must be positive, not {b}"));
+    }
+    let area = b
+        .checked_mul(b)
+        .ok_or_else(|| format!("blocksize {b} squared overflows"))?;
+    let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    if x.len() != 4 {
+        return Err(format!(
+            "input tensor must be 4-dimensional, not {}",
+            x.len()
+        ));
+    }
+    let dims = if cx.node.op_type() == "DepthToSpace" {
+        vec![
+            x[0].clone(),
+            dim_div(&x[1], area),
+            dim_mul(&x[2], b),
+            dim_mul(&x[3], b),
+        ]
+    } else {
+        vec![
+            x[0].clone(),
+            dim_mul(&x[1], area),
+            dim_div(&x[2], b),
+            dim_div(&x[3], b),
+        ]
+    };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}

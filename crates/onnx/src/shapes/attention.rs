@@ -1,0 +1,180 @@
+//! Attention (opset 23 on, onnx's `AttentionPropagateElemTypeFromInputToOutput`
+//! with the extra checks of opset 25) and RotaryEmbedding.
+//!
+//! onnx reads some dims with `dim_value()`, which is 0 for a symbolic or
+//! unknown dim; the rule does the same so that its answers stay equal.
+
+use super::{Dim, NodeCx, RuleResult, TensorType};
+
+/// A dim's value as protobuf's `dim_value()` reads it: 0 when not fixed.
+fn dim_value(d: &Dim) -> i64 {
+    d.value().unwrap_or(0)
+}
+
+/// Whether output `i` is given (named).
+fn has_output(cx: &NodeCx<'_>, i: usize) -> bool {
+    cx.node.output.get(i).is_some_and(|n| !n.is_empty())
+}
+
+/// Attention(Q, K, V, attn_mask, past_key, past_value, nonpad_kv_seqlen):
+/// Y from Q's batch and sequence dims and V's head size, the optional
+/// present key/value with past + new sequence length, and the optional
+/// qk_matmul_output.
+pub fn attention(cx: &mut NodeCx<'_>) -> RuleResult {
+    if cx.version >= 25 {
+        attention_25_checks(cx)?;
+    }
+    let elem = cx.elem(0);
+    let mut kv_sequence_length: i64 = -1;
+    let mut out: Vec<Dim> = Vec::new();
+    let mut qk: Vec<Dim> = Vec::new();
+    let mut y_shape = None;
+    if let Some(q) = cx.shape(0).map(<[_]>::to_vec) {
+        if q.len() != 3 && q.len() != 4 {
+            return Err("inputs 0 (query) shall be 3 or 4 dimensions".to_string());
+        }
+        let heads = (cx.attr("q_num_heads"), cx.attr("kv_num_heads"));
+        if q.len() == 3 && (heads.0.is_none() || heads.1.is_none()) {
+            return Err("3D inputs expected to have q_num_heads attribute".to_string());
+        }
+        out.push(q[0].clone());
+        out.push(q[1].clone());
+        qk.push(q[0].clone());
+        if let Some(k) = cx.shape(1)
+            && k.len() != 3
+            && k.len() != 4
+        {
+            return Err("inputs 1 (key) shall be 3 or 4 dimensions".to_string());
+        }
+        if let Some(v) = cx.shape(2).map(<[_]>::to_vec) {
+            if v.len() != 3 && v.len() != 4 {
+                return Err("inputs 2 (value) shall be 3 or 4 dimensions".to_string());
+            }
+            if v.len() == 4 && q.len() == 4 {
+                kv_sequence_length = dim_value(&v[2]);
+                out.push(q[2].clone());
+                out.push(v[3].clone());
+                y_shape = Some(out.clone());
+                qk.push(q[1].clone());
+                qk.push(q[2].clone());
+                qk.push(Dim::Fixed(kv_sequence_length));
+            }
+            if v.len() == 3 && q.len() == 3 {
+                kv_sequence_length = dim_value(&v[1]);
+                let q_heads = cx.attr_i("q_num_heads", 0);
+                let kv_heads = cx.attr_i("kv_num_heads", 0);
+                if q_heads <= 0 || kv_heads <= 0 {
+                    return Err("q_num_heads and kv_num_heads must be positive".to_string());
+                }
+                let v_head_size = dim_value(&v[2]) / kv_heads;
+                let hidden = v_head_size
+                    .checked_mul(q_heads)
+                    .ok_or_else(|| format!("{v_head_size} * {q_heads} overflows"))?;
+                out.push(Dim::Fixed(hidden));
+                y_shape = Some(out.clone());
+                qk.push(Dim::Fixed(q_heads));
+                qk.push(q[1].clone());
+                qk.push(Dim::Fixed(kv_sequence_length));
+            }
+        }
+    }
+    cx.set(
+        0,
+        TensorType {
+            elem_type: elem,
+            shape: y_shape,
+        },
+    );
+    let mut qk_type = has_output(cx, 3).then(|| TensorType::new(elem, qk.clone()));
+    if has_output(cx, 1) && has_output(cx, 2) && cx.has_input(4) && cx.has_input(5) {
+        let (ek, ev) = (cx.elem(4), cx.elem(5));
+        let mut present = (TensorType::unranked(ek), TensorType::unranked(ev));
+        if let (Some(pk), Some(pv)) = (
+            cx.shape(4).map(<[_]>::to_vec),
+            cx.shape(5).map(<[_]>::to_vec),
+        ) {
+            if pk.len() != 4 {
+                return Err("the past_key input shall be 4 dimensions".to_string());
+            }
+            if pv.len() != 4 {
+                return Err("the past_value input shall be 4 dimensions".to_string());
+            }
+            if kv_sequence_length > 0
+                && let Dim::Fixed(past) = pk[2]
+            {
+                let total = kv_sequence_length
+                    .checked_add(past)
+                    .ok_or_else(|| format!("{kv_sequence_length} + {past} overflows"))?;
+                if let Some(t) = qk_type.as_mut()
+                    && let Some(s) = t.shape.as_mut()
+                    && s.len() > 3
+                {
+                    s[3] = Dim::Fixed(total);
+                }
+                let (mut k, mut v) = (pk, pv);
+                k[2] = Dim::Fixed(total);
+                v[2] = Dim::Fixed(total);
+                present = (TensorType::new(ek, k), TensorType::new(ev, v));
+            }
+        }
+        cx.set(1, present.0);
+        cx.set(2, present.1);
+    }
+    if let Some(t) = qk_type {
+        cx.set(3, t);
+    }
+    Ok(())
+}
+
+/// The attribute and input checks Attention adds at opset 25.
+fn attention_25_checks(cx: &NodeCx<'_>) -> RuleResult {
+    for name in ["left_window_size", "right_window_size"] {
+        let w = cx.attr_i(name, -1);
+        if w < -1 {
+            return Err(format!("{name} must be -1 or nonnegative, got {w}"));
+        }
+    }
+    let rank = cx.shape(0).map(<[_]>::len);
+    let (qh, kvh) = (cx.attr("q_num_heads"), cx.attr("kv_num_heads"));
+    if rank == Some(3)
+        && let (Some(q), Some(kv)) = (qh, kvh)
+        && (q.i() <= 0 || kv.i() <= 0)
+    {
+        return Err("q_num_heads and kv_num_heads must be positive for 3D inputs".to_string());
+    }
+    if cx.has_input(4) != cx.has_input(5) {
+        return Err("past_key and past_value must be provided together".to_string());
+    }
+    if has_output(cx, 1) != has_output(cx, 2) {
+        return Err("present_key and present_value must be requested together".to_string());
+    }
+    if cx.has_input(6) && (cx.has_input(4) || has_output(cx, 1)) {
+        return Err(
+            "nonpad_kv_seqlen cannot be combined with past or present cache tensors".to_string(),
+        );
+    }
+    if rank == Some(4) && (qh.is_some() || kvh.is_some()) {
+        return Err("q_num_heads and kv_num_heads must not be specified for 4D inputs".to_string());
+    }
+    Ok(())
+}
+
+/// RotaryEmbedding: the type and shape of input 0, which must have rank 3
+/// (with `num_heads`) or 4.
+pub fn rotary_embedding(cx: &mut NodeCx<'_>) -> RuleResult {
+    let Some(t) = cx.input(0).cloned() else {
+        return Ok(());
+    };
+    if let Some(r) = t.rank() {
+        if !(3..=4).contains(&r) {
+            return Err(format!(
+                "input tensor must have at least 3 and at most 4 dimensions, not {r}"
+            ));
+        }
+        if r == 3 && cx.attr("num_heads").is_none() {
+            return Err("input shape is 3D, num_heads attribute must be provided".to_string());
+        }
+    }
+    cx.set(0, t);
+    Ok(())
+}
