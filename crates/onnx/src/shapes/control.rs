@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Subgraphs nested deeper than this are not inferred (a hostile file may
 /// nest thousands).
-const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// Whether `op` (of ai.onnx) is inferred here rather than by a registry rule.
 pub(super) fn is_control_flow(op: &str) -> bool {
@@ -91,6 +91,8 @@ impl State<'_> {
             location: format!("{}/node[{index}]:{attr}", self.location),
             ir_version: self.ir_version,
             depth: self.depth + 1,
+            functions: std::rc::Rc::clone(&self.functions),
+            calls: self.calls.clone(),
             out: &mut child_out,
         };
         for vi in &g.input {

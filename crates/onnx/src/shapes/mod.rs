@@ -12,6 +12,7 @@ mod constraints;
 mod control;
 mod conv;
 mod elementwise;
+mod function;
 mod index;
 mod matmul;
 mod norm;
@@ -101,6 +102,21 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
         location: "graph".to_string(),
         ir_version: model.ir_version(),
         depth: 0,
+        functions: std::rc::Rc::new(
+            model
+                .functions
+                .iter()
+                .map(|f| {
+                    let key = (
+                        f.domain().to_string(),
+                        f.name().to_string(),
+                        f.overload().to_string(),
+                    );
+                    (key, f.clone())
+                })
+                .collect(),
+        ),
+        calls: Vec::new(),
         out: &mut out,
     };
     st.seed(graph);
@@ -152,8 +168,12 @@ struct State<'o> {
     location: String,
     /// The model's IR version (subgraph input counts are checked from 4).
     ir_version: i64,
-    /// How deep in subgraphs this graph is.
+    /// How deep in subgraphs and function calls this graph is.
     depth: usize,
+    /// The model-local functions.
+    functions: std::rc::Rc<function::Functions>,
+    /// The functions being expanded around this graph (a call chain).
+    calls: Vec<String>,
     out: &'o mut Inferred,
 }
 
@@ -313,6 +333,15 @@ impl State<'_> {
                 control::infer(self, index, &mut cx, opsets)
             }
             Some(rule) => rule(&mut cx),
+            None if crate::schema::lookup(domain, op, version).is_none()
+                && self.functions.contains_key(&function::key_of(node)) =>
+            {
+                let functions = std::rc::Rc::clone(&self.functions);
+                match functions.get(&function::key_of(node)) {
+                    Some(f) => self.call_function(index, f, &mut cx),
+                    None => Ok(()),
+                }
+            }
             None => {
                 let key = if domain.is_empty() {
                     op.to_string()

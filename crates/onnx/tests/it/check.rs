@@ -317,6 +317,7 @@ const ONNX_FULL_MESSAGES: &[(&str, &[&str])] = &[
         &[
             "Inferred elem type differs from existing elem type",
             "Invalid tensor data type",
+            "Mismatched tensor element type",
         ],
     ),
 ];
