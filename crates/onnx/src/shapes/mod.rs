@@ -361,6 +361,9 @@ impl State<'_> {
         if let Err(message) = result {
             self.report(index, node, Rule::InferenceTypeClash, message);
         }
+        for message in constraints::infer_outputs(domain, op, version, &elems, &mut cx.outputs) {
+            self.report(index, node, Rule::InferenceTypeConstraint, message);
+        }
         for (i, name) in node.output.iter().enumerate() {
             if name.is_empty() {
                 continue;

@@ -18,6 +18,51 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
     }
     let r: RuleFn = match op_type {
         "Add" | "Sub" | "Mul" | "Div" | "Pow" if version >= 7 => elementwise::binary_same,
+        // versions onnx has no inference function for
+        "Add"
+        | "Sub"
+        | "Mul"
+        | "Div"
+        | "Relu"
+        | "Sigmoid"
+        | "Tanh"
+        | "Abs"
+        | "Neg"
+        | "Exp"
+        | "Log"
+        | "Sqrt"
+        | "Reciprocal"
+        | "Floor"
+        | "Ceil"
+        | "LeakyRelu"
+        | "Elu"
+        | "Selu"
+        | "HardSigmoid"
+        | "PRelu"
+        | "Max"
+        | "Min"
+        | "Sum"
+        | "Mean"
+        | "Cast"
+        | "Dropout"
+        | "Clip"
+        | "Tile"
+        | "BatchNormalization"
+        | "Gemm"
+        | "InstanceNormalization"
+            if version < 6 =>
+        {
+            activation::none
+        }
+        "Concat" if version < 4 => activation::none,
+        "Reshape" if version < 5 => activation::none,
+        "Upsample" if version < 7 => activation::none,
+        "Split" if version < 2 => activation::none,
+        // the logical ops of opset 1 (legacy broadcast): bool, input 0's shape
+        "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater" if version < 7 => activation::bool_like,
+        "Pow" => activation::same,
+        "Max" | "Min" | "Sum" | "Mean" if version < 8 => activation::same,
+        "Slice" if version < 10 => shape_ops::slice_v1,
         // opset 6: legacy `broadcast` attribute, the output is input 0
         "Add" | "Sub" | "Mul" | "Div" if version == 6 => activation::same,
         "And" | "Or" | "Xor" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual"
@@ -63,8 +108,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "ArgMax" | "ArgMin" => reduce::arg,
         "Shape" => shape_ops::shape,
         "Size" => shape_ops::size,
-        "Reshape" if version >= 5 => shape_ops::reshape,
-        "Reshape" => shape_ops::reshape_v1,
+        "Reshape" => shape_ops::reshape,
         "Flatten" => shape_ops::flatten,
         "Transpose" => shape_ops::transpose,
         "Squeeze" => shape_ops::squeeze,

@@ -40,14 +40,6 @@ pub fn size(cx: &mut NodeCx<'_>) -> RuleResult {
     Ok(())
 }
 
-/// Reshape before opset 5 (target in the `shape` attribute): onnx infers
-/// the element type only.
-pub fn reshape_v1(cx: &mut NodeCx<'_>) -> RuleResult {
-    let elem = cx.elem(0);
-    cx.set(0, TensorType::unranked(elem));
-    Ok(())
-}
-
 /// Reshape: the target from a constant, or from 14 on a propagated shape.
 pub fn reshape(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
@@ -807,6 +799,62 @@ pub fn depth_space(cx: &mut NodeCx<'_>) -> RuleResult {
             dim_div(&x[3], b),
         ]
     };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// Slice before opset 10 (starts, ends and axes as attributes), as onnx's
+/// Slice-1: sorted non-negative axes only; a negative axis gives unknown
+/// dims of the input's rank, unsorted axes no shape.
+pub fn slice_v1(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let (Some(mut starts), Some(mut ends)) = (cx.attr_ints("starts"), cx.attr_ints("ends")) else {
+        return Err("incorrect or missing attribute value for starts and ends".to_string());
+    };
+    if starts.len() != ends.len() {
+        return Err("incorrect or missing attribute value for starts and ends".to_string());
+    }
+    let axes = match cx.attr_ints("axes") {
+        None => (0..starts.len() as i64).collect(),
+        Some(a) if a.len() != starts.len() => {
+            return Err("attribute axes has incorrect length".to_string());
+        }
+        Some(a) if !a.is_sorted() => return Ok(()),
+        Some(a) => a,
+    };
+    if axes.iter().any(|&a| a < 0) {
+        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; x.len()]));
+        return Ok(());
+    }
+    let mut dims = Vec::with_capacity(x.len());
+    let mut j = 0;
+    for (i, d) in x.iter().enumerate() {
+        if j < axes.len() && axes[j] == i as i64 {
+            let mut out = Dim::Unknown;
+            if let Dim::Fixed(v) = *d {
+                if starts[j] < 0 {
+                    starts[j] = starts[j].saturating_add(v);
+                }
+                if ends[j] < 0 {
+                    ends[j] = ends[j].saturating_add(v);
+                }
+                if starts[j] >= 0 && ends[j] >= 0 {
+                    let n = v.min(ends[j]) - starts[j];
+                    if n >= 0 {
+                        out = Dim::Fixed(n);
+                    }
+                }
+            }
+            dims.push(out);
+            j += 1;
+        } else {
+            dims.push(d.clone());
+        }
+    }
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
