@@ -93,6 +93,7 @@ impl State<'_> {
             depth: self.depth + 1,
             functions: std::rc::Rc::clone(&self.functions),
             calls: self.calls.clone(),
+            symbols: std::rc::Rc::clone(&self.symbols),
             out: &mut child_out,
         };
         for vi in &g.input {
@@ -102,13 +103,19 @@ impl State<'_> {
         child.seed(g);
         for (vi, passed) in g.input.iter().zip(inputs) {
             let declared = vi.r#type.as_ref().and_then(tensor_type_of);
-            let t = match (passed, declared) {
+            let mut t = match (passed, declared) {
                 (Some(p), Some(d)) => Some(
                     merge(p, &d)
                         .map_err(|(_, m)| format!("input '{}' of graph {attr}: {m}", vi.name()))?,
                 ),
                 (p, d) => p.clone().or(d),
             };
+            // onnx names the unknown dims of the inputs it passes
+            if passed.is_some()
+                && let Some(dims) = t.as_mut().and_then(|t| t.shape.as_mut())
+            {
+                self.symbols.borrow_mut().materialize(dims);
+            }
             if let Some(t) = t {
                 child.values.insert(vi.name().to_string(), t);
             }

@@ -88,6 +88,7 @@ impl State<'_> {
             depth: self.depth + 1,
             functions: self.functions.clone(),
             calls,
+            symbols: std::rc::Rc::clone(&self.symbols),
             out: &mut child_out,
         };
         for (i, param) in f.input.iter().enumerate() {

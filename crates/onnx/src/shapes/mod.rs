@@ -20,6 +20,7 @@ mod reduce;
 pub mod registry;
 mod rnn;
 mod shape_ops;
+mod symbols;
 
 use crate::check::{Diagnostic, Rule, Severity};
 use crate::proto::tensor_proto::DataType;
@@ -117,14 +118,25 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
                 .collect(),
         ),
         calls: Vec::new(),
+        symbols: std::rc::Rc::new(std::cell::RefCell::new(symbols::Symbols::of(graph))),
         out: &mut out,
     };
     st.seed(graph);
     for (index, node) in graph.node.iter().enumerate() {
         st.node(index, node, &opsets);
     }
-    let values = std::mem::take(&mut st.values);
-    let data = std::mem::take(&mut st.data);
+    let mut values = std::mem::take(&mut st.values);
+    let mut data = std::mem::take(&mut st.data);
+    let symbols = std::rc::Rc::clone(&st.symbols);
+    let symbols = symbols.borrow();
+    for d in values
+        .values_mut()
+        .filter_map(|t| t.shape.as_mut())
+        .flatten()
+        .chain(data.values_mut().flatten())
+    {
+        symbols.forget(d);
+    }
     out.values = values;
     out.data = data.into_iter().collect();
     out
@@ -174,6 +186,8 @@ struct State<'o> {
     functions: std::rc::Rc<function::Functions>,
     /// The functions being expanded around this graph (a call chain).
     calls: Vec<String>,
+    /// The symbols given to unknown dims, shared by every graph and call.
+    symbols: std::rc::Rc<std::cell::RefCell<symbols::Symbols>>,
     out: &'o mut Inferred,
 }
 
@@ -369,7 +383,10 @@ impl State<'_> {
                 continue;
             }
             self.produced.insert(name.clone());
-            let inferred = cx.outputs[i].take();
+            let mut inferred = cx.outputs[i].take();
+            if let Some(dims) = inferred.as_mut().and_then(|t| t.shape.as_mut()) {
+                self.symbols.borrow_mut().materialize(dims);
+            }
             let declared = self.declared.get(name).cloned();
             let merged = match (inferred, declared) {
                 (Some(inf), Some(dec)) => match merge(&inf, &dec) {

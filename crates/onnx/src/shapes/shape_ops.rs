@@ -522,16 +522,30 @@ pub fn gather_elements(cx: &mut NodeCx<'_>) -> RuleResult {
 /// Expand: the input broadcast with the target shape.
 pub fn expand(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
-    let (Some(x), Some(target)) = (
-        cx.shape(0).map(<[_]>::to_vec),
-        cx.data(1).map(<[_]>::to_vec),
-    ) else {
+    let (Some(x), Some(target)) = (cx.shape(0).map(<[_]>::to_vec), shape_input(cx, 1)?) else {
         cx.set(0, TensorType::unranked(elem));
         return Ok(());
     };
     let dims = super::elementwise::broadcast(&[&x, &target])?;
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
+}
+
+/// A shape given as input `i`, as onnx's `getShapeInput`: its contents
+/// (constant or propagated), else as many unknown dims as its length when
+/// that is known (rank inference).
+fn shape_input(cx: &NodeCx<'_>, i: usize) -> Result<Option<Vec<Dim>>, String> {
+    if let Some(d) = cx.data(i) {
+        return Ok(Some(d.to_vec()));
+    }
+    match cx.shape(i) {
+        Some([Dim::Fixed(n)]) => Ok(super::unknown_dims(*n)),
+        Some([_]) | None => Ok(None),
+        Some(s) => Err(format!(
+            "shape input must be 1D tensor, not rank {}",
+            s.len()
+        )),
+    }
 }
 
 /// Split: sizes from the `split` attribute (before 13) or input, equal

@@ -59,7 +59,7 @@ fn unknown_generated(v: &Value) -> Value {
 
 /// Runs onnx's inference over every model of `covered` in one Python child
 /// and compares: (models agreeing, of them rejected by both, disagreements).
-fn compare_with_onnx(
+pub(crate) fn compare_with_onnx(
     covered: &[(String, netport_onnx::shapes::Inferred)],
 ) -> (usize, usize, Vec<String>) {
     let names: Vec<&str> = covered.iter().map(|(p, _)| p.as_str()).collect();
