@@ -98,4 +98,3 @@ fn torchvision_exports_get_onnx_full_check_verdict() {
     );
     assert_eq!(agreed, covered.len());
 }
-
