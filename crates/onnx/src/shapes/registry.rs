@@ -85,7 +85,14 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         // ops that never had a version without an inference function
         "Not" | "Acos" | "Acosh" | "Asin" | "Asinh" | "Atan" | "Atanh" | "Cosh" | "Sinh"
         | "Tan" | "Swish" | "Shrink" | "BitwiseNot" => activation::same,
-        "IsInf" | "IsNaN" => activation::bool_like,
+        "IsInf" | "IsNaN" | "RegexFullMatch" => activation::bool_like,
+        "Scatter" => activation::same,
+        "StringConcat" => elementwise::binary_same,
+        "StringSplit" => activation::string_split,
+        "StringNormalizer" => activation::string_normalizer,
+        "BitCast" => activation::bit_cast,
+        "DynamicQuantizeLinear" => activation::dynamic_quantize_linear,
+        "CenterCropPad" => shape_ops::center_crop_pad,
         "EyeLike" | "Bernoulli" | "RandomUniformLike" | "RandomNormalLike" => {
             activation::dtype_like
         }

@@ -872,3 +872,42 @@ pub fn slice_v1(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// CenterCropPad: the input's dims with the cropped or padded axes set to
+/// the constant `shape` input.
+pub fn center_crop_pad(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let (Some(x), Some(shape)) = (cx.shape(0).map(<[_]>::to_vec), cx.ints(1)) else {
+        return Ok(());
+    };
+    let r = x.len();
+    let axes: Vec<usize> = match cx.attr_ints("axes") {
+        Some(a) => {
+            let mut seen = vec![false; r];
+            let mut out = Vec::with_capacity(a.len());
+            for v in a {
+                let v = axis(v, r)?;
+                if std::mem::replace(&mut seen[v], true) {
+                    return Err(format!("axis {v} is repeated"));
+                }
+                out.push(v);
+            }
+            out
+        }
+        None => (0..r).collect(),
+    };
+    if shape.len() != axes.len() {
+        return Err(format!(
+            "number of elements of input 'shape' ({}) does not match the number of axes ({})",
+            shape.len(),
+            axes.len()
+        ));
+    }
+    let mut dims = x;
+    for (&a, &v) in axes.iter().zip(&shape) {
+        dims[a] = Dim::Fixed(v);
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
