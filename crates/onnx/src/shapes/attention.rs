@@ -178,3 +178,139 @@ pub fn rotary_embedding(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, t);
     Ok(())
 }
+
+/// LinearAttention (opset 27): checks of the head counts and of the
+/// `update_rule`'s inputs, then Y [B, T, q_num_heads * Dv] and present_state
+/// [B, kv_num_heads, Dk, Dv] with the dims unified across the inputs.
+pub fn linear_attention(cx: &mut NodeCx<'_>) -> RuleResult {
+    let q = cx.attr("q_num_heads").map_or(0, |a| a.i());
+    let kv = cx.attr("kv_num_heads").map_or(0, |a| a.i());
+    if q <= 0 {
+        return Err(format!("q_num_heads must be > 0, got {q}"));
+    }
+    if kv <= 0 {
+        return Err(format!("kv_num_heads must be > 0, got {kv}"));
+    }
+    if q % kv != 0 {
+        return Err(format!(
+            "q_num_heads ({q}) must be a multiple of kv_num_heads ({kv})"
+        ));
+    }
+    let rule = cx.attr_s("update_rule", "gated_delta");
+    let (past, decay, beta) = (cx.has_input(3), cx.has_input(4), cx.has_input(5));
+    let (needs_decay, needs_beta) = match rule.as_str() {
+        "linear" => (false, false),
+        "gated" => (true, false),
+        "delta" => (false, true),
+        "gated_delta" => (true, true),
+        _ => {
+            return Err(
+                "update_rule must be one of: 'linear', 'gated', 'delta', 'gated_delta'".into(),
+            );
+        }
+    };
+    if decay != needs_decay {
+        return Err(format!(
+            "update_rule '{rule}' {} decay input",
+            if needs_decay { "requires" } else { "forbids" }
+        ));
+    }
+    if beta != needs_beta {
+        return Err(format!(
+            "update_rule '{rule}' {} beta input",
+            if needs_beta { "requires" } else { "forbids" }
+        ));
+    }
+    let elem = cx.elem(0);
+    let state_elem = if past && cx.input(3).is_some() {
+        cx.elem(3)
+    } else {
+        elem
+    };
+    cx.set(0, TensorType::unranked(elem));
+    cx.set(1, TensorType::unranked(state_elem));
+    const B: usize = 0;
+    const T: usize = 1;
+    const QP: usize = 2;
+    const KP: usize = 3;
+    const VP: usize = 4;
+    const HKV: usize = 5;
+    const DK: usize = 6;
+    const DV: usize = 7;
+    const SPARE: usize = 8;
+    let mut d = vec![Dim::Unknown; 9];
+    d[HKV] = Dim::Fixed(kv);
+    super::unify_input_shape(cx, 0, &mut d, &[B, T, QP])?;
+    super::unify_input_shape(cx, 1, &mut d, &[B, T, KP])?;
+    super::unify_input_shape(cx, 2, &mut d, &[B, T, VP])?;
+    if past {
+        super::unify_input_shape(cx, 3, &mut d, &[B, HKV, DK, DV])?;
+    }
+    if decay {
+        d[SPARE] = Dim::Unknown;
+        super::unify_input_shape(cx, 4, &mut d, &[B, T, SPARE])?;
+    }
+    if beta {
+        d[SPARE] = Dim::Unknown;
+        super::unify_input_shape(cx, 5, &mut d, &[B, T, SPARE])?;
+    }
+    for (pack, heads, into, what) in [
+        (QP, q, DK, "query"),
+        (KP, kv, DK, "key"),
+        (VP, kv, DV, "value"),
+    ] {
+        if let Dim::Fixed(p) = d[pack] {
+            if p % heads != 0 {
+                return Err(format!(
+                    "packed {what} last dim ({p}) must be divisible by its head count ({heads})"
+                ));
+            }
+            super::unify_dim(&Dim::Fixed(p / heads), &mut d[into])?;
+        }
+    }
+    if decay && let Some([_, _, Dim::Fixed(last)]) = cx.shape(4) {
+        let last = *last;
+        match d[DK] {
+            Dim::Fixed(dk) => {
+                let kv_dk = kv.saturating_mul(dk);
+                if last != kv && last != kv_dk {
+                    return Err(format!(
+                        "decay last dim ({last}) must be kv_num_heads ({kv}) or kv_num_heads * \
+                         d_k ({kv_dk})"
+                    ));
+                }
+            }
+            _ if last != kv && last % kv != 0 => {
+                return Err(format!(
+                    "decay last dim ({last}) must be kv_num_heads ({kv}) or a multiple of it"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if beta
+        && let Some([_, _, Dim::Fixed(last)]) = cx.shape(5)
+        && *last != 1
+        && *last != kv
+    {
+        return Err(format!(
+            "beta last dim ({last}) must be 1 or kv_num_heads ({kv})"
+        ));
+    }
+    let out_last = match d[DV] {
+        Dim::Fixed(dv) => super::fixed(i128::from(q) * i128::from(dv)),
+        _ => Dim::Unknown,
+    };
+    cx.set(
+        0,
+        TensorType::new(elem, vec![d[B].clone(), d[T].clone(), out_last]),
+    );
+    cx.set(
+        1,
+        TensorType::new(
+            state_elem,
+            vec![d[B].clone(), d[HKV].clone(), d[DK].clone(), d[DV].clone()],
+        ),
+    );
+    Ok(())
+}

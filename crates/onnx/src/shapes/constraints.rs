@@ -131,6 +131,9 @@ pub(crate) fn infer_outputs(
     }
     let mut bound: Vec<(&str, String)> = Vec::new();
     for (i, &code) in elems.iter().enumerate() {
+        if code == 0 {
+            continue;
+        }
         let (Some(param), Some(ty)) = (formal(schema, i), tensor_type_str(code)) else {
             continue;
         };

@@ -272,3 +272,61 @@ pub fn grid_sample(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// CausalConvWithState (opset 27): output 0 is the input; present_state is
+/// [B, C, K - 1] with the dims unified across input, weight, bias and
+/// past_state.
+pub fn causal_conv_with_state(cx: &mut NodeCx<'_>) -> RuleResult {
+    if let Some(a) = cx.attr("activation")
+        && a.s.is_some()
+    {
+        let act = String::from_utf8_lossy(a.s()).into_owned();
+        if !matches!(act.as_str(), "none" | "silu" | "swish") {
+            return Err(format!(
+                "unsupported activation value '{act}'; supported values are 'none', 'silu' and \
+                 'swish'"
+            ));
+        }
+    }
+    let elem = cx.elem(0);
+    let shape = cx.input(0).and_then(|t| t.shape.clone());
+    cx.set(
+        0,
+        TensorType {
+            elem_type: elem,
+            shape,
+        },
+    );
+    cx.set(1, TensorType::unranked(elem));
+    const B: usize = 0;
+    const C: usize = 1;
+    const L: usize = 2;
+    const ONE: usize = 3;
+    const K: usize = 4;
+    const KM1: usize = 5;
+    let mut d = vec![Dim::Unknown; 6];
+    d[ONE] = Dim::Fixed(1);
+    super::unify_input_shape(cx, 0, &mut d, &[B, C, L])?;
+    super::unify_input_shape(cx, 1, &mut d, &[C, ONE, K])?;
+    if cx.has_input(2) {
+        super::unify_input_shape(cx, 2, &mut d, &[C])?;
+    }
+    if cx.has_input(3) {
+        super::unify_input_shape(cx, 3, &mut d, &[B, C, KM1])?;
+    }
+    let k_minus_1 = match d[K] {
+        Dim::Fixed(k) => Dim::Fixed(k.saturating_sub(1)),
+        _ => Dim::Unknown,
+    };
+    super::unify_dim(&k_minus_1, &mut d[KM1])?;
+    if let Dim::Fixed(k) = d[K]
+        && k < 1
+    {
+        return Err(format!("kernel size k must be >= 1, got {k}"));
+    }
+    cx.set(
+        1,
+        TensorType::new(elem, vec![d[B].clone(), d[C].clone(), d[KM1].clone()]),
+    );
+    Ok(())
+}

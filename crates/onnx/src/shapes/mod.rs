@@ -604,3 +604,42 @@ pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, String> {
     }
     Ok(v as usize)
 }
+
+/// onnx's `unifyDim(source, target)`: a fixed source fills the target or
+/// must equal it; a symbolic source fills only an unknown target.
+pub(crate) fn unify_dim(source: &Dim, target: &mut Dim) -> Result<(), String> {
+    match (source, &*target) {
+        (Dim::Fixed(s), Dim::Fixed(t)) if s != t => Err(format!("dimension mismatch: {s} and {t}")),
+        (Dim::Fixed(_), _) | (Dim::Param(_), Dim::Unknown) => {
+            *target = source.clone();
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// onnx's `unifyInputShape`: when input `i` has a shape, its rank must be
+/// `slots.len()` and each dim is unified into `dims[slots[k]]`.
+pub(crate) fn unify_input_shape(
+    cx: &NodeCx<'_>,
+    i: usize,
+    dims: &mut [Dim],
+    slots: &[usize],
+) -> Result<(), String> {
+    let Some(shape) = cx.shape(i) else {
+        return Ok(());
+    };
+    if shape.len() != slots.len() {
+        return Err(format!(
+            "input {i} expected to have rank {} but has rank {}",
+            slots.len(),
+            shape.len()
+        ));
+    }
+    for (d, &slot) in shape.iter().zip(slots) {
+        if let Some(target) = dims.get_mut(slot) {
+            unify_dim(d, target)?;
+        }
+    }
+    Ok(())
+}

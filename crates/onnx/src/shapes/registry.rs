@@ -139,6 +139,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "Einsum" => matmul::einsum,
         "Attention" => attention::attention,
         "RotaryEmbedding" => attention::rotary_embedding,
+        "LinearAttention" => attention::linear_attention,
+        "CausalConvWithState" => conv::causal_conv_with_state,
         "RNN" | "GRU" | "LSTM" => rnn::rnn,
         "GatherND" => index::gather_nd,
         "Compress" => index::compress,
