@@ -190,3 +190,20 @@ pub fn string_normalizer(cx: &mut NodeCx<'_>) -> RuleResult {
     );
     Ok(())
 }
+
+/// ImageDecoder: a uint8 image [?, ?, ?] from a 1-d byte tensor.
+pub fn image_decoder(cx: &mut NodeCx<'_>) -> RuleResult {
+    if let Some(s) = cx.shape(0)
+        && s.len() != 1
+    {
+        return Err(format!(
+            "input tensor must be 1-dimensional, not rank {}",
+            s.len()
+        ));
+    }
+    cx.set(
+        0,
+        TensorType::new(DataType::Uint8 as i32, vec![super::Dim::Unknown; 3]),
+    );
+    Ok(())
+}

@@ -330,3 +330,30 @@ pub fn causal_conv_with_state(cx: &mut NodeCx<'_>) -> RuleResult {
     );
     Ok(())
 }
+
+/// RoiAlign: [num_rois, C, output_height, output_width], num_rois unified
+/// from rois and batch_indices, C from the input.
+pub fn roi_align(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    const N: usize = 0;
+    const C: usize = 1;
+    const H: usize = 2;
+    const W: usize = 3;
+    const ROIS: usize = 4;
+    const FOUR: usize = 5;
+    let mut d = vec![Dim::Unknown; 6];
+    if cx.version >= 22 {
+        d[FOUR] = Dim::Fixed(4);
+    }
+    super::unify_input_shape(cx, 0, &mut d, &[N, C, H, W])?;
+    super::unify_input_shape(cx, 1, &mut d, &[ROIS, FOUR])?;
+    super::unify_input_shape(cx, 2, &mut d, &[ROIS])?;
+    let dims = vec![
+        d[ROIS].clone(),
+        d[C].clone(),
+        Dim::Fixed(cx.attr_i("output_height", 1)),
+        Dim::Fixed(cx.attr_i("output_width", 1)),
+    ];
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}

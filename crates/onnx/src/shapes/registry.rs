@@ -93,6 +93,9 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "BitCast" => activation::bit_cast,
         "DynamicQuantizeLinear" => activation::dynamic_quantize_linear,
         "CenterCropPad" => shape_ops::center_crop_pad,
+        "AffineGrid" => shape_ops::affine_grid,
+        "RoiAlign" => conv::roi_align,
+        "ImageDecoder" => activation::image_decoder,
         "EyeLike" | "Bernoulli" | "RandomUniformLike" | "RandomNormalLike" => {
             activation::dtype_like
         }

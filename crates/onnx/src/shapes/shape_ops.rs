@@ -911,3 +911,33 @@ pub fn center_crop_pad(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// AffineGrid: [N, H, W, 2] or [N, D, H, W, 3] from the `size` input
+/// (read as onnx's `getShapeInput`).
+pub fn affine_grid(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    if cx.shape(0).is_none() {
+        return Ok(());
+    }
+    if let Some(s) = cx.shape(1)
+        && s.len() != 1
+    {
+        return Err(format!("input 1 (size) must have rank 1, not {}", s.len()));
+    }
+    let Some(size) = shape_input(cx, 1)? else {
+        return Ok(());
+    };
+    let dims = match size.as_slice() {
+        [n, _, h, w] => vec![n.clone(), h.clone(), w.clone(), Dim::Fixed(2)],
+        [n, _, d, h, w] => vec![n.clone(), d.clone(), h.clone(), w.clone(), Dim::Fixed(3)],
+        other => {
+            return Err(format!(
+                "length of input 'size' is {}; it must be 4 for 2D or 5 for 3D",
+                other.len()
+            ));
+        }
+    };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
