@@ -192,3 +192,79 @@ pub fn reverse_sequence(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, t);
     Ok(())
 }
+
+/// TfIdfVectorizer: float [max(ngram_indexes) + 1], or [B, that] from a
+/// 2-d input.
+pub fn tf_idf_vectorizer(cx: &mut NodeCx<'_>) -> RuleResult {
+    let float = DataType::Float as i32;
+    cx.set(0, TensorType::unranked(float));
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let indexes = cx.attr_ints("ngram_indexes").unwrap_or_default();
+    if indexes.is_empty() || indexes.iter().any(|&i| i < 0) {
+        return Err("ngram_indexes must be non-empty with no negative values".to_string());
+    }
+    let last = Dim::Fixed(indexes.iter().max().copied().unwrap_or(0).saturating_add(1));
+    let dims = match x.as_slice() {
+        [_] => vec![last],
+        [b, _] => vec![b.clone(), last],
+        _ => {
+            return Err(format!(
+                "input tensor must have rank 1 or 2, not {}",
+                x.len()
+            ));
+        }
+    };
+    cx.set(0, TensorType::new(float, dims));
+    Ok(())
+}
+
+/// ai.onnx.ml ArrayFeatureExtractor: the input's dims but the last, then
+/// the number of indices (a product of fixed dims, or one symbol).
+pub fn array_feature_extractor(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    if x.len() == 1 {
+        return Ok(());
+    }
+    let mut dims: Vec<Dim> = x[..x.len().saturating_sub(1)].to_vec();
+    let mut last = Dim::Unknown;
+    if let Some(ind) = cx.shape(1)
+        && !ind.is_empty()
+    {
+        let mut n: i64 = 1;
+        let mut symbol: Option<&str> = None;
+        let mut known = true;
+        for d in ind {
+            match d {
+                Dim::Fixed(v) => {
+                    n = n
+                        .checked_mul(*v)
+                        .ok_or("dimension product overflow in ArrayFeatureExtractor")?;
+                }
+                Dim::Param(p) if symbol.is_none() => symbol = Some(p),
+                _ => {
+                    known = false;
+                    break;
+                }
+            }
+        }
+        if known {
+            last = match symbol {
+                None => Dim::Fixed(n),
+                Some(p) if n == 1 => Dim::Param(p.to_string()),
+                Some(_) => Dim::Unknown,
+            };
+        } else {
+            // onnx stops here, leaving the last dim it already added unknown
+            last = Dim::Unknown;
+        }
+    }
+    dims.push(last);
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}

@@ -13,7 +13,13 @@ pub type RuleFn = fn(&mut NodeCx<'_>) -> RuleResult;
 
 /// The rule for `op_type` of `domain` ("" for ai.onnx) at `version`.
 pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
-    if !domain.is_empty() || version < 1 {
+    if version < 1 {
+        return None;
+    }
+    if domain == "ai.onnx.ml" {
+        return ml_rule(op_type);
+    }
+    if !domain.is_empty() {
         return None;
     }
     let r: RuleFn = match op_type {
@@ -96,6 +102,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "AffineGrid" => shape_ops::affine_grid,
         "RoiAlign" => conv::roi_align,
         "ImageDecoder" => activation::image_decoder,
+        "TfIdfVectorizer" => index::tf_idf_vectorizer,
         "EyeLike" | "Bernoulli" | "RandomUniformLike" | "RandomNormalLike" => {
             activation::dtype_like
         }
@@ -162,6 +169,16 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => norm::nll_loss,
         "GridSample" => conv::grid_sample,
         "OneHot" => shape_ops::one_hot,
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// The rules of the ai.onnx.ml domain.
+fn ml_rule(op_type: &str) -> Option<RuleFn> {
+    let r: RuleFn = match op_type {
+        "Binarizer" => activation::same,
+        "ArrayFeatureExtractor" => index::array_feature_extractor,
         _ => return None,
     };
     Some(r)
