@@ -63,7 +63,25 @@ fn spatial(
 /// Conv: [N, M, spatial...] with M from the weight.
 pub fn conv(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
-    let (Some(x), Some(w)) = (cx.shape(0), cx.shape(1)) else {
+    conv_of(cx, 0, 1, elem)
+}
+
+/// ConvInteger: Conv's shape in int32.
+pub fn conv_integer(cx: &mut NodeCx<'_>) -> RuleResult {
+    conv_of(cx, 0, 1, DataType::Int32 as i32)
+}
+
+/// QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B):
+/// Conv of inputs 0 and 3 in y_zero_point's type.
+pub fn qlinear_conv(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(7);
+    conv_of(cx, 0, 3, elem)
+}
+
+/// Output 0 of element type `elem` with the Conv shape of input `xi` and
+/// weight `wi`.
+fn conv_of(cx: &mut NodeCx<'_>, xi: usize, wi: usize, elem: i32) -> RuleResult {
+    let (Some(x), Some(w)) = (cx.shape(xi), cx.shape(wi)) else {
         if elem != 0 {
             cx.set(0, TensorType::unranked(elem));
         }
