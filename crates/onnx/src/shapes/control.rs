@@ -6,9 +6,10 @@
 //! and `ScanInferenceFunction` (opset 8 with its batch dim, 9 and later with
 //! scan axes).
 
-use super::{Dim, Inferred, NodeCx, RuleResult, State, TensorType, merge, tensor_type_of};
+use super::{Dim, Inferred, NodeCx, Outer, RuleResult, State, TensorType, merge, tensor_type_of};
 use crate::proto::NodeProto;
 use crate::proto::tensor_proto::DataType;
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 
 /// Subgraphs nested deeper than this are not inferred (a hostile file may
@@ -73,17 +74,19 @@ impl State<'_> {
             ));
         }
         let mut child_out = Inferred::default();
-        // onnx's subgraph sees the outer values' types and the data its
-        // data propagation made, not the outer initializers and Constants
-        let data = self
-            .data
-            .iter()
-            .filter(|(name, _)| !self.consts.contains(*name))
-            .map(|(name, d)| (name.clone(), d.clone()))
-            .collect();
+        // the subgraph reads this scope's values in place, not a copy
+        let outer = Outer {
+            values: &self.values,
+            data: &self.data,
+            consts: &self.consts,
+            shadowed: &self.shadowed,
+            parent: self.outer,
+        };
         let mut child = State {
-            values: self.values.clone(),
-            data,
+            outer: Some(&outer),
+            shadowed: g.input.iter().map(|vi| vi.name().to_string()).collect(),
+            values: BTreeMap::new(),
+            data: HashMap::new(),
             consts: HashSet::new(),
             floats: HashMap::new(),
             declared: HashMap::new(),
@@ -96,10 +99,6 @@ impl State<'_> {
             symbols: std::rc::Rc::clone(&self.symbols),
             out: &mut child_out,
         };
-        for vi in &g.input {
-            child.values.remove(vi.name());
-            child.data.remove(vi.name());
-        }
         child.seed(g);
         for (vi, passed) in g.input.iter().zip(inputs) {
             let declared = vi.r#type.as_ref().and_then(tensor_type_of);
@@ -129,7 +128,7 @@ impl State<'_> {
             .map(|vi| {
                 let declared = vi.r#type.as_ref().and_then(tensor_type_of);
                 if child.produced.contains(vi.name()) || declared.is_none() {
-                    child.values.get(vi.name()).cloned()
+                    child.value(vi.name()).cloned()
                 } else {
                     declared
                 }

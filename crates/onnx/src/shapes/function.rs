@@ -77,6 +77,8 @@ impl State<'_> {
         let mut calls = self.calls.clone();
         calls.push(id.clone());
         let mut child = State {
+            outer: None,
+            shadowed: HashSet::new(),
             values: BTreeMap::new(),
             data: HashMap::new(),
             consts: HashSet::new(),

@@ -94,6 +94,8 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
         opsets.insert(d.to_string(), o.version());
     }
     let mut st = State {
+        outer: None,
+        shadowed: HashSet::new(),
         values: BTreeMap::new(),
         data: HashMap::new(),
         consts: HashSet::new(),
@@ -163,7 +165,44 @@ pub fn tensor_type_of(tp: &TypeProto) -> Option<TensorType> {
     })
 }
 
+/// The scopes around a subgraph, which it reads without copying them: their
+/// value types and the data their data propagation made (not their
+/// initializers and Constants, which onnx does not pass into a subgraph).
+#[derive(Clone, Copy)]
+struct Outer<'a> {
+    values: &'a BTreeMap<String, TensorType>,
+    data: &'a HashMap<String, Vec<Dim>>,
+    consts: &'a HashSet<String>,
+    shadowed: &'a HashSet<String>,
+    parent: Option<&'a Outer<'a>>,
+}
+
+impl<'a> Outer<'a> {
+    fn value(&self, name: &str) -> Option<&'a TensorType> {
+        match self.values.get(name) {
+            Some(t) => Some(t),
+            None if self.shadowed.contains(name) => None,
+            None => self.parent.and_then(|p| p.value(name)),
+        }
+    }
+
+    fn data(&self, name: &str) -> Option<&'a Vec<Dim>> {
+        if self.consts.contains(name) {
+            return None;
+        }
+        match self.data.get(name) {
+            Some(d) => Some(d),
+            None if self.shadowed.contains(name) || self.values.contains_key(name) => None,
+            None => self.parent.and_then(|p| p.data(name)),
+        }
+    }
+}
+
 struct State<'o> {
+    /// The scopes around this graph (for a subgraph).
+    outer: Option<&'o Outer<'o>>,
+    /// This graph's input names, which hide outer values of the same name.
+    shadowed: HashSet<String>,
     values: BTreeMap<String, TensorType>,
     /// Propagated contents of small int64 tensors (data_prop), as dims.
     data: HashMap<String, Vec<Dim>>,
@@ -251,6 +290,24 @@ fn tensor_type_of_tensor(t: &TensorProto) -> TensorType {
 }
 
 impl State<'_> {
+    /// The type of `name` in this graph or, for a subgraph, around it.
+    fn value(&self, name: &str) -> Option<&TensorType> {
+        match self.values.get(name) {
+            Some(t) => Some(t),
+            None if self.shadowed.contains(name) => None,
+            None => self.outer.and_then(|o| o.value(name)),
+        }
+    }
+
+    /// The propagated data of `name`, likewise.
+    fn data_of(&self, name: &str) -> Option<&Vec<Dim>> {
+        match self.data.get(name) {
+            Some(d) => Some(d),
+            None if self.shadowed.contains(name) || self.values.contains_key(name) => None,
+            None => self.outer.and_then(|o| o.data(name)),
+        }
+    }
+
     fn seed(&mut self, graph: &GraphProto) {
         let declare = |st: &mut Self, vi: &ValueInfoProto| {
             if let Some(t) = vi.r#type.as_ref().and_then(tensor_type_of) {
@@ -310,14 +367,14 @@ impl State<'_> {
                 if n.is_empty() {
                     None
                 } else {
-                    self.values.get(n).cloned()
+                    self.value(n).cloned()
                 }
             })
             .collect();
         let data: Vec<Option<Vec<Dim>>> = node
             .input
             .iter()
-            .map(|n| self.data.get(n).cloned())
+            .map(|n| self.data_of(n).cloned())
             .collect();
         let consts: Vec<bool> = node.input.iter().map(|n| self.consts.contains(n)).collect();
         let floats: Vec<Option<Vec<f32>>> = node
