@@ -186,9 +186,9 @@ const RESAVE_SAFETENSORS_CODE: &str = "import sys, time, torch; \
     print(time.perf_counter() - t)";
 /// `cp IN OUT`, then fsync OUT (coreutils `sync FILE` fsyncs that file).
 const CP_SYNC_SCRIPT: &str = "cp \"$1\" \"$2\" && sync \"$2\"";
-const VERSIONS_CODE: &str = "import sys, torch, safetensors; print('Python', \
+const VERSIONS_CODE: &str = "import sys, torch, safetensors, onnx; print('Python', \
     sys.version.split()[0] + ', torch', torch.__version__ + ', safetensors', \
-    safetensors.__version__)";
+    safetensors.__version__ + ', onnx', onnx.__version__)";
 
 pub struct Options {
     pub runs: usize,
