@@ -21,6 +21,7 @@ pub mod registry;
 mod rnn;
 mod shape_ops;
 mod symbols;
+mod training;
 
 use crate::check::{Diagnostic, Rule, Severity};
 use crate::proto::tensor_proto::DataType;

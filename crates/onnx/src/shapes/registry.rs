@@ -5,7 +5,7 @@
 
 use super::{
     NodeCx, RuleResult, activation, attention, conv, elementwise, index, matmul, norm, reduce, rnn,
-    shape_ops,
+    shape_ops, training,
 };
 
 /// An inference rule.
@@ -18,6 +18,13 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
     }
     if domain == "ai.onnx.ml" {
         return ml_rule(op_type);
+    }
+    if domain == "ai.onnx.preview.training" {
+        let r: RuleFn = match op_type {
+            "Adagrad" | "Momentum" | "Adam" => training::optimizer,
+            _ => return None,
+        };
+        return Some(r);
     }
     if !domain.is_empty() {
         return None;
@@ -114,7 +121,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "Trilu" | "Hardmax" | "CumSum" | "CumProd" | "LpNormalization" | "ScatterElements"
         | "ScatterND" => activation::same,
         "Dropout" if version >= 6 => activation::dropout,
-        "Conv" => conv::conv,
+        "Conv" | "DeformConv" => conv::conv,
         "ConvInteger" => conv::conv_integer,
         "QLinearConv" => conv::qlinear_conv,
         "SwiGLU" => elementwise::swiglu,
