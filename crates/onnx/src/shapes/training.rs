@@ -18,7 +18,7 @@ pub fn optimizer(cx: &mut NodeCx<'_>) -> RuleResult {
     let op = cx.node.op_type();
     let adjustable = cx.input_count().saturating_sub(2);
     let groups = if op == "Adam" { 4 } else { 3 };
-    if op != "Adagrad" && adjustable % groups != 0 {
+    if op != "Adagrad" && !adjustable.is_multiple_of(groups) {
         return Err(format!(
             "{op} takes R, T and then {groups} tensors per optimized tensor, not {adjustable}"
         ));
