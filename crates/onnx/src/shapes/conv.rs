@@ -375,3 +375,69 @@ pub fn roi_align(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// MaxUnpool: [N, C from the indices, (in - 1) * stride + kernel - pads]
+/// (nothing more when the output_shape input is given).
+pub fn max_unpool(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let n_in = cx.input_count();
+    if n_in != 2 && n_in != 3 {
+        return Err("MaxUnpool op must have either two or three inputs".to_string());
+    }
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    if x.len() < 2 {
+        return Err("input tensor X must have at least 2 dimensions".to_string());
+    }
+    let n = x.len() - 2;
+    let pads = cx.attr_ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+    if pads.len() != 2 * n {
+        return Err("attribute pads has incorrect size".to_string());
+    }
+    let strides = cx.attr_ints("strides").unwrap_or_else(|| vec![1; n]);
+    if strides.len() != n {
+        return Err("attribute strides has incorrect size".to_string());
+    }
+    let Some(kernel) = cx.attr_ints("kernel_shape") else {
+        return Err("attribute kernel_shape must be specified".to_string());
+    };
+    if kernel.len() != n {
+        return Err("attribute kernel_shape has incorrect size".to_string());
+    }
+    if n_in == 3 {
+        if let Some(s) = cx.shape(2) {
+            if s.len() != 1 {
+                return Err("'output_shape' must be rank 1 tensor".to_string());
+            }
+            if let Dim::Fixed(v) = s[0]
+                && v != x.len() as i64
+            {
+                return Err(
+                    "'output_shape' must have as many elements as the rank of X".to_string()
+                );
+            }
+        }
+        return Ok(());
+    }
+    let Some(ind) = cx.shape(1) else {
+        return Ok(());
+    };
+    if ind.len() < 2 {
+        return Err("indices tensor I must have at least 2 dimensions".to_string());
+    }
+    let mut dims = vec![x[0].clone(), ind[1].clone()];
+    for i in 0..n {
+        dims.push(match x[2 + i] {
+            Dim::Fixed(v) => fixed(
+                i128::from(strides[i]) * (i128::from(v) - 1) + i128::from(kernel[i])
+                    - i128::from(pads[i])
+                    - i128::from(pads[i + n]),
+            ),
+            _ => Dim::Unknown,
+        });
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}

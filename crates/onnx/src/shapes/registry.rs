@@ -107,6 +107,8 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "DynamicQuantizeLinear" => activation::dynamic_quantize_linear,
         "CenterCropPad" => shape_ops::center_crop_pad,
         "AffineGrid" => shape_ops::affine_grid,
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => shape_ops::window,
+        "MaxUnpool" => conv::max_unpool,
         "RoiAlign" => conv::roi_align,
         "ImageDecoder" => activation::image_decoder,
         "TfIdfVectorizer" => index::tf_idf_vectorizer,

@@ -941,3 +941,25 @@ pub fn affine_grid(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// HannWindow, HammingWindow, BlackmanWindow: 1-d [size] of
+/// `output_datatype` (float by default), size a constant scalar.
+pub fn window(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = i32::try_from(cx.attr_i("output_datatype", DataType::Float as i64)).unwrap_or(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(s) = cx.shape(0) else {
+        return Ok(());
+    };
+    let Some(size) = cx.ints(0) else {
+        return Ok(());
+    };
+    if !s.is_empty() {
+        return Err("size input must be a scalar".to_string());
+    }
+    let size = size.first().copied().unwrap_or(0);
+    if size <= 0 {
+        return Err("size input must be greater than 0".to_string());
+    }
+    cx.set(0, TensorType::new(elem, vec![Dim::Fixed(size)]));
+    Ok(())
+}
