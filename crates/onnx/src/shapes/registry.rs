@@ -109,6 +109,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "AffineGrid" => shape_ops::affine_grid,
         "HannWindow" | "HammingWindow" | "BlackmanWindow" => shape_ops::window,
         "MaxUnpool" => conv::max_unpool,
+        "DFT" => shape_ops::dft,
         "RoiAlign" => conv::roi_align,
         "ImageDecoder" => activation::image_decoder,
         "TfIdfVectorizer" => index::tf_idf_vectorizer,

@@ -3,7 +3,7 @@
 //! Squeeze / Unsqueeze (axes an input from 13), Concat, Gather, Slice,
 //! Constant, GatherElements, Expand, Split, Pad, ConstantOfShape, Range.
 
-use super::{Dim, NodeCx, RuleResult, TensorType, axis};
+use super::{Dim, NodeCx, RuleResult, TensorType, axis, fixed};
 use crate::proto::tensor_proto::DataType;
 
 const INT64: i32 = DataType::Int64 as i32;
@@ -961,5 +961,95 @@ pub fn window(cx: &mut NodeCx<'_>) -> RuleResult {
         return Err("size input must be greater than 0".to_string());
     }
     cx.set(0, TensorType::new(elem, vec![Dim::Fixed(size)]));
+    Ok(())
+}
+
+/// DFT: the input's shape with the transformed axis resized (dft_length,
+/// or half the signal for a one-sided transform) and the last dim 2 (1 for
+/// an inverse one-sided one); `axis` an attribute before opset 20 and an
+/// input from 20, as onnx's two rules read them.
+pub fn dft(cx: &mut NodeCx<'_>) -> RuleResult {
+    let onesided = cx.attr_i("onesided", 0) != 0;
+    let inverse = cx.attr_i("inverse", 0) != 0;
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let rank = x.len();
+    if rank < 2 {
+        return Err("input tensor must have rank >= 2, including the complex dimension".into());
+    }
+    if onesided && let Dim::Fixed(last) = x[rank - 1] {
+        if inverse && last != 2 {
+            return Err("inverse one-sided DFT requires complex input (last dimension 2)".into());
+        }
+        if !inverse && last != 1 {
+            return Err("one-sided DFT requires real input (last dimension 1)".into());
+        }
+    }
+    let last_value = Dim::Fixed(if onesided && inverse { 1 } else { 2 });
+    let scalar = |cx: &NodeCx<'_>, i: usize, what: &str| -> Result<(), String> {
+        match cx.shape(i) {
+            Some(s) if !s.is_empty() => Err(format!("{what} input must be a scalar")),
+            _ => Ok(()),
+        }
+    };
+    let axis = if cx.version >= 20 {
+        if cx.has_input(2) {
+            let Some(a) = cx.ints(2) else {
+                let mut dims = if onesided || cx.has_input(1) {
+                    vec![Dim::Unknown; rank]
+                } else {
+                    x
+                };
+                dims[rank - 1] = last_value;
+                cx.set(0, TensorType::new(elem, dims));
+                return Ok(());
+            };
+            scalar(cx, 2, "axis")?;
+            a.first().copied().unwrap_or(0)
+        } else {
+            -2
+        }
+    } else {
+        cx.attr_i("axis", 1)
+    };
+    let r = rank as i64;
+    if !(-r <= axis && axis != -1 && axis < r - 1) {
+        return Err(format!(
+            "axis value {axis} is invalid for a tensor of rank {rank}: valid values are \
+             -rank <= axis < rank - 1, not -1"
+        ));
+    }
+    let a = if axis >= 0 { axis } else { axis + r } as usize;
+    let mut dims = x;
+    if cx.has_input(1) {
+        match cx.ints(1) {
+            None if cx.version < 20 => return Ok(()),
+            None => {
+                if let Dim::Fixed(_) = dims[a] {
+                    dims[a] = Dim::Unknown;
+                }
+            }
+            Some(v) => {
+                scalar(cx, 1, "dft_length")?;
+                let v = v.first().copied().unwrap_or(0);
+                dims[a] = Dim::Fixed(if onesided && !inverse {
+                    (v >> 1) + 1
+                } else {
+                    v
+                });
+            }
+        }
+    } else if onesided {
+        dims[a] = match dims[a] {
+            Dim::Fixed(v) if inverse => fixed(2 * (i128::from(v) - 1)),
+            Dim::Fixed(v) => Dim::Fixed((v >> 1) + 1),
+            _ => Dim::Unknown,
+        };
+    }
+    dims[rank - 1] = last_value;
+    cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
