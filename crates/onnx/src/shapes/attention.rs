@@ -314,3 +314,62 @@ pub fn linear_attention(cx: &mut NodeCx<'_>) -> RuleResult {
     );
     Ok(())
 }
+
+/// ai.onnx.preview FlexAttention: [B, Hq, L, Dv] from Q (B, Hq, L, Dqk),
+/// K (B, Hkv, S, Dqk) and V (B, Hkv, S, Dv), after onnx's checks of the
+/// shared dims; the batch dim unified across the three.
+pub fn flex_attention(cx: &mut NodeCx<'_>) -> RuleResult {
+    if cx.input_count() < 3 {
+        return Err("FlexAttention requires query, key, and value inputs".into());
+    }
+    let (Some(q), Some(k), Some(v)) = (cx.input(0), cx.input(1), cx.input(2)) else {
+        return Ok(());
+    };
+    let elem = q.elem_type;
+    if k.elem_type != elem || v.elem_type != elem {
+        return Err("inputs query, key, and value must have the same element type".into());
+    }
+    let empty = Vec::new();
+    let (qs, ks, vs) = (
+        q.shape.clone().unwrap_or_default(),
+        k.shape.as_ref().unwrap_or(&empty).clone(),
+        v.shape.as_ref().unwrap_or(&empty).clone(),
+    );
+    cx.set(0, TensorType::unranked(elem));
+    if qs.len() != 4 || ks.len() != 4 || vs.len() != 4 {
+        return Err("FlexAttention requires rank-4 inputs".into());
+    }
+    let differ = |a: &Dim, b: &Dim| matches!((a, b), (Dim::Fixed(x), Dim::Fixed(y)) if x != y);
+    if differ(&ks[1], &vs[1]) {
+        return Err("key and value must share the same head dimension".into());
+    }
+    if differ(&ks[2], &vs[2]) {
+        return Err("key and value must share the same sequence length".into());
+    }
+    if differ(&qs[3], &ks[3]) {
+        return Err("query and key must share the same embedding dimension".into());
+    }
+    if let (Dim::Fixed(hq), Dim::Fixed(hkv)) = (&qs[1], &ks[1])
+        && hq != hkv
+        && (*hkv <= 0 || hq % hkv != 0)
+    {
+        return Err("q_num_heads must be a multiple of kv_num_heads when they differ".into());
+    }
+    let mut out = vec![qs[0].clone(), qs[1].clone(), qs[2].clone(), vs[3].clone()];
+    super::unify_dim(&ks[0], &mut out[0])?;
+    super::unify_dim(&vs[0], &mut out[0])?;
+    if let (Dim::Fixed(a), Dim::Fixed(b)) = (&qs[1], &ks[1])
+        && a == b
+    {
+        super::unify_dim(&ks[1], &mut out[1])?;
+    }
+    let float_like = [1, 10, 11, 16].contains(&elem);
+    if !float_like && cx.attr("softmax_precision").is_none() {
+        return Err(
+            "softmax_precision must be specified when inputs are not float/float16/bfloat16/double"
+                .into(),
+        );
+    }
+    cx.set(0, TensorType::new(elem, out));
+    Ok(())
+}

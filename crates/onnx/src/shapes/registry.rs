@@ -19,6 +19,13 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
     if domain == "ai.onnx.ml" {
         return ml_rule(op_type);
     }
+    if domain == "ai.onnx.preview" {
+        let r: RuleFn = match op_type {
+            "FlexAttention" => attention::flex_attention,
+            _ => return None,
+        };
+        return Some(r);
+    }
     if domain == "ai.onnx.preview.training" {
         let r: RuleFn = match op_type {
             "Adagrad" | "Momentum" | "Adam" => training::optimizer,
