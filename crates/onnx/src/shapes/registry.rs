@@ -117,6 +117,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "HannWindow" | "HammingWindow" | "BlackmanWindow" => shape_ops::window,
         "MaxUnpool" => conv::max_unpool,
         "DFT" => shape_ops::dft,
+        "Col2Im" => shape_ops::col2im,
         "RoiAlign" => conv::roi_align,
         "ImageDecoder" => activation::image_decoder,
         "TfIdfVectorizer" => index::tf_idf_vectorizer,

@@ -1053,3 +1053,111 @@ pub fn dft(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// onnx's `unifyDim(Dim&, int)`: a fixed dim must equal `v`; any other
+/// becomes `v`.
+fn unify_value(d: &mut Dim, v: i64, what: &str) -> RuleResult {
+    match d {
+        Dim::Fixed(x) if *x != v => Err(format!("{what}: dimension mismatch {x} and {v}")),
+        _ => {
+            *d = Dim::Fixed(v);
+            Ok(())
+        }
+    }
+}
+
+/// onnx's `unifyInputDim`: dim `k` of input `i` (when its shape is known)
+/// unified into `d`.
+fn unify_input_dim(cx: &NodeCx<'_>, i: usize, k: usize, d: &mut Dim) -> RuleResult {
+    let Some(s) = cx.shape(i) else {
+        return Ok(());
+    };
+    let Some(src) = s.get(k) else {
+        return Err(format!(
+            "input {i} expected to have rank > {k} but has rank {}",
+            s.len()
+        ));
+    };
+    super::unify_dim(src, d)
+}
+
+/// Col2Im(input [N, C * prod(block_shape), L], image_shape, block_shape):
+/// [N, C, image_shape...], the spatial rank unified across the inputs and
+/// the pads, dilations and strides attributes.
+pub fn col2im(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    if (0..3).any(|i| cx.shape(i).is_none()) {
+        return Ok(());
+    }
+    let mut n = Dim::Unknown;
+    unify_input_dim(cx, 1, 0, &mut n)?;
+    unify_input_dim(cx, 2, 0, &mut n)?;
+    for i in [1, 2] {
+        if let Some(s) = cx.shape(i)
+            && s.len() != 1
+        {
+            return Err(format!(
+                "input {i} expected to have rank 1 but has rank {}",
+                s.len()
+            ));
+        }
+    }
+    let image = cx.ints(1).unwrap_or_default();
+    if cx.ints(1).is_some() {
+        unify_value(&mut n, image.len() as i64, "image_shape")?;
+    }
+    if let Some(p) = cx.attr_ints("pads") {
+        if p.len() % 2 != 0 {
+            return Err("attribute pads must have an even size".to_string());
+        }
+        unify_value(&mut n, (p.len() / 2) as i64, "pads")?;
+    }
+    for name in ["dilations", "strides"] {
+        if let Some(v) = cx.attr_ints(name) {
+            unify_value(&mut n, v.len() as i64, name)?;
+        }
+    }
+    let x = cx.shape(0).map(<[_]>::to_vec).unwrap_or_default();
+    if x.len() != 3 {
+        return Err(format!("input must have rank 3, not {}", x.len()));
+    }
+    let block = cx.ints(2).unwrap_or_default();
+    if cx.ints(2).is_some() {
+        unify_value(&mut n, block.len() as i64, "block_shape")?;
+    }
+    unify_input_dim(cx, 2, 0, &mut n)?;
+    let mut block_size: i64 = 0;
+    if !block.is_empty() {
+        block_size = 1;
+        for &b in &block {
+            if b <= 0 {
+                return Err("'block_shape' input must contain only positive values".to_string());
+            }
+            block_size = block_size
+                .checked_mul(b)
+                .ok_or("block_shape product overflows")?;
+        }
+    }
+    let Dim::Fixed(rank) = n else {
+        return Ok(());
+    };
+    let Some(spatial) = super::unknown_dims(rank) else {
+        return Ok(());
+    };
+    let batch = match x[0] {
+        Dim::Fixed(_) => x[0].clone(),
+        _ => Dim::Unknown,
+    };
+    let channels = if block_size > 0 {
+        dim_div(&x[1], block_size)
+    } else {
+        Dim::Unknown
+    };
+    let mut dims = vec![batch, channels];
+    for (i, d) in spatial.into_iter().enumerate() {
+        dims.push(image.get(i).map_or(d, |&v| Dim::Fixed(v)));
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
