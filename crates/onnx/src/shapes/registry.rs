@@ -118,6 +118,7 @@ pub fn rule(domain: &str, op_type: &str, version: i64) -> Option<RuleFn> {
         "MaxUnpool" => conv::max_unpool,
         "DFT" => shape_ops::dft,
         "Col2Im" => shape_ops::col2im,
+        "MelWeightMatrix" => shape_ops::mel_weight_matrix,
         "RoiAlign" => conv::roi_align,
         "ImageDecoder" => activation::image_decoder,
         "TfIdfVectorizer" => index::tf_idf_vectorizer,

@@ -1161,3 +1161,33 @@ pub fn col2im(cx: &mut NodeCx<'_>) -> RuleResult {
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }
+
+/// MelWeightMatrix: [(dft_length >> 1) + 1, num_mel_bins] of
+/// `output_datatype` when both are positive constant scalars.
+pub fn mel_weight_matrix(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = i32::try_from(cx.attr_i("output_datatype", DataType::Float as i64)).unwrap_or(0);
+    cx.set(0, TensorType::unranked(elem));
+    let (Some(s0), Some(s1)) = (cx.shape(0), cx.shape(1)) else {
+        return Ok(());
+    };
+    let (Some(bins), Some(len)) = (cx.ints(0), cx.ints(1)) else {
+        return Ok(());
+    };
+    if !s0.is_empty() {
+        return Err("num_mel_bins input must be scalar".to_string());
+    }
+    if !s1.is_empty() {
+        return Err("dft_length input must be scalar".to_string());
+    }
+    let (bins, len) = (
+        bins.first().copied().unwrap_or(-1),
+        len.first().copied().unwrap_or(-1),
+    );
+    if bins > 0 && len > 0 {
+        cx.set(
+            0,
+            TensorType::new(elem, vec![Dim::Fixed((len >> 1) + 1), Dim::Fixed(bins)]),
+        );
+    }
+    Ok(())
+}
