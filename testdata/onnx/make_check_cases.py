@@ -660,6 +660,63 @@ def initializer_type_clash(m, d):
     return False
 
 
+def _branches(m):
+    ifs = [n for n in m.graph.node if n.op_type == "If"]
+    if not ifs:
+        return None
+    by_name = {a.name: a.g for a in ifs[0].attribute}
+    return by_name["then_branch"], by_name["else_branch"]
+
+
+def subgraph_relu_int8(m, d):
+    # Relu on an int8 outer value inside a branch: Relu takes int8 from opset 14
+    branches = _branches(m)
+    if branches is None:
+        return False
+    m.graph.input.append(vi("q", T.INT8, [2]))
+    branches[0].node.append(helper.make_node("Relu", ["q"], ["q_relu"], name="then_relu_q"))
+
+
+def subgraph_add_float_int64(m, d):
+    branches = _branches(m)
+    if branches is None:
+        return False
+    m.graph.input.append(vi("n", T.INT64, [1]))
+    branches[1].node.append(helper.make_node("Add", ["x", "n"], ["xn"], name="else_add_n"))
+
+
+def subgraph_output_type_contradicts(m, d):
+    branches = _branches(m)
+    if branches is None:
+        return False
+    branches[0].output[0].type.tensor_type.elem_type = T.INT32
+
+
+def if_branch_types_differ(m, d):
+    # both branches declare what they compute, but one says int32, the other float
+    branches = _branches(m)
+    if branches is None:
+        return False
+    else_g = branches[1]
+    else_g.node.append(helper.make_node("Cast", ["e_out"], ["e_int"], name="else_cast", to=T.INT32))
+    del else_g.output[:]
+    else_g.output.append(vi("e_int", T.INT32, [2]))
+
+
+def function_body_type_clash(m, d):
+    # a local function adding an int64 constant to its (float) input
+    if m.ir_version < 8:
+        return False
+    f = helper.make_function(
+        "local", "F", ["a"], ["b"],
+        [helper.make_node("Constant", [], ["one"], value_int=1),
+         helper.make_node("Add", ["a", "one"], ["b"])],
+        [helper.make_opsetid("", m.opset_import[0].version)],
+    )
+    m.functions.append(f)
+    _call_function(m)
+
+
 MUTATIONS = [
     undefined_input, ssa_violation, ssa_output_is_initializer, nodes_out_of_order, unknown_op,
     missing_opset_import, unknown_attribute, internal_attribute, mistyped_attribute,
@@ -686,6 +743,8 @@ MUTATIONS = [
     local_function_opset_compatible, local_function_opset_incompatible,
     function_domain_imported_by_function_only, relu_int8_input, add_float_int64,
     declared_output_shape_contradicts, declared_output_type_contradicts, initializer_type_clash,
+    subgraph_relu_int8, subgraph_add_float_int64, subgraph_output_type_contradicts,
+    if_branch_types_differ, function_body_type_clash,
 ]
 
 

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: how long netport takes on large PyTorch checkpoints,
 //! and how much memory, against the Python way of doing the same in the same
 //! run. A benchmark, never a test: nothing here passes or fails on a timing,
-//! and no test runs it. Two parts (`--only inspect|rewrite` runs one):
+//! and no test runs it. Three parts (`--only inspect|rewrite|check` runs one):
 //!
 //! - inspect: `netport inspect --json` against `torch.load` on a 256 MiB, a
 //!   2 GiB and a 50,000-tensor checkpoint;
@@ -9,7 +9,12 @@
 //!   safetensors) on a 2 GiB checkpoint whose storages are tagged `cuda:0`,
 //!   against `cp` (the floor: the same bytes copied) and the Python peers
 //!   `torch.save(torch.load(f, map_location='cpu'), OUT)` and
-//!   `safetensors.torch.save_file(torch.load(f, map_location='cpu'), OUT)`.
+//!   `safetensors.torch.save_file(torch.load(f, map_location='cpu'), OUT)`;
+//! - check: `netport check --shapes` against `onnx.checker.check_model(path,
+//!   full_check=True)` on vgg16 exported by torch (~528 MB), with its weights
+//!   inside the model and in an external data file (the models are written by
+//!   `testdata/onnx/bench/make_bench_vgg16.py` into `<cache>/bench-onnx-<hash>`,
+//!   like the checkpoints; the check part alone never writes the checkpoints).
 //!
 //! How:
 //!
@@ -41,8 +46,10 @@
 //! Layout: this module runs the whole thing; `fixtures` makes the
 //! checkpoints, `spec` lists the timed commands, `measure` runs and reaps
 //! them, `report` holds the shared tables, statistics and docs rewriting, and
-//! `inspect` / `rewrite` hold each part's probe and report.
+//! `inspect` / `rewrite` / `check` hold each part's probe and report (and
+//! `check` its models).
 
+mod check;
 mod fixtures;
 mod inspect;
 mod measure;
@@ -50,6 +57,7 @@ mod report;
 mod rewrite;
 mod spec;
 
+use check::*;
 use fixtures::*;
 use inspect::*;
 use measure::*;
@@ -86,6 +94,10 @@ const REWRITE_SECTION: Section = Section {
     begin: "<!-- bench rewrite figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench rewrite figures: end -->",
 };
+const CHECK_SECTION: Section = Section {
+    begin: "<!-- bench check figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
+    end: "<!-- bench check figures: end -->",
+};
 
 /// One part of the benchmark (`--only`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +106,8 @@ pub enum Part {
     Inspect,
     /// `netport map-location` and `netport convert` against cp and the Python peers.
     Rewrite,
+    /// `netport check --shapes` against onnx.checker's full check on vgg16.
+    Check,
 }
 
 impl Part {
@@ -101,6 +115,7 @@ impl Part {
         match self {
             Part::Inspect => &INSPECT_SECTION,
             Part::Rewrite => &REWRITE_SECTION,
+            Part::Check => &CHECK_SECTION,
         }
     }
 
@@ -108,6 +123,7 @@ impl Part {
         match self {
             Part::Inspect => "inspect",
             Part::Rewrite => "rewrite",
+            Part::Check => "check",
         }
     }
 }
@@ -170,9 +186,9 @@ const RESAVE_SAFETENSORS_CODE: &str = "import sys, time, torch; \
     print(time.perf_counter() - t)";
 /// `cp IN OUT`, then fsync OUT (coreutils `sync FILE` fsyncs that file).
 const CP_SYNC_SCRIPT: &str = "cp \"$1\" \"$2\" && sync \"$2\"";
-const VERSIONS_CODE: &str = "import sys, torch, safetensors; print('Python', \
+const VERSIONS_CODE: &str = "import sys, torch, safetensors, onnx; print('Python', \
     sys.version.split()[0] + ', torch', torch.__version__ + ', safetensors', \
-    safetensors.__version__)";
+    safetensors.__version__ + ', onnx', onnx.__version__)";
 
 pub struct Options {
     pub runs: usize,
@@ -185,7 +201,7 @@ pub struct Options {
 
 impl Options {
     fn parts(&self) -> Vec<Part> {
-        [Part::Inspect, Part::Rewrite]
+        [Part::Inspect, Part::Rewrite, Part::Check]
             .into_iter()
             .filter(|&p| self.only.is_none_or(|o| o == p))
             .collect()
@@ -218,8 +234,24 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
             replace_section(&text, part.section(), "")?;
         }
     }
-    let (dir, venv) = ensure_checkpoints(root)?;
-    let out_dir = OutDir::create(dir.join(format!("out-{}", std::process::id())))?;
+    // The checkpoints only for the parts that read them.
+    let (dir, venv) = if parts.iter().any(|&p| p != Part::Check) {
+        ensure_checkpoints(root)?
+    } else {
+        (PathBuf::new(), venv::ensure(root)?)
+    };
+    let onnx_dir = if parts.contains(&Part::Check) {
+        ensure_onnx_models(root, &venv)?
+    } else {
+        PathBuf::new()
+    };
+    let out_dir = if parts.contains(&Part::Rewrite) {
+        Some(OutDir::create(
+            dir.join(format!("out-{}", std::process::id())),
+        )?)
+    } else {
+        None
+    };
     let netport = if opts.python_only {
         eprintln!("--python-only: netport is not built or timed");
         None
@@ -228,13 +260,17 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         if parts.contains(&Part::Inspect) {
             probe_netport(&bin, &dir)?;
         }
+        if parts.contains(&Part::Check) {
+            probe_check(&bin, &onnx_dir)?;
+        }
         Some(bin)
     };
     let ctx = Ctx {
         python: venv.python(),
         netport,
         dir: dir.clone(),
-        out_dir: out_dir.0.clone(),
+        onnx_dir: onnx_dir.clone(),
+        out_dir: out_dir.as_ref().map(|o| o.0.clone()).unwrap_or_default(),
     };
     let plan = if parts.contains(&Part::Rewrite) {
         let plan = probe_rewrite(&ctx)?;
@@ -289,6 +325,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
                 &dir,
                 plan.as_ref().expect("planned when the rewrite part runs"),
             )?,
+            Part::Check => report.check(&mut out, &onnx_dir)?,
         }
         println!("\n{out}");
         sections.push((part, out));
@@ -359,13 +396,19 @@ mod tests {
             python_only: false,
             only: None,
         };
-        assert_eq!(opts.parts(), [Part::Inspect, Part::Rewrite]);
+        assert_eq!(opts.parts(), [Part::Inspect, Part::Rewrite, Part::Check]);
         assert_eq!(opts.command_line(), "cargo xtask bench --write-docs");
         opts.only = Some(Part::Rewrite);
         assert_eq!(opts.parts(), [Part::Rewrite]);
         assert_eq!(
             opts.command_line(),
             "cargo xtask bench --only rewrite --write-docs"
+        );
+        opts.only = Some(Part::Check);
+        assert_eq!(opts.parts(), [Part::Check]);
+        assert_eq!(
+            opts.command_line(),
+            "cargo xtask bench --only check --write-docs"
         );
     }
 }

@@ -19,6 +19,9 @@ pub(super) enum Kind {
     ResaveTorch,
     Convert,
     ResaveSafetensors,
+    // check
+    CheckNetport,
+    CheckOnnx,
 }
 
 impl Kind {
@@ -33,6 +36,7 @@ impl Kind {
             | Kind::ResaveTorch
             | Kind::Convert
             | Kind::ResaveSafetensors => Part::Rewrite,
+            Kind::CheckNetport | Kind::CheckOnnx => Part::Check,
         }
     }
 
@@ -45,7 +49,13 @@ impl Kind {
     /// The file a rewrite command writes, in the output folder.
     pub(super) fn output(self) -> Option<&'static str> {
         match self {
-            Kind::Import | Kind::Floor | Kind::Netport | Kind::Load | Kind::LoadMmap => None,
+            Kind::Import
+            | Kind::Floor
+            | Kind::Netport
+            | Kind::Load
+            | Kind::LoadMmap
+            | Kind::CheckNetport
+            | Kind::CheckOnnx => None,
             Kind::Cp | Kind::CpSync => Some("cp.pt"),
             Kind::MapLocation => Some("map-location.pt"),
             Kind::ResaveTorch => Some("torch-save.pt"),
@@ -65,6 +75,8 @@ pub(super) struct Ctx {
     pub(super) python: PathBuf,
     pub(super) netport: Option<PathBuf>,
     pub(super) dir: PathBuf,
+    /// Where the check part's models are.
+    pub(super) onnx_dir: PathBuf,
     /// Where the rewrite commands write.
     pub(super) out_dir: PathBuf,
 }
@@ -109,6 +121,20 @@ pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePla
         }
         push(Kind::ResaveSafetensors, plan.convert_input);
     }
+    if parts.contains(&Part::Check) {
+        for (name, _) in CHECK_FILES {
+            if with_netport {
+                specs.push(Spec {
+                    kind: Kind::CheckNetport,
+                    file: Some(name),
+                });
+            }
+            specs.push(Spec {
+                kind: Kind::CheckOnnx,
+                file: Some(name),
+            });
+        }
+    }
     specs
 }
 
@@ -133,7 +159,11 @@ impl Spec {
     pub(super) fn reports_call(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Load | Kind::LoadMmap | Kind::ResaveTorch | Kind::ResaveSafetensors
+            Kind::Load
+                | Kind::LoadMmap
+                | Kind::ResaveTorch
+                | Kind::ResaveSafetensors
+                | Kind::CheckOnnx
         )
     }
 
@@ -167,11 +197,20 @@ impl Spec {
             Kind::ResaveSafetensors => format!(
                 "python -c \"save_file(torch.load('{file}', map_location='cpu'), '{out}')\""
             ),
+            Kind::CheckNetport => format!("netport check --shapes {file} > /dev/null"),
+            Kind::CheckOnnx => {
+                format!("python -c \"onnx.checker.check_model('{file}', full_check=True)\"")
+            }
         }
     }
 
     pub(super) fn command(&self, ctx: &Ctx) -> Command {
-        let input = self.file.map(|f| ctx.dir.join(f));
+        let dir = if self.kind.part() == Part::Check {
+            &ctx.onnx_dir
+        } else {
+            &ctx.dir
+        };
+        let input = self.file.map(|f| dir.join(f));
         let output = self.output(ctx);
         let python = |code: &str| {
             let mut cmd = Command::new(&ctx.python);
@@ -199,6 +238,12 @@ impl Spec {
                 cmd.arg("inspect").arg(input).arg("--json");
                 cmd
             }
+            Kind::CheckNetport => {
+                let mut cmd = netport();
+                cmd.args(["check", "--shapes"]).arg(input);
+                cmd
+            }
+            Kind::CheckOnnx => python(ONNX_CHECK_CODE),
             Kind::MapLocation => {
                 let mut cmd = netport();
                 cmd.arg("map-location")

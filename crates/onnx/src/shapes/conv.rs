@@ -63,7 +63,25 @@ fn spatial(
 /// Conv: [N, M, spatial...] with M from the weight.
 pub fn conv(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
-    let (Some(x), Some(w)) = (cx.shape(0), cx.shape(1)) else {
+    conv_of(cx, 0, 1, elem)
+}
+
+/// ConvInteger: Conv's shape in int32.
+pub fn conv_integer(cx: &mut NodeCx<'_>) -> RuleResult {
+    conv_of(cx, 0, 1, DataType::Int32 as i32)
+}
+
+/// QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B):
+/// Conv of inputs 0 and 3 in y_zero_point's type.
+pub fn qlinear_conv(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(7);
+    conv_of(cx, 0, 3, elem)
+}
+
+/// Output 0 of element type `elem` with the Conv shape of input `xi` and
+/// weight `wi`.
+fn conv_of(cx: &mut NodeCx<'_>, xi: usize, wi: usize, elem: i32) -> RuleResult {
+    let (Some(x), Some(w)) = (cx.shape(xi), cx.shape(wi)) else {
         if elem != 0 {
             cx.set(0, TensorType::unranked(elem));
         }
@@ -269,6 +287,157 @@ pub fn grid_sample(cx: &mut NodeCx<'_>) -> RuleResult {
     }
     let mut dims = vec![x[0].clone(), x[1].clone()];
     dims.extend(grid[1..grid.len() - 1].iter().cloned());
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// CausalConvWithState (opset 27): output 0 is the input; present_state is
+/// [B, C, K - 1] with the dims unified across input, weight, bias and
+/// past_state.
+pub fn causal_conv_with_state(cx: &mut NodeCx<'_>) -> RuleResult {
+    if let Some(a) = cx.attr("activation")
+        && a.s.is_some()
+    {
+        let act = String::from_utf8_lossy(a.s()).into_owned();
+        if !matches!(act.as_str(), "none" | "silu" | "swish") {
+            return Err(format!(
+                "unsupported activation value '{act}'; supported values are 'none', 'silu' and \
+                 'swish'"
+            ));
+        }
+    }
+    let elem = cx.elem(0);
+    let shape = cx.input(0).and_then(|t| t.shape.clone());
+    cx.set(
+        0,
+        TensorType {
+            elem_type: elem,
+            shape,
+        },
+    );
+    cx.set(1, TensorType::unranked(elem));
+    const B: usize = 0;
+    const C: usize = 1;
+    const L: usize = 2;
+    const ONE: usize = 3;
+    const K: usize = 4;
+    const KM1: usize = 5;
+    let mut d = vec![Dim::Unknown; 6];
+    d[ONE] = Dim::Fixed(1);
+    super::unify_input_shape(cx, 0, &mut d, &[B, C, L])?;
+    super::unify_input_shape(cx, 1, &mut d, &[C, ONE, K])?;
+    if cx.has_input(2) {
+        super::unify_input_shape(cx, 2, &mut d, &[C])?;
+    }
+    if cx.has_input(3) {
+        super::unify_input_shape(cx, 3, &mut d, &[B, C, KM1])?;
+    }
+    let k_minus_1 = match d[K] {
+        Dim::Fixed(k) => Dim::Fixed(k.saturating_sub(1)),
+        _ => Dim::Unknown,
+    };
+    super::unify_dim(&k_minus_1, &mut d[KM1])?;
+    if let Dim::Fixed(k) = d[K]
+        && k < 1
+    {
+        return Err(format!("kernel size k must be >= 1, got {k}"));
+    }
+    cx.set(
+        1,
+        TensorType::new(elem, vec![d[B].clone(), d[C].clone(), d[KM1].clone()]),
+    );
+    Ok(())
+}
+
+/// RoiAlign: [num_rois, C, output_height, output_width], num_rois unified
+/// from rois and batch_indices, C from the input.
+pub fn roi_align(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    const N: usize = 0;
+    const C: usize = 1;
+    const H: usize = 2;
+    const W: usize = 3;
+    const ROIS: usize = 4;
+    const FOUR: usize = 5;
+    let mut d = vec![Dim::Unknown; 6];
+    if cx.version >= 22 {
+        d[FOUR] = Dim::Fixed(4);
+    }
+    super::unify_input_shape(cx, 0, &mut d, &[N, C, H, W])?;
+    super::unify_input_shape(cx, 1, &mut d, &[ROIS, FOUR])?;
+    super::unify_input_shape(cx, 2, &mut d, &[ROIS])?;
+    let dims = vec![
+        d[ROIS].clone(),
+        d[C].clone(),
+        Dim::Fixed(cx.attr_i("output_height", 1)),
+        Dim::Fixed(cx.attr_i("output_width", 1)),
+    ];
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// MaxUnpool: [N, C from the indices, (in - 1) * stride + kernel - pads]
+/// (nothing more when the output_shape input is given).
+pub fn max_unpool(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let n_in = cx.input_count();
+    if n_in != 2 && n_in != 3 {
+        return Err("MaxUnpool op must have either two or three inputs".to_string());
+    }
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    if x.len() < 2 {
+        return Err("input tensor X must have at least 2 dimensions".to_string());
+    }
+    let n = x.len() - 2;
+    let pads = cx.attr_ints("pads").unwrap_or_else(|| vec![0; 2 * n]);
+    if pads.len() != 2 * n {
+        return Err("attribute pads has incorrect size".to_string());
+    }
+    let strides = cx.attr_ints("strides").unwrap_or_else(|| vec![1; n]);
+    if strides.len() != n {
+        return Err("attribute strides has incorrect size".to_string());
+    }
+    let Some(kernel) = cx.attr_ints("kernel_shape") else {
+        return Err("attribute kernel_shape must be specified".to_string());
+    };
+    if kernel.len() != n {
+        return Err("attribute kernel_shape has incorrect size".to_string());
+    }
+    if n_in == 3 {
+        if let Some(s) = cx.shape(2) {
+            if s.len() != 1 {
+                return Err("'output_shape' must be rank 1 tensor".to_string());
+            }
+            if let Dim::Fixed(v) = s[0]
+                && v != x.len() as i64
+            {
+                return Err(
+                    "'output_shape' must have as many elements as the rank of X".to_string()
+                );
+            }
+        }
+        return Ok(());
+    }
+    let Some(ind) = cx.shape(1) else {
+        return Ok(());
+    };
+    if ind.len() < 2 {
+        return Err("indices tensor I must have at least 2 dimensions".to_string());
+    }
+    let mut dims = vec![x[0].clone(), ind[1].clone()];
+    for i in 0..n {
+        dims.push(match x[2 + i] {
+            Dim::Fixed(v) => fixed(
+                i128::from(strides[i]) * (i128::from(v) - 1) + i128::from(kernel[i])
+                    - i128::from(pads[i])
+                    - i128::from(pads[i + n]),
+            ),
+            _ => Dim::Unknown,
+        });
+    }
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
 }

@@ -181,3 +181,28 @@ pub fn where_(cx: &mut NodeCx<'_>) -> RuleResult {
 fn pick(v: &[Dim], i: usize) -> Option<&Dim> {
     if v.len() == 1 { v.first() } else { v.get(i) }
 }
+
+/// SwiGLU(A, B): A's type; the two shapes must agree (no broadcasting) and
+/// are merged.
+pub fn swiglu(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let (Some(a), Some(b)) = (cx.input(0).cloned(), cx.input(1)) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    if a.shape.is_none() || b.shape.is_none() {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    }
+    let b = TensorType {
+        elem_type: 0,
+        shape: b.shape.clone(),
+    };
+    let a = TensorType {
+        elem_type: elem,
+        shape: a.shape,
+    };
+    let merged = super::merge(&b, &a).map_err(|(_, m)| m)?;
+    cx.set(0, merged);
+    Ok(())
+}

@@ -7,14 +7,21 @@
 //! Ops without a rule leave their outputs unknown and are listed.
 
 mod activation;
+mod attention;
 mod constraints;
+mod control;
 mod conv;
 mod elementwise;
+mod function;
+mod index;
 mod matmul;
 mod norm;
 mod reduce;
 pub mod registry;
+mod rnn;
 mod shape_ops;
+mod symbols;
+mod training;
 
 use crate::check::{Diagnostic, Rule, Severity};
 use crate::proto::tensor_proto::DataType;
@@ -88,19 +95,51 @@ pub fn infer_shapes(model: &ModelProto) -> Inferred {
         opsets.insert(d.to_string(), o.version());
     }
     let mut st = State {
+        outer: None,
+        shadowed: HashSet::new(),
         values: BTreeMap::new(),
         data: HashMap::new(),
         consts: HashSet::new(),
         floats: HashMap::new(),
         declared: HashMap::new(),
+        produced: HashSet::new(),
+        location: "graph".to_string(),
+        ir_version: model.ir_version(),
+        depth: 0,
+        functions: std::rc::Rc::new(
+            model
+                .functions
+                .iter()
+                .map(|f| {
+                    let key = (
+                        f.domain().to_string(),
+                        f.name().to_string(),
+                        f.overload().to_string(),
+                    );
+                    (key, f.clone())
+                })
+                .collect(),
+        ),
+        calls: Vec::new(),
+        symbols: std::rc::Rc::new(std::cell::RefCell::new(symbols::Symbols::of(graph))),
         out: &mut out,
     };
     st.seed(graph);
     for (index, node) in graph.node.iter().enumerate() {
         st.node(index, node, &opsets);
     }
-    let values = std::mem::take(&mut st.values);
-    let data = std::mem::take(&mut st.data);
+    let mut values = std::mem::take(&mut st.values);
+    let mut data = std::mem::take(&mut st.data);
+    let symbols = std::rc::Rc::clone(&st.symbols);
+    let symbols = symbols.borrow();
+    for d in values
+        .values_mut()
+        .filter_map(|t| t.shape.as_mut())
+        .flatten()
+        .chain(data.values_mut().flatten())
+    {
+        symbols.forget(d);
+    }
     out.values = values;
     out.data = data.into_iter().collect();
     out
@@ -127,7 +166,44 @@ pub fn tensor_type_of(tp: &TypeProto) -> Option<TensorType> {
     })
 }
 
+/// The scopes around a subgraph, which it reads without copying them: their
+/// value types and the data their data propagation made (not their
+/// initializers and Constants, which onnx does not pass into a subgraph).
+#[derive(Clone, Copy)]
+struct Outer<'a> {
+    values: &'a BTreeMap<String, TensorType>,
+    data: &'a HashMap<String, Vec<Dim>>,
+    consts: &'a HashSet<String>,
+    shadowed: &'a HashSet<String>,
+    parent: Option<&'a Outer<'a>>,
+}
+
+impl<'a> Outer<'a> {
+    fn value(&self, name: &str) -> Option<&'a TensorType> {
+        match self.values.get(name) {
+            Some(t) => Some(t),
+            None if self.shadowed.contains(name) => None,
+            None => self.parent.and_then(|p| p.value(name)),
+        }
+    }
+
+    fn data(&self, name: &str) -> Option<&'a Vec<Dim>> {
+        if self.consts.contains(name) {
+            return None;
+        }
+        match self.data.get(name) {
+            Some(d) => Some(d),
+            None if self.shadowed.contains(name) || self.values.contains_key(name) => None,
+            None => self.parent.and_then(|p| p.data(name)),
+        }
+    }
+}
+
 struct State<'o> {
+    /// The scopes around this graph (for a subgraph).
+    outer: Option<&'o Outer<'o>>,
+    /// This graph's input names, which hide outer values of the same name.
+    shadowed: HashSet<String>,
     values: BTreeMap<String, TensorType>,
     /// Propagated contents of small int64 tensors (data_prop), as dims.
     data: HashMap<String, Vec<Dim>>,
@@ -137,6 +213,21 @@ struct State<'o> {
     /// Small float constants (Resize and Upsample scales).
     floats: HashMap<String, Vec<f32>>,
     declared: HashMap<String, TensorType>,
+    /// The names the nodes of this graph produce (not those of outer scopes).
+    produced: HashSet<String>,
+    /// Where this graph is, for diagnostics: `graph`, or a subgraph as
+    /// `graph/node[3]:then_branch`.
+    location: String,
+    /// The model's IR version (subgraph input counts are checked from 4).
+    ir_version: i64,
+    /// How deep in subgraphs and function calls this graph is.
+    depth: usize,
+    /// The model-local functions.
+    functions: std::rc::Rc<function::Functions>,
+    /// The functions being expanded around this graph (a call chain).
+    calls: Vec<String>,
+    /// The symbols given to unknown dims, shared by every graph and call.
+    symbols: std::rc::Rc<std::cell::RefCell<symbols::Symbols>>,
     out: &'o mut Inferred,
 }
 
@@ -200,6 +291,24 @@ fn tensor_type_of_tensor(t: &TensorProto) -> TensorType {
 }
 
 impl State<'_> {
+    /// The type of `name` in this graph or, for a subgraph, around it.
+    fn value(&self, name: &str) -> Option<&TensorType> {
+        match self.values.get(name) {
+            Some(t) => Some(t),
+            None if self.shadowed.contains(name) => None,
+            None => self.outer.and_then(|o| o.value(name)),
+        }
+    }
+
+    /// The propagated data of `name`, likewise.
+    fn data_of(&self, name: &str) -> Option<&Vec<Dim>> {
+        match self.data.get(name) {
+            Some(d) => Some(d),
+            None if self.shadowed.contains(name) || self.values.contains_key(name) => None,
+            None => self.outer.and_then(|o| o.data(name)),
+        }
+    }
+
     fn seed(&mut self, graph: &GraphProto) {
         let declare = |st: &mut Self, vi: &ValueInfoProto| {
             if let Some(t) = vi.r#type.as_ref().and_then(tensor_type_of) {
@@ -215,7 +324,7 @@ impl State<'_> {
                 self.out.diagnostics.push(Diagnostic {
                     rule: Rule::InferenceTypeClash,
                     severity: Severity::Error,
-                    location: "graph".to_string(),
+                    location: self.location.clone(),
                     node_index: None,
                     node_name: None,
                     op_type: None,
@@ -259,14 +368,14 @@ impl State<'_> {
                 if n.is_empty() {
                     None
                 } else {
-                    self.values.get(n).cloned()
+                    self.value(n).cloned()
                 }
             })
             .collect();
         let data: Vec<Option<Vec<Dim>>> = node
             .input
             .iter()
-            .map(|n| self.data.get(n).cloned())
+            .map(|n| self.data_of(n).cloned())
             .collect();
         let consts: Vec<bool> = node.input.iter().map(|n| self.consts.contains(n)).collect();
         let floats: Vec<Option<Vec<f32>>> = node
@@ -292,7 +401,19 @@ impl State<'_> {
             out_data: vec![None; node.output.len()],
         };
         let result = match rule {
+            _ if domain.is_empty() && control::is_control_flow(op) => {
+                control::infer(self, index, &mut cx, opsets)
+            }
             Some(rule) => rule(&mut cx),
+            None if crate::schema::lookup(domain, op, version).is_none()
+                && self.functions.contains_key(&function::key_of(node)) =>
+            {
+                let functions = std::rc::Rc::clone(&self.functions);
+                match functions.get(&function::key_of(node)) {
+                    Some(f) => self.call_function(index, f, &mut cx),
+                    None => Ok(()),
+                }
+            }
             None => {
                 let key = if domain.is_empty() {
                     op.to_string()
@@ -312,11 +433,18 @@ impl State<'_> {
         if let Err(message) = result {
             self.report(index, node, Rule::InferenceTypeClash, message);
         }
+        for message in constraints::infer_outputs(domain, op, version, &elems, &mut cx.outputs) {
+            self.report(index, node, Rule::InferenceTypeConstraint, message);
+        }
         for (i, name) in node.output.iter().enumerate() {
             if name.is_empty() {
                 continue;
             }
-            let inferred = cx.outputs[i].take();
+            self.produced.insert(name.clone());
+            let mut inferred = cx.outputs[i].take();
+            if let Some(dims) = inferred.as_mut().and_then(|t| t.shape.as_mut()) {
+                self.symbols.borrow_mut().materialize(dims);
+            }
             let declared = self.declared.get(name).cloned();
             let merged = match (inferred, declared) {
                 (Some(inf), Some(dec)) => match merge(&inf, &dec) {
@@ -345,7 +473,7 @@ impl State<'_> {
         self.out.diagnostics.push(Diagnostic {
             rule,
             severity: Severity::Error,
-            location: "graph".to_string(),
+            location: self.location.clone(),
             node_index: Some(index),
             node_name: Some(node.name().to_string()),
             op_type: Some(node.op_type().to_string()),
@@ -356,7 +484,7 @@ impl State<'_> {
 
 /// Merges an inferred type into a declared one as onnx does (declared
 /// params win over inferred params, inferred values fill unknowns).
-fn merge(inf: &TensorType, dec: &TensorType) -> Result<TensorType, (Rule, String)> {
+pub(crate) fn merge(inf: &TensorType, dec: &TensorType) -> Result<TensorType, (Rule, String)> {
     let elem_type = match (inf.elem_type, dec.elem_type) {
         (0, d) => d,
         (i, 0) => i,
@@ -533,4 +661,43 @@ pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, String> {
         return Err(format!("axis {a} is out of range for rank {rank}"));
     }
     Ok(v as usize)
+}
+
+/// onnx's `unifyDim(source, target)`: a fixed source fills the target or
+/// must equal it; a symbolic source fills only an unknown target.
+pub(crate) fn unify_dim(source: &Dim, target: &mut Dim) -> Result<(), String> {
+    match (source, &*target) {
+        (Dim::Fixed(s), Dim::Fixed(t)) if s != t => Err(format!("dimension mismatch: {s} and {t}")),
+        (Dim::Fixed(_), _) | (Dim::Param(_), Dim::Unknown) => {
+            *target = source.clone();
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// onnx's `unifyInputShape`: when input `i` has a shape, its rank must be
+/// `slots.len()` and each dim is unified into `dims[slots[k]]`.
+pub(crate) fn unify_input_shape(
+    cx: &NodeCx<'_>,
+    i: usize,
+    dims: &mut [Dim],
+    slots: &[usize],
+) -> Result<(), String> {
+    let Some(shape) = cx.shape(i) else {
+        return Ok(());
+    };
+    if shape.len() != slots.len() {
+        return Err(format!(
+            "input {i} expected to have rank {} but has rank {}",
+            slots.len(),
+            shape.len()
+        ));
+    }
+    for (d, &slot) in shape.iter().zip(slots) {
+        if let Some(target) = dims.get_mut(slot) {
+            unify_dim(d, target)?;
+        }
+    }
+    Ok(())
 }

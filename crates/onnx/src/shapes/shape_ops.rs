@@ -3,7 +3,7 @@
 //! Squeeze / Unsqueeze (axes an input from 13), Concat, Gather, Slice,
 //! Constant, GatherElements, Expand, Split, Pad, ConstantOfShape, Range.
 
-use super::{Dim, NodeCx, RuleResult, TensorType, axis};
+use super::{Dim, NodeCx, RuleResult, TensorType, axis, fixed};
 use crate::proto::tensor_proto::DataType;
 
 const INT64: i32 = DataType::Int64 as i32;
@@ -37,14 +37,6 @@ pub fn size(cx: &mut NodeCx<'_>) -> RuleResult {
     if let Some(Dim::Fixed(n)) = cx.shape(0).map(product) {
         cx.set_data(0, vec![Dim::Fixed(n)]);
     }
-    Ok(())
-}
-
-/// Reshape before opset 5 (target in the `shape` attribute): onnx infers
-/// the element type only.
-pub fn reshape_v1(cx: &mut NodeCx<'_>) -> RuleResult {
-    let elem = cx.elem(0);
-    cx.set(0, TensorType::unranked(elem));
     Ok(())
 }
 
@@ -530,16 +522,30 @@ pub fn gather_elements(cx: &mut NodeCx<'_>) -> RuleResult {
 /// Expand: the input broadcast with the target shape.
 pub fn expand(cx: &mut NodeCx<'_>) -> RuleResult {
     let elem = cx.elem(0);
-    let (Some(x), Some(target)) = (
-        cx.shape(0).map(<[_]>::to_vec),
-        cx.data(1).map(<[_]>::to_vec),
-    ) else {
+    let (Some(x), Some(target)) = (cx.shape(0).map(<[_]>::to_vec), shape_input(cx, 1)?) else {
         cx.set(0, TensorType::unranked(elem));
         return Ok(());
     };
     let dims = super::elementwise::broadcast(&[&x, &target])?;
     cx.set(0, TensorType::new(elem, dims));
     Ok(())
+}
+
+/// A shape given as input `i`, as onnx's `getShapeInput`: its contents
+/// (constant or propagated), else as many unknown dims as its length when
+/// that is known (rank inference).
+fn shape_input(cx: &NodeCx<'_>, i: usize) -> Result<Option<Vec<Dim>>, String> {
+    if let Some(d) = cx.data(i) {
+        return Ok(Some(d.to_vec()));
+    }
+    match cx.shape(i) {
+        Some([Dim::Fixed(n)]) => Ok(super::unknown_dims(*n)),
+        Some([_]) | None => Ok(None),
+        Some(s) => Err(format!(
+            "shape input must be 1D tensor, not rank {}",
+            s.len()
+        )),
+    }
 }
 
 /// Split: sizes from the `split` attribute (before 13) or input, equal
@@ -571,10 +577,19 @@ pub fn split(cx: &mut NodeCx<'_>) -> RuleResult {
             return Ok(());
         }
         if cx.version >= 18 {
+            // onnx: chunks of ceil(total / parts), the last one what is
+            // left (negative when the chunks overshoot, as onnx says too)
             let (total, parts) = (i128::from(total), i128::from(parts));
             let chunk = (total + parts - 1) / parts;
             (0..parts)
-                .map(|i| i64::try_from(chunk.min(total - chunk * i).max(0)).ok())
+                .map(|i| {
+                    let size = if i + 1 < parts {
+                        chunk
+                    } else {
+                        total - chunk * (parts - 1)
+                    };
+                    i64::try_from(size).ok()
+                })
                 .collect()
         } else if total % parts == 0 {
             Some(vec![total / parts; n])
@@ -741,5 +756,438 @@ pub fn one_hot(cx: &mut NodeCx<'_>) -> RuleResult {
     let mut dims = ind;
     dims.insert(a, depth);
     cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// onnx's `Dimension * int`: a fixed dim times the factor, a symbol kept
+/// when the factor is 1, unknown otherwise.
+fn dim_mul(d: &Dim, k: i64) -> Dim {
+    match d {
+        Dim::Fixed(v) => super::fixed(i128::from(*v) * i128::from(k)),
+        _ if k == 1 => d.clone(),
+        _ => Dim::Unknown,
+    }
+}
+
+/// onnx's `Dimension / int` (integer division of a fixed dim).
+fn dim_div(d: &Dim, k: i64) -> Dim {
+    match d {
+        Dim::Fixed(v) if k != 0 => Dim::Fixed(v / k),
+        _ if k == 1 => d.clone(),
+        _ => Dim::Unknown,
+    }
+}
+
+/// DepthToSpace and SpaceToDepth over a 4-d NCHW input.
+pub fn depth_space(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    let b = cx.attr_i("blocksize", 0);
+    if b <= 0 {
+        return Err(format!("blocksize must be positive, not {b}"));
+    }
+    let area = b
+        .checked_mul(b)
+        .ok_or_else(|| format!("blocksize {b} squared overflows"))?;
+    let Some(x) = cx.shape(0) else {
+        cx.set(0, TensorType::unranked(elem));
+        return Ok(());
+    };
+    if x.len() != 4 {
+        return Err(format!(
+            "input tensor must be 4-dimensional, not {}",
+            x.len()
+        ));
+    }
+    let dims = if cx.node.op_type() == "DepthToSpace" {
+        vec![
+            x[0].clone(),
+            dim_div(&x[1], area),
+            dim_mul(&x[2], b),
+            dim_mul(&x[3], b),
+        ]
+    } else {
+        vec![
+            x[0].clone(),
+            dim_mul(&x[1], area),
+            dim_div(&x[2], b),
+            dim_div(&x[3], b),
+        ]
+    };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// Slice before opset 10 (starts, ends and axes as attributes), as onnx's
+/// Slice-1: sorted non-negative axes only; a negative axis gives unknown
+/// dims of the input's rank, unsorted axes no shape.
+pub fn slice_v1(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let (Some(mut starts), Some(mut ends)) = (cx.attr_ints("starts"), cx.attr_ints("ends")) else {
+        return Err("incorrect or missing attribute value for starts and ends".to_string());
+    };
+    if starts.len() != ends.len() {
+        return Err("incorrect or missing attribute value for starts and ends".to_string());
+    }
+    let axes = match cx.attr_ints("axes") {
+        None => (0..starts.len() as i64).collect(),
+        Some(a) if a.len() != starts.len() => {
+            return Err("attribute axes has incorrect length".to_string());
+        }
+        Some(a) if !a.is_sorted() => return Ok(()),
+        Some(a) => a,
+    };
+    if axes.iter().any(|&a| a < 0) {
+        cx.set(0, TensorType::new(elem, vec![Dim::Unknown; x.len()]));
+        return Ok(());
+    }
+    let mut dims = Vec::with_capacity(x.len());
+    let mut j = 0;
+    for (i, d) in x.iter().enumerate() {
+        if j < axes.len() && axes[j] == i as i64 {
+            let mut out = Dim::Unknown;
+            if let Dim::Fixed(v) = *d {
+                if starts[j] < 0 {
+                    starts[j] = starts[j].saturating_add(v);
+                }
+                if ends[j] < 0 {
+                    ends[j] = ends[j].saturating_add(v);
+                }
+                if starts[j] >= 0 && ends[j] >= 0 {
+                    let n = v.min(ends[j]) - starts[j];
+                    if n >= 0 {
+                        out = Dim::Fixed(n);
+                    }
+                }
+            }
+            dims.push(out);
+            j += 1;
+        } else {
+            dims.push(d.clone());
+        }
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// CenterCropPad: the input's dims with the cropped or padded axes set to
+/// the constant `shape` input.
+pub fn center_crop_pad(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let (Some(x), Some(shape)) = (cx.shape(0).map(<[_]>::to_vec), cx.ints(1)) else {
+        return Ok(());
+    };
+    let r = x.len();
+    let axes: Vec<usize> = match cx.attr_ints("axes") {
+        Some(a) => {
+            let mut seen = vec![false; r];
+            let mut out = Vec::with_capacity(a.len());
+            for v in a {
+                let v = axis(v, r)?;
+                if std::mem::replace(&mut seen[v], true) {
+                    return Err(format!("axis {v} is repeated"));
+                }
+                out.push(v);
+            }
+            out
+        }
+        None => (0..r).collect(),
+    };
+    if shape.len() != axes.len() {
+        return Err(format!(
+            "number of elements of input 'shape' ({}) does not match the number of axes ({})",
+            shape.len(),
+            axes.len()
+        ));
+    }
+    let mut dims = x;
+    for (&a, &v) in axes.iter().zip(&shape) {
+        dims[a] = Dim::Fixed(v);
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// AffineGrid: [N, H, W, 2] or [N, D, H, W, 3] from the `size` input
+/// (read as onnx's `getShapeInput`).
+pub fn affine_grid(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    if cx.shape(0).is_none() {
+        return Ok(());
+    }
+    if let Some(s) = cx.shape(1)
+        && s.len() != 1
+    {
+        return Err(format!("input 1 (size) must have rank 1, not {}", s.len()));
+    }
+    let Some(size) = shape_input(cx, 1)? else {
+        return Ok(());
+    };
+    let dims = match size.as_slice() {
+        [n, _, h, w] => vec![n.clone(), h.clone(), w.clone(), Dim::Fixed(2)],
+        [n, _, d, h, w] => vec![n.clone(), d.clone(), h.clone(), w.clone(), Dim::Fixed(3)],
+        other => {
+            return Err(format!(
+                "length of input 'size' is {}; it must be 4 for 2D or 5 for 3D",
+                other.len()
+            ));
+        }
+    };
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// HannWindow, HammingWindow, BlackmanWindow: 1-d [size] of
+/// `output_datatype` (float by default), size a constant scalar.
+pub fn window(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = i32::try_from(cx.attr_i("output_datatype", DataType::Float as i64)).unwrap_or(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(s) = cx.shape(0) else {
+        return Ok(());
+    };
+    let Some(size) = cx.ints(0) else {
+        return Ok(());
+    };
+    if !s.is_empty() {
+        return Err("size input must be a scalar".to_string());
+    }
+    let size = size.first().copied().unwrap_or(0);
+    if size <= 0 {
+        return Err("size input must be greater than 0".to_string());
+    }
+    cx.set(0, TensorType::new(elem, vec![Dim::Fixed(size)]));
+    Ok(())
+}
+
+/// DFT: the input's shape with the transformed axis resized (dft_length,
+/// or half the signal for a one-sided transform) and the last dim 2 (1 for
+/// an inverse one-sided one); `axis` an attribute before opset 20 and an
+/// input from 20, as onnx's two rules read them.
+pub fn dft(cx: &mut NodeCx<'_>) -> RuleResult {
+    let onesided = cx.attr_i("onesided", 0) != 0;
+    let inverse = cx.attr_i("inverse", 0) != 0;
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    let Some(x) = cx.shape(0).map(<[_]>::to_vec) else {
+        return Ok(());
+    };
+    let rank = x.len();
+    if rank < 2 {
+        return Err("input tensor must have rank >= 2, including the complex dimension".into());
+    }
+    if onesided && let Dim::Fixed(last) = x[rank - 1] {
+        if inverse && last != 2 {
+            return Err("inverse one-sided DFT requires complex input (last dimension 2)".into());
+        }
+        if !inverse && last != 1 {
+            return Err("one-sided DFT requires real input (last dimension 1)".into());
+        }
+    }
+    let last_value = Dim::Fixed(if onesided && inverse { 1 } else { 2 });
+    let scalar = |cx: &NodeCx<'_>, i: usize, what: &str| -> Result<(), String> {
+        match cx.shape(i) {
+            Some(s) if !s.is_empty() => Err(format!("{what} input must be a scalar")),
+            _ => Ok(()),
+        }
+    };
+    let axis = if cx.version >= 20 {
+        if cx.has_input(2) {
+            let Some(a) = cx.ints(2) else {
+                let mut dims = if onesided || cx.has_input(1) {
+                    vec![Dim::Unknown; rank]
+                } else {
+                    x
+                };
+                dims[rank - 1] = last_value;
+                cx.set(0, TensorType::new(elem, dims));
+                return Ok(());
+            };
+            scalar(cx, 2, "axis")?;
+            a.first().copied().unwrap_or(0)
+        } else {
+            -2
+        }
+    } else {
+        cx.attr_i("axis", 1)
+    };
+    let r = rank as i64;
+    if !(-r <= axis && axis != -1 && axis < r - 1) {
+        return Err(format!(
+            "axis value {axis} is invalid for a tensor of rank {rank}: valid values are \
+             -rank <= axis < rank - 1, not -1"
+        ));
+    }
+    let a = if axis >= 0 { axis } else { axis + r } as usize;
+    let mut dims = x;
+    if cx.has_input(1) {
+        match cx.ints(1) {
+            None if cx.version < 20 => return Ok(()),
+            None => {
+                if let Dim::Fixed(_) = dims[a] {
+                    dims[a] = Dim::Unknown;
+                }
+            }
+            Some(v) => {
+                scalar(cx, 1, "dft_length")?;
+                let v = v.first().copied().unwrap_or(0);
+                dims[a] = Dim::Fixed(if onesided && !inverse {
+                    (v >> 1) + 1
+                } else {
+                    v
+                });
+            }
+        }
+    } else if onesided {
+        dims[a] = match dims[a] {
+            Dim::Fixed(v) if inverse => fixed(2 * (i128::from(v) - 1)),
+            Dim::Fixed(v) => Dim::Fixed((v >> 1) + 1),
+            _ => Dim::Unknown,
+        };
+    }
+    dims[rank - 1] = last_value;
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// onnx's `unifyDim(Dim&, int)`: a fixed dim must equal `v`; any other
+/// becomes `v`.
+fn unify_value(d: &mut Dim, v: i64, what: &str) -> RuleResult {
+    match d {
+        Dim::Fixed(x) if *x != v => Err(format!("{what}: dimension mismatch {x} and {v}")),
+        _ => {
+            *d = Dim::Fixed(v);
+            Ok(())
+        }
+    }
+}
+
+/// onnx's `unifyInputDim`: dim `k` of input `i` (when its shape is known)
+/// unified into `d`.
+fn unify_input_dim(cx: &NodeCx<'_>, i: usize, k: usize, d: &mut Dim) -> RuleResult {
+    let Some(s) = cx.shape(i) else {
+        return Ok(());
+    };
+    let Some(src) = s.get(k) else {
+        return Err(format!(
+            "input {i} expected to have rank > {k} but has rank {}",
+            s.len()
+        ));
+    };
+    super::unify_dim(src, d)
+}
+
+/// Col2Im(input [N, C * prod(block_shape), L], image_shape, block_shape):
+/// [N, C, image_shape...], the spatial rank unified across the inputs and
+/// the pads, dilations and strides attributes.
+pub fn col2im(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = cx.elem(0);
+    cx.set(0, TensorType::unranked(elem));
+    if (0..3).any(|i| cx.shape(i).is_none()) {
+        return Ok(());
+    }
+    let mut n = Dim::Unknown;
+    unify_input_dim(cx, 1, 0, &mut n)?;
+    unify_input_dim(cx, 2, 0, &mut n)?;
+    for i in [1, 2] {
+        if let Some(s) = cx.shape(i)
+            && s.len() != 1
+        {
+            return Err(format!(
+                "input {i} expected to have rank 1 but has rank {}",
+                s.len()
+            ));
+        }
+    }
+    let image = cx.ints(1).unwrap_or_default();
+    if cx.ints(1).is_some() {
+        unify_value(&mut n, image.len() as i64, "image_shape")?;
+    }
+    if let Some(p) = cx.attr_ints("pads") {
+        if p.len() % 2 != 0 {
+            return Err("attribute pads must have an even size".to_string());
+        }
+        unify_value(&mut n, (p.len() / 2) as i64, "pads")?;
+    }
+    for name in ["dilations", "strides"] {
+        if let Some(v) = cx.attr_ints(name) {
+            unify_value(&mut n, v.len() as i64, name)?;
+        }
+    }
+    let x = cx.shape(0).map(<[_]>::to_vec).unwrap_or_default();
+    if x.len() != 3 {
+        return Err(format!("input must have rank 3, not {}", x.len()));
+    }
+    let block = cx.ints(2).unwrap_or_default();
+    if cx.ints(2).is_some() {
+        unify_value(&mut n, block.len() as i64, "block_shape")?;
+    }
+    unify_input_dim(cx, 2, 0, &mut n)?;
+    let mut block_size: i64 = 0;
+    if !block.is_empty() {
+        block_size = 1;
+        for &b in &block {
+            if b <= 0 {
+                return Err("'block_shape' input must contain only positive values".to_string());
+            }
+            block_size = block_size
+                .checked_mul(b)
+                .ok_or("block_shape product overflows")?;
+        }
+    }
+    let Dim::Fixed(rank) = n else {
+        return Ok(());
+    };
+    let Some(spatial) = super::unknown_dims(rank) else {
+        return Ok(());
+    };
+    let batch = match x[0] {
+        Dim::Fixed(_) => x[0].clone(),
+        _ => Dim::Unknown,
+    };
+    let channels = if block_size > 0 {
+        dim_div(&x[1], block_size)
+    } else {
+        Dim::Unknown
+    };
+    let mut dims = vec![batch, channels];
+    for (i, d) in spatial.into_iter().enumerate() {
+        dims.push(image.get(i).map_or(d, |&v| Dim::Fixed(v)));
+    }
+    cx.set(0, TensorType::new(elem, dims));
+    Ok(())
+}
+
+/// MelWeightMatrix: [(dft_length >> 1) + 1, num_mel_bins] of
+/// `output_datatype` when both are positive constant scalars.
+pub fn mel_weight_matrix(cx: &mut NodeCx<'_>) -> RuleResult {
+    let elem = i32::try_from(cx.attr_i("output_datatype", DataType::Float as i64)).unwrap_or(0);
+    cx.set(0, TensorType::unranked(elem));
+    let (Some(s0), Some(s1)) = (cx.shape(0), cx.shape(1)) else {
+        return Ok(());
+    };
+    let (Some(bins), Some(len)) = (cx.ints(0), cx.ints(1)) else {
+        return Ok(());
+    };
+    if !s0.is_empty() {
+        return Err("num_mel_bins input must be scalar".to_string());
+    }
+    if !s1.is_empty() {
+        return Err("dft_length input must be scalar".to_string());
+    }
+    let (bins, len) = (
+        bins.first().copied().unwrap_or(-1),
+        len.first().copied().unwrap_or(-1),
+    );
+    if bins > 0 && len > 0 {
+        cx.set(
+            0,
+            TensorType::new(elem, vec![Dim::Fixed((len >> 1) + 1), Dim::Fixed(bins)]),
+        );
+    }
     Ok(())
 }

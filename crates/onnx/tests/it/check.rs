@@ -317,17 +317,14 @@ const ONNX_FULL_MESSAGES: &[(&str, &[&str])] = &[
         &[
             "Inferred elem type differs from existing elem type",
             "Invalid tensor data type",
+            "Mismatched tensor element type",
         ],
     ),
 ];
 
 /// Cases where `check --shapes` and onnx's `full_check=True` disagree, with
 /// the reason; their count is recorded in docs/formats/onnx.md.
-const FULL_CHECK_KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
-    "if__declared_output_shape_contradicts.onnx",
-    "If has no inference rule: its outputs are not inferred from the branches, so a declared \
-     shape downstream of it is not contradicted",
-)];
+const FULL_CHECK_KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 #[test]
 fn mutation_corpus_verdicts_match_onnx_full_check() {

@@ -10,4 +10,5 @@ mod peer_op_schema;
 mod peer_roundtrip;
 mod peer_schema;
 mod peer_shapes;
+mod peer_torchvision;
 mod shapes;

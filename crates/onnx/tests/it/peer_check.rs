@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// The errors `netport check --shapes` finds in `path` (the checker's and
 /// inference's), one line each.
-fn errors(path: &Path) -> Vec<String> {
+pub(crate) fn errors(path: &Path) -> Vec<String> {
     let model = load_model(path).unwrap_or_else(|e| panic!("{e}"));
     let mut diagnostics = check_model(&model, &CheckOptions::for_model(path));
     diagnostics.extend(netport_onnx::shapes::infer_shapes(&model).diagnostics);

@@ -318,7 +318,8 @@ fn hostile_attributes_and_dims_do_not_panic() {
 fn opset_6_ops_follow_onnx() {
     // onnx 1.23.2 answers, IR 3, x: [batch,3,8,8], s: [3], a: [batch,4], c: [5]:
     // BatchNormalization-6 y [batch,3,8,8]; Gemm-6 (transB) y [batch,5];
-    // Dropout-6 y [batch,3,8,8] and nothing for the mask; Mul-6 with
+    // Dropout-6 y [batch,3,8,8] and for the mask only the float element
+    // type its type constraint binds (check_type=True); Mul-6 with
     // broadcast=1 of (c, a) gives c's [5].
     let vi = |name: &str, dims: Vec<Dim>| {
         use netport_onnx::proto::tensor_shape_proto::{Dimension, dimension::Value as V};
@@ -381,10 +382,89 @@ fn opset_6_ops_follow_onnx() {
     let image = TensorType::new(1, vec![p("batch"), f(3), f(8), f(8)]);
     assert_eq!(inferred.values["bn"], image);
     assert_eq!(inferred.values["drop"], image);
-    assert!(!inferred.values.contains_key("mask"));
+    assert_eq!(inferred.values["mask"], TensorType::unranked(1));
     assert_eq!(
         inferred.values["gemm"],
         TensorType::new(1, vec![p("batch"), f(5)])
     );
     assert_eq!(inferred.values["mul"], TensorType::new(1, vec![f(5)]));
+}
+
+#[test]
+fn if_branches_read_outer_values_and_many_ifs_stay_linear() {
+    // x [batch,3,32,32] -> Relu -> r0 -> If(then: Identity(r_k), else:
+    // Relu(r_k)) -> r_{k+1}, 5,000 times: each body reads the value just
+    // before its If in the outer scope (without copying the scope, which
+    // would make this quadratic), and the union of the branches keeps every
+    // dim.
+    let x = batch_input();
+    let name = x.name().to_string();
+    let graph_attr = |attr: &str, g: GraphProto| netport_onnx::proto::AttributeProto {
+        name: Some(attr.to_string()),
+        r#type: Some(5),
+        g: Some(g),
+        ..Default::default()
+    };
+    let branch = |op: &str, input: &str, out: &str| GraphProto {
+        name: Some(format!("{op}_{out}")),
+        node: vec![node(op, &[input], &[out])],
+        output: vec![netport_onnx::proto::ValueInfoProto {
+            name: Some(out.to_string()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let n = 5_000;
+    let mut nodes = vec![
+        node("Relu", &[&name], &["r0"]),
+        node("Constant", &[], &["cond"]),
+    ];
+    nodes[1]
+        .attribute
+        .push(netport_onnx::proto::AttributeProto {
+            name: Some("value".to_string()),
+            r#type: Some(4),
+            t: Some(netport_onnx::proto::TensorProto {
+                data_type: Some(9),
+                int32_data: vec![1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    for k in 0..n {
+        let (input, output) = (format!("r{k}"), format!("r{}", k + 1));
+        let mut node = node("If", &["cond"], &[&output]);
+        node.attribute.push(graph_attr(
+            "then_branch",
+            branch("Identity", &input, &format!("t{k}")),
+        ));
+        node.attribute.push(graph_attr(
+            "else_branch",
+            branch("Relu", &input, &format!("e{k}")),
+        ));
+        nodes.push(node);
+    }
+    let graph = GraphProto {
+        name: Some("g".to_string()),
+        input: vec![x],
+        node: nodes,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let inferred = infer_shapes(&model_with(graph, 13));
+    assert!(
+        inferred.unsupported.is_empty(),
+        "{:?}",
+        inferred.unsupported
+    );
+    assert!(
+        inferred.diagnostics.is_empty(),
+        "{:?}",
+        inferred.diagnostics
+    );
+    let image = TensorType::new(1, vec![p("batch"), f(3), f(32), f(32)]);
+    assert_eq!(inferred.values["r1"], image);
+    assert_eq!(inferred.values[&format!("r{n}")], image);
+    // generous: linear work is well under a second even in a debug build
+    assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
 }
