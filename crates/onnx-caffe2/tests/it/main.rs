@@ -1,0 +1,6 @@
+//! The integration tests of netport-onnx-caffe2: one binary, a module per area.
+
+mod common;
+mod hostile;
+mod interop;
+mod to_caffe2;
