@@ -16,10 +16,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules: [`to_caffe2`] (ONNX -> Caffe2).
+//! Modules: [`to_caffe2`] (ONNX -> Caffe2), [`to_onnx`] (Caffe2 -> ONNX).
 
 mod error;
 pub mod to_caffe2;
+pub mod to_onnx;
 
 pub use error::{ConvertError, UnsupportedNode};
 pub use to_caffe2::{NEWEST_OPSET, OLDEST_OPSET, ToCaffe2Options, onnx_to_caffe2};
+pub use to_onnx::{ToOnnxOptions, caffe2_to_onnx};

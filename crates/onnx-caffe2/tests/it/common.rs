@@ -159,3 +159,94 @@ pub fn need_env(name: &str) -> PathBuf {
         ),
     }
 }
+
+/// A Caffe2 op.
+pub fn c2op(
+    ty: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    args: Vec<netport_caffe2::proto::Argument>,
+) -> netport_caffe2::proto::OperatorDef {
+    netport_caffe2::proto::OperatorDef {
+        r#type: Some(ty.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: Some(String::new()),
+        arg: args,
+        ..Default::default()
+    }
+}
+
+/// A Caffe2 integer argument.
+pub fn c2i(name: &str, i: i64) -> netport_caffe2::proto::Argument {
+    netport_caffe2::proto::Argument {
+        name: Some(name.into()),
+        i: Some(i),
+        ..Default::default()
+    }
+}
+
+/// A Caffe2 ints argument.
+pub fn c2ints(name: &str, ints: &[i64]) -> netport_caffe2::proto::Argument {
+    netport_caffe2::proto::Argument {
+        name: Some(name.into()),
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A `GivenTensorFill` of `shape` with `values`.
+pub fn c2fill(out: &str, shape: &[i64], values: &[f32]) -> netport_caffe2::proto::OperatorDef {
+    let mut op = c2op("GivenTensorFill", &[], &[out], vec![]);
+    op.arg.push(netport_caffe2::proto::Argument {
+        name: Some("values".into()),
+        floats: values.to_vec(),
+        ..Default::default()
+    });
+    op.arg.push(c2ints("shape", shape));
+    op
+}
+
+/// A Caffe2 pair from its two op lists and external lists.
+pub fn c2pair(
+    init: Vec<netport_caffe2::proto::OperatorDef>,
+    predict: Vec<netport_caffe2::proto::OperatorDef>,
+    inputs: &[&str],
+    outputs: &[&str],
+) -> netport_caffe2::Caffe2Model {
+    use netport_caffe2::proto::NetDef;
+    netport_caffe2::Caffe2Model {
+        init_net: NetDef {
+            name: Some("n_init".into()),
+            op: init,
+            ..Default::default()
+        },
+        predict_net: NetDef {
+            name: Some("n".into()),
+            op: predict,
+            external_input: inputs.iter().map(|s| s.to_string()).collect(),
+            external_output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    }
+}
+
+/// The op types of an ONNX graph.
+pub fn onnx_types(m: &netport_onnx::proto::ModelProto) -> Vec<&str> {
+    m.graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type())
+        .collect()
+}
+
+/// Errors of netport's ONNX checker.
+pub fn check_errors(m: &netport_onnx::proto::ModelProto) -> Vec<String> {
+    netport_onnx::check::check_model(m, &Default::default())
+        .into_iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message)
+        .collect()
+}

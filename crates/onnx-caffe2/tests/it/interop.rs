@@ -5,7 +5,7 @@
 //! `cargo xtask caffe2-refs`); today's exports also NETPORT_PEERS.
 
 use crate::common::{need_env, root};
-use netport_onnx_caffe2::{ToCaffe2Options, onnx_to_caffe2};
+use netport_onnx_caffe2::{ToCaffe2Options, ToOnnxOptions, caffe2_to_onnx, onnx_to_caffe2};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,8 +28,12 @@ fn script(name: &str) -> PathBuf {
 
 /// Runs a script in the Caffe2 venv; returns (exit code, stdout as JSON).
 fn run_python(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
-    let python = need_env("NETPORT_CAFFE2_PYTHON");
-    let out = Command::new(&python)
+    run_in(&need_env("NETPORT_CAFFE2_PYTHON"), args)
+}
+
+/// Runs a script with `python`; returns (exit code, stdout as JSON).
+fn run_in(python: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
+    let out = Command::new(python)
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("CUDA_VISIBLE_DEVICES", "")
@@ -161,4 +165,121 @@ fn todays_exports_run_in_caffe2_equal_to_the_recorded_output() {
         assert_eq!(run["allclose"], true, "{exporter}: {run}");
         eprintln!("resnet18 {exporter}: max_abs_diff {}", run["max_abs_diff"]);
     }
+}
+
+/// Converts the pair in `dir` to ONNX at `opset` and runs it in onnxruntime
+/// (the peer venv), after onnx.checker's full check, against `expected`.
+fn pair_to_onnx_and_run(
+    dir: &Path,
+    input: &str,
+    shape: &[i64],
+    opset: i64,
+    feed: &Path,
+    expected: &Path,
+    out: &Path,
+) -> serde_json::Value {
+    let pair = netport_caffe2::Caffe2Model::load_dir(dir).unwrap();
+    let options = ToOnnxOptions {
+        opset,
+        input_shapes: vec![(input.to_string(), shape.to_vec())],
+        ..Default::default()
+    };
+    let model =
+        caffe2_to_onnx(&pair, &options).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let errors: Vec<String> = netport_onnx::check::check_model(&model, &Default::default())
+        .into_iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message)
+        .collect();
+    assert!(errors.is_empty(), "{}: {errors:?}", dir.display());
+    netport_onnx::save_model(&model, out, &Default::default(), None).unwrap();
+    let feed = format!("{input}={}", feed.display());
+    let (code, report) = run_in(
+        &need_env("NETPORT_PYTHON"),
+        &[
+            script("run_onnxruntime.py").as_os_str(),
+            out.as_os_str(),
+            "--feed".as_ref(),
+            feed.as_ref(),
+            "--expect".as_ref(),
+            expected.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["checker"], "ok", "{}: {report}", dir.display());
+    report
+}
+
+#[test]
+#[ignore = "interop: needs NETPORT_CAFFE2_REFS and NETPORT_PYTHON"]
+fn native_caffe2_nets_convert_to_onnx_and_run_in_onnxruntime_as_in_caffe2() {
+    let refs = need_env("NETPORT_CAFFE2_REFS");
+    let manifest = manifest(&refs);
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["native_resnet50", "native_shufflenet"] {
+        let info = &manifest["models"][name];
+        assert_eq!(info["kind"], "native", "the references lack {name}");
+        let dir = refs.join(name);
+        let shape: Vec<i64> = info["input_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_i64().unwrap())
+            .collect();
+        for opset in [9, 13, 18] {
+            let report = pair_to_onnx_and_run(
+                &dir,
+                "data",
+                &shape,
+                opset,
+                &dir.join("input.npy"),
+                &dir.join("caffe2_output.npy"),
+                &tmp.path().join(format!("{name}-{opset}.onnx")),
+            );
+            assert_eq!(report["allclose"], true, "{name} opset {opset}: {report}");
+            eprintln!(
+                "{name} opset {opset}: max_abs_diff {}",
+                report["max_abs_diff"]
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "interop: needs NETPORT_CAFFE2_REFS and NETPORT_PYTHON"]
+fn caffe2backend_nets_convert_back_to_onnx_equal_to_torch() {
+    // The nets the real Caffe2Backend wrote (not ours) back to ONNX.
+    let refs = need_env("NETPORT_CAFFE2_REFS");
+    let manifest = manifest(&refs);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (name, info) in manifest["models"].as_object().unwrap() {
+        if info["kind"] != "onnx" {
+            continue;
+        }
+        let dir = refs.join(name);
+        let input = info["input"].as_str().unwrap();
+        let shape: Vec<i64> = info["input_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_i64().unwrap())
+            .collect();
+        let report = pair_to_onnx_and_run(
+            &dir.join("ref"),
+            input,
+            &shape,
+            9,
+            &dir.join("input.npy"),
+            &dir.join("torch_output.npy"),
+            &tmp.path().join(format!("{name}.onnx")),
+        );
+        assert_eq!(report["allclose"], true, "{name}: {report}");
+        eprintln!(
+            "{name}: back to ONNX, max_abs_diff {}",
+            report["max_abs_diff"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= FAMILIES.len());
 }

@@ -4,3 +4,4 @@ mod common;
 mod hostile;
 mod interop;
 mod to_caffe2;
+mod to_onnx;
