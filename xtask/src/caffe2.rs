@@ -8,8 +8,8 @@
 //! Python 3.7 that builds it (found through pyenv). A stamp file is written
 //! only after the install and an import check succeeded. The references are
 //! made by `testdata/peers/caffe2/make_caffe2_refs.py` into
-//! `caffe2-refs-<hash>` (the hash covers the venv and the scripts of
-//! `testdata/peers/caffe2/`), built in `.partial` and renamed into place.
+//! `caffe2-refs-<hash>` (the hash covers the venv and that script), built
+//! in `.partial` and renamed into place.
 
 use crate::util::{self, ContentHash, Timer};
 use anyhow::{Context, Result, bail};
@@ -19,7 +19,6 @@ use std::process::Command;
 
 /// The Caffe2 venv's requirements.
 pub const REQUIREMENTS: &str = "testdata/peers/caffe2/requirements.txt";
-const SCRIPTS_DIR: &str = "testdata/peers/caffe2";
 const REFS_SCRIPT: &str = "testdata/peers/caffe2/make_caffe2_refs.py";
 const STAMP: &str = "netport-caffe2-venv.stamp";
 const REFS_STAMP: &str = "netport-caffe2-refs.stamp";
@@ -194,30 +193,20 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
-/// The references folder for the current venv and scripts (`full`: also
-/// the large models, vgg11_bn and vgg16).
+/// The references folder for the current venv and generator script
+/// (`full`: also the large models, vgg11_bn and vgg16).
 pub fn refs_dir(root: &Path, python: &Path, full: bool) -> Result<PathBuf> {
     let venv_name = python
         .parent()
         .and_then(Path::parent)
         .and_then(Path::file_name)
         .unwrap_or_default();
+    let script =
+        fs::read(root.join(REFS_SCRIPT)).with_context(|| format!("reading {REFS_SCRIPT}"))?;
     let mut hash = ContentHash::new("netport caffe2 refs v1");
     hash.part(venv_name.as_encoded_bytes())
-        .part(&[u8::from(full)]);
-    let mut files: Vec<String> = fs::read_dir(root.join(SCRIPTS_DIR))
-        .with_context(|| format!("listing {SCRIPTS_DIR}"))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    files.sort();
-    for name in files {
-        let bytes = fs::read(root.join(SCRIPTS_DIR).join(&name))
-            .with_context(|| format!("reading {SCRIPTS_DIR}/{name}"))?;
-        hash.part(name.as_bytes()).part(&bytes);
-    }
+        .part(&[u8::from(full)])
+        .part(&script);
     let prefix = if full {
         "caffe2-refs-full"
     } else {
@@ -294,5 +283,67 @@ pub fn run_refs(root: &Path, full: bool, print_dir: bool) -> Result<()> {
     }
     let dir = ensure_refs(root, &python, full)?;
     println!("{}", dir.display());
+    Ok(())
+}
+
+/// Where `cargo xtask caffe2-node-tests` writes the counts per op.
+const NODE_REPORT: &str = "docs/formats/caffe2-node-tests.md";
+
+/// `cargo xtask caffe2-node-tests`: every ONNX node test of the peer corpus
+/// whose op the converter covers, converted and run in the real Caffe2;
+/// rewrites `docs/formats/caffe2-node-tests.md` with the counts per op
+/// (CI runs a slice of them in the interop suite).
+pub fn run_node_tests(root: &Path) -> Result<()> {
+    let python = ensure_venv(root)?;
+    let corpus = crate::peers::corpus_dir(root)?;
+    if !crate::peers::is_built(&corpus) {
+        bail!(
+            "the peer corpus (with the ONNX node tests) is not built at {}; run `cargo xtask peers`",
+            corpus.display()
+        );
+    }
+    let table = std::env::temp_dir().join(format!(
+        "netport-caffe2-node-tests-{}.md",
+        std::process::id()
+    ));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "test",
+            "-p",
+            "netport-onnx-caffe2",
+            "--test",
+            "it",
+            "--",
+            "--ignored",
+            "node_tests",
+        ])
+        .env(crate::ci::PEERS_ENV, &corpus)
+        .env(PYTHON_ENV, &python)
+        .env("NETPORT_CAFFE2_NODE_TESTS", "all")
+        .env("NETPORT_CAFFE2_NODE_REPORT", &table)
+        .status()
+        .context("running cargo test")?;
+    let body = fs::read_to_string(&table)
+        .with_context(|| format!("the node test run wrote no report ({status})"))?;
+    let _ = fs::remove_file(&table);
+    let doc = format!(
+        "# ONNX node tests through netport's ONNX -> Caffe2 converter\n\n\
+         Written by `cargo xtask caffe2-node-tests`: every ONNX node test of the peer \
+         corpus (onnx's own backend tests, one node each) whose op is in the op table of \
+         `netport_onnx_caffe2::to_caffe2`, converted to an init/predict pair and run in \
+         the real Caffe2 workspace (torch 1.4.0, Python 3.7); *equal* means every output \
+         has the expected shape and values (numpy.allclose, rtol 1e-3, atol 1e-7, the ONNX \
+         backend test defaults). A test that is not converted was refused with the reason \
+         listed (an element type Caffe2's kernel lacks, an attribute with no Caffe2 \
+         equivalent, an input that must be constant); the test fails if a converted test \
+         is not equal.\n\n{body}"
+    );
+    fs::write(root.join(NODE_REPORT), doc).with_context(|| format!("writing {NODE_REPORT}"))?;
+    if !status.success() {
+        bail!("some converted node tests differ in Caffe2 ({status}); see {NODE_REPORT}");
+    }
+    eprintln!("wrote {NODE_REPORT}");
     Ok(())
 }

@@ -55,6 +55,9 @@ enum Task {
         #[arg(long)]
         print_dir: bool,
     },
+    /// Run every ONNX node test whose op the ONNX -> Caffe2 converter covers in the real
+    /// Caffe2; rewrite docs/formats/caffe2-node-tests.md with the counts per op.
+    Caffe2NodeTests,
     /// Generate (if needed) the peer corpus in the cache folder; print its path last.
     Peers {
         /// Only print the corpus path; fail if it is not built.
@@ -121,6 +124,7 @@ fn run(task: Task) -> Result<()> {
         Task::Venv => venv::run(&root),
         Task::Peers { print_dir } => peers::run(&root, print_dir),
         Task::Caffe2Venv => caffe2::run_venv(&root),
+        Task::Caffe2NodeTests => caffe2::run_node_tests(&root),
         Task::Caffe2Refs { full, print_dir } => caffe2::run_refs(&root, full, print_dir),
         Task::Fixtures => peers::fixtures(&root),
         Task::Tidy => tidy::run(&root),

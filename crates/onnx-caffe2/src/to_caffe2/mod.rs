@@ -26,8 +26,9 @@ pub use ops::{OP_TABLE, in_table};
 
 /// The oldest default-domain opset the converter accepts.
 pub const OLDEST_OPSET: i64 = 7;
-/// The newest default-domain opset the op table covers.
-pub const NEWEST_OPSET: i64 = 21;
+/// The newest default-domain opset the op table covers (the ops it converts
+/// changed after 21 only by accepting more element types).
+pub const NEWEST_OPSET: i64 = 28;
 
 /// Options of [`onnx_to_caffe2`].
 #[derive(Debug, Default)]
@@ -51,6 +52,8 @@ pub(crate) struct Cx<'m> {
     constants: HashMap<String, &'m TensorProto>,
     /// Values that depend on a data input.
     predict: HashSet<String>,
+    /// Graph inputs whose type is not a tensor (sequences, optionals, maps).
+    non_tensor: HashSet<String>,
     used: HashSet<String>,
     counter: u64,
 }
@@ -65,6 +68,14 @@ impl<'m> Cx<'m> {
                 return name;
             }
         }
+    }
+
+    /// The element type code of a value, 0 when unknown.
+    fn elem_type(&self, name: &str) -> i32 {
+        if let Some(t) = self.constants.get(name) {
+            return t.data_type();
+        }
+        self.values.get(name).map_or(0, |t| t.elem_type)
     }
 
     fn is_constant(&self, name: Option<&str>) -> bool {
@@ -328,7 +339,19 @@ pub fn onnx_to_caffe2(
         used.extend(n.input.iter().cloned());
         used.extend(n.output.iter().cloned());
     }
+    let non_tensor: HashSet<String> = graph
+        .input
+        .iter()
+        .filter(|i| {
+            !matches!(
+                i.r#type.as_ref().and_then(|t| t.value.as_ref()),
+                Some(netport_onnx::proto::type_proto::Value::TensorType(_)) | None
+            )
+        })
+        .map(|i| i.name().to_string())
+        .collect();
     let mut cx = Cx {
+        non_tensor,
         resolver: options.resolver.as_ref(),
         values: inferred.values,
         data: inferred.data,

@@ -35,75 +35,75 @@ fn no(reason: impl Into<String>) -> Fail {
 /// The ONNX ops the table converts, with the first and last opset (inclusive)
 /// each rule covers. An op at an opset outside its range is unsupported.
 pub const OP_TABLE: &[(&str, i64, i64)] = &[
-    ("Abs", 6, 21),
-    ("Add", 7, 21),
-    ("And", 7, 21),
-    ("ArgMax", 1, 21),
-    ("ArgMin", 1, 21),
-    ("AveragePool", 7, 21),
-    ("BatchNormalization", 7, 21),
-    ("Cast", 6, 21),
-    ("Ceil", 6, 21),
-    ("Clip", 6, 21),
-    ("Concat", 4, 21),
-    ("Constant", 1, 21),
-    ("ConstantOfShape", 9, 21),
-    ("Conv", 1, 21),
-    ("ConvTranspose", 1, 21),
-    ("Cos", 7, 21),
-    ("Div", 7, 21),
-    ("Dropout", 7, 21),
-    ("Elu", 6, 21),
-    ("Equal", 7, 21),
-    ("Exp", 6, 21),
-    ("Flatten", 1, 21),
-    ("Floor", 6, 21),
-    ("Gather", 1, 21),
-    ("Gemm", 7, 21),
-    ("GlobalAveragePool", 1, 21),
-    ("GlobalMaxPool", 1, 21),
-    ("Greater", 7, 21),
-    ("Identity", 1, 21),
-    ("LRN", 1, 21),
-    ("LeakyRelu", 6, 21),
-    ("Less", 7, 21),
-    ("Log", 6, 21),
-    ("LogSoftmax", 1, 21),
-    ("MatMul", 1, 21),
-    ("Max", 8, 21),
-    ("MaxPool", 1, 21),
-    ("Min", 8, 21),
-    ("Mul", 7, 21),
-    ("Neg", 6, 21),
-    ("Not", 1, 21),
-    ("Or", 7, 21),
-    ("Pad", 2, 21),
-    ("Pow", 7, 21),
-    ("Reciprocal", 6, 21),
-    ("ReduceMax", 1, 21),
-    ("ReduceMean", 1, 21),
-    ("ReduceMin", 1, 21),
-    ("ReduceSum", 1, 21),
-    ("Relu", 6, 21),
-    ("Reshape", 5, 21),
-    ("Selu", 6, 21),
-    ("Shape", 1, 21),
-    ("Sigmoid", 6, 21),
-    ("Sign", 9, 21),
-    ("Sin", 7, 21),
-    ("Softmax", 1, 21),
-    ("Softplus", 1, 21),
-    ("Softsign", 1, 21),
-    ("Split", 2, 21),
-    ("Sqrt", 6, 21),
-    ("Squeeze", 1, 21),
-    ("Sub", 7, 21),
-    ("Sum", 8, 21),
-    ("Tanh", 6, 21),
-    ("Transpose", 1, 21),
-    ("Unsqueeze", 1, 21),
+    ("Abs", 6, 28),
+    ("Add", 7, 28),
+    ("And", 7, 28),
+    ("ArgMax", 1, 28),
+    ("ArgMin", 1, 28),
+    ("AveragePool", 7, 28),
+    ("BatchNormalization", 7, 28),
+    ("Cast", 6, 28),
+    ("Ceil", 6, 28),
+    ("Clip", 6, 28),
+    ("Concat", 4, 28),
+    ("Constant", 1, 28),
+    ("ConstantOfShape", 9, 28),
+    ("Conv", 1, 28),
+    ("ConvTranspose", 1, 28),
+    ("Cos", 7, 28),
+    ("Div", 7, 28),
+    ("Dropout", 7, 28),
+    ("Elu", 6, 28),
+    ("Equal", 7, 28),
+    ("Exp", 6, 28),
+    ("Flatten", 1, 28),
+    ("Floor", 6, 28),
+    ("Gather", 1, 28),
+    ("Gemm", 7, 28),
+    ("GlobalAveragePool", 1, 28),
+    ("GlobalMaxPool", 1, 28),
+    ("Greater", 7, 28),
+    ("Identity", 1, 28),
+    ("LRN", 1, 28),
+    ("LeakyRelu", 6, 28),
+    ("Less", 7, 28),
+    ("Log", 6, 28),
+    ("LogSoftmax", 1, 28),
+    ("MatMul", 1, 28),
+    ("Max", 8, 28),
+    ("MaxPool", 1, 28),
+    ("Min", 8, 28),
+    ("Mul", 7, 28),
+    ("Neg", 6, 28),
+    ("Not", 1, 28),
+    ("Or", 7, 28),
+    ("Pad", 2, 28),
+    ("Pow", 7, 28),
+    ("Reciprocal", 6, 28),
+    ("ReduceMax", 1, 28),
+    ("ReduceMean", 1, 28),
+    ("ReduceMin", 1, 28),
+    ("ReduceSum", 1, 28),
+    ("Relu", 6, 28),
+    ("Reshape", 5, 28),
+    ("Selu", 6, 28),
+    ("Shape", 1, 28),
+    ("Sigmoid", 6, 28),
+    ("Sign", 9, 28),
+    ("Sin", 7, 28),
+    ("Softmax", 1, 28),
+    ("Softplus", 1, 28),
+    ("Softsign", 1, 28),
+    ("Split", 2, 28),
+    ("Sqrt", 6, 28),
+    ("Squeeze", 1, 28),
+    ("Sub", 7, 28),
+    ("Sum", 8, 28),
+    ("Tanh", 6, 28),
+    ("Transpose", 1, 28),
+    ("Unsqueeze", 1, 28),
     ("Upsample", 7, 9),
-    ("Xor", 7, 21),
+    ("Xor", 7, 28),
 ];
 
 /// True when the table converts `op` at `opset`.
@@ -335,11 +335,30 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             return Err(no(format!("subgraph attribute '{}'", a.name())));
         }
     }
+    check_types(cx, &n)?;
     match ty {
         // Same name, attributes as they are (the Python common path).
         "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" | "Sqrt" | "Abs" | "Floor" | "Ceil" | "Sin"
-        | "Cos" | "Softsign" | "Softplus" | "Sign" | "Not" | "Elu" | "LeakyRelu" | "Flatten"
-        | "Shape" => simple(&n, ty, &[], &[]),
+        | "Cos" | "Softsign" | "Softplus" | "Sign" | "Not" | "Elu" | "LeakyRelu" => {
+            simple(&n, ty, &[], &[])
+        }
+        "Flatten" => {
+            let mut ops = simple(&n, ty, &[], &[])?;
+            let axis = n.attr_i("axis").unwrap_or(1);
+            if axis < 0 {
+                let r = cx
+                    .rank(n.input(0))
+                    .ok_or_else(|| no("negative Flatten axis on an unknown rank"))?;
+                set_arg(&mut ops[0].arg, "axis", |a| a.i = Some(axis + r as i64));
+            }
+            Ok(ops)
+        }
+        "Shape" => {
+            if n.attr("start").is_some() || n.attr("end").is_some() {
+                return Err(no("Shape with start/end"));
+            }
+            simple(&n, ty, &[], &[])
+        }
         "Add" | "Sub" | "Mul" | "Div" | "And" | "Or" | "Xor" => simple(&n, ty, &[], &[]),
         "Sum" | "Max" | "Min" => {
             same_shapes(cx, &n)?;
@@ -352,7 +371,11 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
         "Identity" => simple(&n, "Copy", &[], &[]),
         "Selu" => simple(&n, "Selu", &[("gamma", "scale")], &[]),
         "Transpose" => simple(&n, "Transpose", &[("perm", "axes")], &[]),
-        "ConvTranspose" => conv_transpose(&n),
+        "ConvTranspose" => {
+            let mut ops = conv_transpose(cx, &n)?;
+            kernels_from_weight(cx, &n, &mut ops[0])?;
+            Ok(ops)
+        }
         "Pow" => pow(cx, &n),
         "Softmax" => softmax(cx, &n),
         "LogSoftmax" => log_softmax(cx, &n),
@@ -362,7 +385,13 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             op.arg.push(arg_f("exponent", -1.0));
             Ok(vec![op])
         }
-        "Conv" | "MaxPool" | "AveragePool" => conv_pool(&n),
+        "Conv" | "MaxPool" | "AveragePool" => {
+            let mut ops = conv_pool(&n)?;
+            if ty == "Conv" {
+                kernels_from_weight(cx, &n, &mut ops[0])?;
+            }
+            Ok(ops)
+        }
         "GlobalAveragePool" | "GlobalMaxPool" => {
             let mut op = n.op(if ty == "GlobalMaxPool" {
                 "MaxPool"
@@ -398,6 +427,9 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
         "MatMul" => {
             if node.input.len() != 2 {
                 return Err(no("MatMul needs exactly 2 inputs"));
+            }
+            if cx.rank(n.input(0)) == Some(1) || cx.rank(n.input(1)) == Some(1) {
+                return Err(no("MatMul of a 1-D operand (BatchMatMul keeps the dim)"));
             }
             let mut op = n.op("BatchMatMul");
             op.arg = n.args(&[], &[])?;
@@ -449,6 +481,68 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
         "Upsample" => upsample(cx, &n),
         _ => Err(no("no Caffe2 equivalent")),
     }
+}
+
+/// ONNX element type codes.
+const FLOAT: i32 = 1;
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
+const UINT16: i32 = 4;
+const INT16: i32 = 5;
+const INT32: i32 = 6;
+const INT64: i32 = 7;
+const BOOL: i32 = 9;
+const DOUBLE: i32 = 11;
+/// The element types a Caffe2 CPU tensor can hold (what can be fed).
+const CAFFE2_TYPES: &[i32] = &[
+    FLOAT, DOUBLE, INT32, INT64, BOOL, UINT8, INT8, UINT16, INT16,
+];
+
+/// Which inputs of an op carry data whose type Caffe2's kernel restricts,
+/// and the element types its CPU kernel is registered for.
+fn type_rule(op: &str) -> (usize, &'static [i32]) {
+    const ALL: usize = usize::MAX;
+    match op {
+        "Add" | "Sub" | "Mul" | "Div" => (ALL, &[FLOAT, DOUBLE, INT32, INT64]),
+        "Equal" | "Less" | "Greater" => (ALL, &[FLOAT, DOUBLE, INT32, INT64, BOOL]),
+        "And" | "Or" | "Xor" | "Not" => (ALL, &[BOOL]),
+        "Max" | "Min" | "Sum" | "Pow" | "Mean" => (ALL, &[FLOAT]),
+        "Flatten" | "Reshape" | "Transpose" | "Concat" | "Split" | "Squeeze" | "Unsqueeze"
+        | "Identity" | "Shape" | "Gather" | "Constant" | "ConstantOfShape" => (ALL, CAFFE2_TYPES),
+        "Cast" => (1, CAFFE2_TYPES),
+        "ArgMax" | "ArgMin" => (1, &[FLOAT, INT32, INT64]),
+        _ => (1, &[FLOAT]),
+    }
+}
+
+/// Refuses ops whose inputs have element types Caffe2 cannot compute with
+/// (or hold at all), and inputs that are not tensors (sequences, optionals).
+fn check_types(cx: &Cx<'_>, n: &Node<'_>) -> R<()> {
+    let (count, allowed) = type_rule(n.op_type());
+    for (i, input) in n.node.input.iter().enumerate().take(count) {
+        if input.is_empty() {
+            continue;
+        }
+        if cx.non_tensor.contains(input) {
+            return Err(no(format!(
+                "input '{input}' is not a tensor (Caffe2 has only tensors)"
+            )));
+        }
+        let elem = cx.elem_type(input);
+        if elem != 0 && !CAFFE2_TYPES.contains(&elem) {
+            let name = netport_onnx::dtype::name(elem).unwrap_or("unknown");
+            return Err(no(format!(
+                "input {i} is {name}, which a Caffe2 tensor cannot hold"
+            )));
+        }
+        if elem != 0 && !allowed.contains(&elem) {
+            let name = netport_onnx::dtype::name(elem).unwrap_or("unknown");
+            return Err(no(format!(
+                "input {i} is {name}: Caffe2's CPU kernel takes no such type"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn simple(n: &Node<'_>, ty: &str, renames: &[(&str, &str)], drop: &[&str]) -> R<Vec<OperatorDef>> {
@@ -508,7 +602,26 @@ fn conv_pool(n: &Node<'_>) -> R<Vec<OperatorDef>> {
     Ok(vec![op])
 }
 
-fn conv_transpose(n: &Node<'_>) -> R<Vec<OperatorDef>> {
+/// ONNX may leave `kernel_shape` out (it is the weight's spatial dims);
+/// Caffe2 needs `kernels`.
+fn kernels_from_weight(cx: &Cx<'_>, n: &Node<'_>, op: &mut OperatorDef) -> R<()> {
+    if n.attr("kernel_shape").is_some() {
+        return Ok(());
+    }
+    let w = cx
+        .fixed_shape(n.input(1))
+        .filter(|w| w.len() >= 3)
+        .ok_or_else(|| no("no kernel_shape and a weight of unknown shape"))?;
+    op.arg.push(arg_ints("kernels", w[2..].to_vec()));
+    Ok(())
+}
+
+fn conv_transpose(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    if cx.rank(n.input(0)).is_some_and(|r| r != 4) {
+        return Err(no(
+            "ConvTranspose of other than a 4-D input (Caffe2's is 2-D only)",
+        ));
+    }
     if n.attr("output_shape").is_some() {
         return Err(no("ConvTranspose with output_shape"));
     }
@@ -552,6 +665,11 @@ fn batch_norm(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
 }
 
 fn dropout(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    if n.node.output.len() > 1 && !n.node.output[1].is_empty() {
+        return Err(no(
+            "Dropout's mask output (Caffe2 leaves it unfilled in test mode)",
+        ));
+    }
     let mut op = n.op("Dropout");
     let mut args = n.args(&[], &["seed"])?;
     if n.opset >= 12 {
@@ -677,19 +795,14 @@ fn reshape(cx: &mut Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
             "Reshape with allowzero=1 and a 0 (or unknown) in the shape",
         ));
     }
-    if !cx.is_constant(shape_input) && cx.is_predict_value(shape_input) {
-        // A shape computed at run time: fold it when shape inference knows it.
-        match shape {
-            Some(s) => {
-                drop_inputs(&mut op, &[1]);
-                op.arg.push(arg_ints("shape", s));
-            }
-            None => {
-                return Err(no(
-                    "Reshape whose shape is computed at run time (pass --input-shape)",
-                ));
-            }
-        }
+    if !cx.is_constant(shape_input)
+        && cx.is_predict_value(shape_input)
+        && let Some(s) = shape
+    {
+        // A shape computed at run time that shape inference knows: folded
+        // into the argument (otherwise it stays Caffe2's `new_shape` input).
+        drop_inputs(&mut op, &[1]);
+        op.arg.push(arg_ints("shape", s));
     }
     op.output.push(cx.dummy());
     Ok(vec![op])
@@ -908,7 +1021,13 @@ fn caffe2_dtype(onnx: i64) -> Option<i64> {
 }
 
 fn cast(n: &Node<'_>) -> R<Vec<OperatorDef>> {
-    if n.node.attribute.len() != 1 {
+    // `saturate` (opset 19) and `round_mode` (opset 25) only act on float8
+    // and float4 targets, which are refused below.
+    if n.node
+        .attribute
+        .iter()
+        .any(|a| !matches!(a.name(), "to" | "saturate" | "round_mode"))
+    {
         return Err(no("Cast with attributes other than 'to'"));
     }
     let to = match n.attr("to") {
@@ -922,6 +1041,9 @@ fn cast(n: &Node<'_>) -> R<Vec<OperatorDef>> {
         Some(a) => a.i(),
         None => return Err(no("Cast without 'to'")),
     };
+    if to == 10 {
+        return Err(no("Cast to FLOAT16 (Caffe2's CPU Cast has no half)"));
+    }
     let c2 = caffe2_dtype(to).ok_or_else(|| no(format!("Casting to '{to}' dtype")))?;
     let mut op = n.op("Cast");
     op.arg = vec![arg_i("to", c2)];

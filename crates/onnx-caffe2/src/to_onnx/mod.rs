@@ -4,13 +4,12 @@
 //! the caller's shapes and types, in-place ops are renamed into SSA form
 //! (`name_<version>` for every write after the first), and each Caffe2 op
 //! becomes ONNX nodes ([`ops`]). Default opset 9, as the frontend; up to
-//! [`NEWEST_OPSET`](crate::to_caffe2::NEWEST_OPSET) with the attributes that
+//! [`NEWEST_TO_ONNX_OPSET`] with the attributes that
 //! later opsets moved to inputs.
 
 mod ops;
 
 use crate::error::{ConvertError, UnsupportedNode, invalid};
-use crate::to_caffe2::NEWEST_OPSET;
 use netport_caffe2::Caffe2Model;
 use netport_caffe2::proto::{Argument, OperatorDef};
 use netport_onnx::Dim;
@@ -25,6 +24,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The oldest opset the Caffe2 -> ONNX direction writes.
 pub const OLDEST_TO_ONNX_OPSET: i64 = 7;
+/// The newest opset the Caffe2 -> ONNX direction writes.
+pub const NEWEST_TO_ONNX_OPSET: i64 = 21;
 
 /// Options of [`caffe2_to_onnx`].
 #[derive(Debug, Clone)]
@@ -342,9 +343,9 @@ pub fn caffe2_to_onnx(
     pair: &Caffe2Model,
     options: &ToOnnxOptions,
 ) -> Result<ModelProto, ConvertError> {
-    if !(OLDEST_TO_ONNX_OPSET..=NEWEST_OPSET).contains(&options.opset) {
+    if !(OLDEST_TO_ONNX_OPSET..=NEWEST_TO_ONNX_OPSET).contains(&options.opset) {
         return Err(invalid(format!(
-            "--opset {}: Caffe2 -> ONNX writes opsets {OLDEST_TO_ONNX_OPSET}..={NEWEST_OPSET}",
+            "--opset {}: Caffe2 -> ONNX writes opsets {OLDEST_TO_ONNX_OPSET}..={NEWEST_TO_ONNX_OPSET}",
             options.opset
         )));
     }

@@ -3,5 +3,6 @@
 mod common;
 mod hostile;
 mod interop;
+mod node_tests;
 mod to_caffe2;
 mod to_onnx;
