@@ -7,7 +7,7 @@ netport's ONNX <-> Caffe2 interop tests. Run only by `cargo xtask caffe2-refs`
 For every model: DIR/<name>/model.onnx (torchvision model with seeded weights,
 eval mode, exported by torch 1.4 at opset 9 with keep_initializers_as_inputs),
 input.npy (fixed seeded input), torch_output.npy, and ref/init_net.pb +
-ref/predict_net.pb (+ .pbtxt) as `Caffe2Backend.onnx_graph_to_caffe2_net`
+ref/predict_net.pb (+ predict_net.pbtxt) as `Caffe2Backend.onnx_graph_to_caffe2_net`
 writes them, ref/caffe2_output.npy (those nets run in the Caffe2 workspace).
 Native Caffe2 nets (no ONNX): DIR/native_<name>/{init_net.pb, predict_net.pb,
 input.npy, caffe2_output.npy} from caffe2.python.models builders saved with
@@ -70,11 +70,12 @@ def randomize_bn(model):
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 0.5 + 0.75)
 
 
-def save_net(net, path):
+def save_net(net, path, text=True):
     with open(path, "wb") as f:
         f.write(net.SerializeToString())
-    with open(path + "txt", "w") as f:
-        f.write(str(net))
+    if text:  # init nets in text are ~10x their binary size: left out
+        with open(path + "txt", "w") as f:
+            f.write(str(net))
 
 
 def run_pair(init_net, predict_net, feeds):
@@ -102,7 +103,7 @@ def make_onnx_model(name, out):
     np.save(os.path.join(d, "torch_output.npy"), y.numpy())
     m = onnx.load(path)
     init_net, predict_net = Caffe2Backend.onnx_graph_to_caffe2_net(m, device="CPU")
-    save_net(init_net, os.path.join(d, "ref", "init_net.pb"))
+    save_net(init_net, os.path.join(d, "ref", "init_net.pb"), text=False)
     save_net(predict_net, os.path.join(d, "ref", "predict_net.pb"))
     data = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
     (c2,) = run_pair(init_net, predict_net, {data[0]: x.numpy()})
@@ -156,7 +157,7 @@ def make_native(name, out):
     predict_net.external_output[:] = [str(out_blob)]
     d = os.path.join(out, "native_" + name)
     os.makedirs(d, exist_ok=True)
-    save_net(init_net, os.path.join(d, "init_net.pb"))
+    save_net(init_net, os.path.join(d, "init_net.pb"), text=False)
     save_net(predict_net, os.path.join(d, "predict_net.pb"))
     (y,) = run_pair(init_net, predict_net, {"data": x})
     np.save(os.path.join(d, "input.npy"), x)

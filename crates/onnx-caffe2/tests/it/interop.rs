@@ -62,7 +62,7 @@ fn convert(model: &Path, out: &Path) {
         ..Default::default()
     };
     let pair = onnx_to_caffe2(&m, &options).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
-    pair.save_dir_with_text(out, true).unwrap();
+    pair.save_dir(out).unwrap();
 }
 
 /// Runs our pair in the Caffe2 workspace, feeding `input`; compares the
