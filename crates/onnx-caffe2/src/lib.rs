@@ -23,5 +23,7 @@ pub mod to_caffe2;
 pub mod to_onnx;
 
 pub use error::{ConvertError, UnsupportedNode};
-pub use to_caffe2::{NEWEST_OPSET, OLDEST_OPSET, ToCaffe2Options, onnx_to_caffe2};
+pub use to_caffe2::{
+    NEWEST_OPSET, OLDEST_OPSET, ToCaffe2Options, Written, onnx_to_caffe2, write_caffe2_dir,
+};
 pub use to_onnx::{ToOnnxOptions, caffe2_to_onnx};

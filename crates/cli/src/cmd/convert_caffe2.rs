@@ -16,7 +16,7 @@ use crate::output::emit;
 use crate::progress::{Progress, size_of};
 use crate::units::human_bytes;
 use anyhow::{Context, bail};
-use netport_onnx_caffe2::{ConvertError, ToCaffe2Options, onnx_to_caffe2};
+use netport_onnx_caffe2::{ConvertError, ToCaffe2Options, write_caffe2_dir};
 use serde::Serialize;
 
 /// The flags of `netport convert` that only the ONNX <-> Caffe2 conversions use.
@@ -276,8 +276,13 @@ fn onnx_to_caffe2_cmd(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         size_of(input),
     );
     let model = netport_onnx::load_model(input).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
-    let pair = match onnx_to_caffe2(&model, &options) {
-        Ok(pair) => pair,
+    for p in [out.join("init_net.pb"), out.join("predict_net.pb")] {
+        if netport_io::same_file(input, &p) {
+            bail!("{shown}: the output is the input; netport never writes to its inputs");
+        }
+    }
+    let written = match write_caffe2_dir(&model, &options, out, args.caffe2.text) {
+        Ok(w) => w,
         Err(e @ ConvertError::Unsupported { .. }) => {
             progress.finish();
             eprintln!("netport: {shown}: {e}");
@@ -286,55 +291,35 @@ fn onnx_to_caffe2_cmd(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         }
         Err(e) => bail!("{shown}: {e}"),
     };
-    for p in [out.join("init_net.pb"), out.join("predict_net.pb")] {
-        if netport_io::same_file(input, &p) {
-            bail!("{shown}: the output is the input; netport never writes to its inputs");
-        }
-    }
-    let written: Vec<PathBuf> = pair
-        .save_dir_with_text(out, args.caffe2.text)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     progress.finish();
-    let bytes: u64 = written.iter().map(|p| size_of(p)).sum();
-    let outputs: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    let outputs: Vec<String> = written
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let pred = &written.predict_net;
     emit(
         args.json,
         || ToCaffe2Json {
             input: &shown,
             outputs: outputs.clone(),
-            init_ops: pair.init_net.op.len(),
-            predict_ops: pair.predict_net.op.len(),
-            external_input: &pair.predict_net.external_input,
-            external_output: &pair.predict_net.external_output,
-            bytes,
+            init_ops: written.init_ops,
+            predict_ops: pred.op.len(),
+            external_input: &pred.external_input,
+            external_output: &pred.external_output,
+            bytes: written.bytes,
         },
         || {
             format!(
                 "wrote {}: caffe2, init net {} ops, predict net {} ops, {}\n  inputs: {}\n  outputs: {}\n",
                 out.display(),
-                pair.init_net.op.len(),
-                pair.predict_net.op.len(),
-                human_bytes(bytes),
-                data_inputs(&pair).join(", "),
-                pair.predict_net.external_output.join(", ")
+                written.init_ops,
+                pred.op.len(),
+                human_bytes(written.bytes),
+                written.data_inputs.join(", "),
+                pred.external_output.join(", ")
             )
         },
     )?;
     Ok(Outcome::Ok)
-}
-
-/// The predict net's external inputs that the init net does not create.
-fn data_inputs(pair: &netport_caffe2::Caffe2Model) -> Vec<String> {
-    let made: std::collections::HashSet<&str> = pair
-        .init_net
-        .op
-        .iter()
-        .flat_map(|o| o.output.iter().map(String::as_str))
-        .collect();
-    pair.predict_net
-        .external_input
-        .iter()
-        .filter(|i| !made.contains(i.as_str()))
-        .cloned()
-        .collect()
 }

@@ -266,6 +266,16 @@ pub fn onnx_to_caffe2(
     model: &ModelProto,
     options: &ToCaffe2Options,
 ) -> Result<Caffe2Model, ConvertError> {
+    convert(model, options, true)
+}
+
+/// The conversion; with `fills` false the init net lacks the initializers'
+/// fill ops (which [`write_caffe2_dir`] streams to the file one at a time).
+fn convert(
+    model: &ModelProto,
+    options: &ToCaffe2Options,
+    fills: bool,
+) -> Result<Caffe2Model, ConvertError> {
     check_graph(model)?;
     let opset = model_opset(model).ok_or_else(|| {
         invalid("the model does not declare an ONNX (default domain) operator set version")
@@ -425,10 +435,12 @@ pub fn onnx_to_caffe2(
         device_option: Some(device),
         ..Default::default()
     };
-    for t in &graph.initializer {
-        init_net
-            .op
-            .push(fill::fill_op(t, t.name(), options.resolver.as_ref())?);
+    if fills {
+        for t in &graph.initializer {
+            init_net
+                .op
+                .push(fill::fill_op(t, t.name(), options.resolver.as_ref())?);
+        }
     }
     for &i in &order {
         if !live[i] {
@@ -563,6 +575,169 @@ fn eliminate_nops(
     }
     graph.node = kept;
     m
+}
+
+/// What [`write_caffe2_dir`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The files, in order: `init_net.pb`, `predict_net.pb`, then the
+    /// `.pbtxt` forms when asked for.
+    pub files: Vec<std::path::PathBuf>,
+    /// Ops of the init net (fills included).
+    pub init_ops: usize,
+    /// The predict net (complete; it holds no tensor data).
+    pub predict_net: NetDef,
+    /// The predict net's inputs that the init net does not create.
+    pub data_inputs: Vec<String>,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Converts `model` and writes `dir/init_net.pb` and `dir/predict_net.pb`
+/// (and with `text` their `.pbtxt` forms), renamed into place only when
+/// all are complete: nothing is written when the conversion fails. Without
+/// `text` the init net is streamed: each initializer's fill op is made,
+/// encoded and written before the next, so memory stays near the largest
+/// tensor rather than the model. The bytes equal
+/// [`netport_caffe2::encode_netdef`] of the whole net.
+pub fn write_caffe2_dir(
+    model: &ModelProto,
+    options: &ToCaffe2Options,
+    dir: &std::path::Path,
+    text: bool,
+) -> Result<Written, ConvertError> {
+    let created = !dir.exists();
+    let result = write_dir(model, options, dir, text);
+    if result.is_err() && created {
+        // Only removes the folder if it is still empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+fn write_dir(
+    model: &ModelProto,
+    options: &ToCaffe2Options,
+    dir: &std::path::Path,
+    text: bool,
+) -> Result<Written, ConvertError> {
+    use prost::Message;
+    use std::io::Write;
+    if text {
+        let pair = onnx_to_caffe2(model, options)?;
+        let files = pair.save_dir_with_text(dir, true)?;
+        let bytes = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        return Ok(Written {
+            files,
+            init_ops: pair.init_net.op.len(),
+            data_inputs: data_inputs(&pair.init_net, &pair.predict_net),
+            predict_net: pair.predict_net,
+            bytes,
+        });
+    }
+    let pair = convert(model, options, false)?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| invalid("the model has no graph"))?;
+    std::fs::create_dir_all(dir).map_err(|e| netport_caffe2::Caffe2Error::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let init_path = dir.join("init_net.pb");
+    let io = |e: std::io::Error| {
+        ConvertError::Caffe2(netport_caffe2::Caffe2Error::Io {
+            path: init_path.clone(),
+            source: e,
+        })
+    };
+    let mut file =
+        netport_io::AtomicFile::create(&init_path).map_err(netport_caffe2::Caffe2Error::from)?;
+    let head = NetDef {
+        name: pair.init_net.name.clone(),
+        ..Default::default()
+    };
+    let tail = NetDef {
+        name: None,
+        op: Vec::new(),
+        ..pair.init_net.clone()
+    };
+    let mut size: u64 = 0;
+    let mut buf = Vec::new();
+    let mut put = |file: &mut netport_io::AtomicFile, bytes: &[u8]| -> Result<(), ConvertError> {
+        size += bytes.len() as u64;
+        if size > netport_caffe2::MAX_PROTOBUF_BYTES {
+            return Err(ConvertError::Caffe2(
+                netport_caffe2::Caffe2Error::TooLarge {
+                    what: init_path.display().to_string(),
+                    size,
+                },
+            ));
+        }
+        file.writer().write_all(bytes).map_err(io)
+    };
+    put(&mut file, &head.encode_to_vec())?;
+    let mut init_ops = 0;
+    let fills = graph
+        .initializer
+        .iter()
+        .map(|t| fill::fill_op(t, t.name(), options.resolver.as_ref()));
+    for op in fills.chain(pair.init_net.op.iter().cloned().map(Ok)) {
+        let op = op?;
+        buf.clear();
+        prost::encoding::message::encode(2, &op, &mut buf);
+        put(&mut file, &buf)?;
+        init_ops += 1;
+    }
+    put(&mut file, &tail.encode_to_vec())?;
+    let init_done = file.finish().map_err(netport_caffe2::Caffe2Error::from)?;
+    let predict_path = dir.join("predict_net.pb");
+    let predict_bytes = netport_caffe2::encode_netdef(&pair.predict_net)?;
+    let mut pfile =
+        netport_io::AtomicFile::create(&predict_path).map_err(netport_caffe2::Caffe2Error::from)?;
+    pfile
+        .writer()
+        .write_all(&predict_bytes)
+        .map_err(|e| netport_caffe2::Caffe2Error::Io {
+            path: predict_path.clone(),
+            source: e,
+        })?;
+    let predict_done = pfile.finish().map_err(netport_caffe2::Caffe2Error::from)?;
+    let bytes = init_done.len() + predict_done.len();
+    init_done
+        .commit()
+        .map_err(netport_caffe2::Caffe2Error::from)?;
+    predict_done
+        .commit()
+        .map_err(netport_caffe2::Caffe2Error::from)?;
+    Ok(Written {
+        files: vec![init_path, predict_path],
+        init_ops,
+        data_inputs: data_inputs(&pair.init_net, &pair.predict_net)
+            .into_iter()
+            .filter(|i| !graph.initializer.iter().any(|t| t.name() == i))
+            .collect(),
+        predict_net: pair.predict_net,
+        bytes,
+    })
+}
+
+/// The predict net's external inputs that the init net's ops do not create.
+fn data_inputs(init: &NetDef, predict: &NetDef) -> Vec<String> {
+    let made: HashSet<&str> = init
+        .op
+        .iter()
+        .flat_map(|o| o.output.iter().map(String::as_str))
+        .collect();
+    predict
+        .external_input
+        .iter()
+        .filter(|i| !made.contains(i.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn unsupported(node: &NodeProto, opset: i64, reason: String) -> UnsupportedNode {

@@ -324,3 +324,36 @@ fn nop_pads_and_transposes_are_removed_as_the_backend_optimizer_does() {
     assert_eq!(types(&pair.predict_net), ["Relu"]);
     assert_eq!(pair.predict_net.op[0].input, ["x"]);
 }
+
+#[test]
+fn the_streamed_init_net_equals_the_encoded_one_and_failures_write_nothing() {
+    let path = root().join("testdata/onnx/tiny_cnn.onnx");
+    let model = netport_onnx::load_model(&path).unwrap();
+    let pair = convert(&model);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("streamed");
+    let w = netport_onnx_caffe2::write_caffe2_dir(&model, &ToCaffe2Options::default(), &out, false)
+        .unwrap();
+    assert_eq!(w.init_ops, pair.init_net.op.len());
+    assert_eq!(w.data_inputs, ["input"]);
+    assert_eq!(
+        std::fs::read(out.join("init_net.pb")).unwrap(),
+        netport_caffe2::encode_netdef(&pair.init_net).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out.join("predict_net.pb")).unwrap(),
+        netport_caffe2::encode_netdef(&pair.predict_net).unwrap()
+    );
+    // The last initializer lies about its size: the stream stops there and
+    // neither file (nor the folder) is left behind.
+    let mut broken = model.clone();
+    let g = broken.graph.as_mut().unwrap();
+    let last = g.initializer.last_mut().unwrap();
+    last.dims = vec![1000];
+    let bad = tmp.path().join("bad");
+    let e =
+        netport_onnx_caffe2::write_caffe2_dir(&broken, &ToCaffe2Options::default(), &bad, false)
+            .unwrap_err();
+    assert!(e.to_string().contains("need 4000 bytes of data"), "{e}");
+    assert!(!bad.exists());
+}
