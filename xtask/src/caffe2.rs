@@ -7,9 +7,10 @@
 //! covering `testdata/peers/caffe2/requirements.txt` and the version of the
 //! Python 3.7 that builds it (found through pyenv). A stamp file is written
 //! only after the install and an import check succeeded. The references are
-//! made by `testdata/peers/caffe2/make_caffe2_refs.py` into
-//! `caffe2-refs-<hash>` (the hash covers the venv and that script), built
-//! in `.partial` and renamed into place.
+//! made by `testdata/peers/caffe2/make_caffe2_refs.py` (in the Caffe2 venv)
+//! and `make_today_exports.py` (torch 2.x exports of the same families, in
+//! the peer venv, into `today/`) into `caffe2-refs-<hash>` (the hash covers
+//! both venvs and both scripts), built in `.partial` and renamed into place.
 
 use crate::util::{self, ContentHash, Timer};
 use anyhow::{Context, Result, bail};
@@ -20,6 +21,8 @@ use std::process::Command;
 /// The Caffe2 venv's requirements.
 pub const REQUIREMENTS: &str = "testdata/peers/caffe2/requirements.txt";
 const REFS_SCRIPT: &str = "testdata/peers/caffe2/make_caffe2_refs.py";
+/// Today's exports of the same families, made in the peer venv (torch 2.x).
+const TODAY_SCRIPT: &str = "testdata/peers/caffe2/make_today_exports.py";
 const STAMP: &str = "netport-caffe2-venv.stamp";
 const REFS_STAMP: &str = "netport-caffe2-refs.stamp";
 /// The Python the torch 1.4.0 wheel with Caffe2 exists for.
@@ -203,10 +206,15 @@ pub fn refs_dir(root: &Path, python: &Path, full: bool) -> Result<PathBuf> {
         .unwrap_or_default();
     let script =
         fs::read(root.join(REFS_SCRIPT)).with_context(|| format!("reading {REFS_SCRIPT}"))?;
+    let today =
+        fs::read(root.join(TODAY_SCRIPT)).with_context(|| format!("reading {TODAY_SCRIPT}"))?;
+    let peer_venv = crate::venv::venv_dir(root)?;
     let mut hash = ContentHash::new("netport caffe2 refs v1");
     hash.part(venv_name.as_encoded_bytes())
         .part(&[u8::from(full)])
-        .part(&script);
+        .part(&script)
+        .part(peer_venv.file_name().unwrap_or_default().as_encoded_bytes())
+        .part(&today);
     let prefix = if full {
         "caffe2-refs-full"
     } else {
@@ -248,6 +256,15 @@ pub fn ensure_refs(root: &Path, python: &Path, full: bool) -> Result<PathBuf> {
             "{REFS_SCRIPT} (the partial output is left in {})",
             partial.display()
         ),
+    )?;
+    let peer_venv = crate::venv::ensure(root)?;
+    util::run(
+        util::python_env(&mut Command::new(peer_venv.python()))
+            .current_dir(root)
+            .arg(root.join(TODAY_SCRIPT))
+            .arg("--out")
+            .arg(partial.join("today")),
+        &format!("{TODAY_SCRIPT} (in the peer venv)"),
     )?;
     fs::write(
         partial.join(REFS_STAMP),

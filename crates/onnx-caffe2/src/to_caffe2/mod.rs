@@ -44,6 +44,8 @@ pub struct ToCaffe2Options {
 /// What the node converters see of the model.
 pub(crate) struct Cx<'m> {
     resolver: Option<&'m ExternalDataResolver>,
+    /// The node that produces each value.
+    producers: HashMap<String, &'m NodeProto>,
     /// Shapes and types from shape inference.
     values: BTreeMap<String, TensorType>,
     /// Propagated contents of small int64 tensors (shape vectors).
@@ -106,14 +108,97 @@ impl<'m> Cx<'m> {
 
     /// A constant (or shape-inferred) integer tensor's elements.
     fn const_ints(&self, name: Option<&str>) -> Option<Vec<i64>> {
-        let name = name?;
+        self.fold_ints(name?, 0)
+    }
+
+    /// The elements of an integer value known before run time: a constant,
+    /// a shape vector from shape inference, or a small subgraph over them
+    /// (Shape, Gather, Unsqueeze/Squeeze, Concat, Cast, Identity, Slice and
+    /// integer Add/Sub/Mul/Div), as exporters write for `x.size(1) // 2`.
+    fn fold_ints(&self, name: &str, depth: usize) -> Option<Vec<i64>> {
         if let Some(t) = self.constants.get(name) {
             return match tensor_values(t, self.resolver).ok()? {
                 Values::Ints(v) => Some(v),
                 _ => None,
             };
         }
-        self.data.get(name)?.iter().map(Dim::value).collect()
+        if let Some(d) = self.data.get(name)
+            && let Some(v) = d.iter().map(Dim::value).collect::<Option<Vec<i64>>>()
+        {
+            return Some(v);
+        }
+        if depth > 64 {
+            return None;
+        }
+        let node = self.producers.get(name)?;
+        if !node.domain().is_empty() {
+            return None;
+        }
+        let input = |i: usize| {
+            node.input
+                .get(i)
+                .filter(|s| !s.is_empty())
+                .and_then(|s| self.fold_ints(s, depth + 1))
+        };
+        let attr_i = |n: &str| node.attribute.iter().find(|a| a.name() == n).map(|a| a.i());
+        match node.op_type() {
+            "Shape" => {
+                let s = self.fixed_shape(node.input.first().map(String::as_str))?;
+                let r = s.len() as i64;
+                let norm = |v: i64| if v < 0 { (v + r).max(0) } else { v.min(r) } as usize;
+                let start = norm(attr_i("start").unwrap_or(0));
+                let end = norm(attr_i("end").unwrap_or(r));
+                Some(s.get(start..end.max(start))?.to_vec())
+            }
+            "Identity" | "Unsqueeze" | "Squeeze" | "Cast" => {
+                if node.op_type() == "Cast" && !matches!(attr_i("to"), Some(6 | 7)) {
+                    return None;
+                }
+                input(0)
+            }
+            "Gather" => {
+                if attr_i("axis").unwrap_or(0) != 0 {
+                    return None;
+                }
+                let data = input(0)?;
+                let n = data.len() as i64;
+                input(1)?
+                    .into_iter()
+                    .map(|i| {
+                        data.get(usize::try_from(if i < 0 { i + n } else { i }).ok()?)
+                            .copied()
+                    })
+                    .collect()
+            }
+            "Concat" => {
+                let mut out = Vec::new();
+                for i in 0..node.input.len() {
+                    out.extend(input(i)?);
+                }
+                Some(out)
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let (a, b) = (input(0)?, input(1)?);
+                let n = a.len().max(b.len());
+                if !(a.len() == n || a.len() == 1) || !(b.len() == n || b.len() == 1) {
+                    return None;
+                }
+                let at = |v: &[i64], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                (0..n)
+                    .map(|i| {
+                        let (x, y) = (at(&a, i), at(&b, i));
+                        match node.op_type() {
+                            "Add" => x.checked_add(y),
+                            "Sub" => x.checked_sub(y),
+                            "Mul" => x.checked_mul(y),
+                            // ONNX integer Div truncates, as Rust's does.
+                            _ => x.checked_div(y),
+                        }
+                    })
+                    .collect()
+            }
+            _ => None,
+        }
     }
 
     /// A constant tensor's elements as f32.
@@ -360,7 +445,13 @@ fn convert(
         })
         .map(|i| i.name().to_string())
         .collect();
+    let producers: HashMap<String, &NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.clone(), n)))
+        .collect();
     let mut cx = Cx {
+        producers,
         non_tensor,
         resolver: options.resolver.as_ref(),
         values: inferred.values,

@@ -91,6 +91,7 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Sigmoid", 6, 28),
     ("Sign", 9, 28),
     ("Sin", 7, 28),
+    ("Slice", 10, 28),
     ("Softmax", 1, 28),
     ("Softplus", 1, 28),
     ("Softsign", 1, 28),
@@ -386,7 +387,7 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             Ok(vec![op])
         }
         "Conv" | "MaxPool" | "AveragePool" => {
-            let mut ops = conv_pool(&n)?;
+            let mut ops = conv_pool(cx, &n)?;
             if ty == "Conv" {
                 kernels_from_weight(cx, &n, &mut ops[0])?;
             }
@@ -479,6 +480,7 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             Ok(vec![op])
         }
         "Upsample" => upsample(cx, &n),
+        "Slice" => slice(cx, &n),
         _ => Err(no("no Caffe2 equivalent")),
     }
 }
@@ -508,7 +510,9 @@ fn type_rule(op: &str) -> (usize, &'static [i32]) {
         "And" | "Or" | "Xor" | "Not" => (ALL, &[BOOL]),
         "Max" | "Min" | "Sum" | "Pow" | "Mean" => (ALL, &[FLOAT]),
         "Flatten" | "Reshape" | "Transpose" | "Concat" | "Split" | "Squeeze" | "Unsqueeze"
-        | "Identity" | "Shape" | "Gather" | "Constant" | "ConstantOfShape" => (ALL, CAFFE2_TYPES),
+        | "Identity" | "Shape" | "Gather" | "Constant" | "ConstantOfShape" | "Slice" => {
+            (ALL, CAFFE2_TYPES)
+        }
         "Cast" => (1, CAFFE2_TYPES),
         "ArgMax" | "ArgMin" => (1, &[FLOAT, INT32, INT64]),
         _ => (1, &[FLOAT]),
@@ -571,13 +575,16 @@ fn same_shapes(cx: &Cx<'_>, n: &Node<'_>) -> R<()> {
     )))
 }
 
-fn conv_pool(n: &Node<'_>) -> R<Vec<OperatorDef>> {
+fn conv_pool(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
     let ty = n.op_type();
     if ty != "Conv" && n.node.output.len() > 1 {
         return Err(no("MaxPool's Indices output"));
     }
-    if n.attr_i("ceil_mode").unwrap_or(0) != 0 {
-        return Err(no("ceil_mode=1 (Caffe2's pools round down)"));
+    let ceil = n.attr_i("ceil_mode").unwrap_or(0) != 0;
+    if ceil && (ty == "Conv" || n.attr_i("count_include_pad").unwrap_or(0) != 0) {
+        return Err(no(
+            "ceil_mode=1 with padding counted (Caffe2's pools round down)",
+        ));
     }
     if ty != "Conv"
         && n.attr_ints("dilations")
@@ -598,6 +605,48 @@ fn conv_pool(n: &Node<'_>) -> R<Vec<OperatorDef>> {
         set_arg(&mut op.arg, "pads", |a| {
             a.ints = [p.clone(), p.clone()].concat()
         });
+    }
+    if ceil {
+        // Caffe2 rounds the output size down; ONNX's ceil_mode rounds up
+        // (a last window must start inside the input or its head pad). A
+        // larger tail pad gives the same windows: Caffe2 clips windows to
+        // the input and, without count_include_pad, averages over what is
+        // inside, so the extra pad is never read.
+        let kernel = n
+            .attr_ints("kernel_shape")
+            .ok_or_else(|| no("ceil_mode without kernel_shape"))?;
+        let k = kernel.len();
+        let shape = cx
+            .fixed_shape(n.input(0))
+            .filter(|s| s.len() == k + 2)
+            .ok_or_else(|| no("ceil_mode=1 on an input of unknown shape (pass --input-shape)"))?;
+        let strides = n.attr_ints("strides").unwrap_or(vec![1; k]);
+        let mut pads = n.attr_ints("pads").unwrap_or(vec![0; 2 * k]);
+        if pads.len() == k {
+            pads = [pads.clone(), pads].concat();
+        }
+        for i in 0..k {
+            let (inp, kk, st, pb, pe) = (
+                shape[i + 2],
+                kernel[i],
+                strides[i].max(1),
+                pads[i],
+                pads[k + i],
+            );
+            let span = inp + pb + pe - kk;
+            if span < 0 {
+                return Err(no("a pooling window larger than the padded input"));
+            }
+            let mut out = (span + st - 1) / st + 1;
+            if (out - 1) * st >= inp + pb {
+                out -= 1;
+            }
+            let tail = ((out - 1) * st + kk - inp - pb).max(pe);
+            pads[k + i] = tail;
+        }
+        remove_arg(&mut op.arg, "ceil_mode");
+        remove_arg(&mut op.arg, "pads");
+        op.arg.push(arg_ints("pads", pads));
     }
     Ok(vec![op])
 }
@@ -700,7 +749,34 @@ fn gemm(cx: &mut Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
         return Err(no("Gemm needs inputs A and B"));
     };
     let Some(c) = n.input(2) else {
-        return Err(no("Gemm without C (Caffe2's converter needs 3 inputs)"));
+        // No bias (opset 11+): Caffe2's MatMul computes op(A) . op(B).
+        let mut ops = Vec::new();
+        let mut a = a.to_string();
+        let alpha = n.attr_f("alpha").unwrap_or(1.0);
+        if (f64::from(alpha) - 1.0).abs() >= 1e-15 {
+            let d = cx.dummy();
+            ops.push(OperatorDef {
+                input: vec![a.clone()],
+                output: vec![d.clone()],
+                name: Some(n.node.name().to_string()),
+                r#type: Some("Scale".into()),
+                arg: vec![arg_f("scale", alpha)],
+                ..Default::default()
+            });
+            a = d;
+        }
+        ops.push(OperatorDef {
+            input: vec![a, b.to_string()],
+            output: n.node.output.clone(),
+            name: Some(n.node.name().to_string()),
+            r#type: Some("MatMul".into()),
+            arg: vec![
+                arg_i("trans_a", n.attr_i("transA").unwrap_or(0)),
+                arg_i("trans_b", n.attr_i("transB").unwrap_or(0)),
+            ],
+            ..Default::default()
+        });
+        return Ok(ops);
     };
     let alpha = n.attr_f("alpha").unwrap_or(1.0);
     let beta = n.attr_f("beta").unwrap_or(1.0);
@@ -1216,5 +1292,58 @@ fn upsample(cx: &mut Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
         arg_f("width_scale", scales[3]),
         arg_f("height_scale", scales[2]),
     ];
+    Ok(vec![op])
+}
+
+/// Slice with constant starts/ends/axes (opset 10+) on an input of known
+/// shape: Caffe2's Slice with `starts`/`ends` for every dim (-1 = to the end).
+fn slice(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    let shape = cx
+        .fixed_shape(n.input(0))
+        .ok_or_else(|| no("Slice on an input of unknown shape"))?;
+    let rank = shape.len() as i64;
+    let starts = cx
+        .const_ints(n.input(1))
+        .ok_or_else(|| no("Slice starts are not constant"))?;
+    let ends = cx
+        .const_ints(n.input(2))
+        .ok_or_else(|| no("Slice ends are not constant"))?;
+    let axes = match n.input(3) {
+        Some(a) => cx
+            .const_ints(Some(a))
+            .ok_or_else(|| no("Slice axes are not constant"))?,
+        None => (0..starts.len() as i64).collect(),
+    };
+    if let Some(st) = n.input(4) {
+        let steps = cx
+            .const_ints(Some(st))
+            .ok_or_else(|| no("Slice steps are not constant"))?;
+        if steps.iter().any(|&s| s != 1) {
+            return Err(no("Slice with steps other than 1"));
+        }
+    }
+    if starts.len() != ends.len() || starts.len() != axes.len() {
+        return Err(no("Slice starts, ends and axes of different lengths"));
+    }
+    let mut c2_starts = vec![0i64; shape.len()];
+    let mut c2_ends = vec![-1i64; shape.len()];
+    for ((&s, &e), &a) in starts.iter().zip(&ends).zip(&axes) {
+        let a = if a < 0 { a + rank } else { a };
+        let d = usize::try_from(a)
+            .ok()
+            .filter(|&d| d < shape.len())
+            .ok_or_else(|| no(format!("Slice axis {a} out of range")))?;
+        let dim = shape[d];
+        let clamp = |v: i64| if v < 0 { (v + dim).max(0) } else { v.min(dim) };
+        let (s, e) = (clamp(s), clamp(e));
+        if e <= s {
+            return Err(no("an empty Slice"));
+        }
+        c2_starts[d] = s;
+        c2_ends[d] = if e == dim { -1 } else { e };
+    }
+    let mut op = n.op("Slice");
+    op.input.truncate(1);
+    op.arg = vec![arg_ints("starts", c2_starts), arg_ints("ends", c2_ends)];
     Ok(vec![op])
 }

@@ -283,3 +283,58 @@ fn caffe2backend_nets_convert_back_to_onnx_equal_to_torch() {
     }
     assert!(checked >= FAMILIES.len());
 }
+
+#[test]
+#[ignore = "interop: needs NETPORT_CAFFE2_PYTHON and NETPORT_CAFFE2_REFS"]
+fn todays_exports_of_every_family_run_in_caffe2_equal_to_torch() {
+    // torch 2.x exports (TorchScript exporter at opset 17, dynamo at 18) of
+    // the same families, made by make_today_exports.py into refs/today.
+    let today = need_env("NETPORT_CAFFE2_REFS").join("today");
+    let manifest = manifest(&today);
+    let models = manifest["models"].as_object().expect("models");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for family in FAMILIES {
+        let entry = models
+            .get(*family)
+            .unwrap_or_else(|| panic!("today's exports lack {family}"));
+        let dir = today.join(family);
+        for exporter in ["torchscript", "dynamo"] {
+            let Some(export) = entry.get(exporter) else {
+                eprintln!(
+                    "{family} {exporter}: not exported: {}",
+                    entry[format!("{exporter}_error")]
+                );
+                continue;
+            };
+            let model = dir.join(export["file"].as_str().unwrap());
+            let out = tmp.path().join(format!("{family}-{exporter}"));
+            let m = netport_onnx::load_model(&model).unwrap();
+            let options = ToCaffe2Options {
+                resolver: Some(netport_onnx::ExternalDataResolver::for_model(&model)),
+                ..Default::default()
+            };
+            match onnx_to_caffe2(&m, &options) {
+                Ok(pair) => pair.save_dir(&out).unwrap(),
+                Err(e) => {
+                    failures.push(format!("{family} {exporter}: {e}"));
+                    continue;
+                }
+            }
+            let run = run_and_compare(
+                &out,
+                export["input"].as_str().unwrap(),
+                &dir.join("input.npy"),
+                &dir.join("torch_output.npy"),
+            );
+            eprintln!("{family} {exporter}: max_abs_diff {}", run["max_abs_diff"]);
+            if run["allclose"] != true {
+                failures.push(format!("{family} {exporter}: {run}"));
+            }
+            runs += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(runs >= FAMILIES.len(), "only {runs} exports ran");
+}
