@@ -497,7 +497,6 @@ pub fn caffe2_to_onnx(
                 opset: 0,
                 reason,
             }),
-            Err(ops::Fail::Invalid(e)) => return Err(e),
         }
         for (blob, name) in writes {
             current.insert(blob, name);

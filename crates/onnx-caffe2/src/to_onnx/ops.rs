@@ -7,18 +7,14 @@
 //! for later opsets the attributes that became inputs.
 
 use super::Builder;
-use crate::error::ConvertError;
 use netport_caffe2::proto::{Argument, OperatorDef};
 use netport_onnx::proto::attribute_proto::AttributeType;
 use netport_onnx::proto::{AttributeProto, NodeProto};
 
-/// Why an op was not converted.
+/// Why an op was not converted: it has no ONNX equivalent (collected).
 pub enum Fail {
-    /// No ONNX equivalent (collected).
+    /// What is missing.
     Unsupported(String),
-    /// Broken input (stops the conversion).
-    #[allow(dead_code)]
-    Invalid(ConvertError),
 }
 
 type R = Result<(), Fail>;
