@@ -160,3 +160,94 @@ pub fn fill_op_of(op_type: &str, values: Values, dims: &[i64], output: &str) -> 
         ..Default::default()
     }
 }
+
+/// Bytes of a protobuf varint.
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Writes the fill op of a FLOAT tensor as NetDef field 2 (`op`) straight
+/// from the tensor's bytes, without holding its values: the bytes are
+/// those `prost` writes for [`fill_op`]'s op (each float unpacked: tag
+/// `0x2d` + 4 bytes), and pages of a memory-mapped source are released as
+/// they are copied. Returns `None` (nothing written) for other types.
+pub fn write_float_fill(
+    tensor: &TensorProto,
+    output: &str,
+    resolver: Option<&ExternalDataResolver>,
+    put: &mut dyn FnMut(&[u8]) -> Result<(), ConvertError>,
+) -> Result<Option<u64>, ConvertError> {
+    use prost::Message;
+    if tensor.data_type() != DataType::Float as i32 {
+        return Ok(None);
+    }
+    let name = tensor.name();
+    let n = netport_onnx::numel(tensor)?;
+    let bytes = netport_onnx::tensor_data(tensor, resolver)?;
+    if n.checked_mul(4) != Some(bytes.len() as u64) {
+        return Err(invalid(format!(
+            "tensor '{name}': dims {:?} ({n} elements of 4 bytes) need {} bytes of data, found {}",
+            tensor.dims,
+            n.checked_mul(4)
+                .map_or("too many".to_string(), |w| w.to_string()),
+            bytes.len()
+        )));
+    }
+    let head = OperatorDef {
+        output: vec![output.to_string()],
+        r#type: Some("GivenTensorFill".into()),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let values_name = Argument {
+        name: Some("values".into()),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let shape = Argument {
+        name: Some("shape".into()),
+        ints: tensor.dims.clone(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let values_len = values_name.len() as u64 + 5 * n;
+    let mut prefix = Vec::new();
+    varint(values_len, &mut prefix);
+    let mut shape_prefix = Vec::new();
+    varint(shape.len() as u64, &mut shape_prefix);
+    let op_len = head.len() as u64
+        + 1
+        + prefix.len() as u64
+        + values_len
+        + 1
+        + shape_prefix.len() as u64
+        + shape.len() as u64;
+    let mut out = vec![0x12];
+    varint(op_len, &mut out);
+    out.extend_from_slice(&head);
+    out.push(0x2a);
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(&values_name);
+    put(&out)?;
+    let mut total = out.len() as u64;
+    let mut buf = Vec::with_capacity(netport_io::CHUNK / 4 * 5);
+    for chunk in netport_io::chunks(&bytes) {
+        buf.clear();
+        for f in chunk.chunks_exact(4) {
+            buf.push(0x2d);
+            buf.extend_from_slice(f);
+        }
+        put(&buf)?;
+        total += buf.len() as u64;
+    }
+    out.clear();
+    out.push(0x2a);
+    out.extend_from_slice(&shape_prefix);
+    out.extend_from_slice(&shape);
+    put(&out)?;
+    Ok(Some(total + out.len() as u64))
+}

@@ -772,14 +772,23 @@ fn write_dir(
     };
     put(&mut file, &head.encode_to_vec())?;
     let mut init_ops = 0;
-    let fills = graph
-        .initializer
-        .iter()
-        .map(|t| fill::fill_op(t, t.name(), options.resolver.as_ref()));
-    for op in fills.chain(pair.init_net.op.iter().cloned().map(Ok)) {
-        let op = op?;
+    for t in &graph.initializer {
+        // FLOAT tensors (the weights) go straight from their bytes to the
+        // file; other types through a decoded op.
+        let streamed = fill::write_float_fill(t, t.name(), options.resolver.as_ref(), &mut |b| {
+            put(&mut file, b)
+        })?;
+        if streamed.is_none() {
+            let op = fill::fill_op(t, t.name(), options.resolver.as_ref())?;
+            buf.clear();
+            prost::encoding::message::encode(2, &op, &mut buf);
+            put(&mut file, &buf)?;
+        }
+        init_ops += 1;
+    }
+    for op in &pair.init_net.op {
         buf.clear();
-        prost::encoding::message::encode(2, &op, &mut buf);
+        prost::encoding::message::encode(2, op, &mut buf);
         put(&mut file, &buf)?;
         init_ops += 1;
     }
