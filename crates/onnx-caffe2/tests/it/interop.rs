@@ -54,15 +54,24 @@ fn manifest(refs: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Converts `model` into `out` (binary + text) with our converter.
+/// Converts `model` into `out` with our converter, as `netport convert`
+/// does (the init net streamed), checking that the in-memory pair encodes
+/// to the same bytes.
 fn convert(model: &Path, out: &Path) {
     let m = netport_onnx::load_model(model).unwrap();
     let options = ToCaffe2Options {
         resolver: Some(netport_onnx::ExternalDataResolver::for_model(model)),
         ..Default::default()
     };
-    let pair = onnx_to_caffe2(&m, &options).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
-    pair.save_dir(out).unwrap();
+    netport_onnx_caffe2::write_caffe2_dir(&m, &options, out, false)
+        .unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let pair = onnx_to_caffe2(&m, &options).unwrap();
+    let init = std::fs::read(out.join("init_net.pb")).unwrap();
+    assert!(
+        init == netport_caffe2::encode_netdef(&pair.init_net).unwrap(),
+        "{}: the streamed init net differs from the encoded one",
+        model.display()
+    );
 }
 
 /// Runs our pair in the Caffe2 workspace, feeding `input`; compares the
