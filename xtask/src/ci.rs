@@ -3,7 +3,7 @@
 //! needs (rustfmt, clippy, python3 with venv).
 
 use crate::util::{self, TestCounts, Timer, format_duration};
-use crate::{codegen, peers, schemas, tidy, venv};
+use crate::{caffe2, codegen, peers, schemas, tidy, venv};
 use anyhow::{Result, bail};
 use std::path::Path;
 use std::process::Command;
@@ -123,15 +123,33 @@ pub fn run(root: &Path, interop: bool) -> Result<()> {
             corpus = Some(peers::ensure(root)?.0);
             Ok(())
         })?;
+        // The real Caffe2 (Python 3.7 + torch 1.4.0): its own venv, and the
+        // reference files made with it.
+        let mut caffe2_python = None;
+        steps.step("cargo xtask caffe2-venv", || {
+            caffe2_python = Some(caffe2::ensure_venv(root)?);
+            Ok(())
+        })?;
+        let caffe2_python = caffe2_python.expect("set");
+        let mut caffe2_refs = None;
+        steps.step("cargo xtask caffe2-refs", || {
+            caffe2_refs = Some(caffe2::ensure_refs(root, &caffe2_python, false)?);
+            Ok(())
+        })?;
+        let caffe2_refs = caffe2_refs.expect("set");
         let (python, corpus) = (venv_python.expect("set"), corpus.expect("set"));
         eprintln!("{PEERS_ENV}={}", corpus.display());
         eprintln!("{PYTHON_ENV}={}", python.display());
+        eprintln!("{}={}", caffe2::PYTHON_ENV, caffe2_python.display());
+        eprintln!("{}={}", caffe2::REFS_ENV, caffe2_refs.display());
         steps.step("cargo test --workspace -- --ignored (interop)", || {
             util::run_tests(
                 cargo(root)
                     .args(["test", "--workspace", "--", "--ignored"])
                     .env(PEERS_ENV, &corpus)
-                    .env(PYTHON_ENV, &python),
+                    .env(PYTHON_ENV, &python)
+                    .env(caffe2::PYTHON_ENV, &caffe2_python)
+                    .env(caffe2::REFS_ENV, &caffe2_refs),
                 "interop tests (cargo test -- --ignored with NETPORT_PEERS set)",
                 &mut counts,
             )

@@ -3,6 +3,7 @@
 //! full CI run and the benchmark. Invoked as `cargo xtask <task>`.
 
 mod bench;
+mod caffe2;
 mod ci;
 mod codegen;
 mod peers;
@@ -41,6 +42,22 @@ enum Task {
     },
     /// Create (if needed) the Python peer venv from testdata/peers/requirements.txt; print its path.
     Venv,
+    /// Create (if needed) the Caffe2 venv (Python 3.7 from pyenv, torch 1.4.0 with
+    /// caffe2.python, onnx 1.7.0) from testdata/peers/caffe2/requirements.txt; print its python.
+    Caffe2Venv,
+    /// Make (if needed) the Caffe2 reference files (torchvision exports at opset 9,
+    /// Caffe2Backend's nets, outputs; native Caffe2 nets) in the cache; print the folder last.
+    Caffe2Refs {
+        /// Also the large models (vgg11_bn, vgg16: ~1 GB of files).
+        #[arg(long)]
+        full: bool,
+        /// Only print the folder; fail if it is not built.
+        #[arg(long)]
+        print_dir: bool,
+    },
+    /// Run every ONNX node test whose op the ONNX -> Caffe2 converter covers in the real
+    /// Caffe2; rewrite docs/formats/caffe2-node-tests.md with the counts per op.
+    Caffe2NodeTests,
     /// Generate (if needed) the peer corpus in the cache folder; print its path last.
     Peers {
         /// Only print the corpus path; fail if it is not built.
@@ -106,6 +123,9 @@ fn run(task: Task) -> Result<()> {
         Task::Schemas { check } => schemas::run(&root, check),
         Task::Venv => venv::run(&root),
         Task::Peers { print_dir } => peers::run(&root, print_dir),
+        Task::Caffe2Venv => caffe2::run_venv(&root),
+        Task::Caffe2NodeTests => caffe2::run_node_tests(&root),
+        Task::Caffe2Refs { full, print_dir } => caffe2::run_refs(&root, full, print_dir),
         Task::Fixtures => peers::fixtures(&root),
         Task::Tidy => tidy::run(&root),
         Task::Ci { no_interop } => ci::run(&root, !no_interop),

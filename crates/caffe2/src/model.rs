@@ -139,6 +139,51 @@ impl Caffe2Model {
         self.save(dir.join("init_net.pb"), dir.join("predict_net.pb"))
     }
 
+    /// Saves the pair in `dir` (created if needed) as `init_net.pb` and
+    /// `predict_net.pb`, and with `text` also as `init_net.pbtxt` and
+    /// `predict_net.pbtxt`; every file is renamed into place only when all
+    /// are complete. Returns the paths written, in that order.
+    pub fn save_dir_with_text(
+        &self,
+        dir: impl AsRef<Path>,
+        text: bool,
+    ) -> Result<Vec<PathBuf>, Caffe2Error> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Caffe2Error::io(dir, e))?;
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for (net, name) in [
+            (&self.init_net, "init_net"),
+            (&self.predict_net, "predict_net"),
+        ] {
+            let path = dir.join(format!("{name}.pb"));
+            let bytes = encode_netdef(net).map_err(|e| match e {
+                Caffe2Error::TooLarge { size, .. } => Caffe2Error::TooLarge {
+                    what: path.display().to_string(),
+                    size,
+                },
+                other => other,
+            })?;
+            files.push((path, bytes));
+        }
+        if text {
+            for (net, name) in [
+                (&self.init_net, "init_net"),
+                (&self.predict_net, "predict_net"),
+            ] {
+                files.push((
+                    dir.join(format!("{name}.pbtxt")),
+                    crate::text::netdef_to_text(net)?.into_bytes(),
+                ));
+            }
+        }
+        let refs: Vec<(&Path, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.as_path(), b.as_slice()))
+            .collect();
+        write_atomic(&refs)?;
+        Ok(files.into_iter().map(|(p, _)| p).collect())
+    }
+
     /// Saves the pair as two binary files, as [`save_dir`](Self::save_dir) does.
     pub fn save(
         &self,

@@ -34,6 +34,10 @@ pub enum Target {
     Safetensors,
     /// A torch.save zip checkpoint (`.pt`; shards `pytorch_model-0000N-of-0000M.bin`).
     Pt,
+    /// A Caffe2 `init_net.pb` + `predict_net.pb` pair in the folder OUT (from ONNX).
+    Caffe2,
+    /// An ONNX model (from a Caffe2 pair).
+    Onnx,
 }
 
 /// Convert a PyTorch checkpoint to safetensors or back (also sharded
@@ -74,6 +78,8 @@ pub struct Args {
     /// typed storage, such as uint16 and float8, are refused).
     #[arg(long)]
     pub legacy: bool,
+    #[command(flatten)]
+    pub caffe2: super::convert_caffe2::Caffe2Args,
     /// Print one JSON document describing what was written.
     #[arg(long)]
     pub json: bool,
@@ -238,6 +244,9 @@ fn pt_format(legacy: bool) -> &'static str {
 
 /// Runs `netport convert`.
 pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
+    if super::convert_caffe2::applies(args) {
+        return super::convert_caffe2::run(args, global);
+    }
     let edits = args
         .select
         .edits(args.key.as_deref(), &args.rename, args.dtype.as_deref())?;
@@ -286,7 +295,7 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
             .map_err(at(&shown))?;
             let format = match target {
                 Target::Safetensors => "safetensors",
-                Target::Pt => "pt",
+                _ => "pt",
             };
             let mut outs: Vec<(PathBuf, ConvertReport)> =
                 r.shards.into_iter().map(|(_, o, rep)| (o, rep)).collect();
@@ -310,6 +319,9 @@ pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
                     let r = checkpoint_to_safetensors(&ckpt, &args.output, &edits)
                         .map_err(at(&shown))?;
                     ("safetensors", vec![(args.output.clone(), r)])
+                }
+                Target::Caffe2 | Target::Onnx => {
+                    bail!("{shown}: a PyTorch checkpoint converts to safetensors or .pt only")
                 }
                 Target::Pt => {
                     let layout = if args.legacy {

@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod convert_caffe2;
 pub mod diff;
 pub mod fix;
 pub mod graph;

@@ -3,6 +3,7 @@
 mod check;
 mod common;
 mod graph;
+mod convert_caffe2;
 mod inspect_caffe2;
 mod inspect_onnx;
 mod inspect_torch;

@@ -1,0 +1,8 @@
+//! The integration tests of netport-onnx-caffe2: one binary, a module per area.
+
+mod common;
+mod hostile;
+mod interop;
+mod node_tests;
+mod to_caffe2;
+mod to_onnx;
