@@ -18,6 +18,7 @@ const PEERS_DIR: &str = "testdata/peers";
 const PEERS_SCRIPT: &str = "testdata/peers/make_peers.py";
 const FIXTURES_SCRIPT: &str = "testdata/make_fixtures.py";
 const TORCH_FIXTURES_SCRIPT: &str = "testdata/make_torch_fixtures.py";
+const SEED_MODEL_SCRIPT: &str = "testdata/make_seed_model.py";
 const STAMP: &str = "netport-peers.stamp";
 
 /// The corpus folder for the current scripts and requirements.
@@ -92,11 +93,12 @@ pub fn run(root: &Path, print_dir: bool) -> Result<()> {
 }
 
 /// `cargo xtask fixtures`: rewrites the small committed fixtures in testdata/
-/// (`make_fixtures.py`: ONNX and Caffe2; `make_torch_fixtures.py`: testdata/torch/).
+/// (`make_fixtures.py`: ONNX and Caffe2; `make_torch_fixtures.py`: testdata/torch/;
+/// `make_seed_model.py`: the seed's small 2-class checkpoint).
 pub fn fixtures(root: &Path) -> Result<()> {
     let venv = venv::ensure(root)?;
     let timer = Timer::start("writing fixtures");
-    for script in [FIXTURES_SCRIPT, TORCH_FIXTURES_SCRIPT] {
+    for script in [FIXTURES_SCRIPT, TORCH_FIXTURES_SCRIPT, SEED_MODEL_SCRIPT] {
         util::run(
             util::python_env(&mut Command::new(venv.python()))
                 .current_dir(root)
