@@ -1,0 +1,5 @@
+//! The integration tests of netport-exec: one binary, a module per area.
+
+mod common;
+mod peer_node;
+mod peer_resnet;

@@ -1,0 +1,1 @@
+//! Placeholder until the node-test runner lands.
