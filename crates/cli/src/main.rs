@@ -48,6 +48,8 @@ enum Command {
     Fix(cmd::fix::Args),
     MapLocation(cmd::map_location::Args),
     Ops(cmd::ops::Args),
+    Run(cmd::run::Args),
+    Verify(cmd::verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,8 @@ fn main() -> ExitCode {
         Command::Fix(args) => cmd::fix::run(args, &global),
         Command::MapLocation(args) => cmd::map_location::run(args, &global),
         Command::Ops(args) => cmd::ops::run(args, &global),
+        Command::Run(args) => cmd::run::run(args, &global),
+        Command::Verify(args) => cmd::verify::run(args, &global),
     };
     match result {
         Ok(outcome) => outcome.into(),

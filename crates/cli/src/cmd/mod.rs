@@ -20,4 +20,6 @@ pub mod fix;
 pub mod inspect;
 pub mod map_location;
 pub mod ops;
+pub mod run;
 pub mod scan;
+pub mod verify;

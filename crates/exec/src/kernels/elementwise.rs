@@ -323,8 +323,14 @@ impl Kernel for Bitwise {
                             BitOp::And => p & q,
                             BitOp::Or => p | q,
                             BitOp::Xor => p ^ q,
-                            BitOp::ShiftLeft => p.checked_shl(q as u32).unwrap_or(0),
-                            BitOp::ShiftRight => p.checked_shr(q as u32).unwrap_or(0),
+                            // A shift by the width or more (or by a negative
+                            // amount, read as unsigned) leaves 0, or the sign
+                            // for a right shift of a negative value.
+                            BitOp::ShiftLeft => u32::try_from(q).ok().and_then(|q| p.checked_shl(q)).unwrap_or(0),
+                            BitOp::ShiftRight => u32::try_from(q)
+                                .ok()
+                                .and_then(|q| p.checked_shr(q))
+                                .unwrap_or_else(|| p.checked_shr(p.count_zeros() + p.count_ones() - 1).unwrap_or(p)),
                         })?;
                         Tensor::new(shape, Data::$v(v))?
                     })*

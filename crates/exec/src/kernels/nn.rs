@@ -446,6 +446,17 @@ impl Kernel for Pool {
     fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
         let x = arg(inputs, 0)?;
         let dt = x.dtype();
+        if self.kind == PoolKind::Max
+            && !dt.is_floating_point()
+            && dt.bits() <= 32
+            && dt != netport_tensor::DType::Bool
+        {
+            // Integer max pooling: exact through float64.
+            let xf = x.cast(netport_tensor::DType::Float64)?;
+            let mut outs = self.run(&[Some(&xf)])?;
+            outs[0] = outs[0].cast(dt)?;
+            return Ok(outs);
+        }
         crate::by_float!(dt, T => {
             let xv = T::read(x)?;
             let (v, idx, shape) = pool::<T>(self, &xv, &x.shape)?;

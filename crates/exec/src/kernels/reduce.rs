@@ -60,6 +60,18 @@ fn groups(shape: &[usize], axes: &[usize]) -> (Vec<usize>, Vec<Vec<usize>>) {
 impl Kernel for Reduce {
     fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
         let x = arg(inputs, 0)?;
+        if x.dtype() == netport_tensor::DType::Bool
+            && matches!(self.op, ReduceOp::Max | ReduceOp::Min)
+        {
+            let xu = x.cast(netport_tensor::DType::UInt8)?;
+            let mut ins: Vec<Option<&Tensor>> = inputs.to_vec();
+            ins[0] = Some(&xu);
+            let out = self.run(&ins)?;
+            return out
+                .iter()
+                .map(|t| t.cast(netport_tensor::DType::Bool))
+                .collect();
+        }
         let r = x.rank();
         let given = match &self.axes {
             Some(a) => Some(a.clone()),

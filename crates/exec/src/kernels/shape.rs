@@ -819,7 +819,11 @@ impl Kernel for DepthSpace {
             }
             (
                 vec![n, c, h / b, b, w / b, b],
-                vec![0, 3, 5, 1, 2, 4],
+                if self.crd {
+                    vec![0, 1, 3, 5, 2, 4]
+                } else {
+                    vec![0, 3, 5, 1, 2, 4]
+                },
                 vec![n, c * b * b, h / b, w / b],
             )
         } else {
