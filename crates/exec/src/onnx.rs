@@ -553,6 +553,7 @@ fn build_kernel(
                 window: w,
                 global: false,
                 indices: n_out > 1 && !node.output[1].is_empty(),
+                full_kernel_divisor: false,
             })
         }
         "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => {
@@ -568,6 +569,7 @@ fn build_kernel(
                 window: window(a, opset, op)?,
                 global: true,
                 indices: false,
+                full_kernel_divisor: false,
             })
         }
         "BatchNormalization" => {

@@ -329,6 +329,10 @@ pub struct Pool {
     pub global: bool,
     /// Also produce MaxPool's indices.
     pub indices: bool,
+    /// With `count_include_pad`, divide by the whole kernel even where the
+    /// window runs past the end padding (Caffe2); else count the positions
+    /// inside the padded input (ONNX).
+    pub full_kernel_divisor: bool,
 }
 
 /// Pool values, MaxPool indices and the output shape.
@@ -419,6 +423,11 @@ fn pool<T: Float>(p: &Pool, x: &[T], xs: &[usize]) -> Result<PoolOut<T>, String>
                             } else {
                                 acc
                             }
+                        }
+                        PoolKind::Average {
+                            count_include_pad: true,
+                        } if p.full_kernel_divisor => {
+                            acc / T::of((d[0].kernel * d[1].kernel * d[2].kernel) as f64)
                         }
                         PoolKind::Average { .. } => {
                             if count == 0 {

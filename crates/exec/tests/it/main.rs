@@ -1,5 +1,6 @@
 //! The integration tests of netport-exec: one binary, a module per area.
 
 mod common;
+mod peer_caffe2;
 mod peer_node;
 mod peer_resnet;
