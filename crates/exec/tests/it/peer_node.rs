@@ -152,6 +152,14 @@ fn run_case(dir: &Path, test: &str) -> (String, Outcome, String) {
     (label, Outcome::Pass, String::new())
 }
 
+fn onnx_version(root: &Path) -> String {
+    std::fs::read_to_string(root.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["onnx_version"].as_str().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
 #[test]
 #[ignore = "needs the peer corpus (NETPORT_PEERS)"]
 fn every_node_test_is_equal_or_refused() {
@@ -193,6 +201,29 @@ fn every_node_test_is_equal_or_refused() {
     let supported = total[0] + total[2] + total[3] + total[4];
     if let Ok(report) = std::env::var("NETPORT_NODE_REPORT") {
         let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# ONNX node tests on netport-exec\n\n\
+             Made by `NETPORT_NODE_REPORT=docs/node-tests.md cargo test -p netport-exec -- --ignored node` \
+             (`crates/exec/tests/it/peer_node.rs`) over the node tests of the peer corpus (onnx {}). \
+             A case passes when every output equals the expected one within the onnx backend tests' \
+             default tolerance (rtol 1e-3, atol 1e-7; for float16/bfloat16 outputs rtol is two machine \
+             epsilons of the dtype, for one-ulp rounding differences of chained 16-bit ops). \
+             \"Refused\" cases end in an error naming the node, op and opset; \"wrong\" ones (a number \
+             outside the tolerance, or a panic) fail the test, so that column is always 0. Cases whose \
+             model or data hold a type the executor does not (strings, float8, int4, complex, \
+             sequences, optionals) are counted apart.\n\n\
+             {} cases: {} pass, {} refused at load, {} refused at run, {} wrong; {} with an unsupported \
+             dtype. Pass rate over the cases with supported dtypes: {:.1}%.\n",
+            onnx_version(&root),
+            tests.len(),
+            total[0],
+            total[2],
+            total[3],
+            total[4],
+            total[1],
+            100.0 * total[0] as f64 / supported.max(1) as f64
+        );
         let _ = writeln!(
             md,
             "| op | pass | refused at load | refused at run | wrong | dtype not supported |"
