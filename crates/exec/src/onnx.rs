@@ -596,10 +596,12 @@ fn build_kernel(
         "InstanceNormalization" => Box::new(Norm {
             epsilon: a.f("epsilon", 1e-5),
             axis: None,
+            rms: false,
         }),
         "LayerNormalization" => Box::new(Norm {
             epsilon: a.f("epsilon", 1e-5),
             axis: Some(a.i("axis", -1)),
+            rms: false,
         }),
         "LRN" => Box::new(Lrn {
             size: a.i("size", 1).max(1) as usize,
@@ -696,16 +698,21 @@ fn build_kernel(
             Box::new(GatherNd)
         }
         "ScatterElements" | "ScatterND" => {
-            match a.s("reduction").as_deref() {
-                None | Some("none") => {}
+            let reduction = match a.s("reduction").as_deref() {
+                None | Some("none") => None,
+                Some("add") => Some(BinOp::Add),
+                Some("mul") => Some(BinOp::Mul),
+                Some("max") => Some(BinOp::Max),
+                Some("min") => Some(BinOp::Min),
                 Some(r) => return Err(format!("reduction {r:?}")),
-            }
+            };
             Box::new(Scatter {
                 axis: if op == "ScatterND" {
                     None
                 } else {
                     Some(a.i("axis", 0))
                 },
+                reduction,
             })
         }
         "Shape" => Box::new(Shape {
@@ -758,10 +765,51 @@ fn build_kernel(
             upper: a.i("upper", 1) != 0,
         }),
         "NonZero" => Box::new(NonZero),
-        "CumSum" => Box::new(CumSum {
+        "CumSum" | "CumProd" => Box::new(CumSum {
             exclusive: a.i("exclusive", 0) != 0,
             reverse: a.i("reverse", 0) != 0,
+            prod: op == "CumProd",
         }),
+        "RMSNormalization" => Box::new(Norm {
+            epsilon: a.f("epsilon", 1e-5),
+            axis: Some(a.i("axis", -1)),
+            rms: true,
+        }),
+        "Swish" => un(UnOp::Swish(a.f("alpha", 1.0)))?,
+        "BitwiseNot" => Box::new(crate::kernels::elementwise::BitNot),
+        "LpNormalization" => {
+            let p = a.i("p", 2);
+            if p != 1 && p != 2 {
+                return Err(format!("p = {p}"));
+            }
+            Box::new(crate::kernels::nn::LpNorm {
+                axis: a.i("axis", -1),
+                p,
+            })
+        }
+        "EyeLike" => Box::new(crate::kernels::nn::EyeLike {
+            k: a.i("k", 0),
+            dtype: if a.get("dtype").is_some() {
+                Some(dtype_attr(a, "dtype")?)
+            } else {
+                None
+            },
+        }),
+        "Compress" => Box::new(crate::kernels::shape::Compress {
+            axis: a.get("axis").and_then(|v| v.i),
+        }),
+        "NegativeLogLikelihoodLoss" | "SoftmaxCrossEntropyLoss" => {
+            Box::new(crate::kernels::loss::Loss {
+                reduction: match a.s("reduction").as_deref() {
+                    None | Some("mean") => crate::kernels::loss::Reduction::Mean,
+                    Some("sum") => crate::kernels::loss::Reduction::Sum,
+                    Some("none") => crate::kernels::loss::Reduction::None,
+                    Some(r) => return Err(format!("reduction {r:?}")),
+                },
+                ignore_index: a.get("ignore_index").and_then(|v| v.i),
+                log_softmax: op == "SoftmaxCrossEntropyLoss",
+            })
+        }
         "OneHot" => Box::new(OneHot {
             axis: a.i("axis", -1),
         }),

@@ -383,6 +383,7 @@ pub enum UnOp {
     ThresholdedRelu(f64),
     Gelu { tanh: bool },
     Shrink { bias: f64, lambd: f64 },
+    Swish(f64),
 }
 
 /// erf(x), accurate to about 1e-7 relative: a Taylor series near 0 and a
@@ -511,6 +512,7 @@ impl UnOp {
                 let c = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
             }
+            UnOp::Swish(a) => x * sigmoid(a * x),
             UnOp::Shrink { bias, lambd } => {
                 if x < -lambd {
                     x + bias
@@ -732,5 +734,25 @@ impl Kernel for Cast {
             None => arg(inputs, 1)?.dtype(),
         };
         Ok(vec![x.cast(to)?])
+    }
+}
+
+/// `BitwiseNot` on integers.
+#[derive(Debug)]
+pub struct BitNot;
+
+impl Kernel for BitNot {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        macro_rules! go {
+            ($($v:ident),*) => {
+                match &x.data {
+                    $(Data::$v(a) => Data::$v(a.iter().map(|e| !e).collect()),)*
+                    _ => return Err(format!("BitwiseNot is not defined for {}", x.dtype())),
+                }
+            };
+        }
+        let data = go!(I8, I16, I32, I64, U8, U16, U32, U64);
+        Ok(vec![Tensor::new(x.shape.clone(), data)?])
     }
 }

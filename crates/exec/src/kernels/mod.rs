@@ -8,6 +8,7 @@
 //! ([`widen`] / [`narrow`]), float64 in float64.
 
 pub mod elementwise;
+pub mod loss;
 pub mod nn;
 pub mod reduce;
 pub mod shape;

@@ -541,6 +541,9 @@ pub struct Norm {
     pub epsilon: f64,
     /// LayerNormalization's axis; `None` for InstanceNormalization.
     pub axis: Option<i64>,
+    /// Root mean square only (RMSNormalization): no mean is subtracted and
+    /// only Y is produced.
+    pub rms: bool,
 }
 
 impl Kernel for Norm {
@@ -586,7 +589,11 @@ impl Kernel for Norm {
         let mut inv = Vec::with_capacity(outer);
         for o in 0..outer {
             let row = &xv[o * inner..(o + 1) * inner];
-            let mean = row.iter().sum::<f64>() / inner as f64;
+            let mean = if self.rms {
+                0.0
+            } else {
+                row.iter().sum::<f64>() / inner as f64
+            };
             let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / inner as f64;
             let is = 1.0 / (var + self.epsilon).sqrt();
             means.push(mean);
@@ -601,7 +608,7 @@ impl Kernel for Norm {
             }
         }
         let mut outs = vec![Tensor::new(x.shape.clone(), Data::F64(out))?.cast(dt)?];
-        if let Some(a) = self.axis {
+        if let (Some(a), false) = (self.axis, self.rms) {
             let a = super::axis(a, r)?;
             let mut st = x.shape.clone();
             for d in st.iter_mut().skip(a) {
@@ -929,5 +936,74 @@ impl Kernel for Dropout {
             )?);
         }
         Ok(outs)
+    }
+}
+
+/// `LpNormalization`: divides by the p-norm (p = 1 or 2) along an axis.
+#[derive(Debug)]
+pub struct LpNorm {
+    /// The axis.
+    pub axis: i64,
+    /// 1 or 2.
+    pub p: i64,
+}
+
+impl Kernel for LpNorm {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        let a = super::axis(self.axis, x.rank())?;
+        let d = x.shape[a];
+        let outer: usize = x.shape[..a].iter().product();
+        let inner: usize = x.shape[a + 1..].iter().product();
+        let mut v = x.data.to_f64_vec();
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |j: usize| (o * d + j) * inner + i;
+                let norm = if self.p == 1 {
+                    (0..d).map(|j| v[at(j)].abs()).sum::<f64>()
+                } else {
+                    (0..d).map(|j| v[at(j)] * v[at(j)]).sum::<f64>().sqrt()
+                };
+                for j in 0..d {
+                    v[at(j)] = if norm == 0.0 { 0.0 } else { v[at(j)] / norm };
+                }
+            }
+        }
+        Ok(vec![
+            Tensor::new(x.shape.clone(), Data::F64(v))?.cast(x.dtype())?,
+        ])
+    }
+}
+
+/// `EyeLike`: ones on diagonal `k` of a 2-D shape.
+#[derive(Debug)]
+pub struct EyeLike {
+    /// The diagonal.
+    pub k: i64,
+    /// The output dtype (`None`: the input's).
+    pub dtype: Option<netport_tensor::DType>,
+}
+
+impl Kernel for EyeLike {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        if x.rank() != 2 {
+            return Err(format!("input {:?} is not 2-D", x.shape));
+        }
+        let (r, c) = (x.shape[0], x.shape[1]);
+        let v: Vec<f64> = (0..r * c)
+            .map(|i| {
+                if (i % c) as i64 - (i / c) as i64 == self.k {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let dt = self.dtype.unwrap_or(x.dtype());
+        Ok(vec![Tensor::new(
+            x.shape.clone(),
+            Data::from_f64(dt, &v).ok_or("dtype")?,
+        )?])
     }
 }

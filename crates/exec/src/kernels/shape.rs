@@ -922,6 +922,8 @@ pub struct CumSum {
     pub exclusive: bool,
     /// Sum from the end.
     pub reverse: bool,
+    /// A running product (CumProd) rather than a sum.
+    pub prod: bool,
 }
 
 impl Kernel for CumSum {
@@ -945,7 +947,11 @@ impl Kernel for CumSum {
         let mut iout = vec![0i64; v.len()];
         for o in 0..outer {
             for i in 0..inner {
-                let (mut acc, mut iacc) = (0f64, 0i64);
+                let (mut acc, mut iacc) = if self.prod {
+                    (1f64, 1i64)
+                } else {
+                    (0f64, 0i64)
+                };
                 for s in 0..d {
                     let j = if self.reverse { d - 1 - s } else { s };
                     let at = (o * d + j) * inner + i;
@@ -953,9 +959,17 @@ impl Kernel for CumSum {
                         out[at] = acc;
                         iout[at] = iacc;
                     }
-                    acc += v[at];
+                    if self.prod {
+                        acc *= v[at];
+                    } else {
+                        acc += v[at];
+                    }
                     if let Some(iv) = &ints {
-                        iacc = iacc.wrapping_add(iv[at]);
+                        iacc = if self.prod {
+                            iacc.wrapping_mul(iv[at])
+                        } else {
+                            iacc.wrapping_add(iv[at])
+                        };
                     }
                     if !self.exclusive {
                         out[at] = acc;
@@ -1016,6 +1030,8 @@ impl Kernel for OneHot {
 pub struct Scatter {
     /// The axis (ScatterElements); `None` for ScatterND.
     pub axis: Option<i64>,
+    /// How an update combines with the value there (`None`: replaces it).
+    pub reduction: Option<crate::kernels::elementwise::BinOp>,
 }
 
 impl Kernel for Scatter {
@@ -1071,6 +1087,41 @@ impl Kernel for Scatter {
                     }
                 }
             }
+        }
+        if let Some(op) = self.reduction {
+            use crate::kernels::elementwise::BinOp;
+            // Reductions through float64 (exact for the float and 32-bit
+            // integer types) or i64.
+            if x.dtype().is_floating_point() {
+                let mut d = x.data.to_f64_vec();
+                let s = u.data.to_f64_vec();
+                for &(o, n) in &pairs {
+                    let a = *d.get(o).ok_or("destination out of range")?;
+                    let b = *s.get(n).ok_or("update out of range")?;
+                    d[o] = match op {
+                        BinOp::Add => a + b,
+                        BinOp::Mul => a * b,
+                        BinOp::Max => a.max(b),
+                        _ => a.min(b),
+                    };
+                }
+                return Ok(vec![
+                    Tensor::new(x.shape.clone(), Data::F64(d))?.cast(x.dtype())?,
+                ]);
+            }
+            let mut d = x.to_i64_vec()?;
+            let s = u.to_i64_vec()?;
+            for &(o, n) in &pairs {
+                let a = *d.get(o).ok_or("destination out of range")?;
+                let b = *s.get(n).ok_or("update out of range")?;
+                d[o] = match op {
+                    BinOp::Add => a.wrapping_add(b),
+                    BinOp::Mul => a.wrapping_mul(b),
+                    BinOp::Max => a.max(b),
+                    _ => a.min(b),
+                };
+            }
+            return Ok(vec![Tensor::i64(x.shape.clone(), d)?.cast(x.dtype())?]);
         }
         let mut out = x.clone();
         macro_rules! go {
@@ -1128,4 +1179,39 @@ impl Kernel for GatherNd {
 /// The number of elements, for messages.
 pub fn describe(t: &Tensor) -> String {
     with_data!(&t.data, v => format!("{} {:?} ({} values)", t.dtype(), t.shape, v.len()))
+}
+
+/// `Compress`: the slices along `axis` (or of the flattened input) where
+/// the condition is true.
+#[derive(Debug)]
+pub struct Compress {
+    /// The axis; `None` flattens.
+    pub axis: Option<i64>,
+}
+
+impl Kernel for Compress {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let (x, c) = (arg(inputs, 0)?, arg(inputs, 1)?);
+        let Data::Bool(cond) = &c.data else {
+            return Err(format!("condition is {}, bool expected", c.dtype()));
+        };
+        let (shape, a) = match self.axis {
+            Some(ax) => (x.shape.clone(), axis(ax, x.rank())?),
+            None => (vec![x.numel()], 0),
+        };
+        let d = shape[a];
+        let keep: Vec<usize> = (0..d.min(cond.len())).filter(|&i| cond[i]).collect();
+        let outer: usize = shape[..a].iter().product();
+        let inner: usize = shape[a + 1..].iter().product();
+        let mut offs = Vec::with_capacity(outer * keep.len() * inner);
+        for o in 0..outer {
+            for &k in &keep {
+                let base = (o * d + k) * inner;
+                offs.extend(base..base + inner);
+            }
+        }
+        let mut out_shape = shape.clone();
+        out_shape[a] = keep.len();
+        Ok(vec![take(x, &offs, out_shape)?])
+    }
 }
