@@ -770,6 +770,19 @@ fn build_kernel(
             reverse: a.i("reverse", 0) != 0,
             prod: op == "CumProd",
         }),
+        "Attention" => {
+            let heads = |n: &str| a.get(n).and_then(|v| v.i).map(|v| v.max(0) as usize);
+            Box::new(crate::kernels::attention::Attention {
+                scale: a.get("scale").and_then(|v| v.f).map(f64::from),
+                is_causal: a.i("is_causal", 0) != 0,
+                q_num_heads: heads("q_num_heads"),
+                kv_num_heads: heads("kv_num_heads"),
+                softcap: a.f("softcap", 0.0),
+                qk_mode: a.i("qk_matmul_output_mode", 0),
+                left_window: a.i("left_window_size", -1),
+                right_window: a.i("right_window_size", -1),
+            })
+        }
         "RMSNormalization" => Box::new(Norm {
             epsilon: a.f("epsilon", 1e-5),
             axis: Some(a.i("axis", -1)),

@@ -7,6 +7,7 @@
 //! float16 and bfloat16 are computed in float32 and rounded back
 //! ([`widen`] / [`narrow`]), float64 in float64.
 
+pub mod attention;
 pub mod elementwise;
 pub mod loss;
 pub mod nn;
