@@ -770,6 +770,80 @@ fn build_kernel(
             reverse: a.i("reverse", 0) != 0,
             prod: op == "CumProd",
         }),
+        "RNN" | "GRU" | "LSTM" => {
+            use crate::kernels::rnn::{Act, Cell, Recurrent};
+            let cell = match op {
+                "RNN" => Cell::Rnn,
+                "GRU" => Cell::Gru {
+                    linear_before_reset: a.i("linear_before_reset", 0) != 0,
+                },
+                _ => Cell::Lstm,
+            };
+            if a.i("input_forget", 0) != 0 {
+                return Err("input_forget = 1".into());
+            }
+            let (directions, reverse) = match a.s("direction").as_deref() {
+                None | Some("forward") => (1, false),
+                Some("reverse") => (1, true),
+                Some("bidirectional") => (2, false),
+                Some(d) => return Err(format!("direction {d:?}")),
+            };
+            let per = match cell {
+                Cell::Rnn => vec!["Tanh"],
+                Cell::Gru { .. } => vec!["Sigmoid", "Tanh"],
+                Cell::Lstm => vec!["Sigmoid", "Tanh", "Tanh"],
+            };
+            let names: Vec<String> = match a.get("activations") {
+                Some(v) if !v.strings.is_empty() => v
+                    .strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+                _ => (0..directions)
+                    .flat_map(|_| per.iter().map(|s| s.to_string()))
+                    .collect(),
+            };
+            if names.len() != per.len() * directions {
+                return Err(format!(
+                    "{} activations for {directions} directions",
+                    names.len()
+                ));
+            }
+            let alphas = a
+                .get("activation_alpha")
+                .map(|v| v.floats.clone())
+                .unwrap_or_default();
+            let betas = a
+                .get("activation_beta")
+                .map(|v| v.floats.clone())
+                .unwrap_or_default();
+            let mut acts = Vec::new();
+            for d in 0..directions {
+                let mut v = Vec::new();
+                for j in 0..per.len() {
+                    let i = d * per.len() + j;
+                    v.push(Act::parse(
+                        &names[i],
+                        alphas.get(i).map(|&x| x as f64),
+                        betas.get(i).map(|&x| x as f64),
+                    )?);
+                }
+                acts.push(v);
+            }
+            let hidden = a
+                .get("hidden_size")
+                .and_then(|v| v.i)
+                .ok_or("hidden_size is missing")?;
+            Box::new(Recurrent {
+                cell,
+                hidden: hidden.max(0) as usize,
+                directions,
+                reverse,
+                acts,
+                clip: a.get("clip").and_then(|v| v.f).map(f64::from),
+                batch_major: a.i("layout", 0) != 0,
+            })
+        }
         "Attention" => {
             let heads = |n: &str| a.get(n).and_then(|v| v.i).map(|v| v.max(0) as usize);
             Box::new(crate::kernels::attention::Attention {

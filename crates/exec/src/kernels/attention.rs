@@ -174,10 +174,8 @@ impl Kernel for Attention {
                         {
                             bias[at] = f64::NEG_INFINITY;
                         }
-                        if let Some(np) = &nonpad {
-                            if j as i64 >= np[bi] {
-                                bias[at] = f64::NEG_INFINITY;
-                            }
+                        if nonpad.as_ref().is_some_and(|np| j as i64 >= np[bi]) {
+                            bias[at] = f64::NEG_INFINITY;
                         }
                     }
                 }
