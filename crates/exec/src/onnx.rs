@@ -770,6 +770,50 @@ fn build_kernel(
             reverse: a.i("reverse", 0) != 0,
             prod: op == "CumProd",
         }),
+        "Resize" => {
+            use crate::kernels::resize::{Coord, Mode, Resize, Rounding};
+            if opset < 11 {
+                return Err("Resize before opset 11".into());
+            }
+            if a.i("antialias", 0) != 0 {
+                return Err("antialias = 1".into());
+            }
+            let mode = match a.s("mode").as_deref() {
+                None | Some("nearest") => Mode::Nearest(match a.s("nearest_mode").as_deref() {
+                    None | Some("round_prefer_floor") => Rounding::PreferFloor,
+                    Some("round_prefer_ceil") => Rounding::PreferCeil,
+                    Some("floor") => Rounding::Floor,
+                    Some("ceil") => Rounding::Ceil,
+                    Some(m) => return Err(format!("nearest_mode {m:?}")),
+                }),
+                Some("linear") => Mode::Linear,
+                Some("cubic") => Mode::Cubic(a.f("cubic_coeff_a", -0.75)),
+                Some(m) => return Err(format!("mode {m:?}")),
+            };
+            let coord = match a.s("coordinate_transformation_mode").as_deref() {
+                None | Some("half_pixel") => Coord::HalfPixel,
+                Some("half_pixel_symmetric") => Coord::HalfPixelSymmetric,
+                Some("pytorch_half_pixel") => Coord::PytorchHalfPixel,
+                Some("align_corners") => Coord::AlignCorners,
+                Some("asymmetric") => Coord::Asymmetric,
+                Some("tf_crop_and_resize") => Coord::TfCropAndResize,
+                Some(m) => return Err(format!("coordinate_transformation_mode {m:?}")),
+            };
+            let keep_aspect = match a.s("keep_aspect_ratio_policy").as_deref() {
+                None | Some("stretch") => 0,
+                Some("not_larger") => 1,
+                Some("not_smaller") => 2,
+                Some(m) => return Err(format!("keep_aspect_ratio_policy {m:?}")),
+            };
+            Box::new(Resize {
+                mode,
+                coord,
+                exclude_outside: a.i("exclude_outside", 0) != 0,
+                extrapolation: a.f("extrapolation_value", 0.0),
+                axes: a.ints("axes"),
+                keep_aspect,
+            })
+        }
         "RNN" | "GRU" | "LSTM" => {
             use crate::kernels::rnn::{Act, Cell, Recurrent};
             let cell = match op {

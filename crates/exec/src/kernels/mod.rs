@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod loss;
 pub mod nn;
 pub mod reduce;
+pub mod resize;
 pub mod rnn;
 pub mod shape;
 
