@@ -770,6 +770,30 @@ fn build_kernel(
             reverse: a.i("reverse", 0) != 0,
             prod: op == "CumProd",
         }),
+        "ConvTranspose" => {
+            let same_upper = match a.s("auto_pad").as_deref() {
+                None | Some("NOTSET") | Some("") | Some("VALID") => None,
+                Some("SAME_UPPER") => Some(true),
+                Some("SAME_LOWER") => Some(false),
+                Some(o) => return Err(format!("auto_pad {o:?}")),
+            };
+            Box::new(crate::kernels::nn::ConvTranspose {
+                strides: a.usizes("strides")?,
+                dilations: a.usizes("dilations")?,
+                pads: if same_upper.is_some() {
+                    None
+                } else {
+                    a.ints("pads").map(|_| a.usizes("pads")).transpose()?
+                },
+                same_upper,
+                output_padding: a.usizes("output_padding")?,
+                output_shape: a
+                    .ints("output_shape")
+                    .map(|_| a.usizes("output_shape"))
+                    .transpose()?,
+                group: a.i("group", 1).max(1) as usize,
+            })
+        }
         "Resize" => {
             use crate::kernels::resize::{Coord, Mode, Resize, Rounding};
             if opset < 11 {

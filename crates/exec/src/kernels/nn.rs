@@ -1007,3 +1007,147 @@ impl Kernel for EyeLike {
         )?])
     }
 }
+
+/// `ConvTranspose` (1 to 3 spatial dims, groups, dilations, output padding,
+/// output shape, auto_pad), as a scatter of each input element through the
+/// kernel. Computed in float64.
+#[derive(Debug)]
+pub struct ConvTranspose {
+    /// Strides (empty: 1).
+    pub strides: Vec<usize>,
+    /// Dilations (empty: 1).
+    pub dilations: Vec<usize>,
+    /// Pads, begins then ends (`None`: from auto_pad, or 0).
+    pub pads: Option<Vec<usize>>,
+    /// SAME_UPPER (true) / SAME_LOWER (false) when pads are computed.
+    pub same_upper: Option<bool>,
+    /// Output padding (empty: 0).
+    pub output_padding: Vec<usize>,
+    /// The output's spatial shape, if given.
+    pub output_shape: Option<Vec<usize>>,
+    /// Groups.
+    pub group: usize,
+}
+
+impl Kernel for ConvTranspose {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let (x, w) = (arg(inputs, 0)?, arg(inputs, 1)?);
+        let b = opt(inputs, 2).map(|t| t.data.to_f64_vec());
+        let (n, c, sp) = spatial(&x.shape, "X")?;
+        let (wc, mg, ksp) = spatial(&w.shape, "W")?;
+        let nd = sp.len();
+        let g = self.group.max(1);
+        if wc != c || c % g != 0 || nd > 3 || ksp.len() != nd {
+            return Err(format!(
+                "X {:?} and W {:?} do not fit group {g}",
+                x.shape, w.shape
+            ));
+        }
+        let m = mg * g;
+        let get = |v: &Vec<usize>, i: usize, d: usize| v.get(i).copied().unwrap_or(d);
+        let mut pb = vec![0usize; nd];
+        let mut out = vec![0usize; nd];
+        for i in 0..nd {
+            let s = get(&self.strides, i, 1);
+            let d = get(&self.dilations, i, 1);
+            let op = get(&self.output_padding, i, 0);
+            let full = s * (sp[i] - 1) + op + (ksp[i] - 1) * d + 1;
+            match (&self.pads, self.same_upper) {
+                (None, Some(upper)) => {
+                    let o = self.output_shape.as_ref().map_or(sp[i] * s, |v| v[i]);
+                    let total = full.saturating_sub(o);
+                    pb[i] = if upper { total / 2 } else { total - total / 2 };
+                    out[i] = o;
+                }
+                (pads, _) => {
+                    let zero = vec![0; 2 * nd];
+                    let p = pads.as_ref().unwrap_or(&zero);
+                    if p.len() != 2 * nd {
+                        return Err(format!("pads {p:?}"));
+                    }
+                    pb[i] = p[i];
+                    out[i] = match &self.output_shape {
+                        Some(v) => *v.get(i).ok_or("output_shape too short")?,
+                        None => full
+                            .checked_sub(p[i] + p[nd + i])
+                            .ok_or("pads larger than the output")?,
+                    };
+                }
+            }
+        }
+        // Pad everything to 3 spatial dims.
+        let lift = |v: &[usize], fill: usize| -> Vec<usize> {
+            let mut r = vec![fill; 3 - nd];
+            r.extend_from_slice(v);
+            r
+        };
+        let (sp3, k3, o3, p3) = (lift(&sp, 1), lift(&ksp, 1), lift(&out, 1), lift(&pb, 0));
+        let s3 = lift(
+            &(0..nd)
+                .map(|i| get(&self.strides, i, 1))
+                .collect::<Vec<_>>(),
+            1,
+        );
+        let d3 = lift(
+            &(0..nd)
+                .map(|i| get(&self.dilations, i, 1))
+                .collect::<Vec<_>>(),
+            1,
+        );
+        let xv = x.data.to_f64_vec();
+        let wv = w.data.to_f64_vec();
+        let in_n: usize = sp3.iter().product();
+        let out_n: usize = o3.iter().product();
+        let kn: usize = k3.iter().product();
+        let cg = c / g;
+        let mut y = vec![0f64; n * m * out_n];
+        for ni in 0..n {
+            for ci in 0..c {
+                let gi = ci / cg;
+                for pos in 0..in_n {
+                    let xval = xv[(ni * c + ci) * in_n + pos];
+                    if xval == 0.0 {
+                        continue;
+                    }
+                    let ip = [
+                        pos / (sp3[1] * sp3[2]),
+                        (pos / sp3[2]) % sp3[1],
+                        pos % sp3[2],
+                    ];
+                    for mo in 0..mg {
+                        let wbase = (ci * mg + mo) * kn;
+                        let mi = gi * mg + mo;
+                        for kp in 0..kn {
+                            let kk = [kp / (k3[1] * k3[2]), (kp / k3[2]) % k3[1], kp % k3[2]];
+                            let mut off = 0usize;
+                            let mut ok = true;
+                            for a in 0..3 {
+                                let o = (ip[a] * s3[a] + kk[a] * d3[a]) as i64 - p3[a] as i64;
+                                if o < 0 || o >= o3[a] as i64 {
+                                    ok = false;
+                                    break;
+                                }
+                                off = off * o3[a] + o as usize;
+                            }
+                            if ok {
+                                y[(ni * m + mi) * out_n + off] += xval * wv[wbase + kp];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(b) = b {
+            if b.len() != m {
+                return Err(format!("B has {} values for {m} channels", b.len()));
+            }
+            for (i, chunk) in y.chunks_mut(out_n.max(1)).enumerate() {
+                let bias = b[i % m];
+                chunk.iter_mut().for_each(|v| *v += bias);
+            }
+        }
+        let mut shape = vec![n, m];
+        shape.extend(out);
+        Ok(vec![Tensor::new(shape, Data::F64(y))?.cast(x.dtype())?])
+    }
+}
