@@ -770,6 +770,20 @@ fn build_kernel(
             reverse: a.i("reverse", 0) != 0,
             prod: op == "CumProd",
         }),
+        "QuantizeLinear" | "DequantizeLinear" => {
+            if a.get("precision").and_then(|v| v.i).is_some_and(|p| p != 0) {
+                return Err("precision".into());
+            }
+            Box::new(crate::kernels::quant::Quant {
+                quantize: op == "QuantizeLinear",
+                axis: a.i("axis", 1),
+                block_size: a.i("block_size", 0).max(0) as usize,
+                out_dtype: match a.i("output_dtype", 0) {
+                    0 => None,
+                    _ => Some(dtype_attr(a, "output_dtype")?),
+                },
+            })
+        }
         "ConvTranspose" => {
             let same_upper = match a.s("auto_pad").as_deref() {
                 None | Some("NOTSET") | Some("") | Some("VALID") => None,

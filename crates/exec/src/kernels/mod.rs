@@ -11,6 +11,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod loss;
 pub mod nn;
+pub mod quant;
 pub mod reduce;
 pub mod resize;
 pub mod rnn;
