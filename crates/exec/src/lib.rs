@@ -26,6 +26,7 @@
 
 pub mod caffe2;
 pub mod compare;
+pub mod control;
 mod error;
 pub mod gemm;
 pub mod kernels;

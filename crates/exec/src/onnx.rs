@@ -27,7 +27,7 @@ use netport_onnx::proto::{
 };
 use netport_onnx::{ExternalDataResolver, tensor_data};
 use netport_tensor::DType;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Loads an ONNX file (external data next to it) and builds its plan.
@@ -114,6 +114,22 @@ pub fn build(
     if !opsets.contains_key("") && model.ir_version() < 3 {
         opsets.insert(String::new(), 1);
     }
+    let (plan, implicit) = build_graph(graph, &opsets, resolver, &HashSet::new())?;
+    if let Some(n) = implicit.first() {
+        return Err(ExecError::Model(format!("{n:?} is read but never defined")));
+    }
+    Ok(plan)
+}
+
+/// Builds the plan of a graph; names found in `outer` (enclosing scopes)
+/// become inputs too, returned as the implicit inputs.
+fn build_graph(
+    graph: &GraphProto,
+    opsets: &HashMap<String, i64>,
+    resolver: Option<&ExternalDataResolver>,
+    outer: &HashSet<String>,
+) -> Result<(Plan, Vec<String>), ExecError> {
+    let mut implicit = Vec::new();
     let mut plan = Plan::default();
     let mut index = HashMap::new();
     for init in &graph.initializer {
@@ -164,16 +180,43 @@ pub fn build(
         }
     }
     for node in &graph.node {
-        add_node(&mut plan, &mut index, node, &opsets, resolver)?;
+        add_node(
+            &mut plan,
+            &mut index,
+            node,
+            opsets,
+            resolver,
+            outer,
+            &mut implicit,
+        )?;
     }
     for vi in &graph.output {
-        let s = *index
-            .get(vi.name())
-            .ok_or_else(|| ExecError::Model(format!("output {:?} is never produced", vi.name())))?;
+        let s = match index.get(vi.name()) {
+            Some(&s) => s,
+            None if outer.contains(vi.name()) => {
+                let s = plan.slot(&mut index, vi.name());
+                plan.inputs.push((
+                    InputSpec {
+                        name: vi.name().to_string(),
+                        dtype: None,
+                        shape: None,
+                    },
+                    s,
+                ));
+                implicit.push(vi.name().to_string());
+                s
+            }
+            None => {
+                return Err(ExecError::Model(format!(
+                    "output {:?} is never produced",
+                    vi.name()
+                )));
+            }
+        };
         plan.outputs.push((vi.name().to_string(), s));
     }
     plan.finish();
-    Ok(plan)
+    Ok((plan, implicit))
 }
 
 fn producer(graph: &GraphProto, value: &str) -> String {
@@ -208,6 +251,8 @@ fn add_node(
     node: &NodeProto,
     opsets: &HashMap<String, i64>,
     resolver: Option<&ExternalDataResolver>,
+    outer: &HashSet<String>,
+    implicit: &mut Vec<String>,
 ) -> Result<(), ExecError> {
     let domain = node.domain();
     let domain = if domain == "ai.onnx" { "" } else { domain };
@@ -233,20 +278,57 @@ fn add_node(
         plan.consts.insert(s, t);
         return Ok(());
     }
-    let kernel = build_kernel(node, opset, &attrs, resolver).map_err(unsupported)?;
+    let (kernel, extra) = match node.op_type() {
+        "If" | "Loop" | "Scan" => {
+            let mut scope: HashSet<String> = outer.clone();
+            scope.extend(index.keys().cloned());
+            let sub = |name: &str| -> Result<crate::control::Sub, ExecError> {
+                let g = attrs
+                    .get(name)
+                    .and_then(|a| a.g.as_ref())
+                    .ok_or_else(|| unsupported(format!("graph attribute {name} is missing")))?;
+                let (plan, implicit) = build_graph(g, opsets, resolver, &scope)?;
+                Ok(crate::control::Sub { plan, implicit })
+            };
+            control_kernel(node, opset, &attrs, &sub).map_err(|e| match e {
+                Ok(reason) => unsupported(reason),
+                Err(e) => e,
+            })?
+        }
+        _ => (
+            build_kernel(node, opset, &attrs, resolver).map_err(unsupported)?,
+            vec![],
+        ),
+    };
     let mut inputs = Vec::new();
-    for name in &node.input {
+    for name in node.input.iter().chain(&extra) {
         if name.is_empty() {
             inputs.push(None);
             continue;
         }
-        let s = *index.get(name).ok_or_else(|| {
-            ExecError::Model(format!(
-                "node {:?} ({}) reads {name:?}, which no earlier node, input or initializer makes",
-                node_name(node),
-                node.op_type()
-            ))
-        })?;
+        let s = match index.get(name) {
+            Some(&s) => s,
+            None if outer.contains(name) => {
+                let s = plan.slot(index, name);
+                plan.inputs.push((
+                    InputSpec {
+                        name: name.clone(),
+                        dtype: None,
+                        shape: None,
+                    },
+                    s,
+                ));
+                implicit.push(name.clone());
+                s
+            }
+            None => {
+                return Err(ExecError::Model(format!(
+                    "node {:?} ({}) reads {name:?}, which no earlier node, input or initializer makes",
+                    node_name(node),
+                    node.op_type()
+                )));
+            }
+        };
         inputs.push(Some(s));
     }
     let outputs = node
@@ -269,6 +351,69 @@ fn add_node(
         free: vec![],
     });
     Ok(())
+}
+
+/// A control-flow kernel and the outer names its subgraphs read (extra
+/// inputs of the node). `Err(Ok(reason))` refuses the node.
+#[allow(clippy::type_complexity)]
+fn control_kernel(
+    node: &NodeProto,
+    opset: i64,
+    a: &Attrs<'_>,
+    sub: &dyn Fn(&str) -> Result<crate::control::Sub, ExecError>,
+) -> Result<(Box<dyn Kernel>, Vec<String>), Result<String, ExecError>> {
+    use crate::control::{If, Loop, Scan, implicit_union};
+    let n_in = node.input.len();
+    Ok(match node.op_type() {
+        "If" => {
+            let (t, e) = (
+                sub("then_branch").map_err(Err)?,
+                sub("else_branch").map_err(Err)?,
+            );
+            let implicit = implicit_union(&[&t, &e]);
+            (
+                Box::new(If {
+                    then_branch: t,
+                    else_branch: e,
+                    implicit: implicit.clone(),
+                }),
+                implicit,
+            )
+        }
+        "Loop" => {
+            let body = sub("body").map_err(Err)?;
+            let implicit = body.implicit.clone();
+            (
+                Box::new(Loop {
+                    body,
+                    explicit: n_in,
+                }),
+                implicit,
+            )
+        }
+        _ => {
+            if opset < 9 {
+                return Err(Ok(
+                    "Scan before opset 9 (batched, with sequence_lens)".into()
+                ));
+            }
+            let body = sub("body").map_err(Err)?;
+            let implicit = body.implicit.clone();
+            let m = a.i("num_scan_inputs", 0).max(0) as usize;
+            (
+                Box::new(Scan {
+                    body,
+                    explicit: n_in,
+                    num_scan_inputs: m,
+                    input_axes: a.ints("scan_input_axes").unwrap_or_default(),
+                    input_directions: a.ints("scan_input_directions").unwrap_or_default(),
+                    output_axes: a.ints("scan_output_axes").unwrap_or_default(),
+                    output_directions: a.ints("scan_output_directions").unwrap_or_default(),
+                }),
+                implicit,
+            )
+        }
+    })
 }
 
 /// Typed access to a node's attributes.
