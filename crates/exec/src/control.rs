@@ -26,11 +26,11 @@ fn call(
     let mut feed: Vec<(String, Tensor)> = Vec::new();
     let mut formal = formal.into_iter();
     for n in &names {
-        if let Some((_, t)) = outer.iter().find(|(m, _)| m == n) {
-            if sub.implicit.contains(n) {
-                feed.push((n.clone(), (*t).clone()));
-                continue;
-            }
+        if let Some((_, t)) = outer.iter().find(|(m, _)| m == n)
+            && sub.implicit.contains(n)
+        {
+            feed.push((n.clone(), (*t).clone()));
+            continue;
         }
         match formal.next() {
             Some(t) => feed.push((n.clone(), t)),
