@@ -915,6 +915,28 @@ fn build_kernel(
             reverse: a.i("reverse", 0) != 0,
             prod: op == "CumProd",
         }),
+        "HannWindow" | "HammingWindow" | "BlackmanWindow" => {
+            Box::new(crate::kernels::shape::Window {
+                kind: match op {
+                    "HannWindow" => 0,
+                    "HammingWindow" => 1,
+                    _ => 2,
+                },
+                periodic: a.i("periodic", 1) != 0,
+                dtype: if a.get("output_datatype").is_some() {
+                    dtype_attr(a, "output_datatype")?
+                } else {
+                    DType::Float32
+                },
+            })
+        }
+        "CenterCropPad" => Box::new(crate::kernels::shape::CenterCropPad {
+            axes: a.ints("axes"),
+        }),
+        "ReverseSequence" => Box::new(crate::kernels::shape::ReverseSequence {
+            batch_axis: a.i("batch_axis", 1),
+            time_axis: a.i("time_axis", 0),
+        }),
         "QuantizeLinear" | "DequantizeLinear" => {
             if a.get("precision").and_then(|v| v.i).is_some_and(|p| p != 0) {
                 return Err("precision".into());

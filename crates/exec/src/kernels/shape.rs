@@ -1215,3 +1215,130 @@ impl Kernel for Compress {
         Ok(vec![take(x, &offs, out_shape)?])
     }
 }
+
+/// `HannWindow`, `HammingWindow`, `BlackmanWindow` of the length in input 0.
+#[derive(Debug)]
+pub struct Window {
+    /// 0 Hann, 1 Hamming, 2 Blackman.
+    pub kind: u8,
+    /// Periodic (N in the denominator) rather than symmetric (N - 1).
+    pub periodic: bool,
+    /// The output dtype.
+    pub dtype: netport_tensor::DType,
+}
+
+impl Kernel for Window {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let n = *arg(inputs, 0)?.to_i64_vec()?.first().ok_or("no size")?;
+        let n = dim(n)?;
+        let den = if self.periodic {
+            n as f64
+        } else {
+            n as f64 - 1.0
+        };
+        let pi = std::f64::consts::PI;
+        let v: Vec<f64> = (0..n)
+            .map(|i| {
+                let x = i as f64;
+                match self.kind {
+                    0 => (x * pi / den).sin().powi(2),
+                    1 => {
+                        let a = 25.0 / 46.0;
+                        a - (1.0 - a) * (x * 2.0 * pi / den).cos()
+                    }
+                    _ => {
+                        0.42 - 0.5 * (x * 2.0 * pi / den).cos() + 0.08 * (x * 4.0 * pi / den).cos()
+                    }
+                }
+            })
+            .collect();
+        Ok(vec![Tensor::new(
+            vec![n],
+            Data::from_f64(self.dtype, &v).ok_or("dtype")?,
+        )?])
+    }
+}
+
+/// `CenterCropPad`: crops or zero-pads the given axes to a shape, centred.
+#[derive(Debug)]
+pub struct CenterCropPad {
+    /// The axes (`None`: all).
+    pub axes: Option<Vec<i64>>,
+}
+
+impl Kernel for CenterCropPad {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let (x, s) = (arg(inputs, 0)?, arg(inputs, 1)?);
+        let r = x.rank();
+        let want = s.to_i64_vec()?;
+        let axes: Vec<usize> = match &self.axes {
+            Some(a) => a.iter().map(|&v| axis(v, r)).collect::<Result<_, _>>()?,
+            None => (0..r).collect(),
+        };
+        if want.len() != axes.len() {
+            return Err(format!("shape {want:?} for axes {axes:?}"));
+        }
+        let mut shape = x.shape.clone();
+        // Per axis: offset of output index into the input (may be negative).
+        let mut shift = vec![0i64; r];
+        for (i, &a) in axes.iter().enumerate() {
+            let (d, w) = (x.shape[a] as i64, want[i]);
+            shape[a] = dim(w)?;
+            shift[a] = if w < d { (d - w) / 2 } else { -((w - d) / 2) };
+        }
+        let n = numel(&shape).ok_or("overflow")?;
+        let ost = strides(&shape);
+        let ist = strides(&x.shape);
+        let offs: Vec<usize> = (0..n)
+            .map(|i| {
+                let mut o = 0usize;
+                for d in 0..r {
+                    let c = ((i / ost[d]) % shape[d]) as i64 + shift[d];
+                    if c < 0 || c >= x.shape[d] as i64 {
+                        return usize::MAX;
+                    }
+                    o += c as usize * ist[d];
+                }
+                o
+            })
+            .collect();
+        let data = map_data!(&x.data, v => offs.iter().map(|&o| if o == usize::MAX { Default::default() } else { v[o] }).collect());
+        Ok(vec![Tensor::new(shape, data)?])
+    }
+}
+
+/// `ReverseSequence`: reverses the first `sequence_lens[b]` steps along
+/// the time axis of each batch entry.
+#[derive(Debug)]
+pub struct ReverseSequence {
+    /// The batch axis.
+    pub batch_axis: i64,
+    /// The time axis.
+    pub time_axis: i64,
+}
+
+impl Kernel for ReverseSequence {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let (x, l) = (arg(inputs, 0)?, arg(inputs, 1)?);
+        let r = x.rank();
+        let (ba, ta) = (axis(self.batch_axis, r)?, axis(self.time_axis, r)?);
+        let lens = l.to_i64_vec()?;
+        if lens.len() != x.shape[ba] {
+            return Err("sequence_lens does not match the batch".into());
+        }
+        let st = strides(&x.shape);
+        let offs: Vec<usize> = (0..x.numel())
+            .map(|i| {
+                let b = (i / st[ba]) % x.shape[ba];
+                let t = (i / st[ta]) % x.shape[ta];
+                let len = lens[b].clamp(0, x.shape[ta] as i64) as usize;
+                if t < len {
+                    i - t * st[ta] + (len - 1 - t) * st[ta]
+                } else {
+                    i
+                }
+            })
+            .collect();
+        Ok(vec![take(x, &offs, x.shape.clone())?])
+    }
+}
