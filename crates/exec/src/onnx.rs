@@ -930,6 +930,12 @@ fn build_kernel(
                 },
             })
         }
+        "Einsum" => Box::new(crate::kernels::einsum::Einsum {
+            equation: a
+                .s("equation")
+                .ok_or("equation is missing")?
+                .replace(' ', ""),
+        }),
         "CenterCropPad" => Box::new(crate::kernels::shape::CenterCropPad {
             axes: a.ints("axes"),
         }),

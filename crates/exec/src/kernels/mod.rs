@@ -8,6 +8,7 @@
 //! ([`widen`] / [`narrow`]), float64 in float64.
 
 pub mod attention;
+pub mod einsum;
 pub mod elementwise;
 pub mod loss;
 pub mod nn;
