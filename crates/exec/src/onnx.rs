@@ -936,6 +936,11 @@ fn build_kernel(
                 .ok_or("equation is missing")?
                 .replace(' ', ""),
         }),
+        "RotaryEmbedding" => Box::new(crate::kernels::attention::Rotary {
+            interleaved: a.i("interleaved", 0) != 0,
+            dim: a.i("rotary_embedding_dim", 0).max(0) as usize,
+            num_heads: a.i("num_heads", 0).max(0) as usize,
+        }),
         "CenterCropPad" => Box::new(crate::kernels::shape::CenterCropPad {
             axes: a.ints("axes"),
         }),

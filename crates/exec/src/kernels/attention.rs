@@ -264,3 +264,91 @@ impl Kernel for Attention {
         ])
     }
 }
+
+/// ONNX `RotaryEmbedding` (opset 23): rotates the first
+/// `rotary_embedding_dim` features of each head by the cached cos/sin
+/// (looked up by `position_ids` when given), halves or interleaved pairs.
+#[derive(Debug)]
+pub struct Rotary {
+    /// Pairs are (2i, 2i+1) rather than (i, i + half).
+    pub interleaved: bool,
+    /// Features rotated (0: the head size).
+    pub dim: usize,
+    /// Heads of a 3-D input.
+    pub num_heads: usize,
+}
+
+impl Kernel for Rotary {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let (x, cos, sin) = (arg(inputs, 0)?, arg(inputs, 1)?, arg(inputs, 2)?);
+        let pos = opt(inputs, 3).map(|t| t.to_i64_vec()).transpose()?;
+        let v = x.data.to_f64_vec();
+        // Index of element (b, s, h, d) in x.
+        let (b, s, h, d, four) = match x.rank() {
+            4 => (x.shape[0], x.shape[2], x.shape[1], x.shape[3], true),
+            3 => {
+                if self.num_heads == 0 || x.shape[2] % self.num_heads != 0 {
+                    return Err(format!("{:?} with num_heads {}", x.shape, self.num_heads));
+                }
+                (
+                    x.shape[0],
+                    x.shape[1],
+                    self.num_heads,
+                    x.shape[2] / self.num_heads,
+                    false,
+                )
+            }
+            r => return Err(format!("rank {r} input")),
+        };
+        let at = |bi: usize, si: usize, hi: usize, di: usize| {
+            if four {
+                ((bi * h + hi) * s + si) * d + di
+            } else {
+                ((bi * s + si) * h + hi) * d + di
+            }
+        };
+        let rd = if self.dim == 0 { d } else { self.dim };
+        let half = rd / 2;
+        if rd > d || rd % 2 != 0 {
+            return Err(format!("rotary_embedding_dim {rd} for head size {d}"));
+        }
+        let (cv, sv) = (cos.data.to_f64_vec(), sin.data.to_f64_vec());
+        if *cos.shape.last().ok_or("cos_cache is a scalar")? != half {
+            return Err(format!("cos_cache {:?} for half dim {half}", cos.shape));
+        }
+        let cache_at = |bi: usize, si: usize, j: usize| -> Result<usize, String> {
+            match &pos {
+                Some(p) => {
+                    let row = *p.get(bi * s + si).ok_or("position_ids too short")?;
+                    if row < 0 || (row as usize + 1) * half > cv.len() {
+                        return Err(format!("position {row} is outside the cache"));
+                    }
+                    Ok(row as usize * half + j)
+                }
+                None => Ok((bi * s + si) * half + j),
+            }
+        };
+        let mut out = v.clone();
+        for bi in 0..b {
+            for si in 0..s {
+                for hi in 0..h {
+                    for j in 0..half {
+                        let c = *cv.get(cache_at(bi, si, j)?).ok_or("cos_cache too short")?;
+                        let sn = *sv.get(cache_at(bi, si, j)?).ok_or("sin_cache too short")?;
+                        let (i1, i2) = if self.interleaved {
+                            (2 * j, 2 * j + 1)
+                        } else {
+                            (j, j + half)
+                        };
+                        let (x1, x2) = (v[at(bi, si, hi, i1)], v[at(bi, si, hi, i2)]);
+                        out[at(bi, si, hi, i1)] = c * x1 - sn * x2;
+                        out[at(bi, si, hi, i2)] = sn * x1 + c * x2;
+                    }
+                }
+            }
+        }
+        Ok(vec![
+            Tensor::new(x.shape.clone(), Data::F64(out))?.cast(x.dtype())?,
+        ])
+    }
+}

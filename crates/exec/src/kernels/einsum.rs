@@ -62,7 +62,7 @@ impl Kernel for Einsum {
                     Some(&(_, d)) if d != t.shape[i] && t.shape[i] != 1 && d != 1 => {
                         return Err(format!("label {c} has sizes {d} and {}", t.shape[i]));
                     }
-                    Some(&(_, d)) if d == 1 => {
+                    Some(&(_, 1)) => {
                         sizes.retain(|(k, _)| *k != c);
                         sizes.push((c, t.shape[i]));
                     }
