@@ -941,6 +941,24 @@ fn build_kernel(
             dim: a.i("rotary_embedding_dim", 0).max(0) as usize,
             num_heads: a.i("num_heads", 0).max(0) as usize,
         }),
+        "GridSample" => {
+            use crate::kernels::grid::{GridMode, GridPad, GridSample};
+            Box::new(GridSample {
+                mode: match a.s("mode").as_deref() {
+                    None | Some("linear") | Some("bilinear") => GridMode::Linear,
+                    Some("nearest") => GridMode::Nearest,
+                    Some("cubic") | Some("bicubic") => GridMode::Cubic,
+                    Some(m) => return Err(format!("mode {m:?}")),
+                },
+                padding: match a.s("padding_mode").as_deref() {
+                    None | Some("zeros") => GridPad::Zeros,
+                    Some("border") => GridPad::Border,
+                    Some("reflection") => GridPad::Reflection,
+                    Some(m) => return Err(format!("padding_mode {m:?}")),
+                },
+                align_corners: a.i("align_corners", 0) != 0,
+            })
+        }
         "CenterCropPad" => Box::new(crate::kernels::shape::CenterCropPad {
             axes: a.ints("axes"),
         }),

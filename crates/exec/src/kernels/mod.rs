@@ -10,6 +10,7 @@
 pub mod attention;
 pub mod einsum;
 pub mod elementwise;
+pub mod grid;
 pub mod loss;
 pub mod nn;
 pub mod quant;
