@@ -959,6 +959,26 @@ fn build_kernel(
                 align_corners: a.i("align_corners", 0) != 0,
             })
         }
+        "GroupNormalization" => {
+            if opset < 21 {
+                return Err("GroupNormalization before opset 21 (per-group scale)".into());
+            }
+            Box::new(crate::kernels::nn::GroupNorm {
+                groups: Some(a.i("num_groups", 0).max(0) as usize),
+                epsilon: a.f("epsilon", 1e-5),
+                axes: vec![],
+            })
+        }
+        "MeanVarianceNormalization" => Box::new(crate::kernels::nn::GroupNorm {
+            groups: None,
+            epsilon: 1e-9,
+            axes: a.ints("axes").unwrap_or_else(|| vec![0, 2, 3]),
+        }),
+        "Col2Im" => Box::new(crate::kernels::nn::Col2Im {
+            strides: a.usizes("strides")?,
+            dilations: a.usizes("dilations")?,
+            pads: a.usizes("pads")?,
+        }),
         "CenterCropPad" => Box::new(crate::kernels::shape::CenterCropPad {
             axes: a.ints("axes"),
         }),

@@ -1151,3 +1151,187 @@ impl Kernel for ConvTranspose {
         Ok(vec![Tensor::new(shape, Data::F64(y))?.cast(x.dtype())?])
     }
 }
+
+/// `GroupNormalization` (opset 21: per-channel scale and bias) and
+/// `MeanVarianceNormalization` (over `axes`, no scale).
+#[derive(Debug)]
+pub struct GroupNorm {
+    /// Groups (GroupNormalization); `None` for MeanVarianceNormalization.
+    pub groups: Option<usize>,
+    /// Added to the variance.
+    pub epsilon: f64,
+    /// MeanVarianceNormalization's axes.
+    pub axes: Vec<i64>,
+}
+
+impl Kernel for GroupNorm {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        let v = x.data.to_f64_vec();
+        let mut out = vec![0f64; v.len()];
+        match self.groups {
+            Some(g) => {
+                let (n, c, sp) = spatial(&x.shape, "X").or_else(|_| {
+                    if x.rank() == 2 {
+                        Ok((x.shape[0], x.shape[1], vec![]))
+                    } else {
+                        Err(format!("X {:?}", x.shape))
+                    }
+                })?;
+                let inner: usize = sp.iter().product();
+                if g == 0 || c % g != 0 {
+                    return Err(format!("{c} channels in {g} groups"));
+                }
+                let s = arg(inputs, 1)?.data.to_f64_vec();
+                let b = arg(inputs, 2)?.data.to_f64_vec();
+                if s.len() != c || b.len() != c {
+                    return Err(format!(
+                        "scale/bias of {} / {} values for {c} channels",
+                        s.len(),
+                        b.len()
+                    ));
+                }
+                let per = c / g * inner;
+                for ni in 0..n {
+                    for gi in 0..g {
+                        let base = (ni * c + gi * (c / g)) * inner;
+                        let row = &v[base..base + per];
+                        let mean = row.iter().sum::<f64>() / per as f64;
+                        let var =
+                            row.iter().map(|e| (e - mean) * (e - mean)).sum::<f64>() / per as f64;
+                        let inv = 1.0 / (var + self.epsilon).sqrt();
+                        for k in 0..per {
+                            let ch = gi * (c / g) + k / inner.max(1);
+                            out[base + k] = (row[k] - mean) * inv * s[ch] + b[ch];
+                        }
+                    }
+                }
+            }
+            None => {
+                let r = x.rank();
+                let axes: Vec<usize> = self
+                    .axes
+                    .iter()
+                    .map(|&a| super::axis(a, r))
+                    .collect::<Result<_, _>>()?;
+                let st = crate::tensor::strides(&x.shape);
+                let kept: Vec<usize> = (0..r).filter(|d| !axes.contains(d)).collect();
+                // Group key: the kept coordinates.
+                let key = |i: usize| -> usize {
+                    kept.iter()
+                        .fold(0, |k, &d| k * x.shape[d] + (i / st[d]) % x.shape[d])
+                };
+                let groups: usize = kept.iter().map(|&d| x.shape[d]).product();
+                let mut sum = vec![0f64; groups];
+                let mut sq = vec![0f64; groups];
+                let mut cnt = vec![0f64; groups];
+                for (i, &e) in v.iter().enumerate() {
+                    let k = key(i);
+                    sum[k] += e;
+                    sq[k] += e * e;
+                    cnt[k] += 1.0;
+                }
+                for (i, &e) in v.iter().enumerate() {
+                    let k = key(i);
+                    let mean = sum[k] / cnt[k];
+                    let var = sq[k] / cnt[k] - mean * mean;
+                    out[i] = (e - mean) / (var.max(0.0).sqrt() + self.epsilon);
+                }
+            }
+        }
+        Ok(vec![
+            Tensor::new(x.shape.clone(), Data::F64(out))?.cast(x.dtype())?,
+        ])
+    }
+}
+
+/// `Col2Im`: sums sliding-block columns back into an image of
+/// `image_shape` (input 1) for blocks of `block_shape` (input 2).
+#[derive(Debug)]
+pub struct Col2Im {
+    /// Strides (empty: 1).
+    pub strides: Vec<usize>,
+    /// Dilations (empty: 1).
+    pub dilations: Vec<usize>,
+    /// Pads, begins then ends (empty: 0).
+    pub pads: Vec<usize>,
+}
+
+impl Kernel for Col2Im {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        let image: Vec<usize> = arg(inputs, 1)?
+            .to_i64_vec()?
+            .iter()
+            .map(|&d| super::dim(d))
+            .collect::<Result<_, _>>()?;
+        let block: Vec<usize> = arg(inputs, 2)?
+            .to_i64_vec()?
+            .iter()
+            .map(|&d| super::dim(d))
+            .collect::<Result<_, _>>()?;
+        let nd = image.len();
+        if x.rank() != 3 || block.len() != nd || nd == 0 {
+            return Err(format!(
+                "input {:?}, image {image:?}, block {block:?}",
+                x.shape
+            ));
+        }
+        let get = |v: &Vec<usize>, i: usize, d: usize| v.get(i).copied().unwrap_or(d);
+        let kn: usize = block.iter().product();
+        let (n, ck, l) = (x.shape[0], x.shape[1], x.shape[2]);
+        if kn == 0 || ck % kn != 0 {
+            return Err(format!(
+                "dim 1 ({ck}) is not a multiple of the block size {kn}"
+            ));
+        }
+        let c = ck / kn;
+        let nblocks: Vec<usize> = (0..nd)
+            .map(|i| {
+                let span = image[i] + get(&self.pads, i, 0) + get(&self.pads, nd + i, 0);
+                let ext = get(&self.dilations, i, 1) * (block[i] - 1) + 1;
+                span.checked_sub(ext)
+                    .map(|s| s / get(&self.strides, i, 1) + 1)
+                    .ok_or("blocks do not fit")
+            })
+            .collect::<Result<_, _>>()?;
+        if nblocks.iter().product::<usize>() != l {
+            return Err(format!("{l} blocks given, {nblocks:?} fit"));
+        }
+        let img_n: usize = image.iter().product();
+        let ist = crate::tensor::strides(&image);
+        let bst = crate::tensor::strides(&nblocks);
+        let kst = crate::tensor::strides(&block);
+        let v = x.data.to_f64_vec();
+        let mut y = vec![0f64; n * c * img_n];
+        for ni in 0..n {
+            for ci in 0..c {
+                for kp in 0..kn {
+                    for li in 0..l {
+                        let mut off = 0usize;
+                        let mut ok = true;
+                        for i in 0..nd {
+                            let k = (kp / kst[i]) % block[i];
+                            let b = (li / bst[i]) % nblocks[i];
+                            let p = (b * get(&self.strides, i, 1) + k * get(&self.dilations, i, 1))
+                                as i64
+                                - get(&self.pads, i, 0) as i64;
+                            if p < 0 || p >= image[i] as i64 {
+                                ok = false;
+                                break;
+                            }
+                            off += p as usize * ist[i];
+                        }
+                        if ok {
+                            y[(ni * c + ci) * img_n + off] +=
+                                v[((ni * ck) + ci * kn + kp) * l + li];
+                        }
+                    }
+                }
+            }
+        }
+        let mut shape = vec![n, c];
+        shape.extend(image);
+        Ok(vec![Tensor::new(shape, Data::F64(y))?.cast(x.dtype())?])
+    }
+}
