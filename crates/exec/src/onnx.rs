@@ -718,10 +718,19 @@ fn build_kernel(
             })
         }
         "BatchNormalization" => {
-            if a.i("training_mode", 0) != 0
-                || (opset >= 14 && node.output.iter().skip(1).any(|o| !o.is_empty()))
-            {
-                return Err("training mode (running statistics updated) is not supported".into());
+            if a.i("training_mode", 0) != 0 {
+                if opset < 14 || node.output.len() > 3 {
+                    return Err(
+                        "training mode outputs other than Y, running_mean, running_var".into(),
+                    );
+                }
+                return Ok(Box::new(crate::kernels::nn::BatchNormTrain {
+                    epsilon: a.f("epsilon", 1e-5),
+                    momentum: a.f("momentum", 0.9),
+                }));
+            }
+            if opset >= 14 && node.output.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err("running statistics outputs without training_mode".into());
             }
             if opset < 7 && a.i("is_test", 0) == 0 && n_out > 1 {
                 return Err("training mode (is_test = 0) is not supported".into());

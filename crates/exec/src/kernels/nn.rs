@@ -1335,3 +1335,78 @@ impl Kernel for Col2Im {
         Ok(vec![Tensor::new(shape, Data::F64(y))?.cast(x.dtype())?])
     }
 }
+
+/// `BatchNormalization` with `training_mode = 1`: normalizes with the
+/// batch's own statistics (population variance) and returns the updated
+/// running mean and variance (`running * momentum + batch * (1 - momentum)`).
+#[derive(Debug)]
+pub struct BatchNormTrain {
+    /// Added to the variance.
+    pub epsilon: f64,
+    /// Weight of the old running statistics.
+    pub momentum: f64,
+}
+
+impl Kernel for BatchNormTrain {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        if x.rank() < 2 {
+            return Err(format!("X has shape {:?}", x.shape));
+        }
+        let (n, c) = (x.shape[0], x.shape[1]);
+        let inner: usize = x.shape[2..].iter().product();
+        let v = x.data.to_f64_vec();
+        let cnt = (n * inner) as f64;
+        let mut mean = vec![0f64; c];
+        let mut var = vec![0f64; c];
+        for ni in 0..n {
+            for ci in 0..c {
+                for k in 0..inner {
+                    mean[ci] += v[(ni * c + ci) * inner + k];
+                }
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= cnt);
+        for ni in 0..n {
+            for ci in 0..c {
+                for k in 0..inner {
+                    let d = v[(ni * c + ci) * inner + k] - mean[ci];
+                    var[ci] += d * d;
+                }
+            }
+        }
+        var.iter_mut().for_each(|m| *m /= cnt);
+        let dt = x.dtype();
+        let stat = |s: &[f64]| Tensor::new(vec![c], Data::F64(s.to_vec()))?.cast(dt);
+        let (bm, bv) = (stat(&mean)?, stat(&var)?);
+        let y = BatchNorm {
+            epsilon: self.epsilon,
+        }
+        .run(&[
+            Some(x),
+            opt(inputs, 1),
+            opt(inputs, 2),
+            Some(&bm),
+            Some(&bv),
+        ])?;
+        let run = |i: usize, batch: &[f64]| -> Result<Tensor, String> {
+            let old = arg(inputs, i)?.data.to_f64_vec();
+            if old.len() != c {
+                return Err(format!(
+                    "input {i} has {} values for {c} channels",
+                    old.len()
+                ));
+            }
+            stat(
+                &old.iter()
+                    .zip(batch)
+                    .map(|(o, b)| o * self.momentum + b * (1.0 - self.momentum))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut outs = y;
+        outs.push(run(3, &mean)?);
+        outs.push(run(4, &var)?);
+        Ok(outs)
+    }
+}
