@@ -1,7 +1,7 @@
 //! The Caffe2 front end: runs the init net's fill ops at load time (the
 //! weights become constants) and turns the predict net into a [`Plan`],
 //! reading each op's arguments as Caffe2's CPU operators do (see
-//! docs/formats/caffe2-ops.md): ConvPoolOpBase's argument forms and
+//! docs/formats/caffe2.md, "Operator semantics"): ConvPoolOpBase's argument forms and
 //! `legacy_pad`, `global_pooling`, pools' `count_include_pad` divisor,
 //! SpatialBN with `is_test`, FC's `axis`/`axis_w`, legacy broadcasting
 //! (`broadcast=1` with `axis`), Concat's and Reshape's second outputs,
