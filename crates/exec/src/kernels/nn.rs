@@ -186,23 +186,29 @@ fn im2col<T: Float>(x: &[T], c: usize, d: &[Dim1], col: &mut [T]) {
                             let base = (zi as usize * ih + yi as usize) * iw;
                             let xs = e * d[2].dilation;
                             let pb = d[2].pad_begin;
-                            if d[2].stride == 1 {
-                                for (xo, slot) in dst[o..o + ow].iter_mut().enumerate() {
-                                    let xi = xo + xs;
-                                    *slot = if xi >= pb && xi - pb < iw {
-                                        xc[base + xi - pb]
-                                    } else {
-                                        T::ZERO
-                                    };
-                                }
+                            let st = d[2].stride;
+                            // Output columns whose input column is inside.
+                            let lo = if pb > xs { (pb - xs).div_ceil(st) } else { 0 };
+                            let hi = if iw + pb > xs {
+                                ((iw + pb - xs - 1) / st + 1).min(ow)
                             } else {
-                                for (xo, slot) in dst[o..o + ow].iter_mut().enumerate() {
-                                    let xi = xo * d[2].stride + xs;
-                                    *slot = if xi >= pb && xi - pb < iw {
-                                        xc[base + xi - pb]
-                                    } else {
-                                        T::ZERO
-                                    };
+                                0
+                            };
+                            let row = &mut dst[o..o + ow];
+                            if lo >= hi {
+                                row.fill(T::ZERO);
+                            } else {
+                                row[..lo].fill(T::ZERO);
+                                row[hi..].fill(T::ZERO);
+                                let first = lo * st + xs - pb;
+                                if st == 1 {
+                                    row[lo..hi].copy_from_slice(
+                                        &xc[base + first..base + first + (hi - lo)],
+                                    );
+                                } else {
+                                    for (k, slot) in row[lo..hi].iter_mut().enumerate() {
+                                        *slot = xc[base + first + k * st];
+                                    }
                                 }
                             }
                             o += ow;
@@ -358,6 +364,12 @@ fn pool<T: Float>(p: &Pool, x: &[T], xs: &[usize]) -> Result<PoolOut<T>, String>
     let out_n: usize = d.iter().map(|d| d.output).product();
     let mut out = Vec::with_capacity(n * c * out_n);
     let mut idx = Vec::new();
+    if d.iter().all(|d| d.dilation == 1) && !matches!(p.kind, PoolKind::Lp(_)) {
+        pool_direct(p, x, &d, n * c, &mut out, &mut idx);
+        let mut shape = vec![n, c];
+        shape.extend(d[3 - sp.len()..].iter().map(|d| d.output));
+        return Ok((out, idx, shape));
+    }
     for nc in 0..n * c {
         let xc = &x[nc * in_n..(nc + 1) * in_n];
         for z in 0..d[0].output {
@@ -449,6 +461,93 @@ fn pool<T: Float>(p: &Pool, x: &[T], xs: &[usize]) -> Result<PoolOut<T>, String>
     let mut shape = vec![n, c];
     shape.extend(d[3 - sp.len()..].iter().map(|d| d.output));
     Ok((out, idx, shape))
+}
+
+/// Max and average pooling without dilation: each window clipped to the
+/// input once, then read row by row (same results and tie order as the
+/// general loop).
+fn pool_direct<T: Float>(
+    p: &Pool,
+    x: &[T],
+    d: &[Dim1],
+    planes: usize,
+    out: &mut Vec<T>,
+    idx: &mut Vec<i64>,
+) {
+    let in_n: usize = d.iter().map(|d| d.input).product();
+    // Per dim and output position: (first, end) inside the input, and the
+    // count of positions inside the padded input.
+    let ranges: Vec<Vec<(usize, usize, usize)>> = d
+        .iter()
+        .map(|d| {
+            (0..d.output)
+                .map(|o| {
+                    let start = (o * d.stride) as i64 - d.pad_begin as i64;
+                    let end = start + d.kernel as i64;
+                    let lo = start.max(0) as usize;
+                    let hi = end.clamp(0, d.input as i64) as usize;
+                    let padded = end.min((d.input + d.pad_end) as i64) - start;
+                    (lo, hi.max(lo), padded.max(0) as usize)
+                })
+                .collect()
+        })
+        .collect();
+    let kernel_n = (d[0].kernel * d[1].kernel * d[2].kernel) as f64;
+    for nc in 0..planes {
+        let xc = &x[nc * in_n..(nc + 1) * in_n];
+        for rz in &ranges[0] {
+            for ry in &ranges[1] {
+                for rx in &ranges[2] {
+                    match p.kind {
+                        PoolKind::Max => {
+                            let (mut acc, mut best, mut nan) = (T::NEG_INF, -1i64, false);
+                            for z in rz.0..rz.1 {
+                                for y in ry.0..ry.1 {
+                                    let row = (z * d[1].input + y) * d[2].input;
+                                    for (k, &v) in xc[row + rx.0..row + rx.1].iter().enumerate() {
+                                        if v.is_nan() {
+                                            nan = true;
+                                        } else if best < 0 || v > acc {
+                                            acc = v;
+                                            best = (nc * in_n + row + rx.0 + k) as i64;
+                                        }
+                                    }
+                                }
+                            }
+                            out.push(if nan { T::of(f64::NAN) } else { acc });
+                            if p.indices {
+                                idx.push(best.max(0));
+                            }
+                        }
+                        PoolKind::Average { count_include_pad } => {
+                            let mut acc = T::ZERO;
+                            for z in rz.0..rz.1 {
+                                for y in ry.0..ry.1 {
+                                    let row = (z * d[1].input + y) * d[2].input;
+                                    for &v in &xc[row + rx.0..row + rx.1] {
+                                        acc += v;
+                                    }
+                                }
+                            }
+                            let count = if count_include_pad && p.full_kernel_divisor {
+                                kernel_n
+                            } else if count_include_pad {
+                                (rz.2 * ry.2 * rx.2) as f64
+                            } else {
+                                ((rz.1 - rz.0) * (ry.1 - ry.0) * (rx.1 - rx.0)) as f64
+                            };
+                            out.push(if count == 0.0 {
+                                T::of(f64::NAN)
+                            } else {
+                                acc / T::of(count)
+                            });
+                        }
+                        PoolKind::Lp(_) => {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Kernel for Pool {
