@@ -49,6 +49,8 @@ enum Command {
     Graph(cmd::graph::Args),
     MapLocation(cmd::map_location::Args),
     Ops(cmd::ops::Args),
+    Run(cmd::run::Args),
+    Verify(cmd::verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,8 @@ fn main() -> ExitCode {
         Command::Graph(args) => cmd::graph::run(args, &global),
         Command::MapLocation(args) => cmd::map_location::run(args, &global),
         Command::Ops(args) => cmd::ops::run(args, &global),
+        Command::Run(args) => cmd::run::run(args, &global),
+        Command::Verify(args) => cmd::verify::run(args, &global),
     };
     match result {
         Ok(outcome) => outcome.into(),

@@ -22,4 +22,6 @@ pub mod graph;
 pub mod inspect;
 pub mod map_location;
 pub mod ops;
+pub mod run;
 pub mod scan;
+pub mod verify;

@@ -13,4 +13,5 @@ mod peer_inspect;
 mod peer_map_location;
 mod peer_scan;
 mod rewrite;
+mod run_verify;
 mod scan;

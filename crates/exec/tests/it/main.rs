@@ -1,0 +1,7 @@
+//! The integration tests of netport-exec: one binary, a module per area.
+
+mod common;
+mod fixtures;
+mod peer_caffe2;
+mod peer_node;
+mod peer_resnet;

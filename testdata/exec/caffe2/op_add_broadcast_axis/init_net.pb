@@ -1,0 +1,2 @@
+
+add_broadcast_axis_init

@@ -1,0 +1,2 @@
+
+avgpool_include_pad_init

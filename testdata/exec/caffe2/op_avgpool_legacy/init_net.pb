@@ -1,0 +1,2 @@
+
+avgpool_legacy_init

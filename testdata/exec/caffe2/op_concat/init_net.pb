@@ -1,0 +1,2 @@
+
+concat_init

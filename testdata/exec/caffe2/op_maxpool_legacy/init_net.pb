@@ -1,0 +1,2 @@
+
+maxpool_legacy_init

@@ -1,0 +1,2 @@
+
+reshape_init
