@@ -2,8 +2,8 @@
 
 mod check;
 mod common;
-mod graph;
 mod convert_caffe2;
+mod graph;
 mod inspect_caffe2;
 mod inspect_onnx;
 mod inspect_torch;
