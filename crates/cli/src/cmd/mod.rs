@@ -16,6 +16,7 @@
 pub mod check;
 pub mod convert;
 pub mod diff;
+pub mod export;
 pub mod fix;
 pub mod inspect;
 pub mod map_location;

@@ -1,0 +1,419 @@
+//! The layer vocabulary the families write their forward pass in: one call
+//! per torch module or functional op (`conv2d`, `batch_norm`, `linear`,
+//! `relu`, ...), each turned into the ONNX nodes torch's exporter writes for
+//! it at the chosen opset.
+//!
+//! An [`Emit`] runs in one of two modes. A *dry* run adds nothing: it
+//! records the state_dict keys and shapes the model declares (what
+//! `model.state_dict()` would hold), so a family's forward is also its key
+//! list, compared with the file before anything is built. A *real* run adds
+//! nodes and initializers (named by the state_dict keys) to a graph builder.
+//!
+//! Node names follow torch's scopes: the module `layer1.0.conv1` gives
+//! `/layer1/layer1.0/conv1/Conv` (each level's qualified name from its last
+//! non-numeric atom on); node outputs are `<node name>_output_0`.
+
+use std::collections::HashMap;
+
+use netport_onnx::build::{Attr, GraphBuilder, tensor_proto};
+use netport_tensor::{ByteOrder, DType, TensorView};
+
+use crate::error::ExportError;
+use crate::source::StateDict;
+
+/// What a model declares: its state_dict keys and shapes, in order.
+pub type Declared = Vec<(String, Vec<u64>)>;
+
+/// Writes a family's forward pass (see the module docs).
+pub struct Emit<'a> {
+    sd: &'a StateDict,
+    graph: Option<&'a mut GraphBuilder>,
+    /// The opset the graph is written for.
+    pub opset: i64,
+    declared: Declared,
+    names: HashMap<String, usize>,
+    params: u64,
+    values: usize,
+}
+
+/// A `Conv2d` module's constructor arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv {
+    /// in_channels.
+    pub cin: u64,
+    /// out_channels.
+    pub cout: u64,
+    /// kernel_size (square).
+    pub k: u64,
+    /// stride.
+    pub stride: u64,
+    /// padding (symmetric).
+    pub pad: u64,
+    /// groups.
+    pub groups: u64,
+    /// dilation.
+    pub dilation: u64,
+    /// bias.
+    pub bias: bool,
+}
+
+impl Conv {
+    /// `Conv2d(cin, cout, k, stride, pad, bias=False)`.
+    pub fn new(cin: u64, cout: u64, k: u64, stride: u64, pad: u64) -> Self {
+        Conv {
+            cin,
+            cout,
+            k,
+            stride,
+            pad,
+            groups: 1,
+            dilation: 1,
+            bias: false,
+        }
+    }
+
+    /// With `groups`.
+    pub fn groups(mut self, groups: u64) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// With a bias.
+    pub fn bias(mut self) -> Self {
+        self.bias = true;
+        self
+    }
+
+    /// With `dilation`.
+    pub fn dilation(mut self, dilation: u64) -> Self {
+        self.dilation = dilation;
+        self
+    }
+}
+
+fn ints(v: &[u64]) -> Attr {
+    Attr::Ints(v.iter().map(|&x| x as i64).collect())
+}
+
+/// The scope components torch's exporter gives the module at `path`.
+fn scope_of(path: &str) -> Vec<String> {
+    if path.is_empty() {
+        return Vec::new();
+    }
+    let atoms: Vec<&str> = path.split('.').collect();
+    (1..=atoms.len())
+        .map(|end| {
+            let prefix = &atoms[..end];
+            let start = prefix
+                .iter()
+                .rposition(|a| !a.chars().all(|c| c.is_ascii_digit()))
+                .unwrap_or(0);
+            prefix[start..].join(".")
+        })
+        .collect()
+}
+
+fn join(path: &str, child: &str) -> String {
+    if path.is_empty() {
+        child.to_string()
+    } else {
+        format!("{path}.{child}")
+    }
+}
+
+impl<'a> Emit<'a> {
+    /// A dry run: records the declared keys, adds nothing.
+    pub fn dry(sd: &'a StateDict, opset: i64) -> Self {
+        Emit {
+            sd,
+            graph: None,
+            opset,
+            declared: Vec::new(),
+            names: HashMap::new(),
+            params: 0,
+            values: 0,
+        }
+    }
+
+    /// A real run adding to `graph`.
+    pub fn real(sd: &'a StateDict, graph: &'a mut GraphBuilder, opset: i64) -> Self {
+        Emit {
+            graph: Some(graph),
+            ..Emit::dry(sd, opset)
+        }
+    }
+
+    /// The keys and shapes declared so far.
+    pub fn declared(self) -> Declared {
+        self.declared
+    }
+
+    /// The number of learnable parameter elements declared so far.
+    pub fn param_count(&self) -> u64 {
+        self.params
+    }
+
+    /// The state_dict being exported.
+    pub fn state_dict(&self) -> &StateDict {
+        self.sd
+    }
+
+    fn declare(&mut self, name: &str, shape: &[u64]) {
+        self.declared.push((name.to_string(), shape.to_vec()));
+    }
+
+    fn add_initializer(&mut self, name: &str, shape: &[u64]) -> Result<String, ExportError> {
+        let Some(g) = self.graph.as_deref_mut() else {
+            return Ok(name.to_string());
+        };
+        let bytes = self.sd.f32_bytes(name)?;
+        let view = TensorView::contiguous(&bytes, DType::Float32, shape, ByteOrder::Little)
+            .map_err(|e| ExportError::BadTensor {
+                name: name.to_string(),
+                reason: e.to_string(),
+            })?;
+        g.initializer(name, &view)?;
+        Ok(name.to_string())
+    }
+
+    /// A learnable parameter `name` of `shape`: declared, and in a real run
+    /// an initializer of that name.
+    pub fn param(&mut self, name: &str, shape: &[u64]) -> Result<String, ExportError> {
+        self.declare(name, shape);
+        self.params += shape.iter().product::<u64>();
+        self.add_initializer(name, shape)
+    }
+
+    /// A float buffer the graph reads (BatchNorm running statistics).
+    pub fn buffer(&mut self, name: &str, shape: &[u64]) -> Result<String, ExportError> {
+        self.declare(name, shape);
+        self.add_initializer(name, shape)
+    }
+
+    /// A buffer the graph does not read (`num_batches_tracked`): declared
+    /// only.
+    pub fn unused_buffer(&mut self, name: &str, shape: &[u64]) {
+        self.declare(name, shape);
+    }
+
+    /// A node of `op` in the scope of module `at` with one output; returns
+    /// the output's name.
+    pub fn op(
+        &mut self,
+        at: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> Result<String, ExportError> {
+        Ok(self.op_n(at, op, inputs, attrs, 1)?.remove(0))
+    }
+
+    /// A node with `n` outputs.
+    pub fn op_n(
+        &mut self,
+        at: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        n: usize,
+    ) -> Result<Vec<String>, ExportError> {
+        let scope = scope_of(at);
+        let base = if scope.is_empty() {
+            format!("/{op}")
+        } else {
+            format!("/{}/{op}", scope.join("/"))
+        };
+        let count = self.names.entry(base.clone()).or_insert(0);
+        let name = if *count == 0 {
+            base.clone()
+        } else {
+            format!("{base}_{count}")
+        };
+        *count += 1;
+        let outputs: Vec<String> = (0..n).map(|i| format!("{name}_output_{i}")).collect();
+        self.values += n;
+        let Some(g) = self.graph.as_deref_mut() else {
+            return Ok(outputs);
+        };
+        let outs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        let mut node = g.node(op, inputs, &outs).name(&name);
+        for (k, v) in attrs {
+            node = node.attr(k, v);
+        }
+        node.add()?;
+        Ok(outputs)
+    }
+
+    /// A `Constant` int64 tensor (a shape, axes, split sizes).
+    pub fn const_i64(&mut self, at: &str, values: &[i64]) -> Result<String, ExportError> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.constant(at, &bytes, DType::Int64, &[values.len() as u64])
+    }
+
+    /// A `Constant` float32 scalar (0-d).
+    pub fn const_f32(&mut self, at: &str, value: f32) -> Result<String, ExportError> {
+        self.constant(at, &value.to_le_bytes(), DType::Float32, &[])
+    }
+
+    fn constant(
+        &mut self,
+        at: &str,
+        bytes: &[u8],
+        dtype: DType,
+        shape: &[u64],
+    ) -> Result<String, ExportError> {
+        let view = TensorView::contiguous(bytes, dtype, shape, ByteOrder::Little)
+            .map_err(|e| ExportError::Internal(e.to_string()))?;
+        let t = tensor_proto("", &view)?;
+        self.op(at, "Constant", &[], vec![("value", Attr::Tensor(t))])
+    }
+
+    // ---- modules ----
+
+    /// `nn.Conv2d` at `at` (keys `at.weight`, `at.bias`).
+    pub fn conv2d(&mut self, at: &str, x: &str, c: Conv) -> Result<String, ExportError> {
+        let w = self.param(
+            &join(at, "weight"),
+            &[c.cout, c.cin / c.groups.max(1), c.k, c.k],
+        )?;
+        let b = if c.bias {
+            Some(self.param(&join(at, "bias"), &[c.cout])?)
+        } else {
+            None
+        };
+        let mut inputs = vec![x, w.as_str()];
+        if let Some(b) = &b {
+            inputs.push(b);
+        }
+        self.op(
+            at,
+            "Conv",
+            &inputs,
+            vec![
+                ("dilations", ints(&[c.dilation, c.dilation])),
+                ("group", Attr::Int(c.groups as i64)),
+                ("kernel_shape", ints(&[c.k, c.k])),
+                ("pads", ints(&[c.pad, c.pad, c.pad, c.pad])),
+                ("strides", ints(&[c.stride, c.stride])),
+            ],
+        )
+    }
+
+    /// `nn.BatchNorm2d(c, eps)` in eval mode (running statistics).
+    pub fn batch_norm(
+        &mut self,
+        at: &str,
+        x: &str,
+        c: u64,
+        eps: f32,
+    ) -> Result<String, ExportError> {
+        let w = self.param(&join(at, "weight"), &[c])?;
+        let b = self.param(&join(at, "bias"), &[c])?;
+        let m = self.buffer(&join(at, "running_mean"), &[c])?;
+        let v = self.buffer(&join(at, "running_var"), &[c])?;
+        self.unused_buffer(&join(at, "num_batches_tracked"), &[]);
+        self.op(
+            at,
+            "BatchNormalization",
+            &[x, &w, &b, &m, &v],
+            vec![
+                ("epsilon", Attr::Float(eps)),
+                ("momentum", Attr::Float(0.9)),
+            ],
+        )
+    }
+
+    /// `nn.Linear(fin, fout)` on a [N, fin] input: `Gemm` with `transB`.
+    pub fn linear(
+        &mut self,
+        at: &str,
+        x: &str,
+        fin: u64,
+        fout: u64,
+    ) -> Result<String, ExportError> {
+        let w = self.param(&join(at, "weight"), &[fout, fin])?;
+        let b = self.param(&join(at, "bias"), &[fout])?;
+        self.op(
+            at,
+            "Gemm",
+            &[x, &w, &b],
+            vec![
+                ("alpha", Attr::Float(1.0)),
+                ("beta", Attr::Float(1.0)),
+                ("transB", Attr::Int(1)),
+            ],
+        )
+    }
+
+    /// `nn.ReLU`.
+    pub fn relu(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        self.op(at, "Relu", &[x], vec![])
+    }
+
+    /// `nn.MaxPool2d(k, stride, pad, ceil_mode)`.
+    pub fn max_pool(
+        &mut self,
+        at: &str,
+        x: &str,
+        k: u64,
+        stride: u64,
+        pad: u64,
+        ceil: bool,
+    ) -> Result<String, ExportError> {
+        let mut attrs = Vec::new();
+        if self.opset >= 10 {
+            attrs.push(("ceil_mode", Attr::Int(ceil as i64)));
+        } else if ceil {
+            return Err(ExportError::Option(format!(
+                "MaxPool with ceil_mode=True needs opset 10 or newer (asked: {})",
+                self.opset
+            )));
+        }
+        if self.opset >= 10 {
+            attrs.push(("dilations", ints(&[1, 1])));
+        }
+        attrs.push(("kernel_shape", ints(&[k, k])));
+        attrs.push(("pads", ints(&[pad, pad, pad, pad])));
+        attrs.push(("strides", ints(&[stride, stride])));
+        self.op(at, "MaxPool", &[x], attrs)
+    }
+
+    /// `nn.AdaptiveAvgPool2d(1)`.
+    pub fn global_avg_pool(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        self.op(at, "GlobalAveragePool", &[x], vec![])
+    }
+
+    /// `torch.flatten(x, 1)`.
+    pub fn flatten(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        self.op(at, "Flatten", &[x], vec![("axis", Attr::Int(1))])
+    }
+
+    /// `x + y`.
+    pub fn add(&mut self, at: &str, x: &str, y: &str) -> Result<String, ExportError> {
+        self.op(at, "Add", &[x, y], vec![])
+    }
+
+    /// `x * y`.
+    pub fn mul(&mut self, at: &str, x: &str, y: &str) -> Result<String, ExportError> {
+        self.op(at, "Mul", &[x, y], vec![])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope_of;
+
+    #[test]
+    fn scopes_follow_torch_exporter_names() {
+        assert_eq!(scope_of("layer1.0.conv1"), ["layer1", "layer1.0", "conv1"]);
+        assert_eq!(
+            scope_of("features.0.0"),
+            ["features", "features.0", "features.0.0"]
+        );
+        assert_eq!(
+            scope_of("features.denseblock1.denselayer1.norm1"),
+            ["features", "denseblock1", "denselayer1", "norm1"]
+        );
+        assert!(scope_of("").is_empty());
+    }
+}
