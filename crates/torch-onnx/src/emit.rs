@@ -113,7 +113,28 @@ fn scope_of(path: &str) -> Vec<String> {
         .collect()
 }
 
-fn join(path: &str, child: &str) -> String {
+/// The output size of a convolution or pooling window over `n`.
+pub fn conv_out(n: u64, k: u64, stride: u64, pad: u64, dilation: u64) -> u64 {
+    (n + 2 * pad).saturating_sub(dilation * (k - 1) + 1) / stride.max(1) + 1
+}
+
+/// The output size of a pooling window over `n`, in torch's ceil mode when
+/// `ceil` (the last window must start inside the input or its left pad).
+pub fn pool_out(n: u64, k: u64, stride: u64, pad: u64, ceil: bool) -> u64 {
+    let s = stride.max(1);
+    let span = (n + 2 * pad).saturating_sub(k);
+    if !ceil {
+        return span / s + 1;
+    }
+    let mut out = span.div_ceil(s) + 1;
+    if (out - 1) * s >= n + pad {
+        out -= 1;
+    }
+    out
+}
+
+/// `parent.child` (`child` alone at the root).
+pub fn join(path: &str, child: &str) -> String {
     if path.is_empty() {
         child.to_string()
     } else {
@@ -350,7 +371,11 @@ impl<'a> Emit<'a> {
         self.op(at, "Relu", &[x], vec![])
     }
 
-    /// `nn.MaxPool2d(k, stride, pad, ceil_mode)`.
+    /// `nn.MaxPool2d(k, stride, pad, ceil_mode)` on an input of spatial
+    /// size `size` (H, W). Before opset 10 (no `ceil_mode`) a ceil-mode pool
+    /// gets the extra end padding that makes the floor formula give the
+    /// ceil-mode size, as torch's opset-9 exporter writes it.
+    #[allow(clippy::too_many_arguments)]
     pub fn max_pool(
         &mut self,
         at: &str,
@@ -359,23 +384,137 @@ impl<'a> Emit<'a> {
         stride: u64,
         pad: u64,
         ceil: bool,
+        size: (u64, u64),
+    ) -> Result<String, ExportError> {
+        let mut attrs = Vec::new();
+        let mut end = (pad, pad);
+        if self.opset >= 10 {
+            attrs.push(("ceil_mode", Attr::Int(ceil as i64)));
+            attrs.push(("dilations", ints(&[1, 1])));
+        } else if ceil {
+            let extra = |n: u64| {
+                let want = pool_out(n, k, stride, pad, true);
+                ((want - 1) * stride + k).saturating_sub(n + 2 * pad)
+            };
+            end = (pad + extra(size.0), pad + extra(size.1));
+        }
+        attrs.push(("kernel_shape", ints(&[k, k])));
+        attrs.push(("pads", ints(&[pad, pad, end.0, end.1])));
+        attrs.push(("strides", ints(&[stride, stride])));
+        self.op(at, "MaxPool", &[x], attrs)
+    }
+
+    /// `nn.AvgPool2d(k, stride, pad)` (ceil_mode False,
+    /// count_include_pad True: torch's defaults).
+    pub fn avg_pool(
+        &mut self,
+        at: &str,
+        x: &str,
+        k: u64,
+        stride: u64,
+        pad: u64,
     ) -> Result<String, ExportError> {
         let mut attrs = Vec::new();
         if self.opset >= 10 {
-            attrs.push(("ceil_mode", Attr::Int(ceil as i64)));
-        } else if ceil {
-            return Err(ExportError::Option(format!(
-                "MaxPool with ceil_mode=True needs opset 10 or newer (asked: {})",
-                self.opset
-            )));
+            attrs.push(("ceil_mode", Attr::Int(0)));
         }
-        if self.opset >= 10 {
-            attrs.push(("dilations", ints(&[1, 1])));
+        if pad > 0 {
+            attrs.push(("count_include_pad", Attr::Int(1)));
         }
         attrs.push(("kernel_shape", ints(&[k, k])));
         attrs.push(("pads", ints(&[pad, pad, pad, pad])));
         attrs.push(("strides", ints(&[stride, stride])));
-        self.op(at, "MaxPool", &[x], attrs)
+        self.op(at, "AveragePool", &[x], attrs)
+    }
+
+    /// `nn.AdaptiveAvgPool2d(out)` on an input of spatial size `size`:
+    /// `GlobalAveragePool` for 1x1, an `AveragePool` whose kernel and stride
+    /// are `size / out` when that divides evenly (what torch exports); other
+    /// sizes are refused, as torch's exporter refuses them.
+    pub fn adaptive_avg_pool(
+        &mut self,
+        at: &str,
+        x: &str,
+        size: (u64, u64),
+        out: (u64, u64),
+    ) -> Result<String, ExportError> {
+        if out == (1, 1) {
+            return self.global_avg_pool(at, x);
+        }
+        if out.0 == 0
+            || out.1 == 0
+            || !size.0.is_multiple_of(out.0)
+            || !size.1.is_multiple_of(out.1)
+            || size.0 == 0
+            || size.1 == 0
+        {
+            return Err(ExportError::Option(format!(
+                "AdaptiveAvgPool2d{out:?} at '{at}' gets a {}x{} input, not a multiple of its output; choose an --input-size that makes it one",
+                size.0, size.1
+            )));
+        }
+        let k = [size.0 / out.0, size.1 / out.1];
+        self.op(
+            at,
+            "AveragePool",
+            &[x],
+            vec![("kernel_shape", ints(&k)), ("strides", ints(&k))],
+        )
+    }
+
+    /// `torch.cat(xs, axis)`.
+    pub fn concat(&mut self, at: &str, xs: &[&str], axis: i64) -> Result<String, ExportError> {
+        self.op(at, "Concat", xs, vec![("axis", Attr::Int(axis))])
+    }
+
+    /// `clamp(x, min, max)` (`nn.ReLU6`, `nn.Hardtanh`): `Clip` with
+    /// attributes before opset 11, with constant inputs from 11.
+    pub fn clip(&mut self, at: &str, x: &str, min: f32, max: f32) -> Result<String, ExportError> {
+        if self.opset < 11 {
+            return self.op(
+                at,
+                "Clip",
+                &[x],
+                vec![("max", Attr::Float(max)), ("min", Attr::Float(min))],
+            );
+        }
+        let lo = self.const_f32(at, min)?;
+        let hi = self.const_f32(at, max)?;
+        self.op(at, "Clip", &[x, &lo, &hi], vec![])
+    }
+
+    /// `nn.Sigmoid`.
+    pub fn sigmoid(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        self.op(at, "Sigmoid", &[x], vec![])
+    }
+
+    /// `nn.SiLU`: `x * sigmoid(x)`, as torch exports it.
+    pub fn silu(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        let s = self.sigmoid(at, x)?;
+        self.mul(at, x, &s)
+    }
+
+    /// `nn.Hardsigmoid`: `HardSigmoid(alpha=1/6, beta=0.5)`.
+    pub fn hard_sigmoid(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        self.op(
+            at,
+            "HardSigmoid",
+            &[x],
+            vec![
+                ("alpha", Attr::Float(1.0 / 6.0)),
+                ("beta", Attr::Float(0.5)),
+            ],
+        )
+    }
+
+    /// `nn.Hardswish`: `HardSwish` from opset 14, else `x *
+    /// HardSigmoid(x)`.
+    pub fn hard_swish(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        if self.opset >= 14 {
+            return self.op(at, "HardSwish", &[x], vec![]);
+        }
+        let s = self.hard_sigmoid(at, x)?;
+        self.mul(at, x, &s)
     }
 
     /// `nn.AdaptiveAvgPool2d(1)`.

@@ -6,8 +6,9 @@
 //! forward, run dry ([`Emit::dry`]), declares the state_dict that torchvision's
 //! module would have, which is compared key by key and shape by shape with
 //! the file (as `load_state_dict(strict=True)` does). The first family whose
-//! model fits exactly is used; when none does, the error names the one with
-//! the fewest differences.
+//! model fits exactly is used; when none does, the error names the closest:
+//! the one sharing the most keys with the file, then with the fewest
+//! differences.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +16,14 @@ use crate::emit::{Declared, Emit};
 use crate::error::{ExportError, Mismatch};
 use crate::source::StateDict;
 
+pub mod alexnet;
+pub mod blocks;
+pub mod densenet;
+pub mod mobilenet_v2;
+pub mod mobilenet_v3;
 pub mod resnet;
+pub mod squeezenet;
+pub mod vgg;
 
 /// A recognised model: a family's variant with its hyper-parameters.
 pub trait Model {
@@ -90,7 +98,15 @@ pub struct Family {
 }
 
 /// Every family, in the order recognition tries them.
-pub const FAMILIES: &[Family] = &[resnet::FAMILY];
+pub const FAMILIES: &[Family] = &[
+    resnet::FAMILY,
+    vgg::FAMILY,
+    alexnet::FAMILY,
+    squeezenet::FAMILY,
+    densenet::FAMILY,
+    mobilenet_v2::FAMILY,
+    mobilenet_v3::FAMILY,
+];
 
 /// The state_dict keys and shapes `model` declares.
 pub fn declared(model: &dyn Model, sd: &StateDict, opset: i64) -> Result<Declared, ExportError> {
@@ -175,7 +191,9 @@ pub fn recognise(
             )));
         }
     }
-    let mut closest: Option<Mismatch> = None;
+    // The closest: the most keys the file and the model share, then the
+    // fewest problems.
+    let mut closest: Option<(usize, Mismatch)> = None;
     for (family, variant) in &candidates {
         let model = (family.guess)(sd, *variant, settings)?;
         let declared = declared(model.as_ref(), sd, opset)?;
@@ -183,11 +201,15 @@ pub fn recognise(
         if m.problems() == 0 {
             return Ok(model);
         }
-        if closest.as_ref().is_none_or(|c| m.problems() < c.problems()) {
-            closest = Some(m);
+        let shared = declared.len() - m.missing.len();
+        let better = closest
+            .as_ref()
+            .is_none_or(|(s, c)| shared > *s || (shared == *s && m.problems() < c.problems()));
+        if better {
+            closest = Some((shared, m));
         }
     }
-    let closest = Box::new(closest.unwrap_or_default());
+    let closest = Box::new(closest.map(|c| c.1).unwrap_or_default());
     Err(if arch.is_some() {
         ExportError::DoesNotFit { mismatch: closest }
     } else {

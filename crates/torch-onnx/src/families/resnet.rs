@@ -192,7 +192,7 @@ impl Model for ResNet {
         let y = e.conv2d("conv1", x, Conv::new(3, 64, 7, 2, 3))?;
         let y = e.batch_norm("bn1", &y, 64, EPS)?;
         let y = e.relu("relu", &y)?;
-        let mut y = e.max_pool("maxpool", &y, 3, 2, 1, false)?;
+        let mut y = e.max_pool("maxpool", &y, 3, 2, 1, false, (0, 0))?;
         let mut inplanes = 64;
         for (i, &blocks) in self.layers.iter().enumerate() {
             let planes = 64 << i;

@@ -152,26 +152,32 @@ fn export_and_verify(dir: &Path, family: &str, cases: &[Case], opsets: &[i64]) {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
-/// Op types torch's exporter leaves out of an eval-mode graph where ours
-/// keeps them: BatchNormalization, which torch folds into the Conv before it
-/// (with new, unnamed weights), while ours keeps the state_dict's tensors.
-const FOLDED_BY_TORCH: &[&str] = &["BatchNormalization"];
+/// Op types only our graph has: BatchNormalization, which torch's exporter
+/// folds into the Conv before it (into new, unnamed weights) while ours keeps
+/// the state_dict's tensors; Constant, which torch folds into initializers.
+const OURS_ONLY: &[&str] = &["BatchNormalization", "Constant"];
+/// Op types only torch's graph has: Identity (what its exporter leaves of an
+/// eval-mode Dropout), Constant, and the explicit Pad its opset-9 pooling
+/// writes where ours puts the padding in the pool's `pads`.
+const TORCH_ONLY: &[&str] = &["Identity", "Constant", "Pad"];
 
-/// Our model passes the checker, has torch's op types (less those torch
-/// folds), and equals torch's output: within rtol 1e-4, atol 1e-5, or -- for
+/// Our model passes the checker, has torch's op types (less those listed
+/// above), and equals torch's output: within rtol 1e-4, atol 1e-5, or -- for
 /// deep nets where float32 sums in a different order drift further -- no
 /// farther from torch than torch's own export of the same model is (x2).
 fn matches_torch(r: &serde_json::Value) -> bool {
-    let ops = |k: &str| -> std::collections::BTreeSet<String> {
+    let ops = |k: &str, skip: &[&str]| -> std::collections::BTreeSet<String> {
         r[k].as_object()
-            .map(|o| o.keys().cloned().collect())
+            .map(|o| {
+                o.keys()
+                    .filter(|op| !skip.contains(&op.as_str()))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let ours: std::collections::BTreeSet<String> = ops("ops")
-        .into_iter()
-        .filter(|o| !FOLDED_BY_TORCH.contains(&o.as_str()))
-        .collect();
-    let theirs = ops("torch_ops");
+    let ours = ops("ops", OURS_ONLY);
+    let theirs = ops("torch_ops", TORCH_ONLY);
     let close = r["allclose"] == true
         || matches!(
             (r["max_abs_diff"].as_f64(), r["torch_max_abs_diff"].as_f64()),
@@ -191,4 +197,65 @@ fn table_row(r: &serde_json::Value) -> String {
         r["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
         r["torch_max_abs_diff"].as_f64().unwrap_or(f64::NAN),
     )
+}
+
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn vgg_family_matches_torch() {
+    roundtrip(
+        "vgg",
+        &[
+            case("vgg11", "vgg11", 10, 224, 224),
+            case("vgg13_bn", "vgg13_bn", 2, 224, 224),
+            case("vgg16", "vgg16", 1000, 224, 224),
+            case("vgg19_bn", "vgg19_bn", 2, 224, 224),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn alexnet_and_squeezenet_match_torch() {
+    roundtrip("alexnet", &[case("alexnet", "alexnet", 10, 224, 224)]);
+    roundtrip(
+        "squeezenet",
+        &[
+            case("sq1_0", "squeezenet1_0", 10, 64, 64),
+            case("sq1_1", "squeezenet1_1", 1000, 64, 64),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn densenet_family_matches_torch() {
+    roundtrip(
+        "densenet",
+        &[
+            case("d121", "densenet121", 10, 64, 64),
+            case("d161", "densenet161", 2, 32, 32),
+            case("d169", "densenet169", 1000, 32, 32),
+            case("d201", "densenet201", 2, 32, 32),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn mobilenets_match_torch() {
+    roundtrip(
+        "mobilenet_v2",
+        &[
+            case("mv2_10", "mobilenet_v2", 10, 64, 64),
+            case("mv2_2", "mobilenet_v2", 2, 32, 32),
+        ],
+    );
+    roundtrip(
+        "mobilenet_v3",
+        &[
+            case("mv3l", "mobilenet_v3_large", 10, 64, 64),
+            case("mv3s", "mobilenet_v3_small", 2, 64, 64),
+            case("mv3s_1000", "mobilenet_v3_small", 1000, 32, 32),
+        ],
+    );
 }
