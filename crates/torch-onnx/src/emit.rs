@@ -483,6 +483,63 @@ impl<'a> Emit<'a> {
         self.op(at, "Clip", &[x, &lo, &hi], vec![])
     }
 
+    /// `x.mean(axes)` (`keepdim` as given): `ReduceMean` with an `axes`
+    /// attribute before opset 18, an axes input from 18.
+    pub fn reduce_mean(
+        &mut self,
+        at: &str,
+        x: &str,
+        axes: &[i64],
+        keepdims: bool,
+    ) -> Result<String, ExportError> {
+        let keep = ("keepdims", Attr::Int(keepdims as i64));
+        if self.opset < 18 {
+            return self.op(
+                at,
+                "ReduceMean",
+                &[x],
+                vec![("axes", Attr::Ints(axes.to_vec())), keep],
+            );
+        }
+        let a = self.const_i64(at, axes)?;
+        self.op(at, "ReduceMean", &[x, &a], vec![keep])
+    }
+
+    /// `torch.split(x, sizes, axis)`: `Split` with a `split` attribute
+    /// before opset 13, a sizes input from 13.
+    pub fn split(
+        &mut self,
+        at: &str,
+        x: &str,
+        sizes: &[i64],
+        axis: i64,
+    ) -> Result<Vec<String>, ExportError> {
+        let ax = ("axis", Attr::Int(axis));
+        if self.opset < 13 {
+            let attrs = vec![ax, ("split", Attr::Ints(sizes.to_vec()))];
+            return self.op_n(at, "Split", &[x], attrs, sizes.len());
+        }
+        let s = self.const_i64(at, sizes)?;
+        self.op_n(at, "Split", &[x, &s], vec![ax], sizes.len())
+    }
+
+    /// `x.reshape(shape)` (a 0 copies the input's dim there, -1 is
+    /// inferred).
+    pub fn reshape(&mut self, at: &str, x: &str, shape: &[i64]) -> Result<String, ExportError> {
+        let s = self.const_i64(at, shape)?;
+        self.op(at, "Reshape", &[x, &s], vec![])
+    }
+
+    /// `x.permute(perm)`.
+    pub fn transpose(&mut self, at: &str, x: &str, perm: &[i64]) -> Result<String, ExportError> {
+        self.op(
+            at,
+            "Transpose",
+            &[x],
+            vec![("perm", Attr::Ints(perm.to_vec()))],
+        )
+    }
+
     /// `nn.Sigmoid`.
     pub fn sigmoid(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
         self.op(at, "Sigmoid", &[x], vec![])

@@ -19,9 +19,12 @@ use crate::source::StateDict;
 pub mod alexnet;
 pub mod blocks;
 pub mod densenet;
+pub mod efficientnet;
+pub mod mnasnet;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
 pub mod resnet;
+pub mod shufflenet;
 pub mod squeezenet;
 pub mod vgg;
 
@@ -106,6 +109,9 @@ pub const FAMILIES: &[Family] = &[
     densenet::FAMILY,
     mobilenet_v2::FAMILY,
     mobilenet_v3::FAMILY,
+    efficientnet::FAMILY,
+    shufflenet::FAMILY,
+    mnasnet::FAMILY,
 ];
 
 /// The state_dict keys and shapes `model` declares.
