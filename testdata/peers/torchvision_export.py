@@ -33,9 +33,16 @@ def build(arch, classes, state_dict=None):
     import torchvision
 
     kwargs = {"num_classes": classes}
+    # ARCH+aux: GoogLeNet / Inception v3 with their auxiliary heads (the
+    # builders' default without weights); plain: without them.
+    # ARCH+ti: with transform_input=True (the pretrained weights' setting).
+    aux = "+aux" in arch
+    ti = "+ti" in arch
+    arch = arch.replace("+aux", "").replace("+ti", "")
     if arch in ("googlenet", "inception_v3"):
-        kwargs["aux_logits"] = False
+        kwargs["aux_logits"] = aux
         kwargs["init_weights"] = True
+        kwargs["transform_input"] = ti
     model = getattr(torchvision.models, arch)(**kwargs)
     if state_dict is not None:
         model.load_state_dict(state_dict)
@@ -57,10 +64,17 @@ def randomise(model, torch, h, w):
             m.momentum = None  # cumulative average over the calibration batches
             m.reset_running_stats()
         if bns:
+            # Auxiliary heads (not run in eval mode) are left out of the
+            # calibration: they need larger inputs than the tests use.
+            aux = {k: getattr(model, k) for k in ("aux1", "aux2", "AuxLogits") if getattr(model, k, None) is not None}
+            for k in aux:
+                setattr(model, k, None)
             model.train()
             for _ in range(2):
                 model(torch.randn(4, 3, h, w, generator=g))
             model.eval()
+            for k, m in aux.items():
+                setattr(model, k, m)
         for m in bns:
             n = m.num_features
             m.running_mean.add_(torch.randn(n, generator=g) * 0.1 * m.running_var.sqrt())

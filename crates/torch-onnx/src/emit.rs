@@ -55,6 +55,8 @@ pub struct Conv {
     pub dilation: u64,
     /// bias.
     pub bias: bool,
+    /// A non-square kernel and padding: (kh, kw, ph, pw); `k`/`pad` unused.
+    pub rect: Option<(u64, u64, u64, u64)>,
 }
 
 impl Conv {
@@ -69,6 +71,15 @@ impl Conv {
             groups: 1,
             dilation: 1,
             bias: false,
+            rect: None,
+        }
+    }
+
+    /// `Conv2d(cin, cout, (kh, kw), padding=(ph, pw))`, bias=False.
+    pub fn rect(cin: u64, cout: u64, kh: u64, kw: u64, ph: u64, pw: u64) -> Self {
+        Conv {
+            rect: Some((kh, kw, ph, pw)),
+            ..Conv::new(cin, cout, kh.max(kw), 1, 0)
         }
     }
 
@@ -211,6 +222,12 @@ impl<'a> Emit<'a> {
         self.add_initializer(name, shape)
     }
 
+    /// A parameter the eval-mode graph does not read (an auxiliary head):
+    /// declared only, not counted.
+    pub fn unused_param(&mut self, name: &str, shape: &[u64]) {
+        self.declare(name, shape);
+    }
+
     /// A buffer the graph does not read (`num_batches_tracked`): declared
     /// only.
     pub fn unused_buffer(&mut self, name: &str, shape: &[u64]) {
@@ -271,6 +288,17 @@ impl<'a> Emit<'a> {
         self.constant(at, &bytes, DType::Int64, &[values.len() as u64])
     }
 
+    /// A `Constant` float32 tensor of `shape`.
+    pub fn const_f32s(
+        &mut self,
+        at: &str,
+        values: &[f32],
+        shape: &[u64],
+    ) -> Result<String, ExportError> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.constant(at, &bytes, DType::Float32, shape)
+    }
+
     /// A `Constant` float32 scalar (0-d).
     pub fn const_f32(&mut self, at: &str, value: f32) -> Result<String, ExportError> {
         self.constant(at, &value.to_le_bytes(), DType::Float32, &[])
@@ -293,9 +321,10 @@ impl<'a> Emit<'a> {
 
     /// `nn.Conv2d` at `at` (keys `at.weight`, `at.bias`).
     pub fn conv2d(&mut self, at: &str, x: &str, c: Conv) -> Result<String, ExportError> {
+        let (kh, kw, ph, pw) = c.rect.unwrap_or((c.k, c.k, c.pad, c.pad));
         let w = self.param(
             &join(at, "weight"),
-            &[c.cout, c.cin / c.groups.max(1), c.k, c.k],
+            &[c.cout, c.cin / c.groups.max(1), kh, kw],
         )?;
         let b = if c.bias {
             Some(self.param(&join(at, "bias"), &[c.cout])?)
@@ -313,8 +342,8 @@ impl<'a> Emit<'a> {
             vec![
                 ("dilations", ints(&[c.dilation, c.dilation])),
                 ("group", Attr::Int(c.groups as i64)),
-                ("kernel_shape", ints(&[c.k, c.k])),
-                ("pads", ints(&[c.pad, c.pad, c.pad, c.pad])),
+                ("kernel_shape", ints(&[kh, kw])),
+                ("pads", ints(&[ph, pw, ph, pw])),
                 ("strides", ints(&[c.stride, c.stride])),
             ],
         )
@@ -392,6 +421,11 @@ impl<'a> Emit<'a> {
             attrs.push(("ceil_mode", Attr::Int(ceil as i64)));
             attrs.push(("dilations", ints(&[1, 1])));
         } else if ceil {
+            if size.0 == 0 || size.1 == 0 {
+                return Err(ExportError::Internal(format!(
+                    "'{at}': a ceil-mode MaxPool before opset 10 needs its input size"
+                )));
+            }
             let extra = |n: u64| {
                 let want = pool_out(n, k, stride, pad, true);
                 ((want - 1) * stride + k).saturating_sub(n + 2 * pad)

@@ -20,6 +20,7 @@ pub mod alexnet;
 pub mod blocks;
 pub mod densenet;
 pub mod efficientnet;
+pub mod inception;
 pub mod mnasnet;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
@@ -112,6 +113,8 @@ pub const FAMILIES: &[Family] = &[
     efficientnet::FAMILY,
     shufflenet::FAMILY,
     mnasnet::FAMILY,
+    inception::GOOGLENET,
+    inception::INCEPTION_V3,
 ];
 
 /// The state_dict keys and shapes `model` declares.
