@@ -103,9 +103,9 @@ pub struct ExportReport {
     /// Bytes of initializer data.
     pub initializer_bytes: u64,
     /// The input's dims (`batch` when symbolic).
-    pub input: Vec<String>,
+    pub input_shape: Vec<String>,
     /// The output's dims.
-    pub output: Vec<String>,
+    pub output_shape: Vec<String>,
     /// The input file's format (`zip`, `legacy`, `safetensors`).
     pub source_format: String,
     /// The sub-dict the state_dict came from, if any.
@@ -213,8 +213,8 @@ pub fn build(
         nodes: graph.map_or(0, |g| g.node.len()),
         initializers,
         initializer_bytes,
-        input: in_dims.iter().map(dim_text).collect(),
-        output: out_dims.iter().map(dim_text).collect(),
+        input_shape: in_dims.iter().map(dim_text).collect(),
+        output_shape: out_dims.iter().map(dim_text).collect(),
         source_format: sd.format.clone(),
         key: sd.key.clone(),
         external_data: None,

@@ -130,8 +130,8 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
             );
             t.push_str(&format!(
                 "input 'input' [{}], output 'output' [{}]\n",
-                r.input.join(", "),
-                r.output.join(", ")
+                r.input_shape.join(", "),
+                r.output_shape.join(", ")
             ));
             if let Some(d) = &r.external_data {
                 t.push_str(&format!("weights in {d}\n"));

@@ -2,6 +2,7 @@
 
 mod check;
 mod common;
+mod export;
 mod inspect_caffe2;
 mod inspect_onnx;
 mod inspect_torch;

@@ -4,7 +4,7 @@
 //! number of blocks per stage, groups and width per group and the classes
 //! are read from the weights.
 
-use super::read::{count, dim};
+use super::read::{count, dim, has_under};
 use super::{Family, Model, Settings};
 use crate::emit::{Conv, Emit};
 use crate::error::ExportError;
@@ -59,6 +59,9 @@ fn guess(
     _: &Settings,
 ) -> Result<Box<dyn Model>, ExportError> {
     let classes = dim(sd, "fc.weight", 0).unwrap_or(1000);
+    // No residual stages at all: compare with resnet18 as torchvision
+    // builds it.
+    let variant = variant.or((!has_under(sd, "layer1")).then_some("resnet18"));
     if let Some(v) = variant
         && let Some(&(_, bottleneck, layers, groups, width_per_group)) =
             TABLE.iter().find(|t| t.0 == v)

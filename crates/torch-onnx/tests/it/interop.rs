@@ -163,7 +163,7 @@ fn export_and_verify_ops(
             assert_eq!(r.variant, arch, "{c:?}");
             assert_eq!(r.classes, c.classes, "{c:?}");
             assert_eq!(r.opset, opset);
-            assert_eq!(r.output, ["batch".to_string(), c.classes.to_string()]);
+            assert_eq!(r.output_shape, ["batch".to_string(), c.classes.to_string()]);
             pairs.push(format!(
                 "{}:{}:{}:{}",
                 out.display(),
