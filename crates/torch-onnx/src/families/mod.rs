@@ -24,6 +24,7 @@ pub mod inception;
 pub mod mnasnet;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
+pub mod regnet;
 pub mod resnet;
 pub mod shufflenet;
 pub mod squeezenet;
@@ -115,6 +116,7 @@ pub const FAMILIES: &[Family] = &[
     mnasnet::FAMILY,
     inception::GOOGLENET,
     inception::INCEPTION_V3,
+    regnet::FAMILY,
 ];
 
 /// The state_dict keys and shapes `model` declares.

@@ -393,3 +393,19 @@ fn googlenet_and_inception_v3_match_torch() {
         &slicing,
     );
 }
+
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn regnets_match_torch() {
+    roundtrip(
+        "regnet",
+        &[
+            case("x400", "regnet_x_400mf", 10, 64, 64),
+            case("y400", "regnet_y_400mf", 2, 64, 64),
+            case("x1_6", "regnet_x_1_6gf", 1000, 32, 32),
+            case("y1_6", "regnet_y_1_6gf", 2, 32, 32),
+            case("x8", "regnet_x_8gf", 2, 32, 32),
+            case("y8", "regnet_y_8gf", 2, 32, 32),
+        ],
+    );
+}
