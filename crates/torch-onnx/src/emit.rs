@@ -395,6 +395,74 @@ impl<'a> Emit<'a> {
         )
     }
 
+    /// `nn.Linear(fin, fout)` on an input of any rank (features last):
+    /// `MatMul` with the transposed weight, then `Add` of the bias (torch
+    /// folds the transpose into a new initializer; ours keeps the
+    /// state_dict's weight and transposes it in the graph).
+    pub fn linear_nd(
+        &mut self,
+        at: &str,
+        x: &str,
+        fin: u64,
+        fout: u64,
+    ) -> Result<String, ExportError> {
+        let w = self.param(&join(at, "weight"), &[fout, fin])?;
+        let b = self.param(&join(at, "bias"), &[fout])?;
+        let wt = self.transpose(at, &w, &[1, 0])?;
+        let y = self.op(at, "MatMul", &[x, &wt], vec![])?;
+        self.add(at, &y, &b)
+    }
+
+    /// `nn.LayerNorm(c, eps)` over the last dim (keys `at.weight`,
+    /// `at.bias`): `LayerNormalization` from opset 17, before it the
+    /// decomposition torch's exporter writes (ReduceMean, Sub, Pow,
+    /// ReduceMean, Add, Sqrt, Div, Mul, Add).
+    pub fn layer_norm(
+        &mut self,
+        at: &str,
+        x: &str,
+        c: u64,
+        eps: f32,
+    ) -> Result<String, ExportError> {
+        let w = self.param(&join(at, "weight"), &[c])?;
+        let b = self.param(&join(at, "bias"), &[c])?;
+        if self.opset >= 17 {
+            return self.op(
+                at,
+                "LayerNormalization",
+                &[x, &w, &b],
+                vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))],
+            );
+        }
+        let mean = self.reduce_mean(at, x, &[-1], true)?;
+        let d = self.op(at, "Sub", &[x, &mean], vec![])?;
+        let two = self.const_f32(at, 2.0)?;
+        let sq = self.op(at, "Pow", &[&d, &two], vec![])?;
+        let var = self.reduce_mean(at, &sq, &[-1], true)?;
+        let e = self.const_f32(at, eps)?;
+        let v = self.add(at, &var, &e)?;
+        let sd = self.op(at, "Sqrt", &[&v], vec![])?;
+        let n = self.op(at, "Div", &[&d, &sd], vec![])?;
+        let y = self.mul(at, &n, &w)?;
+        self.add(at, &y, &b)
+    }
+
+    /// `nn.GELU()` (exact, erf): `Gelu` from opset 20, before it
+    /// `x * 0.5 * (1 + erf(x / sqrt(2)))` as torch writes it.
+    pub fn gelu(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        if self.opset >= 20 {
+            return self.op(at, "Gelu", &[x], vec![]);
+        }
+        let r2 = self.const_f32(at, std::f32::consts::SQRT_2)?;
+        let d = self.op(at, "Div", &[x, &r2], vec![])?;
+        let erf = self.op(at, "Erf", &[&d], vec![])?;
+        let one = self.const_f32(at, 1.0)?;
+        let p = self.add(at, &erf, &one)?;
+        let m = self.mul(at, x, &p)?;
+        let half = self.const_f32(at, 0.5)?;
+        self.mul(at, &m, &half)
+    }
+
     /// `nn.ReLU`.
     pub fn relu(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
         self.op(at, "Relu", &[x], vec![])

@@ -18,6 +18,7 @@ use crate::source::StateDict;
 
 pub mod alexnet;
 pub mod blocks;
+pub mod convnext;
 pub mod densenet;
 pub mod efficientnet;
 pub mod inception;
@@ -117,6 +118,7 @@ pub const FAMILIES: &[Family] = &[
     inception::GOOGLENET,
     inception::INCEPTION_V3,
     regnet::FAMILY,
+    convnext::FAMILY,
 ];
 
 /// The state_dict keys and shapes `model` declares.

@@ -409,3 +409,16 @@ fn regnets_match_torch() {
         ],
     );
 }
+
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn convnext_matches_torch() {
+    for c in [
+        case("tiny", "convnext_tiny", 10, 64, 64),
+        case("small", "convnext_small", 2, 32, 32),
+        case("base", "convnext_base", 1000, 32, 32),
+        case("large", "convnext_large", 2, 32, 32),
+    ] {
+        roundtrip("convnext", &[c]);
+    }
+}
