@@ -29,10 +29,12 @@ import json
 import sys
 
 
-def build(arch, classes, state_dict=None):
+def build(arch, classes, state_dict=None, image_size=None):
     import torchvision
 
     kwargs = {"num_classes": classes}
+    if arch.startswith("vit_") and image_size is not None:
+        kwargs["image_size"] = image_size
     # ARCH+aux: GoogLeNet / Inception v3 with their auxiliary heads (the
     # builders' default without weights); plain: without them.
     # ARCH+ti: with transform_input=True (the pretrained weights' setting).
@@ -55,6 +57,12 @@ def randomise(model, torch, h, w):
     perturbed per channel (so a wrong epsilon, swapped mean/var or batch
     statistics instead of running ones show)."""
     g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        # Parameters initialised to zero (heads, biases) would hide a wrong
+        # graph behind a constant output.
+        for p in model.parameters():
+            if p.numel() and float(p.abs().max()) == 0.0:
+                p.normal_(0.0, 0.02, generator=g)
     bns = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d))]
     with torch.no_grad():
         for m in bns:
@@ -90,7 +98,7 @@ def make(out, cases, legacy):
     torch.manual_seed(0)
     for case in cases:
         name, arch, classes, h, w = case.split(":")
-        model = build(arch, int(classes))
+        model = build(arch, int(classes), image_size=int(h))
         randomise(model, torch, int(h), int(w))
         x = torch.randn(2, 3, int(h), int(w), generator=torch.Generator().manual_seed(2))
         with torch.no_grad():
@@ -157,7 +165,7 @@ def verify(out, items):
         # types and node count, and how far its model is from torch in
         # onnxruntime (the float32 noise floor of a deep net).
         sd = torch.load("%s/%s.pt" % (out, name), map_location="cpu")
-        model = build(arch, int(classes), sd)
+        model = build(arch, int(classes), sd, image_size=x.shape[2])
         path = "%s/%s.torch.opset%d.onnx" % (out, name, opset)
         try:
             torch.onnx.export(model, torch.from_numpy(x), path, opset_version=opset, input_names=["input"],

@@ -463,6 +463,29 @@ impl<'a> Emit<'a> {
         self.mul(at, &m, &half)
     }
 
+    /// `x.index_select(axis, [index])` without the axis (`x[:, 0]`):
+    /// `Gather` with a scalar index.
+    pub fn gather(
+        &mut self,
+        at: &str,
+        x: &str,
+        index: i64,
+        axis: i64,
+    ) -> Result<String, ExportError> {
+        let i = self.constant(at, &index.to_le_bytes(), DType::Int64, &[])?;
+        self.op(at, "Gather", &[x, &i], vec![("axis", Attr::Int(axis))])
+    }
+
+    /// `softmax(x, dim=-1)`.
+    pub fn softmax_last(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        self.op(at, "Softmax", &[x], vec![("axis", Attr::Int(-1))])
+    }
+
+    /// `x @ y`.
+    pub fn matmul(&mut self, at: &str, x: &str, y: &str) -> Result<String, ExportError> {
+        self.op(at, "MatMul", &[x, y], vec![])
+    }
+
     /// `nn.ReLU`.
     pub fn relu(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
         self.op(at, "Relu", &[x], vec![])

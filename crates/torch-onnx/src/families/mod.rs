@@ -30,6 +30,7 @@ pub mod resnet;
 pub mod shufflenet;
 pub mod squeezenet;
 pub mod vgg;
+pub mod vit;
 
 /// A recognised model: a family's variant with its hyper-parameters.
 pub trait Model {
@@ -71,6 +72,19 @@ impl Settings {
     /// The keys given.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.values.keys().map(String::as_str)
+    }
+
+    /// A positive integer setting, `None` when absent.
+    pub fn number(&self, key: &str) -> Result<Option<u64>, ExportError> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(ExportError::Option(format!(
+                    "--set {key}={v}: expected a positive integer"
+                ))),
+            },
+        }
     }
 
     /// A boolean setting (`true`/`false`, `1`/`0`), `default` when absent.
@@ -119,6 +133,7 @@ pub const FAMILIES: &[Family] = &[
     inception::INCEPTION_V3,
     regnet::FAMILY,
     convnext::FAMILY,
+    vit::FAMILY,
 ];
 
 /// The state_dict keys and shapes `model` declares.
