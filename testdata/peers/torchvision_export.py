@@ -77,9 +77,13 @@ def randomise(model, torch, h, w):
             aux = {k: getattr(model, k) for k in ("aux1", "aux2", "AuxLogits") if getattr(model, k, None) is not None}
             for k in aux:
                 setattr(model, k, None)
-            model.train()
+            # Only BatchNorm in training mode: stochastic depth and dropout
+            # stay as in eval, so the statistics are those eval sees.
+            model.eval()
+            for m in bns:
+                m.train()
             for _ in range(2):
-                model(torch.randn(4, 3, h, w, generator=g))
+                model(torch.randn(16 if h * w <= 64 * 64 else 4, 3, h, w, generator=g))
             model.eval()
             for k, m in aux.items():
                 setattr(model, k, m)
