@@ -102,11 +102,17 @@ def make(out, cases, legacy):
     torch.manual_seed(0)
     for case in cases:
         name, arch, classes, h, w = case.split(":")
+        # ARCH+badhead: the head replaced by Linear(500, CLASSES), which fits
+        # no family (no output is computed; the file is for refusal tests).
+        bad_head = "+badhead" in arch
+        arch = arch.replace("+badhead", "")
         model = build(arch, int(classes), image_size=int(h))
         randomise(model, torch, int(h), int(w))
         x = torch.randn(2, 3, int(h), int(w), generator=torch.Generator().manual_seed(2))
         with torch.no_grad():
             y = model(x)
+        if bad_head:
+            model.fc = torch.nn.Linear(500, int(classes))
         path = "%s/%s.pt" % (out, name)
         sd = model.state_dict()
         if legacy:
@@ -168,7 +174,9 @@ def verify(out, items):
         # torch's own exporter on the same weights, at the same opset: its op
         # types and node count, and how far its model is from torch in
         # onnxruntime (the float32 noise floor of a deep net).
-        sd = torch.load("%s/%s.pt" % (out, name), map_location="cpu")
+        # Our own file (possibly torch 1.4's legacy format, which torch 2's
+        # weights_only unpickler refuses).
+        sd = torch.load("%s/%s.pt" % (out, name), map_location="cpu", weights_only=False)
         model = build(arch, int(classes), sd, image_size=x.shape[2])
         path = "%s/%s.torch.opset%d.onnx" % (out, name, opset)
         try:

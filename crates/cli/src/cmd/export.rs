@@ -19,7 +19,9 @@ use std::path::PathBuf;
 /// forward (BatchNorm with its running statistics, Dropout gone), the
 /// initializers keep the state_dict names.
 ///
-/// Families: ResNet/ResNeXt/Wide ResNet (see docs/cli.md for the list).
+/// Families: ResNet/ResNeXt/Wide ResNet, VGG, AlexNet, SqueezeNet, DenseNet,
+/// MobileNet v2/v3, EfficientNet (b0-b7, v2), ShuffleNet v2, MNASNet,
+/// GoogLeNet, Inception v3, RegNet, ConvNeXt, ViT (variants in docs/cli.md).
 /// Exit code 0 when the model was written, 1 when the state_dict fits no
 /// architecture (the closest one and its missing/unexpected keys are
 /// listed), 2 on other errors. Nothing is written unless it succeeds.
@@ -49,8 +51,8 @@ pub struct Args {
     /// A batch dim of 1 instead of the symbolic `batch`.
     #[arg(long)]
     pub static_batch: bool,
-    /// A constructor option the weights do not show (`transform_input=true`);
-    /// repeatable.
+    /// A constructor option the weights do not show (`transform_input=true`
+    /// for GoogLeNet/Inception v3, `num_heads=N` for ViT); repeatable.
     #[arg(long = "set", value_name = "K=V")]
     pub set: Vec<String>,
     /// Print one JSON document (fields documented in docs/cli.md).

@@ -7,8 +7,8 @@
 //! module would have, which is compared key by key and shape by shape with
 //! the file (as `load_state_dict(strict=True)` does). The first family whose
 //! model fits exactly is used; when none does, the error names the closest:
-//! the one sharing the most keys with the file, then with the fewest
-//! differences.
+//! the one sharing the most keys with the file, then a variant torchvision
+//! builds, then the one with the fewest differences.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -221,20 +221,32 @@ pub fn recognise(
     }
     // The closest: the most keys the file and the model share, then the
     // fewest problems.
-    let mut closest: Option<(usize, Mismatch)> = None;
+    let mut closest: Option<((usize, bool, usize), Mismatch)> = None;
     for (family, variant) in &candidates {
-        let model = (family.guess)(sd, *variant, settings)?;
-        let declared = declared(model.as_ref(), sd, opset)?;
-        let m = compare(model.as_ref(), &declared, sd);
-        if m.problems() == 0 {
-            return Ok(model);
-        }
-        let shared = declared.len() - m.missing.len();
-        let better = closest
-            .as_ref()
-            .is_none_or(|(s, c)| shared > *s || (shared == *s && m.problems() < c.problems()));
-        if better {
-            closest = Some((shared, m));
+        // The hyper-parameters read from the file first; when they do not
+        // fit, each named variant too, so that the closest is one torchvision
+        // builds (a truncated resnet18 is "resnet18 less layer4").
+        let tries: Vec<Option<&str>> = match variant {
+            Some(v) => vec![Some(*v)],
+            None => std::iter::once(None)
+                .chain(family.variants.iter().map(|v| Some(*v)))
+                .collect(),
+        };
+        for attempt in tries {
+            let model = (family.guess)(sd, attempt, settings)?;
+            let declared = declared(model.as_ref(), sd, opset)?;
+            let m = compare(model.as_ref(), &declared, sd);
+            if m.problems() == 0 {
+                return Ok(model);
+            }
+            // Most keys shared, then a variant torchvision builds, then the
+            // fewest differences.
+            let shared = declared.len() - m.missing.len();
+            let named = family.variants.contains(&m.variant.as_str());
+            let rank = (shared, named, usize::MAX - m.problems());
+            if closest.as_ref().is_none_or(|(r, _)| rank > *r) {
+                closest = Some((rank, m));
+            }
         }
     }
     let closest = Box::new(closest.map(|c| c.1).unwrap_or_default());

@@ -488,3 +488,86 @@ fn vit_h_14_goes_to_external_data() {
     assert_eq!(results[0]["checker"], "ok", "{results:?}");
     assert_eq!(results[0]["allclose"], true, "{results:?}");
 }
+
+/// One real resnet18 state_dict in the other forms `netport export` reads:
+/// safetensors, names under `model.module.` (a training checkpoint of a
+/// DataParallel model), and broken: truncated (layer4 left out), a head that
+/// fits nothing; the last two are refused naming resnet18 and the keys.
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn resnet18_in_other_forms_and_broken() {
+    use netport_torch::{Checkpoint, Edits, Layout, rewrite_checkpoint};
+    use netport_torch_onnx::{ExportError, export};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let c = case("r18", "resnet18", 2, 64, 64);
+    let bad = case("bad", "resnet18+badhead", 2, 64, 64);
+    peer(
+        &python(),
+        &["make", d.to_str().unwrap(), &spec(&c), &spec(&bad)],
+    );
+    let ckpt = Checkpoint::open(d.join("r18.pt")).expect("open");
+    netport_torch_safetensors::checkpoint_to_safetensors(
+        &ckpt,
+        &d.join("r18.safetensors"),
+        &Edits::default(),
+    )
+    .expect("to safetensors");
+    let nested = Edits {
+        renames: vec![(Edits::regex("^").unwrap(), "model.module.".into())],
+        ..Edits::default()
+    };
+    rewrite_checkpoint(&ckpt, None, &d.join("nested.pt"), &nested, Layout::Zip).expect("nested");
+    let truncated = Edits {
+        exclude: Some(Edits::regex("^layer4\\.").unwrap()),
+        ..Edits::default()
+    };
+    rewrite_checkpoint(
+        &ckpt,
+        None,
+        &d.join("truncated.pt"),
+        &truncated,
+        Layout::Zip,
+    )
+    .expect("cut");
+    let options = ExportOptions {
+        input_size: Some((64, 64)),
+        ..ExportOptions::default()
+    };
+    let mut items = Vec::new();
+    for (file, key) in [("r18.safetensors", None), ("nested.pt", Some("model"))] {
+        let out = d.join(format!("{file}.onnx"));
+        let r = export_checked(&d.join(file), &out, &options);
+        assert_eq!((r.variant.as_str(), r.classes), ("resnet18", 2), "{file}");
+        assert_eq!(r.key.as_deref(), key, "{file}");
+        items.push(format!("{}:r18:resnet18:2", out.display()));
+    }
+    let mut args = vec!["verify", d.to_str().unwrap()];
+    args.extend(items.iter().map(String::as_str));
+    let results = peer(&python(), &args);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["allclose"] == true && r["checker"] == "ok"),
+        "{results:#?}"
+    );
+
+    let e = export(&d.join("truncated.pt"), &d.join("t.onnx"), &options).expect_err("truncated");
+    let ExportError::NotRecognised { closest } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(closest.variant, "resnet18", "{e}");
+    assert!(
+        closest.missing.iter().any(|k| k == "layer4.0.conv1.weight"),
+        "{e}"
+    );
+    assert!(closest.unexpected.is_empty(), "{e}");
+    let e = export(&d.join("bad.pt"), &d.join("b.onnx"), &options).expect_err("bad head");
+    let ExportError::NotRecognised { closest } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(closest.variant, "resnet18", "{e}");
+    assert_eq!(closest.size_mismatch.len(), 1, "{e}");
+    assert!(e.to_string().contains("size mismatch for fc.weight: copying a param with shape [2, 500] from checkpoint, the shape in current model is [2, 512]"), "{e}");
+    assert!(!d.join("t.onnx").exists() && !d.join("b.onnx").exists());
+}
