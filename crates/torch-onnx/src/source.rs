@@ -1,8 +1,9 @@
 //! The state_dict of a checkpoint or safetensors file as the exporter sees
 //! it: names (after the training-checkpoint key and the `module.` /
 //! `_orig_mod.` prefixes are dealt with), dtypes and shapes, and the bytes of
-//! one tensor at a time as float32 (read on request, so memory holds the map
-//! and the tensors being written, not a copy of the file).
+//! one tensor at a time as float32 (read from the file's map on request;
+//! the graph builder then holds one copy of each initializer until the
+//! model is written).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
