@@ -571,3 +571,44 @@ fn resnet18_in_other_forms_and_broken() {
     assert!(e.to_string().contains("size mismatch for fc.weight: copying a param with shape [2, 500] from checkpoint, the shape in current model is [2, 512]"), "{e}");
     assert!(!d.join("t.onnx").exists() && !d.join("b.onnx").exists());
 }
+
+/// The newer opsets: ReduceMean's axes input (18), Gelu (20), 21 and 23.
+/// Where torch's exporter cannot write the opset, ours is compared with
+/// torch's output only.
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn newer_opsets_match_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        case("mv3s", "mobilenet_v3_small", 10, 32, 32),
+        case("cnt", "convnext_tiny", 10, 32, 32),
+        case("sh", "shufflenet_v2_x0_5", 10, 32, 32),
+    ];
+    let specs: Vec<String> = cases.iter().map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    let shape_ops = [
+        "Shape",
+        "Gather",
+        "Unsqueeze",
+        "Cast",
+        "Div",
+        "Mul",
+        "Add",
+        "Slice",
+    ];
+    for (c, family) in cases
+        .iter()
+        .zip(["mobilenet_v3", "convnext", "shufflenet_v2"])
+    {
+        export_and_verify_ops(
+            dir.path(),
+            family,
+            &[*c],
+            &[18, 20, 21, 23],
+            &["Split"],
+            &shape_ops,
+        );
+    }
+}
