@@ -17,6 +17,7 @@ pub mod check;
 pub mod convert;
 pub mod convert_caffe2;
 pub mod diff;
+pub mod export;
 pub mod fix;
 pub mod graph;
 pub mod inspect;

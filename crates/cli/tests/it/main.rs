@@ -3,6 +3,7 @@
 mod check;
 mod common;
 mod convert_caffe2;
+mod export;
 mod graph;
 mod inspect_caffe2;
 mod inspect_onnx;
