@@ -16,3 +16,4 @@ mod peer_scan;
 mod rewrite;
 mod run_verify;
 mod scan;
+mod seed_flow;
