@@ -1,5 +1,5 @@
 //! `netport run MODEL`: runs an ONNX model or a Caffe2 pair on our own
-//! executor (`netport-exec`), with inputs from `.npy` or safetensors files
+//! executor (`netport-exec`), with inputs from `.npy`, `.npz` or safetensors files
 //! or random ones from the declared shapes; writes each output as
 //! `DIR/<name>.npy` and prints a summary of each. The input handling here
 //! is shared with `netport verify`.
@@ -20,8 +20,8 @@ use crate::output::emit;
 /// Where the inputs come from (shared by `run` and `verify`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct InputArgs {
-    /// An input: NAME=FILE (a .npy file, or a safetensors file holding a
-    /// tensor of that name), or FILE alone for the inputs in order.
+    /// An input: NAME=FILE (a .npy file, a .npz or safetensors file holding an
+    /// array of that name), or FILE alone for the inputs in order.
     /// Repeatable.
     #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
     pub inputs: Vec<String>,
@@ -181,12 +181,15 @@ fn parse_dims(text: &str) -> anyhow::Result<Vec<usize>> {
         .collect()
 }
 
-/// Reads one tensor from a file: `.npy`, or the tensor `name` of a
-/// safetensors file (or its only tensor).
+/// Reads one tensor from a file: `.npy`, the array `name` of a `.npz`, or
+/// the tensor `name` of a safetensors file (or the file's only one).
 pub fn read_tensor(path: &Path, name: Option<&str>) -> anyhow::Result<Tensor> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     if bytes.starts_with(netport_tensor::npy::MAGIC) {
         return Tensor::from_npy(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()));
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return read_npz(path, &bytes, name);
     }
     let file = netport_safetensors::SafetensorsFile::from_bytes(bytes).map_err(|e| {
         anyhow!(
@@ -208,6 +211,44 @@ pub fn read_tensor(path: &Path, name: Option<&str>) -> anyhow::Result<Tensor> {
         .view(t)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Tensor::from_view(&view).map_err(|e| anyhow!("{}: {}: {e}", path.display(), t.name))
+}
+
+/// Largest `.npz` member inflated for an input.
+const MAX_NPZ_MEMBER: u64 = 4 << 30;
+
+/// Reads the array `name` (the member `name.npy`) of a NumPy `.npz` file, or
+/// its only array; members may be stored (`np.savez`) or deflated
+/// (`np.savez_compressed`).
+fn read_npz(path: &Path, bytes: &[u8], name: Option<&str>) -> anyhow::Result<Tensor> {
+    let zip = netport_torch::ZipArchive::parse(bytes)
+        .map_err(|e| anyhow!("{}: not a readable .npz: {e}", path.display()))?;
+    let arrays: Vec<_> = zip
+        .entries()
+        .iter()
+        .filter(|e| e.name.ends_with(".npy"))
+        .collect();
+    let wanted = name.map(|n| format!("{n}.npy"));
+    let entry = match wanted
+        .as_ref()
+        .and_then(|w| arrays.iter().find(|e| &e.name == w))
+    {
+        Some(e) => *e,
+        None if arrays.len() == 1 => arrays[0],
+        None => bail!(
+            "{}: no array named {:?} (it holds {})",
+            path.display(),
+            name.unwrap_or(""),
+            arrays
+                .iter()
+                .map(|e| e.name.trim_end_matches(".npy"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let member = entry
+        .bytes(bytes, MAX_NPZ_MEMBER)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Tensor::from_npy(&member).map_err(|e| anyhow!("{}: {}: {e}", path.display(), entry.name))
 }
 
 /// A small deterministic generator (splitmix64) for --random.

@@ -166,3 +166,73 @@ print("caffe2 agrees", np.abs(y - np.load(ref)).max())
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("caffe2 agrees"));
 }
+
+/// The seed's input packed in a `.npz` (stored members, as `np.savez`
+/// writes them) runs as the `.npy` does, picked by name among two arrays.
+#[test]
+fn run_reads_npz_inputs() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (onnx, _) = export_and_convert(dir.path());
+    let npy = std::fs::read(testdata("torch/seed_shufflenet.input.npy")).unwrap();
+    let npz = dir.path().join("inputs.npz");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&npz).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for name in ["other.npy", "input.npy"] {
+            z.start_file(name, stored).unwrap();
+            z.write_all(&npy).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let out_npy = dir.path().join("npy");
+    let out_npz = dir.path().join("npz");
+    for (arg, out) in [
+        (
+            format!(
+                "input={}",
+                testdata("torch/seed_shufflenet.input.npy").display()
+            ),
+            &out_npy,
+        ),
+        (format!("input={}", npz.display()), &out_npz),
+    ] {
+        let r = netport([
+            "run".as_ref(),
+            onnx.as_os_str(),
+            "--input".as_ref(),
+            arg.as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        ok(&r, "run");
+    }
+    let a = std::fs::read(out_npy.join("output.npy")).unwrap();
+    let b = std::fs::read(out_npz.join("output.npy")).unwrap();
+    assert_eq!(a, b, "the same input gives the same output");
+    // Two arrays and none named as the input: an error naming them.
+    let two = dir.path().join("two.npz");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&two).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for name in ["other.npy", "more.npy"] {
+            z.start_file(name, stored).unwrap();
+            z.write_all(&npy).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let r = netport([
+        "run".as_ref(),
+        onnx.as_os_str(),
+        "--input".as_ref(),
+        format!("input={}", two.display()).as_ref(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("no array named \"input\" (it holds other, more)"),
+        "{err}"
+    );
+}

@@ -492,53 +492,6 @@ pub(crate) fn inflate(
     })
 }
 
-/// The record's bytes, inflated if needed and small enough.
-fn record_bytes<'d>(data: &'d [u8], e: &ZipEntry, max: u64) -> Result<Cow<'d, [u8]>, TorchError> {
-    let raw = slice(data, &e.data_range());
-    if e.flags & 1 != 0 {
-        return Err(TorchError::zip(
-            e.header_offset,
-            Some(&e.name),
-            "the record is encrypted",
-        ));
-    }
-    match e.method {
-        0 => Ok(Cow::Borrowed(raw)),
-        8 => {
-            if e.size > max {
-                return Err(TorchError::zip(
-                    e.header_offset,
-                    Some(&e.name),
-                    format!(
-                        "the record inflates to {} bytes, more than the limit of {max}",
-                        e.size
-                    ),
-                ));
-            }
-            let out = inflate(raw, &e.name, e.data_offset, e.size)?;
-            if out.len() as u64 != e.size {
-                return Err(TorchError::zip(
-                    e.data_offset,
-                    Some(&e.name),
-                    format!(
-                        "inflated to {} bytes but the central directory says {}",
-                        out.len(),
-                        e.size
-                    ),
-                ));
-            }
-            Ok(Cow::Owned(out))
-        }
-        m => Err(TorchError::zip(
-            e.header_offset,
-            Some(&e.name),
-            format!(
-                "unsupported compression method {m} (torch reads stored and deflated records only)"
-            ),
-        )),
-    }
-}
-
 fn load_pickle(
     bytes: &[u8],
     name: &str,
@@ -558,7 +511,7 @@ fn small_text(data: &[u8], e: &ZipEntry) -> Option<String> {
     if e.size > 4096 {
         return None;
     }
-    let b = record_bytes(data, e, 4096).ok()?;
+    let b = e.bytes(data, 4096).ok()?;
     Some(String::from_utf8_lossy(&b).into_owned())
 }
 
@@ -661,7 +614,7 @@ fn read_zip(
         if walk == Walk::PicklesOnly {
             continue;
         }
-        let bytes = record_bytes(data, e, options.max_inflated_bytes)?;
+        let bytes = e.bytes(data, options.max_inflated_bytes)?;
         let p = load_pickle(&bytes, &name, e.data_offset, options)?;
         let root_path = match (format, *dir) {
             (Format::TorchScript, "constants") => "constants",

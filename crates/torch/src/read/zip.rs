@@ -25,6 +25,8 @@
 //! Limits: at most [`MAX_ENTRIES`] entries; the end-of-central-directory
 //! record is searched in the last 65,557 bytes only.
 
+use crate::read::checkpoint::inflate;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -71,6 +73,60 @@ impl ZipEntry {
     /// in the file are the record.
     pub fn is_stored(&self) -> bool {
         self.method == 0 && self.flags & 1 == 0
+    }
+
+    /// The entry's bytes within `data` (the whole archive): borrowed when
+    /// stored, inflated when deflated and its size is at most `max`; an
+    /// error for an encrypted entry, another method, a size over `max` or a
+    /// size that does not match the central directory.
+    pub fn bytes<'d>(&self, data: &'d [u8], max: u64) -> Result<Cow<'d, [u8]>, TorchError> {
+        let e = self;
+        let r = e.data_range();
+        // Checked at parse time against the file length; empty if `data` is
+        // not the archive that was parsed.
+        let raw = data.get(r.start as usize..r.end as usize).unwrap_or(&[]);
+        if e.flags & 1 != 0 {
+            return Err(TorchError::zip(
+                e.header_offset,
+                Some(&e.name),
+                "the record is encrypted",
+            ));
+        }
+        match e.method {
+            0 => Ok(Cow::Borrowed(raw)),
+            8 => {
+                if e.size > max {
+                    return Err(TorchError::zip(
+                        e.header_offset,
+                        Some(&e.name),
+                        format!(
+                            "the record inflates to {} bytes, more than the limit of {max}",
+                            e.size
+                        ),
+                    ));
+                }
+                let out = inflate(raw, &e.name, e.data_offset, e.size)?;
+                if out.len() as u64 != e.size {
+                    return Err(TorchError::zip(
+                        e.data_offset,
+                        Some(&e.name),
+                        format!(
+                            "inflated to {} bytes but the central directory says {}",
+                            out.len(),
+                            e.size
+                        ),
+                    ));
+                }
+                Ok(Cow::Owned(out))
+            }
+            m => Err(TorchError::zip(
+                e.header_offset,
+                Some(&e.name),
+                format!(
+                    "unsupported compression method {m} (torch reads stored and deflated records only)"
+                ),
+            )),
+        }
     }
 }
 
