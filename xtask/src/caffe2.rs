@@ -13,6 +13,7 @@
 //! both venvs and both scripts), built in `.partial` and renamed into place.
 
 use crate::util::{self, ContentHash, Timer};
+use crate::venv;
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -131,69 +132,19 @@ pub fn venv_dir(root: &Path, python37: &Path) -> Result<PathBuf> {
 pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
     let python37 = find_python37()?;
     let dir = venv_dir(root, &python37)?;
-    let python = dir.join("bin").join("python");
-    let _lock = util::lock_folder(&dir)?;
-    if dir.join(STAMP).is_file() && python.is_file() {
-        eprintln!("caffe2 venv is up to date: {}", dir.display());
-        return Ok(python);
-    }
-    let timer = Timer::start("creating the caffe2 venv");
-    if dir.exists() {
-        eprintln!(
-            "removing unfinished caffe2 venv (no stamp file): {}",
-            dir.display()
-        );
-        fs::remove_dir_all(&dir)
-            .with_context(|| format!("removing unfinished venv {}", dir.display()))?;
-    }
-    eprintln!(
-        "creating caffe2 venv {} with {}",
-        dir.display(),
-        python37.display()
-    );
-    util::run(
-        util::python_env(&mut Command::new(&python37))
-            .args(["-m", "venv"])
-            .arg(&dir),
-        "`python3.7 -m venv`",
-    )?;
-    let install = Timer::start("pip install (caffe2 venv)");
-    util::run(
-        util::python_env(&mut Command::new(&python))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--require-virtualenv",
-                "--progress-bar",
-                "off",
-                "-r",
-            ])
-            .arg(root.join(REQUIREMENTS)),
-        &format!(
-            "pip install -r {REQUIREMENTS} (see pip's message above; the unfinished venv \
-             is rebuilt on the next run)"
-        ),
-    )?;
-    install.report();
-    eprintln!("checking that Caffe2 imports:");
-    util::run(
-        util::python_env(&mut Command::new(&python)).args(["-c", IMPORT_CHECK]),
-        "importing onnx, torch and caffe2.python in the caffe2 venv",
-    )?;
-    let freeze = util::output(
-        util::python_env(&mut Command::new(&python)).args(["-m", "pip", "freeze", "--all"]),
-        "pip freeze",
-    )?;
-    fs::write(
-        dir.join(STAMP),
-        format!(
-            "# written by `cargo xtask caffe2-venv` after installing {REQUIREMENTS}\n{freeze}\n"
-        ),
+    venv::build(
+        root,
+        &venv::Recipe {
+            what: "caffe2 venv",
+            command: "cargo xtask caffe2-venv",
+            dir: &dir,
+            bootstrap: &python37,
+            requirements: REQUIREMENTS,
+            stamp: STAMP,
+            import_check: IMPORT_CHECK,
+            import_what: "onnx, torch and caffe2.python",
+        },
     )
-    .with_context(|| format!("writing {}", dir.join(STAMP).display()))?;
-    timer.report();
-    Ok(python)
 }
 
 /// The references folder for the current venv and generator script

@@ -57,31 +57,84 @@ pub fn is_built(root: &Path) -> Result<bool> {
 /// Creates the venv if needed and returns it.
 pub fn ensure(root: &Path) -> Result<Venv> {
     let dir = venv_dir(root)?;
-    let venv = Venv { dir: dir.clone() };
-    let _lock = util::lock_folder(&dir)?;
-    if dir.join(STAMP).is_file() && venv.python().is_file() {
-        eprintln!("venv is up to date: {}", dir.display());
-        return Ok(venv);
+    build(
+        root,
+        &Recipe {
+            what: "venv",
+            command: "cargo xtask venv",
+            dir: &dir,
+            bootstrap: Path::new(BOOTSTRAP_PYTHON),
+            requirements: REQUIREMENTS,
+            stamp: STAMP,
+            import_check: IMPORT_CHECK,
+            import_what: "the installed peers",
+        },
+    )?;
+    Ok(Venv { dir })
+}
+
+/// How to build one of the project's venvs: the one mechanism behind
+/// `cargo xtask venv` and `cargo xtask caffe2-venv`.
+pub struct Recipe<'a> {
+    /// What it is called in messages ("venv", "caffe2 venv").
+    pub what: &'a str,
+    /// The xtask command that builds it, named in the stamp file.
+    pub command: &'a str,
+    /// The venv folder.
+    pub dir: &'a Path,
+    /// The interpreter that runs `-m venv`.
+    pub bootstrap: &'a Path,
+    /// The requirements file, relative to the repository root.
+    pub requirements: &'a str,
+    /// The stamp file's name inside `dir`.
+    pub stamp: &'a str,
+    /// Python run after the install as a smoke test.
+    pub import_check: &'a str,
+    /// What the import check imports, for its error message.
+    pub import_what: &'a str,
+}
+
+/// Builds the venv of `recipe` unless its stamp says it is complete; returns
+/// its python. A folder without the stamp (an interrupted install) is
+/// removed and rebuilt. The stamp is written last, after the install and the
+/// import check, and holds `pip freeze`.
+pub fn build(root: &Path, recipe: &Recipe) -> Result<PathBuf> {
+    let Recipe {
+        what, command, dir, ..
+    } = *recipe;
+    let python = dir.join("bin").join("python");
+    let _lock = util::lock_folder(dir)?;
+    if dir.join(recipe.stamp).is_file() && python.is_file() {
+        eprintln!("{what} is up to date: {}", dir.display());
+        return Ok(python);
     }
-    let timer = Timer::start("creating the venv");
+    let timer = Timer::start(format!("creating the {what}"));
     if dir.exists() {
         eprintln!(
-            "removing unfinished venv (no stamp file): {}",
+            "removing unfinished {what} (no stamp file): {}",
             dir.display()
         );
-        fs::remove_dir_all(&dir)
-            .with_context(|| format!("removing unfinished venv {}", dir.display()))?;
+        fs::remove_dir_all(dir)
+            .with_context(|| format!("removing unfinished {what} {}", dir.display()))?;
     }
-    eprintln!("creating venv {}", dir.display());
+    eprintln!(
+        "creating {what} {} with {}",
+        dir.display(),
+        recipe.bootstrap.display()
+    );
     util::run(
-        util::python_env(&mut Command::new(BOOTSTRAP_PYTHON))
+        util::python_env(&mut Command::new(recipe.bootstrap))
             .args(["-m", "venv"])
-            .arg(&dir),
-        "`python3 -m venv` (on Debian the venv module is in the python3-venv package)",
+            .arg(dir),
+        &format!(
+            "`{} -m venv` (on Debian the venv module is in the python3-venv package)",
+            recipe.bootstrap.display()
+        ),
     )?;
-    let install = Timer::start("pip install");
+    let requirements = recipe.requirements;
+    let install = Timer::start(format!("pip install ({what})"));
     util::run(
-        util::python_env(&mut Command::new(venv.python()))
+        util::python_env(&mut Command::new(&python))
             .args([
                 "-m",
                 "pip",
@@ -91,29 +144,30 @@ pub fn ensure(root: &Path) -> Result<Venv> {
                 "off",
                 "-r",
             ])
-            .arg(root.join(REQUIREMENTS)),
+            .arg(root.join(requirements)),
         &format!(
-            "pip install -r {REQUIREMENTS} (see pip's message above; the unfinished venv \
+            "pip install -r {requirements} (see pip's message above; the unfinished {what} \
              is rebuilt on the next run)"
         ),
     )?;
     install.report();
-    eprintln!("checking that the peers import:");
+    eprintln!("checking that {} import:", recipe.import_what);
     util::run(
-        util::python_env(&mut Command::new(venv.python())).args(["-c", IMPORT_CHECK]),
-        "importing the installed peers",
+        util::python_env(&mut Command::new(&python)).args(["-c", recipe.import_check]),
+        &format!("importing {} in the {what}", recipe.import_what),
     )?;
     let freeze = util::output(
-        util::python_env(&mut Command::new(venv.python())).args(["-m", "pip", "freeze", "--all"]),
+        util::python_env(&mut Command::new(&python)).args(["-m", "pip", "freeze", "--all"]),
         "pip freeze",
     )?;
-    let stamp = format!(
-        "# written by `cargo xtask venv` after a successful install of {REQUIREMENTS}\n{freeze}\n"
-    );
-    fs::write(dir.join(STAMP), stamp)
-        .with_context(|| format!("writing {}", dir.join(STAMP).display()))?;
+    let stamp = dir.join(recipe.stamp);
+    fs::write(
+        &stamp,
+        format!("# written by `{command}` after installing {requirements}\n{freeze}\n"),
+    )
+    .with_context(|| format!("writing {}", stamp.display()))?;
     timer.report();
-    Ok(venv)
+    Ok(python)
 }
 
 /// `cargo xtask venv`: builds the venv if needed and prints its path.
