@@ -149,6 +149,38 @@ pub fn release(data: &[u8]) {
     }
 }
 
+/// The bytes of `data`, read from its file with `pread` when `data` lies in
+/// a live [`Mapped`] region, so that no page of the map is touched; borrowed
+/// otherwise (heap bytes, or a failed read, which the map then reports).
+///
+/// For small reads far apart in a big mapped file (the local header of
+/// every large zip record, the first bytes of every storage): Linux maps a
+/// whole large folio of the page cache (up to 2 MiB) on a fault, and those
+/// pages stay resident until the map goes, so a few bytes read through
+/// the map from each of 256 records can cost hundreds of MiB of RSS.
+pub fn read_unmapped(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    let Some(region) = region_of(data) else {
+        return Cow::Borrowed(data);
+    };
+    let offset = (data.as_ptr() as usize - region.map.as_ptr() as usize) as u64;
+    let mut buf = vec![0; data.len()];
+    match read_at(&region.file, &mut buf, offset) {
+        Ok(()) => Cow::Owned(buf),
+        Err(_) => Cow::Borrowed(data),
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(_file: &std::fs::File, _buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 /// Copies `data` to `out` at its current position in the kernel, file to
 /// file, if `data` lies in a live [`Mapped`] region: `Some(bytes copied)`
 /// (the pages of the map are never touched, so nothing becomes resident in
@@ -321,6 +353,14 @@ mod tests {
             assert!(matches!(copied, Some(Ok(n)) if n > 0), "{copied:?}");
         }
         assert!(copy_mapped(&data[..70_000], &sink).is_none(), "heap bytes");
+        // Small reads through the file, not the map.
+        let read = read_unmapped(&m[CHUNK..CHUNK + 30]);
+        assert!(matches!(read, std::borrow::Cow::Owned(_)) || !cfg!(unix));
+        assert_eq!(&read[..], &data[CHUNK..CHUNK + 30]);
+        assert!(matches!(
+            read_unmapped(&data[..4]),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }
 
