@@ -41,9 +41,6 @@ pub fn detect(path: &Path) -> anyhow::Result<Detected> {
     }
     let bytes = read(path)?;
     let what = what.as_str();
-    // ONNX files start with field 1 (ir_version, a varint): tag byte 0x08. A
-    // Caffe2 NetDef starts with a length-delimited field (name, op: 0x0a or
-    // 0x12) and cannot decode as a ModelProto, nor the other way round.
     let onnx_err = match netport_onnx::decode_model(bytes.clone(), what) {
         Ok(model) => return Ok(Detected::Onnx(Box::new(model))),
         Err(e) => e,
@@ -54,26 +51,23 @@ pub fn detect(path: &Path) -> anyhow::Result<Detected> {
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
     }
-    if bytes.first() == Some(&0x08) {
-        anyhow::bail!("{onnx_err}");
+    // The one sniffer's verdict (head and tail only) says what it looked
+    // like. ONNX files start with field 1 (ir_version, a varint); a Caffe2
+    // NetDef with a length-delimited field, and cannot decode as a
+    // ModelProto, nor the other way round.
+    match netport_io::sniff_bytes(&bytes) {
+        netport_io::Sniffed::Protobuf {
+            field: 1,
+            wire_type: 0,
+        } => anyhow::bail!("{onnx_err}"),
+        sniffed => anyhow::bail!(
+            "{what}: not a format netport reads ({} bytes): {sniffed}",
+            bytes.len()
+        ),
     }
-    anyhow::bail!(
-        "{what}: not a format netport reads ({} bytes, starting with {})",
-        bytes.len(),
-        hex_prefix(&bytes)
-    )
 }
 
 /// Maps a file for reading ([`netport_io::map_file`]); never modifies it.
 fn read(path: &Path) -> anyhow::Result<bytes::Bytes> {
     Ok(bytes::Bytes::from_owner(netport_io::map_file(path)?))
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -45,14 +45,28 @@ pub fn bytes_written() -> u64 {
     WRITTEN.load(Ordering::Relaxed)
 }
 
+/// Writes at least this long whose bytes lie in a live map of an input are
+/// copied by the kernel ([`crate::map::copy_mapped`]).
+const KERNEL_COPY_MIN: usize = 64 << 10;
+
 /// The temporary file of an [`AtomicFile`], counting what reaches it (see
-/// [`bytes_written`]).
+/// [`bytes_written`]). A large write of bytes that lie in a live read-only
+/// map of an input ([`crate::map_file`]) is copied file to file by the
+/// kernel, so the input's pages never become resident in this process.
 #[derive(Debug)]
 pub struct OutputFile(File);
 
 impl Write for OutputFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.0.write(buf)?;
+        let copied = if buf.len() >= KERNEL_COPY_MIN {
+            crate::map::copy_mapped(buf, &self.0)
+        } else {
+            None
+        };
+        let n = match copied {
+            Some(n) => n?,
+            None => self.0.write(buf)?,
+        };
         WRITTEN.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }

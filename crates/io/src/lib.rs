@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 pub use atomic::{
     AtomicFile, Durability, Finished, OutputFile, bytes_written, write_file, write_with,
 };
-pub use map::{CHUNK, Chunks, Input, Mapped, chunks, map_file, release};
+pub use map::{
+    CHUNK, Chunks, Input, Mapped, chunks, copy_mapped, map_file, read_unmapped, release,
+};
 pub use sniff::{Sniffed, sniff_bytes, sniff_file};
 
 /// An I/O error on a named file: `<path>: <the operating system's error>`.

@@ -10,6 +10,14 @@
 //! process's page-table entries: a later read faults the same bytes in again
 //! from the file, so no data can change. It is applied only to memory that
 //! lies inside a live [`Mapped`] region, never to heap memory.
+//!
+//! Better still is not to touch the pages at all: bytes that go to an
+//! output file unchanged are copied by the kernel, file to file
+//! ([`copy_mapped`], `copy_file_range(2)` on Linux), when the slice being
+//! written lies in a live [`Mapped`] region. Nothing is read into the
+//! process, so the copy costs no resident memory and no page faults; the
+//! atomic output file ([`crate::OutputFile`]) does this for every large
+//! write, so no writer has to know.
 
 // The workspace denies `unsafe`; mapping a file is the one place netport
 // needs it (memmap2's `Mmap::map` and `madvise` are `unsafe` because another
@@ -29,12 +37,19 @@ use crate::IoError;
 pub const CHUNK: usize = 4 << 20;
 
 /// Live read-only mappings: (start address, length, the map).
-static LIVE: Mutex<Vec<(usize, usize, Weak<Mmap>)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<(usize, usize, Weak<Region>)>> = Mutex::new(Vec::new());
 
-/// A read-only file mapping known to [`release`]. An empty file gives an
-/// empty value without a mapping.
+/// A mapping and the file it maps (kept open for [`copy_mapped`]).
+#[derive(Debug)]
+struct Region {
+    map: Mmap,
+    file: std::fs::File,
+}
+
+/// A read-only file mapping known to [`release`] and [`copy_mapped`]. An
+/// empty file gives an empty value without a mapping.
 #[derive(Debug, Clone)]
-pub struct Mapped(Option<Arc<Mmap>>);
+pub struct Mapped(Option<Arc<Region>>);
 
 impl Mapped {
     /// Maps `file` read-only.
@@ -48,11 +63,19 @@ impl Mapped {
             return Ok(Mapped(None));
         }
         // SAFETY: forwarded to the caller.
-        let map = Arc::new(unsafe { Mmap::map(file) }?);
+        let map = unsafe { Mmap::map(file) }?;
+        let region = Arc::new(Region {
+            map,
+            file: file.try_clone()?,
+        });
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         live.retain(|(_, _, w)| w.strong_count() > 0);
-        live.push((map.as_ptr() as usize, map.len(), Arc::downgrade(&map)));
-        Ok(Mapped(Some(map)))
+        live.push((
+            region.map.as_ptr() as usize,
+            region.map.len(),
+            Arc::downgrade(&region),
+        ));
+        Ok(Mapped(Some(region)))
     }
 }
 
@@ -70,7 +93,7 @@ impl Deref for Mapped {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match &self.0 {
-            Some(m) => m,
+            Some(r) => &r.map,
             None => &[],
         }
     }
@@ -84,15 +107,24 @@ impl AsRef<[u8]> for Mapped {
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        let Some(map) = &self.0 else { return };
+        let Some(region) = &self.0 else { return };
         // The last clone unregisters the map.
-        if Arc::strong_count(map) > 1 {
+        if Arc::strong_count(region) > 1 {
             return;
         }
-        let start = map.as_ptr() as usize;
+        let start = region.map.as_ptr() as usize;
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         live.retain(|(s, _, w)| *s != start && w.strong_count() > 0);
     }
+}
+
+/// The live region that holds all of `data`, if any.
+fn region_of(data: &[u8]) -> Option<Arc<Region>> {
+    let (addr, len) = (data.as_ptr() as usize, data.len());
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.iter()
+        .find(|(s, l, _)| addr >= *s && addr + len <= s + l)
+        .and_then(|(_, _, w)| w.upgrade())
 }
 
 /// Drops the process's hold on the whole pages of `data` if it lies in a
@@ -100,15 +132,10 @@ impl Drop for Mapped {
 pub fn release(data: &[u8]) {
     const PAGE: usize = 4096;
     let (addr, len) = (data.as_ptr() as usize, data.len());
-    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(map) = live
-        .iter()
-        .find(|(s, l, _)| addr >= *s && addr + len <= s + l)
-        .and_then(|(_, _, w)| w.upgrade())
-    else {
+    let Some(region) = region_of(data) else {
         return;
     };
-    drop(live);
+    let map = &region.map;
     let base = map.as_ptr() as usize;
     // Whole pages only, relative to the (page-aligned) start of the map.
     let first = (addr - base).next_multiple_of(PAGE);
@@ -120,6 +147,113 @@ pub fn release(data: &[u8]) {
         let _ =
             unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, first, end - first) };
     }
+}
+
+/// The bytes of `data`, read from its file with `pread` when `data` lies in
+/// a live [`Mapped`] region, so that no page of the map is touched; borrowed
+/// otherwise (heap bytes, or a failed read, which the map then reports).
+///
+/// For small reads far apart in a big mapped file (the local header of
+/// every large zip record, the first bytes of every storage): Linux maps a
+/// whole large folio of the page cache (up to 2 MiB) on a fault, and those
+/// pages stay resident until the map goes, so a few bytes read through
+/// the map from each of 256 records can cost hundreds of MiB of RSS.
+pub fn read_unmapped(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    let Some(region) = region_of(data) else {
+        return Cow::Borrowed(data);
+    };
+    let offset = (data.as_ptr() as usize - region.map.as_ptr() as usize) as u64;
+    let mut buf = vec![0; data.len()];
+    match read_at(&region.file, &mut buf, offset) {
+        Ok(()) => Cow::Owned(buf),
+        Err(_) => Cow::Borrowed(data),
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(_file: &std::fs::File, _buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Copies `data` to `out` at its current position in the kernel, file to
+/// file, if `data` lies in a live [`Mapped`] region: `Some(bytes copied)`
+/// (the pages of the map are never touched, so nothing becomes resident in
+/// this process), `Some(Err)` on an I/O error, and `None` when the bytes
+/// are not mapped or the kernel cannot copy between these two files (the
+/// caller then writes them the ordinary way). May copy fewer bytes than
+/// asked, as `write` may.
+pub fn copy_mapped(data: &[u8], out: &std::fs::File) -> Option<std::io::Result<usize>> {
+    if data.is_empty() {
+        return None;
+    }
+    let region = region_of(data)?;
+    let offset = data.as_ptr() as usize - region.map.as_ptr() as usize;
+    kernel_copy(&region.file, offset as u64, out, data.len())
+}
+
+#[cfg(target_os = "linux")]
+fn kernel_copy(
+    src: &std::fs::File,
+    offset: u64,
+    out: &std::fs::File,
+    len: usize,
+) -> Option<std::io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    let mut off_in = libc::loff_t::try_from(offset).ok()?;
+    // SAFETY: both descriptors are open files owned by live values; the
+    // input offset is a valid pointer to a local; a NULL output offset
+    // writes at (and advances) the output's position, as write(2) does.
+    let n = unsafe {
+        libc::copy_file_range(
+            src.as_raw_fd(),
+            &mut off_in,
+            out.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            0,
+        )
+    };
+    if n > 0 {
+        return Some(Ok(n as usize));
+    }
+    if n == 0 {
+        // End of the source file: it shrank under its map.
+        return Some(Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the input file ends before the mapped bytes being copied",
+        )));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        // Not supported for these files (kernel, file systems, special
+        // files): write the bytes the ordinary way.
+        Some(
+            libc::ENOSYS
+            | libc::EXDEV
+            | libc::EINVAL
+            | libc::EOPNOTSUPP
+            | libc::EPERM
+            | libc::EBADF
+            | libc::ETXTBSY,
+        ) => None,
+        _ => Some(Err(e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_copy(
+    _src: &std::fs::File,
+    _offset: u64,
+    _out: &std::fs::File,
+    _len: usize,
+) -> Option<std::io::Result<usize>> {
+    None
 }
 
 /// `data` in [`CHUNK`]-sized pieces; each piece's mapped pages are released
@@ -187,6 +321,46 @@ mod tests {
         assert!(map_file(&empty).unwrap().is_empty());
         let e = map_file(dir.path().join("missing")).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn mapped_bytes_are_copied_by_the_kernel_into_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in");
+        let data: Vec<u8> = (0..(CHUNK + 12_345))
+            .map(|i| (i * 31 % 253) as u8)
+            .collect();
+        std::fs::write(&p, &data).unwrap();
+        let m = map_file(&p).unwrap();
+        // An unaligned slice in the middle of the map, then heap bytes.
+        let slice = &m[4097..CHUNK + 100];
+        let out = dir.path().join("out");
+        let mut f = crate::AtomicFile::create(&out).unwrap();
+        std::io::Write::write_all(&mut f, b"head").unwrap();
+        for c in chunks(slice) {
+            std::io::Write::write_all(&mut f, c).unwrap();
+        }
+        std::io::Write::write_all(&mut f, &data[..70_000]).unwrap();
+        f.commit().unwrap();
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&data[4097..CHUNK + 100]);
+        want.extend_from_slice(&data[..70_000]);
+        assert_eq!(std::fs::read(&out).unwrap(), want);
+        // On Linux the kernel does copy (same file system).
+        let sink = std::fs::File::create(dir.path().join("sink")).unwrap();
+        let copied = copy_mapped(&m[..70_000], &sink);
+        if cfg!(target_os = "linux") {
+            assert!(matches!(copied, Some(Ok(n)) if n > 0), "{copied:?}");
+        }
+        assert!(copy_mapped(&data[..70_000], &sink).is_none(), "heap bytes");
+        // Small reads through the file, not the map.
+        let read = read_unmapped(&m[CHUNK..CHUNK + 30]);
+        assert!(matches!(read, std::borrow::Cow::Owned(_)) || !cfg!(unix));
+        assert_eq!(&read[..], &data[CHUNK..CHUNK + 30]);
+        assert!(matches!(
+            read_unmapped(&data[..4]),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }
 

@@ -24,8 +24,8 @@ impl Report<'_> {
         let private = part == Part::Rewrite;
         writeln!(
             out,
-            "| command | wall median | wall min – max | cpu median | {call} median | \
-             peak RSS median | peak RSS max |{}",
+            "| command | wall median | wall min – max | cpu median (min – max) | {call} median \
+             (min – max) | peak RSS median | peak RSS min – max |{}",
             if private { " private peak max |" } else { "" }
         )?;
         writeln!(
@@ -41,7 +41,8 @@ impl Report<'_> {
             let cpu = Stats::of(runs.iter().map(|s| s.cpu.as_secs_f64()));
             let peak = Stats::of(runs.iter().map(|s| s.peak_kib as f64));
             let call = if spec.reports_call() {
-                secs(Stats::of(runs.iter().filter_map(|s| s.call).map(|d| d.as_secs_f64())).median)
+                let c = Stats::of(runs.iter().filter_map(|s| s.call).map(|d| d.as_secs_f64()));
+                format!("{} ({} – {})", secs(c.median), secs(c.min), secs(c.max))
             } else {
                 "–".into()
             };
@@ -53,13 +54,16 @@ impl Report<'_> {
             };
             writeln!(
                 out,
-                "| `{}` | {} | {} – {} | {} | {call} | {} | {} |{private_cell}",
+                "| `{}` | {} | {} – {} | {} ({} – {}) | {call} | {} | {} – {} |{private_cell}",
                 spec.label(),
                 secs(wall.median),
                 secs(wall.min),
                 secs(wall.max),
                 secs(cpu.median),
+                secs(cpu.min),
+                secs(cpu.max),
                 kib(peak.median as u64),
+                kib(peak.min as u64),
                 kib(peak.max as u64),
             )?;
         }
@@ -228,6 +232,37 @@ pub(super) fn machine() -> String {
         .map(|s| format!("Linux {}", s.trim()))
         .unwrap_or_else(|_| std::env::consts::OS.to_string());
     format!("{model}, {cores} processors (nproc), {ram} RAM, {kernel}")
+}
+
+/// The 1-minute load average (`/proc/loadavg`), if readable.
+pub(super) fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The load line of a report: the 1-minute load average before and after
+/// the measured runs, against the processor count.
+pub(super) fn load_line(before: Option<f64>, after: Option<f64>) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let show = |l: Option<f64>| l.map_or_else(|| "?".to_string(), |l| format!("{l:.2}"));
+    let busy = before
+        .into_iter()
+        .chain(after)
+        .any(|l| l > cores as f64 * 0.5);
+    format!(
+        "1-minute load average {} before the runs and {} after, on {cores} processors{}",
+        show(before),
+        show(after),
+        if busy {
+            ": other work ran on the machine meanwhile, so read the spreads, not only the medians"
+        } else {
+            ""
+        }
+    )
 }
 
 pub(super) fn versions(root: &Path, ctx: &Ctx) -> Result<String> {

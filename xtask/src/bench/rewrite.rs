@@ -305,7 +305,7 @@ impl Report<'_> {
                 CONVERT_VS_CP,
                 Kind::ResaveSafetensors,
                 "save_file(torch.load(map_location='cpu'))",
-                None,
+                Some(CONVERT_VS_PYTHON),
             ),
         ];
         for (kind, name, input, cp_target, peer_kind, peer_name, peer_target) in rows {

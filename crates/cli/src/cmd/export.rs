@@ -7,6 +7,7 @@
 use crate::exit::Outcome;
 use crate::global::Global;
 use crate::output::emit;
+use crate::progress::{Progress, size_of};
 use crate::units::human_bytes;
 use anyhow::{anyhow, bail};
 use netport_torch_onnx::{ExportOptions, ExportReport, export};
@@ -82,7 +83,7 @@ fn parse_size(s: &str) -> anyhow::Result<(u64, u64)> {
 }
 
 /// Runs `netport export`.
-pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
+pub fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
     let settings = args
         .set
         .iter()
@@ -100,7 +101,16 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
         settings,
     };
     let shown = args.input.display().to_string();
-    let report = match export(&args.input, &args.output, &options) {
+    // The initializers are about the input's tensor bytes (as float32).
+    let progress = Progress::start(
+        global,
+        args.json,
+        format!("writing {}", args.output.display()),
+        size_of(&args.input),
+    );
+    let result = export(&args.input, &args.output, &options);
+    progress.finish();
+    let report = match result {
         Ok(r) => r,
         Err(e) if e.is_mismatch() => {
             eprintln!("netport: {shown}: {e}");

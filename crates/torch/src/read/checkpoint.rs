@@ -588,7 +588,10 @@ fn read_zip(
         let name = &e.name[prefix.len() + 1..];
         if name.ends_with(".pkl") || name.ends_with("_pkl") {
             pickles.push(pickle_record(data, e, name.to_owned(), 0));
-        } else if e.is_stored() && slice(data, &e.data_range()).starts_with(b"PK\x03\x04") {
+        } else if e.is_stored()
+            && crate::read::zip::record_head(slice(data, &e.data_range()), 4)
+                .starts_with(b"PK\x03\x04")
+        {
             nested_pickles(data, e, name, &mut pickles);
         }
     }
@@ -701,7 +704,7 @@ fn fill_ranges(c: &mut Collected) {
 fn pickle_record(data: &[u8], e: &ZipEntry, name: String, base: u64) -> PickleRecord {
     let range = e.data_range();
     let compressed = !e.is_stored();
-    let head = slice(data, &range);
+    let head = crate::read::zip::record_head(slice(data, &range), 2);
     let protocol = (!compressed && head.first() == Some(&0x80))
         .then(|| head.get(1).copied())
         .flatten();

@@ -344,7 +344,7 @@ fn scan_zip(
         let is_pickle = if named_pickle {
             true
         } else if storage {
-            is_pickle_start(&bytes)
+            is_pickle_start(&crate::read::zip::record_head(&bytes, 2))
         } else {
             pickle_head(&bytes).is_some()
         };

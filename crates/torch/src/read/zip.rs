@@ -140,6 +140,24 @@ pub struct ZipArchive {
     cd_offset: u64,
 }
 
+/// Records at least this large have their local header and first bytes
+/// read through the file rather than the map (see
+/// [`netport_io::read_unmapped`]); smaller ones lie close together, where
+/// reading through the map is cheaper.
+const UNMAPPED_HEADER_RECORD: u64 = 1 << 20;
+
+/// The first `n` bytes of a record's data (fewer if it is shorter), read
+/// through the file when the record is large so that none of its mapped
+/// pages becomes resident (see [`UNMAPPED_HEADER_RECORD`]).
+pub(crate) fn record_head(record: &[u8], n: usize) -> Cow<'_, [u8]> {
+    let head = &record[..record.len().min(n)];
+    if record.len() as u64 >= UNMAPPED_HEADER_RECORD {
+        netport_io::read_unmapped(head)
+    } else {
+        Cow::Borrowed(head)
+    }
+}
+
 fn u16_at(data: &[u8], at: u64) -> Option<u16> {
     let at = usize::try_from(at).ok()?;
     Some(u16::from_le_bytes(
@@ -476,8 +494,24 @@ fn parse_central(
             format!("stored entry has compressed size {csize} but uncompressed size {usize_}"),
         ));
     }
-    // Local header.
-    if lho.checked_add(30).is_none_or(|e| e > file_len) || u32_at(data, lho) != Some(LOCAL_SIG) {
+    // Local header. That of a large record is read through the file, not
+    // the map: its page would pull the page cache's whole large folio around
+    // it into this process (netport_io::read_unmapped).
+    let local: Cow<'_, [u8]> = match lho.checked_add(30).filter(|e| *e <= file_len) {
+        Some(_) => {
+            let local_end = lho
+                .saturating_add(30 + name_bytes.len() as u64)
+                .min(file_len);
+            let raw = bytes_at(data, lho, local_end - lho).unwrap_or(&[]);
+            if csize >= UNMAPPED_HEADER_RECORD {
+                netport_io::read_unmapped(raw)
+            } else {
+                Cow::Borrowed(raw)
+            }
+        }
+        None => Cow::Borrowed(&[]),
+    };
+    if u32_at(&local, 0) != Some(LOCAL_SIG) {
         return Err(err(
             lho,
             Some(&name),
@@ -486,18 +520,20 @@ fn parse_central(
             ),
         ));
     }
-    let l_flags = u16_at(data, lho + 6).unwrap_or(0);
-    let l_method = u16_at(data, lho + 8).unwrap_or(0);
-    let l_csize = u32_at(data, lho + 18).unwrap_or(0);
-    let l_nlen = u64::from(u16_at(data, lho + 26).unwrap_or(0));
-    let l_xlen = u64::from(u16_at(data, lho + 28).unwrap_or(0));
-    let l_name = bytes_at(data, lho + 30, l_nlen).ok_or_else(|| {
-        err(
-            lho,
-            Some(&name),
-            "the local header's name runs past the end of the file".into(),
-        )
-    })?;
+    let l_flags = u16_at(&local, 6).unwrap_or(0);
+    let l_method = u16_at(&local, 8).unwrap_or(0);
+    let l_csize = u32_at(&local, 18).unwrap_or(0);
+    let l_nlen = u64::from(u16_at(&local, 26).unwrap_or(0));
+    let l_xlen = u64::from(u16_at(&local, 28).unwrap_or(0));
+    let l_name = bytes_at(&local, 30, l_nlen)
+        .or_else(|| bytes_at(data, lho + 30, l_nlen))
+        .ok_or_else(|| {
+            err(
+                lho,
+                Some(&name),
+                "the local header's name runs past the end of the file".into(),
+            )
+        })?;
     if l_name != name_bytes {
         return Err(err(
             lho,
