@@ -21,6 +21,7 @@
 
 use crate::binary::decode_netdef;
 use crate::error::Caffe2Error;
+use crate::file::read_netdef;
 use crate::proto::NetDef;
 use crate::sniff::{Sniff, sniff};
 use bytes::Bytes;
@@ -51,9 +52,13 @@ pub fn encode_unpacked(le: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug, Clone)]
 pub struct LazyFloats {
     /// The argument message's bytes (its fields, without its own key and
-    /// length), sharing the input buffer.
+    /// length), sharing the input buffer; with `records_only`, only its
+    /// trailing run of unpacked float records.
     arg: Bytes,
     count: u64,
+    /// `arg` is nothing but `count` unpacked records (checked as they are
+    /// written: a record with another key ends the output early).
+    records_only: bool,
 }
 
 impl LazyFloats {
@@ -75,7 +80,11 @@ impl LazyFloats {
     /// Writes the floats as packed little-endian f32 bytes (an ONNX
     /// `raw_data`) to `out`, in pieces of at most [`netport_io::CHUNK`]
     /// bytes; the input's mapped pages are released as they are read.
-    pub fn write_le<E>(&self, out: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    /// Returns how many floats were written: fewer than [`len`](Self::len)
+    /// when the records turn out malformed (a record with another key in a
+    /// run that was taken to be floats only), which the caller must treat
+    /// as an error.
+    pub fn write_le<E>(&self, out: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
         let mut buf: Vec<u8> = Vec::with_capacity(netport_io::CHUNK.min(self.byte_len() as usize));
         let data = &self.arg[..];
         let mut pos = 0;
@@ -84,6 +93,9 @@ impl LazyFloats {
             let Some((key, after)) = varint(data, pos) else {
                 break;
             };
+            if self.records_only && key != u64::from(FLOAT_KEY) {
+                break;
+            }
             match key {
                 k if k == u64::from(FLOAT_KEY) => {
                     // A run of unpacked records: copy 4 of every 5 bytes, a
@@ -130,8 +142,7 @@ impl LazyFloats {
                 }
             }
         }
-        debug_assert_eq!(done as u64, self.count, "checked by decode_netdef_lazy");
-        Ok(())
+        Ok(done as u64)
     }
 
     /// The floats, decoded (for small arguments and tests).
@@ -178,13 +189,15 @@ impl LazyNetDef {
     }
 }
 
-/// Decodes a binary `NetDef` like [`decode_netdef`], except that each
+/// Reads a `NetDef` like [`crate::read_netdef`] (binary or text; empty input
+/// refused), except that in a binary net each
 /// `Argument.floats` of at least [`LAZY_MIN_FLOATS`] elements stays in
 /// `bytes` as a [`LazyFloats`]: the rest of the net (names, shapes, other
 /// ops) is copied without those records and decoded by prost, so memory is
-/// the net's structure, not its weights. Bytes that are not a binary net,
-/// or that the walk finds malformed, go through [`decode_netdef`] whole
-/// (same errors, same limits; nothing is lazy then).
+/// the net's structure, not its weights, and the float records are not
+/// even read until they are written. Text nets, and binary bytes that the
+/// walk finds malformed, go through [`crate::read_netdef`] whole (same
+/// errors, same limits; nothing is lazy then).
 pub fn decode_netdef_lazy(bytes: Bytes, what: &str) -> Result<LazyNetDef, Caffe2Error> {
     if !matches!(sniff(&bytes), Sniff::Binary) {
         return eager(bytes, what);
@@ -201,9 +214,18 @@ pub fn decode_netdef_lazy(bytes: Bytes, what: &str) -> Result<LazyNetDef, Caffe2
 
 fn eager(bytes: Bytes, what: &str) -> Result<LazyNetDef, Caffe2Error> {
     Ok(LazyNetDef {
-        net: decode_netdef(bytes, what)?,
+        net: read_netdef(bytes, what)?.0,
         floats: Vec::new(),
     })
+}
+
+/// Loads a `NetDef` file as [`crate::load_netdef`] does (binary or text),
+/// but mapped, and with the large `floats` of a binary net left in the map
+/// ([`decode_netdef_lazy`]).
+pub fn load_netdef_lazy(path: impl AsRef<std::path::Path>) -> Result<LazyNetDef, Caffe2Error> {
+    let path = path.as_ref();
+    let map = netport_io::map_file(path)?;
+    decode_netdef_lazy(Bytes::from_owner(map), &path.display().to_string())
 }
 
 /// A varint at `pos`: (value, position after it); `None` when truncated
@@ -271,6 +293,26 @@ fn count_floats(arg: &[u8]) -> Option<(u64, bool)> {
     Some((count, any))
 }
 
+/// When the argument is other fields (no floats among them) followed by
+/// unpacked float records up to its end: where the records start and how
+/// many there are, from the length alone (the records are checked when
+/// they are written).
+fn records_run(arg: &[u8]) -> Option<(usize, u64)> {
+    let mut pos = 0;
+    while pos < arg.len() {
+        let (key, after) = varint(arg, pos)?;
+        if key == u64::from(FLOAT_KEY) {
+            let left = arg.len() - pos;
+            return left.is_multiple_of(5).then_some((pos, (left / 5) as u64));
+        }
+        if key >> 3 == 5 {
+            return None;
+        }
+        pos = skip(arg, key, after)?;
+    }
+    None
+}
+
 /// The argument's bytes without its `floats` records.
 fn without_floats(arg: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
@@ -315,19 +357,32 @@ fn strip(bytes: &Bytes) -> Option<(Vec<u8>, Vec<(usize, usize, LazyFloats)>)> {
                 // An argument (field 5, length-delimited).
                 let (_, arg_start) = varint(op, a)?;
                 let arg = &op[arg_start..n];
-                let (count, any) = count_floats(arg)?;
-                if any && count >= LAZY_MIN_FLOATS {
-                    let rest = without_floats(arg)?;
+                let (rest, count, records) = match records_run(arg) {
+                    // The usual layout: other fields, then only records,
+                    // counted from their length without reading them.
+                    Some((start, count)) => (arg[..start].to_vec(), count, Some(start)),
+                    None => {
+                        let (count, any) = count_floats(arg)?;
+                        let count = if any { count } else { 0 };
+                        (without_floats(arg)?, count, None)
+                    }
+                };
+                if count >= LAZY_MIN_FLOATS {
                     op_out.push(0x2a);
                     put_varint(rest.len() as u64, &mut op_out);
                     op_out.extend_from_slice(&rest);
                     let offset = op_start + arg_start;
+                    let (from, records_only) = match records {
+                        Some(start) => (offset + start, true),
+                        None => (offset, false),
+                    };
                     floats.push((
                         op_index,
                         arg_index,
                         LazyFloats {
-                            arg: bytes.slice(offset..offset + arg.len()),
+                            arg: bytes.slice(from..offset + arg.len()),
                             count,
+                            records_only,
                         },
                     ));
                     changed = true;
@@ -421,13 +476,14 @@ mod tests {
         assert_eq!(lazy.net.op[0].arg[0].floats.len(), 10);
         assert_eq!(lazy.clone().into_netdef(), net);
         let mut le = Vec::new();
-        lazy.floats[0]
+        let n = lazy.floats[0]
             .2
             .write_le::<()>(&mut |b| {
                 le.extend_from_slice(b);
                 Ok(())
             })
             .unwrap();
+        assert_eq!(n, 5000);
         let want: Vec<u8> = values(5000, 2.0)
             .iter()
             .flat_map(|f| f.to_le_bytes())
@@ -463,6 +519,22 @@ mod tests {
         assert_eq!(lazy.floats.len(), 1);
         assert_eq!(lazy.floats[0].2.to_vec(), v);
         assert_eq!(lazy.into_netdef(), eager);
+    }
+
+    #[test]
+    fn a_bad_record_in_a_run_shortens_the_output() {
+        let net = NetDef {
+            op: vec![fill("big", values(2000, 1.0))],
+            ..Default::default()
+        };
+        let mut bytes = net.encode_to_vec();
+        // The 1000th record's key becomes a varint key of field 5.
+        let first = bytes.iter().position(|&b| b == FLOAT_KEY).unwrap();
+        bytes[first + 999 * 5] = 0x28;
+        let lazy = decode_netdef_lazy(Bytes::from(bytes), "t").unwrap();
+        assert_eq!(lazy.floats[0].2.len(), 2000);
+        let n = lazy.floats[0].2.write_le::<()>(&mut |_| Ok(())).unwrap();
+        assert_eq!(n, 999);
     }
 
     #[test]

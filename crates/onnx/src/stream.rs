@@ -81,6 +81,17 @@ impl StreamedModel {
         }
     }
 
+    /// A model and sources already checked against its initializers.
+    pub(crate) fn with_sources(
+        model: ModelProto,
+        sources: Vec<(usize, Box<dyn TensorSource>)>,
+    ) -> Self {
+        StreamedModel {
+            model,
+            sources: sources.into_iter().collect(),
+        }
+    }
+
     /// The model; the streamed initializers have no value field.
     pub fn model(&self) -> &ModelProto {
         &self.model
@@ -608,6 +619,50 @@ mod tests {
             s.check(&CheckOptions::default())
         );
         assert_eq!(s.into_model().unwrap(), full);
+    }
+
+    #[test]
+    fn the_builder_streams_sources_and_borrows_bytes() {
+        use crate::build::{Dim, ModelBuilder};
+        use netport_tensor::DType;
+        let data: Vec<u8> = (0..3000u32)
+            .flat_map(|i| (i as f32).to_le_bytes())
+            .collect();
+        let bytes = Bytes::from(data);
+        let build = |streamed: bool| {
+            let mut m = ModelBuilder::new("g", &[("", 17)]).unwrap();
+            let g = m.graph();
+            g.input("x", DType::Float32, &[Dim::Fixed(1000), Dim::Fixed(3)])
+                .unwrap();
+            if streamed {
+                g.initializer_source("w", DType::Float32, &[1000, 3], Box::new(bytes.clone()))
+                    .unwrap();
+            } else {
+                g.initializer_bytes("w", DType::Float32, &[1000, 3], bytes.clone())
+                    .unwrap();
+            }
+            g.node("Add", &["x", "w"], &["y"]).add().unwrap();
+            g.output("y", DType::Float32, &[Dim::Fixed(1000), Dim::Fixed(3)])
+                .unwrap();
+            m
+        };
+        let inline = build(false).finish().unwrap();
+        // Zero copy: the initializer shares the caller's buffer.
+        let raw = inline.graph.as_ref().unwrap().initializer[0]
+            .raw_data
+            .clone()
+            .unwrap();
+        assert_eq!(raw.as_ptr(), bytes.as_ptr());
+        let streamed = build(true).finish_streamed().unwrap();
+        assert_eq!(streamed.streamed(), 1);
+        assert_eq!(written(&streamed), inline.encode_to_vec());
+        // A length that disagrees with the dims is refused when added.
+        let mut m = ModelBuilder::new("g", &[("", 17)]).unwrap();
+        let e = m
+            .graph()
+            .initializer_source("w", DType::Float32, &[7], Box::new(bytes.clone()))
+            .unwrap_err();
+        assert!(e.to_string().contains("need 28 bytes"), "{e}");
     }
 
     #[test]
