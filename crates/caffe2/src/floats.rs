@@ -278,11 +278,10 @@ fn count_floats(arg: &[u8]) -> Option<(u64, bool)> {
             match key & 7 {
                 5 => count += 1,
                 2 => {
-                    let (len, start) = varint(arg, after)?;
+                    let (len, _) = varint(arg, after)?;
                     if len % 4 != 0 {
                         return None;
                     }
-                    let _ = start;
                     count += len / 4;
                 }
                 _ => return None,

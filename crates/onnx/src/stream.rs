@@ -241,12 +241,15 @@ enum Part<'a> {
     /// Encoded whole.
     Whole(&'a TensorProto),
     /// Fields before `raw_data`, the payload, fields after.
-    Split {
-        head: TensorProto,
-        payload: Payload<'a>,
-        tail: TensorProto,
-        len: u64,
-    },
+    Split(Box<Split<'a>>),
+}
+
+struct Split<'a> {
+    head: TensorProto,
+    payload: Payload<'a>,
+    tail: TensorProto,
+    /// The tensor's encoded length.
+    len: u64,
 }
 
 enum Payload<'a> {
@@ -360,18 +363,18 @@ impl<'a> Plan<'a> {
                     let body = head.encoded_len() as u64
                         + field_len(payload.len())
                         + tail.encoded_len() as u64;
-                    Part::Split {
+                    Part::Split(Box::new(Split {
                         head,
                         payload,
                         tail,
                         len: body,
-                    }
+                    }))
                 })
                 .collect();
             for p in &parts {
                 len += field_len(match p {
                     Part::Whole(t) => t.encoded_len() as u64,
-                    Part::Split { len, .. } => *len,
+                    Part::Split(split) => split.len,
                 });
             }
             (ghead, parts, gtail, len)
@@ -461,12 +464,13 @@ pub(crate) fn write_model(
                     // GraphProto.initializer: field 5.
                     prost::encoding::message::encode(5, *t, &mut buf);
                 }
-                Part::Split {
-                    head,
-                    payload,
-                    tail,
-                    len,
-                } => {
+                Part::Split(split) => {
+                    let Split {
+                        head,
+                        payload,
+                        tail,
+                        len,
+                    } = split.as_ref();
                     buf.push(0x2a);
                     prost::encoding::encode_varint(*len, &mut buf);
                     head.encode_raw(&mut buf);
