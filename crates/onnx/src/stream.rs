@@ -415,7 +415,7 @@ fn split_tensor(t: &TensorProto) -> (TensorProto, TensorProto) {
         TensorProto {
             dims: dims.clone(),
             data_type: *data_type,
-            segment: segment.clone(),
+            segment: *segment,
             float_data: float_data.clone(),
             int32_data: int32_data.clone(),
             string_data: string_data.clone(),
