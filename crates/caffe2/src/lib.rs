@@ -14,12 +14,14 @@
 //! ```
 //!
 //! Modules: [`binary`] (decode/encode `.pb`), [`text`] (`.pbtxt`), [`file`](mod@file)
-//! (files, format detection, atomic saves), [`model`] (the pair),
+//! (files, format detection, atomic saves), [`floats`] (fill-op floats moved
+//! in bulk, nets decoded with their weights left in the input), [`model`] (the pair),
 //! [`sniff`](mod@sniff) (what a file is), [`summary`].
 
 pub mod binary;
 mod error;
 pub mod file;
+pub mod floats;
 pub mod model;
 pub mod sniff;
 pub mod summary;
@@ -40,6 +42,7 @@ pub use file::{
     NetFormat, load_netdef, load_netdef_with_format, read_netdef, save_netdef, save_netdef_text,
     sniff_net,
 };
+pub use floats::{LazyFloats, LazyNetDef, decode_netdef_lazy};
 pub use model::{Caffe2Model, INIT_NET_NAMES, PREDICT_NET_NAMES};
 pub use sniff::{NotANet, Sniff, sniff};
 pub use summary::{DTypeTotal, FillSummary, ModelSummary, NetSummary, OpTypeCount};

@@ -26,4 +26,4 @@ pub use error::{ConvertError, UnsupportedNode};
 pub use to_caffe2::{
     NEWEST_OPSET, OLDEST_OPSET, ToCaffe2Options, Written, onnx_to_caffe2, write_caffe2_dir,
 };
-pub use to_onnx::{ToOnnxOptions, caffe2_to_onnx};
+pub use to_onnx::{ToOnnxOptions, caffe2_to_onnx, caffe2_to_onnx_streamed};

@@ -211,12 +211,14 @@ pub fn save_model(
         }
     }
 
-    let encoded = encode_model(&model)?;
-    // Both files are complete before either replaces its destination.
+    // Both files are complete before either replaces its destination. The
+    // model is streamed: its tensor bytes are copied from where they are
+    // (a map of the input, most often), never gathered in one buffer.
     let mut model_file = netport_io::AtomicFile::create(path)?;
-    model_file
-        .write_all(&encoded)
-        .map_err(|e| OnnxError::io(path, e))?;
+    let writer = model_file.writer();
+    crate::stream::write_model(&model, &Default::default(), &mut |b| {
+        writer.write_all(b).map_err(|e| OnnxError::io(path, e))
+    })?;
     let model_file = model_file.finish()?;
     if let Some(data_file) = data_file {
         data_file.commit()?;

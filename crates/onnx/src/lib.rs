@@ -19,6 +19,7 @@ pub mod external;
 pub mod io;
 pub mod schema;
 pub mod shapes;
+pub mod stream;
 pub mod summary;
 mod typed;
 pub mod walk;
@@ -38,5 +39,6 @@ pub use io::{
     ExternalDataOptions, MAX_PROTOBUF_BYTES, SaveOptions, decode_model, encode_model, load_model,
     save_model, tensor_data,
 };
+pub use stream::{StreamedModel, TensorSource};
 pub use summary::{ModelSummary, ValueSummary};
 pub use typed::numel;

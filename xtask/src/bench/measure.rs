@@ -64,7 +64,7 @@ pub(super) fn measure(
             )
             .with_context(|| format!("timing `{}`", spec.label()))?;
             if let Some(out) = &output {
-                if !out.is_file() {
+                if !out.exists() {
                     bail!(
                         "`{}` succeeded but wrote no {}",
                         spec.label(),

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: how long netport takes on large PyTorch checkpoints,
 //! and how much memory, against the Python way of doing the same in the same
 //! run. A benchmark, never a test: nothing here passes or fails on a timing,
-//! and no test runs it. Three parts (`--only inspect|rewrite|check` runs one):
+//! and no test runs it. Four parts (`--only inspect|rewrite|check|caffe2`
+//! runs one):
 //!
 //! - inspect: `netport inspect --json` against `torch.load` on a 256 MiB, a
 //!   2 GiB and a 50,000-tensor checkpoint;
@@ -15,6 +16,13 @@
 //!   inside the model and in an external data file (the models are written by
 //!   `testdata/onnx/bench/make_bench_vgg16.py` into `<cache>/bench-onnx-<hash>`,
 //!   like the checkpoints; the check part alone never writes the checkpoints).
+//! - caffe2: `netport convert vgg16.onnx OUT --to caffe2` against
+//!   `Caffe2Backend.onnx_graph_to_caffe2_net` + `SerializeToString` + write in
+//!   the Caffe2 venv (torch 1.4.0) and against `cp` of the output's size, and
+//!   the way back (`netport convert PAIR OUT.onnx`) against `cp` of its
+//!   output's size; vgg16 is exported at opset 9 by torch 1.4 with
+//!   `testdata/caffe2/bench/make_bench_vgg16_opset9.py` into
+//!   `<cache>/bench-caffe2-<hash>`.
 //!
 //! How:
 //!
@@ -50,6 +58,7 @@
 //! `check` its models).
 
 mod check;
+mod convert_caffe2;
 mod fixtures;
 mod inspect;
 mod measure;
@@ -58,6 +67,7 @@ mod rewrite;
 mod spec;
 
 use check::*;
+use convert_caffe2::*;
 use fixtures::*;
 use inspect::*;
 use measure::*;
@@ -98,6 +108,10 @@ const CHECK_SECTION: Section = Section {
     begin: "<!-- bench check figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench check figures: end -->",
 };
+const CAFFE2_SECTION: Section = Section {
+    begin: "<!-- bench caffe2 figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
+    end: "<!-- bench caffe2 figures: end -->",
+};
 
 /// One part of the benchmark (`--only`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +122,9 @@ pub enum Part {
     Rewrite,
     /// `netport check --shapes` against onnx.checker's full check on vgg16.
     Check,
+    /// `netport convert --to caffe2` against Caffe2's ONNX backend and cp,
+    /// and the way back against cp, on vgg16.
+    Caffe2,
 }
 
 impl Part {
@@ -116,6 +133,7 @@ impl Part {
             Part::Inspect => &INSPECT_SECTION,
             Part::Rewrite => &REWRITE_SECTION,
             Part::Check => &CHECK_SECTION,
+            Part::Caffe2 => &CAFFE2_SECTION,
         }
     }
 
@@ -124,6 +142,7 @@ impl Part {
             Part::Inspect => "inspect",
             Part::Rewrite => "rewrite",
             Part::Check => "check",
+            Part::Caffe2 => "caffe2",
         }
     }
 }
@@ -204,7 +223,7 @@ pub struct Options {
 
 impl Options {
     fn parts(&self) -> Vec<Part> {
-        [Part::Inspect, Part::Rewrite, Part::Check]
+        [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2]
             .into_iter()
             .filter(|&p| self.only.is_none_or(|o| o == p))
             .collect()
@@ -238,7 +257,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         }
     }
     // The checkpoints only for the parts that read them.
-    let (dir, venv) = if parts.iter().any(|&p| p != Part::Check) {
+    let (dir, venv) = if parts.iter().any(|&p| p != Part::Check && p != Part::Caffe2) {
         ensure_checkpoints(root)?
     } else {
         (PathBuf::new(), venv::ensure(root)?)
@@ -248,9 +267,19 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     } else {
         PathBuf::new()
     };
+    let (caffe2_dir, caffe2_python) = if parts.contains(&Part::Caffe2) {
+        ensure_caffe2_model(root)?
+    } else {
+        (PathBuf::new(), PathBuf::new())
+    };
+    // The rewrite and caffe2 commands write next to their inputs.
     let out_dir = if parts.contains(&Part::Rewrite) {
         Some(OutDir::create(
             dir.join(format!("out-{}", std::process::id())),
+        )?)
+    } else if parts.contains(&Part::Caffe2) {
+        Some(OutDir::create(
+            caffe2_dir.join(format!("out-{}", std::process::id())),
         )?)
     } else {
         None
@@ -266,6 +295,9 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         if parts.contains(&Part::Check) {
             probe_check(&bin, &onnx_dir)?;
         }
+        if parts.contains(&Part::Caffe2) {
+            probe_caffe2(&bin, &caffe2_dir)?;
+        }
         Some(bin)
     };
     let ctx = Ctx {
@@ -273,6 +305,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         netport,
         dir: dir.clone(),
         onnx_dir: onnx_dir.clone(),
+        caffe2_dir: caffe2_dir.clone(),
+        caffe2_python,
         out_dir: out_dir.as_ref().map(|o| o.0.clone()).unwrap_or_default(),
     };
     let plan = if parts.contains(&Part::Rewrite) {
@@ -332,6 +366,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
                 plan.as_ref().expect("planned when the rewrite part runs"),
             )?,
             Part::Check => report.check(&mut out, &onnx_dir)?,
+            Part::Caffe2 => report.caffe2(&mut out, &caffe2_dir)?,
         }
         println!("\n{out}");
         sections.push((part, out));
@@ -402,7 +437,10 @@ mod tests {
             python_only: false,
             only: None,
         };
-        assert_eq!(opts.parts(), [Part::Inspect, Part::Rewrite, Part::Check]);
+        assert_eq!(
+            opts.parts(),
+            [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2]
+        );
         assert_eq!(opts.command_line(), "cargo xtask bench --write-docs");
         opts.only = Some(Part::Rewrite);
         assert_eq!(opts.parts(), [Part::Rewrite]);

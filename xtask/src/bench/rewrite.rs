@@ -29,9 +29,14 @@ impl Drop for OutDir {
     }
 }
 
-/// Removes `path` if it is there.
+/// Removes `path` (a file, or a folder with what is in it) if it is there.
 pub(super) fn remove_output(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+    let removed = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err).with_context(|| format!("removing {}", path.display())),

@@ -22,6 +22,17 @@ pub(super) enum Kind {
     // check
     CheckNetport,
     CheckOnnx,
+    // caffe2
+    /// cp of netport's init net (the output's size).
+    C2Cp,
+    /// netport convert MODEL.onnx OUT --to caffe2.
+    C2Netport,
+    /// Caffe2Backend.onnx_graph_to_caffe2_net + SerializeToString + write.
+    C2Backend,
+    /// cp of netport's ONNX output of the way back.
+    C2BackCp,
+    /// netport convert PAIR OUT.onnx.
+    C2Back,
 }
 
 impl Kind {
@@ -37,13 +48,16 @@ impl Kind {
             | Kind::Convert
             | Kind::ResaveSafetensors => Part::Rewrite,
             Kind::CheckNetport | Kind::CheckOnnx => Part::Check,
+            Kind::C2Cp | Kind::C2Netport | Kind::C2Backend | Kind::C2BackCp | Kind::C2Back => {
+                Part::Caffe2
+            }
         }
     }
 
     /// Whether the private memory of the process is sampled: the rewrite
     /// commands that run as one process (not `sh -c 'cp … && sync …'`).
     pub(super) fn samples_private(self) -> bool {
-        self.part() == Part::Rewrite && self != Kind::CpSync
+        matches!(self.part(), Part::Rewrite | Part::Caffe2) && self != Kind::CpSync
     }
 
     /// The file a rewrite command writes, in the output folder.
@@ -61,6 +75,11 @@ impl Kind {
             Kind::ResaveTorch => Some("torch-save.pt"),
             Kind::Convert => Some("convert.safetensors"),
             Kind::ResaveSafetensors => Some("save-file.safetensors"),
+            Kind::C2Cp => Some("cp-init_net.pb"),
+            Kind::C2Netport => Some("netport-caffe2"),
+            Kind::C2Backend => Some("backend-caffe2"),
+            Kind::C2BackCp => Some("cp-back.onnx"),
+            Kind::C2Back => Some("netport-back.onnx"),
         }
     }
 }
@@ -73,6 +92,10 @@ pub(super) struct Spec {
 
 pub(super) struct Ctx {
     pub(super) python: PathBuf,
+    /// The Caffe2 venv's python (caffe2 part).
+    pub(super) caffe2_python: PathBuf,
+    /// Where the caffe2 part's model and netport's reference outputs are.
+    pub(super) caffe2_dir: PathBuf,
     pub(super) netport: Option<PathBuf>,
     pub(super) dir: PathBuf,
     /// Where the check part's models are.
@@ -121,6 +144,23 @@ pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePla
         }
         push(Kind::ResaveSafetensors, plan.convert_input);
     }
+    if parts.contains(&Part::Caffe2) {
+        let mut push = |kind, file| {
+            specs.push(Spec {
+                kind,
+                file: Some(file),
+            })
+        };
+        push(Kind::C2Cp, C2_PAIR_INIT);
+        if with_netport {
+            push(Kind::C2Netport, C2_VGG16);
+        }
+        push(Kind::C2Backend, C2_VGG16);
+        push(Kind::C2BackCp, C2_BACK);
+        if with_netport {
+            push(Kind::C2Back, C2_PAIR);
+        }
+    }
     if parts.contains(&Part::Check) {
         for (name, _) in CHECK_FILES {
             if with_netport {
@@ -164,6 +204,7 @@ impl Spec {
                 | Kind::ResaveTorch
                 | Kind::ResaveSafetensors
                 | Kind::CheckOnnx
+                | Kind::C2Backend
         )
     }
 
@@ -201,14 +242,23 @@ impl Spec {
             Kind::CheckOnnx => {
                 format!("python -c \"onnx.checker.check_model('{file}', full_check=True)\"")
             }
+            Kind::C2Cp | Kind::C2BackCp => format!("cp {file} {out}"),
+            Kind::C2Netport => format!("netport convert {file} {out} --to caffe2 > /dev/null"),
+            Kind::C2Backend => format!(
+                "python3.7 -c \"Caffe2Backend.onnx_graph_to_caffe2_net(onnx.load('{file}')) + \
+                 SerializeToString + write {out}/\""
+            ),
+            Kind::C2Back => {
+                format!("netport convert {file} {out} --input-shape {C2_INPUT_SHAPE} > /dev/null")
+            }
         }
     }
 
     pub(super) fn command(&self, ctx: &Ctx) -> Command {
-        let dir = if self.kind.part() == Part::Check {
-            &ctx.onnx_dir
-        } else {
-            &ctx.dir
+        let dir = match self.kind.part() {
+            Part::Check => &ctx.onnx_dir,
+            Part::Caffe2 => &ctx.caffe2_dir,
+            Part::Inspect | Part::Rewrite => &ctx.dir,
         };
         let input = self.file.map(|f| dir.join(f));
         let output = self.output(ctx);
@@ -258,7 +308,29 @@ impl Spec {
                 cmd.arg("convert").arg(input).arg(output);
                 cmd
             }
-            Kind::Cp => {
+            Kind::C2Backend => {
+                let mut cmd = Command::new(&ctx.caffe2_python);
+                util::python_env(&mut cmd).args(["-c", BACKEND_CODE]);
+                cmd.arg(input).arg(output);
+                cmd
+            }
+            Kind::C2Netport => {
+                let mut cmd = netport();
+                cmd.arg("convert")
+                    .arg(input)
+                    .arg(output)
+                    .args(["--to", "caffe2"]);
+                cmd
+            }
+            Kind::C2Back => {
+                let mut cmd = netport();
+                cmd.arg("convert")
+                    .arg(input)
+                    .arg(output)
+                    .args(["--input-shape", C2_INPUT_SHAPE]);
+                cmd
+            }
+            Kind::Cp | Kind::C2Cp | Kind::C2BackCp => {
                 let mut cmd = Command::new("cp");
                 cmd.arg(input).arg(output);
                 cmd

@@ -164,7 +164,7 @@ struct ToOnnxJson<'a> {
 }
 
 fn caffe2_to_onnx_cmd(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
-    use netport_onnx_caffe2::{ToOnnxOptions, caffe2_to_onnx};
+    use netport_onnx_caffe2::{ToOnnxOptions, caffe2_to_onnx_streamed};
     let input = &args.input;
     let shown = input.display().to_string();
     let out = &args.output;
@@ -201,9 +201,12 @@ fn caffe2_to_onnx_cmd(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         format!("writing {}", out.display()),
         size_of(&init_path),
     );
-    let pair = netport_caffe2::Caffe2Model::load(&init_path, &predict_path)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = match caffe2_to_onnx(&pair, &options) {
+    // The init net is mapped and its large fill values stay in the map
+    // until they are copied to the output, piece by piece.
+    let init =
+        netport_caffe2::floats::load_netdef_lazy(&init_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let predict = netport_caffe2::load_netdef(&predict_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let streamed = match caffe2_to_onnx_streamed(&init, &predict, &options) {
         Ok(m) => m,
         Err(e @ ConvertError::Unsupported { .. }) => {
             progress.finish();
@@ -213,7 +216,8 @@ fn caffe2_to_onnx_cmd(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         }
         Err(e) => bail!("{shown}: {e}"),
     };
-    let problems: Vec<String> = netport_onnx::check::check_model(&model, &Default::default())
+    let problems: Vec<String> = streamed
+        .check(&Default::default())
         .into_iter()
         .filter(|d| d.is_error())
         .map(|d| format!("{}: {}", d.location, d.message))
@@ -224,10 +228,11 @@ fn caffe2_to_onnx_cmd(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
             problems.join("; ")
         );
     }
-    netport_onnx::save_model(&model, out, &Default::default(), None)
+    streamed
+        .save(out)
         .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
     progress.finish();
-    let graph = model.graph.as_ref();
+    let graph = streamed.model().graph.as_ref();
     let nodes = graph.map_or(0, |g| g.node.len());
     let initializers = graph.map_or(0, |g| g.initializer.len());
     let bytes = size_of(out);

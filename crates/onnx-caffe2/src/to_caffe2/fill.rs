@@ -173,7 +173,8 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
 /// Writes the fill op of a FLOAT tensor as NetDef field 2 (`op`) straight
 /// from the tensor's bytes, without holding its values: the bytes are
 /// those `prost` writes for [`fill_op`]'s op (each float unpacked: tag
-/// `0x2d` + 4 bytes), and pages of a memory-mapped source are released as
+/// `0x2d` + 4 bytes, laid out a 4 MiB piece at a time by
+/// [`netport_caffe2::floats::encode_unpacked`]), and pages of a memory-mapped source are released as
 /// they are copied. Returns `None` (nothing written) for other types.
 pub fn write_float_fill(
     tensor: &TensorProto,
@@ -237,10 +238,7 @@ pub fn write_float_fill(
     let mut buf = Vec::with_capacity(netport_io::CHUNK / 4 * 5);
     for chunk in netport_io::chunks(&bytes) {
         buf.clear();
-        for f in chunk.chunks_exact(4) {
-            buf.push(0x2d);
-            buf.extend_from_slice(f);
-        }
+        netport_caffe2::floats::encode_unpacked(chunk, &mut buf);
         put(&buf)?;
         total += buf.len() as u64;
     }

@@ -6,13 +6,18 @@
 //! becomes ONNX nodes ([`ops`]). Default opset 9, as the frontend; up to
 //! [`NEWEST_TO_ONNX_OPSET`] with the attributes that
 //! later opsets moved to inputs.
+//!
+//! [`caffe2_to_onnx_streamed`] does the same with the init net's large fill
+//! values left in its file: they go from the map to the output file piece
+//! by piece ([`netport_onnx::stream`]), so converting a 500 MB pair takes
+//! memory for the nets' structure, not for the weights.
 
 mod ops;
 
 use crate::error::{ConvertError, UnsupportedNode, invalid};
 use netport_caffe2::Caffe2Model;
-use netport_caffe2::proto::{Argument, OperatorDef};
-use netport_onnx::Dim;
+use netport_caffe2::floats::{LazyFloats, LazyNetDef};
+use netport_caffe2::proto::{Argument, NetDef, OperatorDef};
 use netport_onnx::proto::tensor_proto::DataType;
 use netport_onnx::proto::type_proto::{Tensor, Value};
 use netport_onnx::proto::{
@@ -20,6 +25,7 @@ use netport_onnx::proto::{
     TypeProto, ValueInfoProto,
 };
 use netport_onnx::shapes::{TensorType, infer_shapes};
+use netport_onnx::{Dim, StreamedModel, TensorSource};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The oldest opset the Caffe2 -> ONNX direction writes.
@@ -54,8 +60,34 @@ fn arg<'a>(op: &'a OperatorDef, name: &str) -> Option<&'a Argument> {
     op.arg.iter().find(|a| a.name() == name)
 }
 
-/// A fill op of the init net as an ONNX initializer named `name`.
-fn fill_to_tensor(op: &OperatorDef, name: &str) -> Result<TensorProto, ConvertError> {
+/// The floats of a Caffe2 fill op as the bytes of an ONNX FLOAT tensor,
+/// read from the init net's map as they are written.
+#[derive(Debug)]
+struct FillFloats(LazyFloats);
+
+impl TensorSource for FillFloats {
+    fn byte_len(&self) -> u64 {
+        self.0.byte_len()
+    }
+
+    fn write_to(
+        &self,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), netport_onnx::OnnxError>,
+    ) -> Result<(), netport_onnx::OnnxError> {
+        // A short count (malformed records) is caught by the writer, which
+        // compares the bytes written with `byte_len`.
+        self.0.write_le(out).map(|_| ())
+    }
+}
+
+/// A fill op of the init net as an ONNX initializer named `name`. With
+/// `lazy` (the op's `values` left in the input), a `GivenTensorFill` gives
+/// a tensor without data and the source of its bytes.
+fn fill_to_tensor(
+    op: &OperatorDef,
+    name: &str,
+    lazy: Option<&LazyFloats>,
+) -> Result<(TensorProto, Option<LazyFloats>), ConvertError> {
     let ty = op.r#type();
     let what = |m: String| invalid(format!("init net op {ty} -> '{name}': {m}"));
     if !op.input.is_empty() {
@@ -89,6 +121,25 @@ fn fill_to_tensor(op: &OperatorDef, name: &str) -> Result<TensorProto, ConvertEr
         let mut v = Vec::new();
         f(&mut v);
         Some(bytes::Bytes::from(v))
+    };
+    if let Some(lazy) = lazy {
+        check(usize::try_from(lazy.len()).unwrap_or(usize::MAX))?;
+        if ty == "GivenTensorFill" {
+            t.data_type = Some(DataType::Float as i32);
+            return Ok((t, Some(lazy.clone())));
+        }
+    }
+    let decoded;
+    let values = match (lazy, values) {
+        // Other fill types with lazy floats (GivenTensorDoubleFill): decoded.
+        (Some(lazy), Some(a)) => {
+            decoded = Argument {
+                floats: lazy.to_vec(),
+                ..a.clone()
+            };
+            Some(&decoded)
+        }
+        (_, v) => v,
     };
     match ty {
         "GivenTensorFill" | "GivenTensorDoubleFill" => {
@@ -171,7 +222,7 @@ fn fill_to_tensor(op: &OperatorDef, name: &str) -> Result<TensorProto, ConvertEr
             )));
         }
     }
-    Ok(t)
+    Ok((t, None))
 }
 
 fn tensor_type(elem: i32, dims: Option<&[i64]>) -> TypeProto {
@@ -343,13 +394,35 @@ pub fn caffe2_to_onnx(
     pair: &Caffe2Model,
     options: &ToOnnxOptions,
 ) -> Result<ModelProto, ConvertError> {
+    let lazy = LazyNetDef::default();
+    Ok(convert(&pair.init_net, &lazy, &pair.predict_net, options)?.into_model()?)
+}
+
+/// [`caffe2_to_onnx`] for an init net whose large fill values were left in
+/// its file ([`netport_caffe2::floats::load_netdef_lazy`]): the result's
+/// FLOAT initializers from those fills hold no data, and
+/// [`StreamedModel::save`] copies their floats from the init net's map to
+/// the output piece by piece, so memory stays flat in the weights.
+pub fn caffe2_to_onnx_streamed(
+    init: &LazyNetDef,
+    predict: &NetDef,
+    options: &ToOnnxOptions,
+) -> Result<StreamedModel, ConvertError> {
+    convert(&init.net, init, predict, options)
+}
+
+fn convert(
+    init: &NetDef,
+    lazy: &LazyNetDef,
+    pred: &NetDef,
+    options: &ToOnnxOptions,
+) -> Result<StreamedModel, ConvertError> {
     if !(OLDEST_TO_ONNX_OPSET..=NEWEST_TO_ONNX_OPSET).contains(&options.opset) {
         return Err(invalid(format!(
             "--opset {}: Caffe2 -> ONNX writes opsets {OLDEST_TO_ONNX_OPSET}..={NEWEST_TO_ONNX_OPSET}",
             options.opset
         )));
     }
-    let (init, pred) = (&pair.init_net, &pair.predict_net);
     let shapes: HashMap<&str, &[i64]> = options
         .input_shapes
         .iter()
@@ -365,8 +438,9 @@ pub fn caffe2_to_onnx(
     // The init net's fills, less the fake ones mobile_exporter writes for
     // the data inputs (a fill whose output the caller typed).
     let mut initializers = Vec::new();
+    let mut sources: Vec<(String, LazyFloats)> = Vec::new();
     let mut made: HashSet<String> = HashSet::new();
-    for op in &init.op {
+    for (op_index, op) in init.op.iter().enumerate() {
         if op.output.len() != 1 {
             return Err(invalid(format!(
                 "init net op {} has {} outputs; a fill op has one",
@@ -381,7 +455,13 @@ pub fn caffe2_to_onnx(
         if !made.insert(out.clone()) {
             return Err(invalid(format!("init net: blob '{out}' is created twice")));
         }
-        initializers.push(fill_to_tensor(op, out)?);
+        let values_arg = op.arg.iter().position(|a| a.name() == "values");
+        let floats = values_arg.and_then(|a| lazy.floats_of(op_index, a));
+        let (tensor, source) = fill_to_tensor(op, out, floats)?;
+        if let Some(source) = source {
+            sources.push((out.clone(), source));
+        }
+        initializers.push(tensor);
     }
     let mut inputs = Vec::new();
     let mut missing = Vec::new();
@@ -559,5 +639,19 @@ pub fn caffe2_to_onnx(
         output: output_infos,
         ..Default::default()
     };
-    Ok(b.model_with(graph))
+    let index: HashMap<&str, usize> = graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name(), i))
+        .collect();
+    let at: Vec<(usize, LazyFloats)> = sources
+        .into_iter()
+        .filter_map(|(name, f)| index.get(name.as_str()).map(|&i| (i, f)))
+        .collect();
+    let mut model = StreamedModel::new(b.model_with(graph));
+    for (i, f) in at {
+        model.set_source(i, Box::new(FillFloats(f)))?;
+    }
+    Ok(model)
 }

@@ -23,7 +23,12 @@
 //! ```
 //!
 //! Large initializers go to an external data file when the model is saved:
-//! [`crate::save_model`] with [`crate::SaveOptions::external_data`].
+//! [`crate::save_model`] with [`crate::SaveOptions::external_data`]. Or they
+//! are never copied at all: [`GraphBuilder::initializer_bytes`] takes bytes
+//! that stay where they are (a slice of a memory-mapped input), and
+//! [`GraphBuilder::initializer_source`] a [`TensorSource`] that produces them
+//! while the model is written; [`ModelBuilder::finish_streamed`] then gives
+//! a [`StreamedModel`] whose [`StreamedModel::save`] writes with flat memory.
 
 mod error;
 mod value;
@@ -37,6 +42,7 @@ use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
     TensorProto, ValueInfoProto,
 };
+use crate::stream::{StreamedModel, TensorSource};
 use netport_tensor::{DType, TensorView};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -126,7 +132,10 @@ impl ModelBuilder {
             producer: None,
             doc_string: None,
             metadata: Vec::new(),
-            graph: GraphBuilder::with(graph_name, shared, HashSet::new()),
+            graph: GraphBuilder {
+                main: true,
+                ..GraphBuilder::with(graph_name, shared, HashSet::new())
+            },
         })
     }
 
@@ -162,8 +171,36 @@ impl ModelBuilder {
         &mut self.graph
     }
 
-    /// The model as built, without checking it.
+    /// The model as built, without checking it. Initializers added with
+    /// [`GraphBuilder::initializer_source`] have no data in it: use
+    /// [`finish_streamed`](Self::finish_streamed) for those.
     pub fn into_model(self) -> ModelProto {
+        self.into_parts().0
+    }
+
+    /// The model, checked like [`finish`](Self::finish) (the streamed
+    /// initializers as long as their sources say), with the sources of the
+    /// initializers added by [`GraphBuilder::initializer_source`]: save it
+    /// with [`StreamedModel::save`].
+    pub fn finish_streamed(self) -> Result<StreamedModel, Vec<Diagnostic>> {
+        let (model, sources) = self.into_parts();
+        // Lengths were checked when the initializers were added.
+        let streamed = StreamedModel::with_sources(model, sources);
+        let errors: Vec<Diagnostic> = streamed
+            .check(&CheckOptions::default())
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        if errors.is_empty() {
+            Ok(streamed)
+        } else {
+            Err(errors)
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn into_parts(mut self) -> (ModelProto, Vec<(usize, Box<dyn TensorSource>)>) {
+        let sources = std::mem::take(&mut self.graph.sources);
         let mut graph = self.graph.into_graph();
         if self.ir_version < 4 {
             // Before IR 4 every initializer must also be a graph input.
@@ -181,7 +218,7 @@ impl ModelBuilder {
             key: Some(k.to_string()),
             value: Some(v.to_string()),
         };
-        ModelProto {
+        let model = ModelProto {
             ir_version: Some(self.ir_version),
             opset_import: self
                 .opsets
@@ -197,7 +234,8 @@ impl ModelBuilder {
             metadata_props: self.metadata.iter().map(|(k, v)| entry(k, v)).collect(),
             graph: Some(graph),
             ..Default::default()
-        }
+        };
+        (model, sources)
     }
 
     /// The model, checked with [`check_model`]: its errors (warnings are
@@ -237,6 +275,10 @@ pub struct GraphBuilder {
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
     initializers: Vec<TensorProto>,
+    /// Sources of streamed initializers, by index in `initializers` (main
+    /// graph only).
+    sources: Vec<(usize, Box<dyn TensorSource>)>,
+    main: bool,
     nodes: Vec<NodeProto>,
 }
 
@@ -251,6 +293,8 @@ impl GraphBuilder {
             inputs: Vec::new(),
             outputs: Vec::new(),
             initializers: Vec::new(),
+            sources: Vec::new(),
+            main: false,
             nodes: Vec::new(),
         }
     }
@@ -320,6 +364,80 @@ impl GraphBuilder {
         self.define(name, "initializer")?;
         self.initializers.push(tensor);
         Ok(name.to_string())
+    }
+
+    /// Adds an initializer named `name` of `dtype` and `dims` whose
+    /// `raw_data` is `data` (little-endian, packed), without copying it: a
+    /// slice of a memory-mapped input stays in the map, and saving copies it
+    /// to the output piece by piece. Its length must match the dims.
+    pub fn initializer_bytes(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        dims: &[i64],
+        data: bytes::Bytes,
+    ) -> Result<String, BuildError> {
+        let mut tensor = self.empty_tensor(name, dtype, dims)?;
+        crate::stream::check_source(&tensor, data.len() as u64).map_err(|e| {
+            BuildError::Tensor {
+                name: name.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        tensor.raw_data = Some(data);
+        self.define(name, "initializer")?;
+        self.initializers.push(tensor);
+        Ok(name.to_string())
+    }
+
+    /// Adds an initializer named `name` of `dtype` and `dims` whose bytes
+    /// `source` produces when the model is saved
+    /// ([`ModelBuilder::finish_streamed`], then [`StreamedModel::save`]):
+    /// nothing is held in memory. Main graph only; the source's length must
+    /// match the dims.
+    pub fn initializer_source(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        dims: &[i64],
+        source: Box<dyn TensorSource>,
+    ) -> Result<String, BuildError> {
+        let tensor = self.empty_tensor(name, dtype, dims)?;
+        let err = |reason: String| BuildError::Tensor {
+            name: name.to_string(),
+            reason,
+        };
+        if !self.main {
+            return Err(err(
+                "a subgraph's initializers cannot be streamed; add the bytes".into(),
+            ));
+        }
+        crate::stream::check_source(&tensor, source.byte_len()).map_err(|e| err(e.to_string()))?;
+        self.define(name, "initializer")?;
+        self.sources.push((self.initializers.len(), source));
+        self.initializers.push(tensor);
+        Ok(name.to_string())
+    }
+
+    /// A tensor with a name, type and dims and no data.
+    fn empty_tensor(
+        &self,
+        name: &str,
+        dtype: DType,
+        dims: &[i64],
+    ) -> Result<TensorProto, BuildError> {
+        if let Some(d) = dims.iter().find(|&&d| d < 0) {
+            return Err(BuildError::Tensor {
+                name: name.to_string(),
+                reason: format!("dims {dims:?} have a negative dim {d}"),
+            });
+        }
+        Ok(TensorProto {
+            name: Some(name.to_string()),
+            dims: dims.to_vec(),
+            data_type: Some(value::onnx_code(name, dtype)?),
+            ..Default::default()
+        })
     }
 
     /// Declares a graph output: `name` must be defined (here, or in an
