@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: how long netport takes on large PyTorch checkpoints,
 //! and how much memory, against the Python way of doing the same in the same
 //! run. A benchmark, never a test: nothing here passes or fails on a timing,
-//! and no test runs it. Three parts (`--only inspect|rewrite|check` runs one):
+//! and no test runs it. Four parts (`--only inspect|rewrite|check|exec` runs one):
 //!
 //! - inspect: `netport inspect --json` against `torch.load` on a 256 MiB, a
 //!   2 GiB and a 50,000-tensor checkpoint;
@@ -15,6 +15,10 @@
 //!   inside the model and in an external data file (the models are written by
 //!   `testdata/onnx/bench/make_bench_vgg16.py` into `<cache>/bench-onnx-<hash>`,
 //!   like the checkpoints; the check part alone never writes the checkpoints).
+//! - exec: `netport run --threads 1` on resnet18 (1x3x224x224) against
+//!   onnxruntime with one intra-op thread, and its Caffe2 pair (made by
+//!   `netport convert --to caffe2`) against the real Caffe2 workspace, each
+//!   timed in-process (median run, load) and as a whole process (see `exec`).
 //!
 //! How:
 //!
@@ -46,10 +50,11 @@
 //! Layout: this module runs the whole thing; `fixtures` makes the
 //! checkpoints, `spec` lists the timed commands, `measure` runs and reaps
 //! them, `report` holds the shared tables, statistics and docs rewriting, and
-//! `inspect` / `rewrite` / `check` hold each part's probe and report (and
-//! `check` its models).
+//! `inspect` / `rewrite` / `check` / `exec` hold each part's probe and report
+//! (and `check` and `exec` their models).
 
 mod check;
+mod exec;
 mod fixtures;
 mod inspect;
 mod measure;
@@ -58,6 +63,7 @@ mod rewrite;
 mod spec;
 
 use check::*;
+use exec::*;
 use fixtures::*;
 use inspect::*;
 use measure::*;
@@ -98,6 +104,10 @@ const CHECK_SECTION: Section = Section {
     begin: "<!-- bench check figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench check figures: end -->",
 };
+const EXEC_SECTION: Section = Section {
+    begin: "<!-- bench exec figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
+    end: "<!-- bench exec figures: end -->",
+};
 
 /// One part of the benchmark (`--only`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +118,9 @@ pub enum Part {
     Rewrite,
     /// `netport check --shapes` against onnx.checker's full check on vgg16.
     Check,
+    /// `netport run` on resnet18 (ONNX and its Caffe2 pair) against
+    /// onnxruntime and the real Caffe2, single-threaded.
+    Exec,
 }
 
 impl Part {
@@ -116,6 +129,7 @@ impl Part {
             Part::Inspect => &INSPECT_SECTION,
             Part::Rewrite => &REWRITE_SECTION,
             Part::Check => &CHECK_SECTION,
+            Part::Exec => &EXEC_SECTION,
         }
     }
 
@@ -124,6 +138,7 @@ impl Part {
             Part::Inspect => "inspect",
             Part::Rewrite => "rewrite",
             Part::Check => "check",
+            Part::Exec => "exec",
         }
     }
 }
@@ -201,7 +216,7 @@ pub struct Options {
 
 impl Options {
     fn parts(&self) -> Vec<Part> {
-        [Part::Inspect, Part::Rewrite, Part::Check]
+        [Part::Inspect, Part::Rewrite, Part::Check, Part::Exec]
             .into_iter()
             .filter(|&p| self.only.is_none_or(|o| o == p))
             .collect()
@@ -235,7 +250,10 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         }
     }
     // The checkpoints only for the parts that read them.
-    let (dir, venv) = if parts.iter().any(|&p| p != Part::Check) {
+    let (dir, venv) = if parts
+        .iter()
+        .any(|&p| p == Part::Inspect || p == Part::Rewrite)
+    {
         ensure_checkpoints(root)?
     } else {
         (PathBuf::new(), venv::ensure(root)?)
@@ -265,12 +283,19 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         }
         Some(bin)
     };
+    let exec = if parts.contains(&Part::Exec) {
+        Some(prepare_exec(root, netport.as_deref())?)
+    } else {
+        None
+    };
     let ctx = Ctx {
         python: venv.python(),
         netport,
         dir: dir.clone(),
         onnx_dir: onnx_dir.clone(),
         out_dir: out_dir.as_ref().map(|o| o.0.clone()).unwrap_or_default(),
+        exec_dir: exec.as_ref().map(|e| e.dir.clone()).unwrap_or_default(),
+        caffe2_python: exec.as_ref().and_then(|e| e.caffe2_python.clone()),
     };
     let plan = if parts.contains(&Part::Rewrite) {
         let plan = probe_rewrite(&ctx)?;
@@ -284,10 +309,16 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     } else {
         None
     };
-    let specs = specs(&parts, ctx.netport.is_some(), plan.as_ref());
+    let specs = specs(
+        &parts,
+        ctx.netport.is_some(),
+        plan.as_ref(),
+        ctx.caffe2_python.is_some(),
+    );
     let versions = versions(root, &ctx)?;
     let (samples, floor_kib) = measure(&ctx, &specs, opts)?;
     drop(out_dir);
+    drop(exec);
     let report = Report {
         specs: &specs,
         samples: &samples,
@@ -326,6 +357,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
                 plan.as_ref().expect("planned when the rewrite part runs"),
             )?,
             Part::Check => report.check(&mut out, &onnx_dir)?,
+            Part::Exec => report.exec(&mut out, ctx.caffe2_python.is_some())?,
         }
         println!("\n{out}");
         sections.push((part, out));
@@ -396,7 +428,10 @@ mod tests {
             python_only: false,
             only: None,
         };
-        assert_eq!(opts.parts(), [Part::Inspect, Part::Rewrite, Part::Check]);
+        assert_eq!(
+            opts.parts(),
+            [Part::Inspect, Part::Rewrite, Part::Check, Part::Exec]
+        );
         assert_eq!(opts.command_line(), "cargo xtask bench --write-docs");
         opts.only = Some(Part::Rewrite);
         assert_eq!(opts.parts(), [Part::Rewrite]);

@@ -22,6 +22,13 @@ pub(super) enum Kind {
     // check
     CheckNetport,
     CheckOnnx,
+    // exec
+    /// `netport run --threads 1 --time N` (the ONNX model or its Caffe2 pair).
+    ExecNetport,
+    /// onnxruntime with one intra-op thread.
+    ExecOrt,
+    /// The real Caffe2 workspace (Python 3.7 venv).
+    ExecCaffe2,
 }
 
 impl Kind {
@@ -37,6 +44,7 @@ impl Kind {
             | Kind::Convert
             | Kind::ResaveSafetensors => Part::Rewrite,
             Kind::CheckNetport | Kind::CheckOnnx => Part::Check,
+            Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => Part::Exec,
         }
     }
 
@@ -55,7 +63,10 @@ impl Kind {
             | Kind::Load
             | Kind::LoadMmap
             | Kind::CheckNetport
-            | Kind::CheckOnnx => None,
+            | Kind::CheckOnnx
+            | Kind::ExecNetport
+            | Kind::ExecOrt
+            | Kind::ExecCaffe2 => None,
             Kind::Cp | Kind::CpSync => Some("cp.pt"),
             Kind::MapLocation => Some("map-location.pt"),
             Kind::ResaveTorch => Some("torch-save.pt"),
@@ -79,10 +90,19 @@ pub(super) struct Ctx {
     pub(super) onnx_dir: PathBuf,
     /// Where the rewrite commands write.
     pub(super) out_dir: PathBuf,
+    /// The exec part's model, input and Caffe2 pair.
+    pub(super) exec_dir: PathBuf,
+    /// The Caffe2 venv's python (exec part), when built.
+    pub(super) caffe2_python: Option<PathBuf>,
 }
 
 /// Every command, in the order of a round and of the tables.
-pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePlan>) -> Vec<Spec> {
+pub(super) fn specs(
+    parts: &[Part],
+    with_netport: bool,
+    plan: Option<&RewritePlan>,
+    with_caffe2: bool,
+) -> Vec<Spec> {
     let mut specs = Vec::new();
     if parts.contains(&Part::Inspect) {
         specs.push(Spec {
@@ -134,6 +154,9 @@ pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePla
                 file: Some(name),
             });
         }
+    }
+    if parts.contains(&Part::Exec) {
+        exec_specs(with_netport, with_caffe2, &mut specs);
     }
     specs
 }
@@ -201,10 +224,14 @@ impl Spec {
             Kind::CheckOnnx => {
                 format!("python -c \"onnx.checker.check_model('{file}', full_check=True)\"")
             }
+            Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => exec_label(self),
         }
     }
 
     pub(super) fn command(&self, ctx: &Ctx) -> Command {
+        if self.kind.part() == Part::Exec {
+            return exec_command(self, ctx);
+        }
         let dir = if self.kind.part() == Part::Check {
             &ctx.onnx_dir
         } else {
@@ -267,6 +294,9 @@ impl Spec {
                 let mut cmd = Command::new("sh");
                 cmd.args(["-c", FLOOR_SCRIPT, "sh"]).arg(input);
                 cmd
+            }
+            Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => {
+                unreachable!("exec commands are made by exec_command")
             }
             Kind::CpSync => {
                 let mut cmd = Command::new("sh");
