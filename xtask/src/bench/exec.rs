@@ -104,13 +104,12 @@ pub(super) fn prepare_exec(root: &Path, bin: Option<&Path>) -> Result<ExecFiles>
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let files = ExecFiles {
+    let mut files = ExecFiles {
         dir,
         caffe2_python: None,
     };
     fs::copy(&onnx, files.dir.join(EXEC_ONNX)).context("copying resnet18.onnx")?;
     fs::copy(&input, files.dir.join(EXEC_INPUT)).context("copying input.npy")?;
-    let mut files = files;
     if let Some(bin) = bin {
         util::run(
             Command::new(bin)

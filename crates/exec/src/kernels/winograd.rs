@@ -11,6 +11,10 @@
 //! the ONNX backend tests); [`Conv`](super::nn::Conv) takes this path only
 //! when the output has enough 2x2 tiles for the transforms to pay off.
 
+// The transforms index several small arrays with one counter in step; the
+// iterator form of those loops would hide the formulas.
+#![allow(clippy::needless_range_loop)]
+
 use super::Float;
 use crate::gemm::Layout;
 
