@@ -95,8 +95,10 @@ enum Task {
         /// Time only the Python side (torch.load, import torch); netport is not built.
         #[arg(long)]
         python_only: bool,
-        /// Run one part only: `inspect` (netport inspect against torch.load) or
-        /// `rewrite` (map-location and convert against cp and the Python peers);
+        /// Run one part only: `inspect` (netport inspect against torch.load),
+        /// `rewrite` (map-location and convert against cp and the Python peers),
+        /// `check` (netport check against onnx.checker) or `exec` (netport run
+        /// on resnet18 against onnxruntime and the real Caffe2);
         /// --write-docs then rewrites that part's figures and keeps the other's.
         #[arg(long, value_enum)]
         only: Option<bench::Part>,

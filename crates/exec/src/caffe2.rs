@@ -813,6 +813,7 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
             Box::new(Conv {
                 window: w,
                 group: a.i("group").unwrap_or(1).max(0) as usize,
+                relu: false,
             })
         }
         "MaxPool" | "AveragePool" | "MaxPool1D" | "MaxPool2D" | "MaxPool3D" | "AveragePool1D"

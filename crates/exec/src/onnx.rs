@@ -676,6 +676,7 @@ fn build_kernel(
             Box::new(Conv {
                 window: w,
                 group: a.i("group", 1).max(0) as usize,
+                relu: false,
             })
         }
         "MaxPool" | "AveragePool" | "LpPool" => {

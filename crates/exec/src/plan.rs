@@ -1,6 +1,12 @@
 //! The executable form both front ends build: constants, steps (a kernel
 //! with the value slots it reads and writes) in topological order, the
 //! declared inputs and the outputs. Values are freed after their last use.
+//!
+//! When a plan is finished, a `Relu` that is the only reader of a Conv's
+//! output is fused into that Conv ([`Kernel::fuse_relu`]): the Conv applies
+//! it in its epilogue, while the values are still in cache, and one pass and
+//! one tensor less are made per run. The numbers are the same as with the
+//! separate step.
 
 use crate::error::ExecError;
 use crate::kernels::Kernel;
@@ -60,6 +66,9 @@ pub struct Plan {
     pub(crate) inputs: Vec<(InputSpec, usize)>,
     /// Outputs, by name, with their slots.
     pub(crate) outputs: Vec<(String, usize)>,
+    /// Intra-op threads (0: the caller's setting, as in a control-flow
+    /// body; see [`Plan::set_threads`]).
+    pub(crate) threads: usize,
 }
 
 impl Plan {
@@ -95,9 +104,83 @@ impl Plan {
         seen
     }
 
+    /// Sets how many threads each op may use (matrix products are cut into
+    /// blocks, one per thread); 1 runs every op on the calling thread, 0
+    /// (the default) keeps the caller's setting ([`crate::gemm::with_threads`],
+    /// one thread unless set). Results do not depend on it.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+    }
+
+    /// Fuses each `Relu` whose input is written by a step that can take it
+    /// ([`Kernel::fuse_relu`]) and read by nothing else: the producer then
+    /// writes the Relu's output slot and the Relu step is removed.
+    fn fuse_relus(&mut self) {
+        let is_io = |plan: &Plan, v: usize| {
+            plan.consts.contains_key(&v)
+                || plan.outputs.iter().any(|(_, s)| *s == v)
+                || plan.inputs.iter().any(|(_, s)| *s == v)
+        };
+        let mut r = 0;
+        while r < self.steps.len() {
+            if let Some(p) = self.relu_producer(r, &is_io)
+                && self.steps[p].kernel.fuse_relu()
+            {
+                let relu = self.steps.remove(r);
+                self.steps[p].outputs[0] = relu.outputs[0];
+                continue;
+            }
+            r += 1;
+        }
+    }
+
+    /// The step that step `r` can be fused into, when `r` is a `Relu` of
+    /// one input `a` into `b`, `a` is the only output of an earlier step
+    /// `p`, no step between them touches `a` or `b`, and no other step reads
+    /// `a` (a Caffe2 in-place Relu, `a == b`, is read on by later steps as
+    /// the Relu's output, which the fused producer then writes).
+    fn relu_producer(&self, r: usize, is_io: &dyn Fn(&Plan, usize) -> bool) -> Option<usize> {
+        let relu = &self.steps[r];
+        if relu.op != "Relu" {
+            return None;
+        }
+        let (a, b) = match (relu.inputs.as_slice(), relu.outputs.as_slice()) {
+            ([Some(a)], [Some(b)]) => (*a, *b),
+            _ => return None,
+        };
+        if is_io(self, a) {
+            return None;
+        }
+        let p = (0..r)
+            .rev()
+            .find(|&i| self.steps[i].outputs.contains(&Some(a)))?;
+        if self.steps[p].outputs.as_slice() != [Some(a)] {
+            return None;
+        }
+        let touches =
+            |s: &Step, v: usize| s.inputs.contains(&Some(v)) || s.outputs.contains(&Some(v));
+        if self.steps[p + 1..r]
+            .iter()
+            .any(|s| touches(s, a) || touches(s, b))
+        {
+            return None;
+        }
+        if a != b
+            && self
+                .steps
+                .iter()
+                .enumerate()
+                .any(|(i, s)| i != r && s.inputs.contains(&Some(a)))
+        {
+            return None;
+        }
+        Some(p)
+    }
+
     /// Works out when each value can be freed (after its last reading
     /// step), never freeing outputs or constants.
     pub(crate) fn finish(&mut self) {
+        self.fuse_relus();
         let mut last: HashMap<usize, usize> = HashMap::new();
         for (i, s) in self.steps.iter().enumerate() {
             for &v in s.inputs.iter().flatten() {
@@ -117,6 +200,13 @@ impl Plan {
 
     /// Runs the plan on named inputs and returns the outputs in order.
     pub fn run(&self, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, ExecError> {
+        match self.threads {
+            0 => self.run_here(inputs),
+            n => crate::gemm::with_threads(n, || self.run_here(inputs)),
+        }
+    }
+
+    fn run_here(&self, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, ExecError> {
         let mut env: Vec<Option<Tensor>> = vec![None; self.names.len()];
         for (spec, slot) in &self.inputs {
             let t = inputs

@@ -14,6 +14,9 @@ pub(super) struct Sample {
     /// The torch.load call alone (for the rewrite peers: the load and the
     /// save), as the Python process reported it.
     pub(super) call: Option<Duration>,
+    /// The load (exec part: netport's load + plan, the peers' session
+    /// creation), as the process reported it.
+    pub(super) load: Option<Duration>,
 }
 
 /// Runs every command once per round, `warmup` rounds uncounted, then `runs`
@@ -35,7 +38,7 @@ pub(super) fn measure(
         let counted = round >= opts.warmup;
         // The floor of every peak RSS figure (see `rusage::reset_peak`):
         // what `true`, which needs next to nothing, is reported to use.
-        let floor = run_once(Command::new("true"), false, false, &stderr_path)
+        let floor = run_once(Command::new("true"), false, false, false, &stderr_path)
             .context("timing `true` (the peak RSS floor)")?;
         floor_kib = floor_kib.max(floor.peak_kib);
         eprintln!(
@@ -59,6 +62,7 @@ pub(super) fn measure(
             let sample = run_once(
                 spec.command(ctx),
                 spec.reports_call(),
+                spec.kind.part() == Part::Exec,
                 spec.kind.samples_private(),
                 &stderr_path,
             )
@@ -92,10 +96,13 @@ pub(super) fn measure(
 /// Starts `cmd` with stderr to a file and stdout to /dev/null (or, when
 /// `reports_call`, to a pipe that carries the seconds of the torch.load call),
 /// waits for it with `wait4` and returns its wall time, CPU time and peak
-/// memory. A command that fails is an error carrying its stderr.
+/// memory. A command that fails is an error carrying its stderr. An `exec`
+/// command reports its median run (as the call) and its load
+/// ([`parse_exec_stdout`]).
 pub(super) fn run_once(
     mut cmd: Command,
     reports_call: bool,
+    exec: bool,
     sample_private: bool,
     stderr_path: &Path,
 ) -> Result<Sample> {
@@ -134,13 +141,16 @@ pub(super) fn run_once(
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("{status}: {}\n{}", util::describe(&cmd), tail.join("\n"));
     }
-    let call = if reports_call {
+    let (call, load) = if exec {
+        let (run, load) = parse_exec_stdout(&stdout)?;
+        (Some(run), Some(load))
+    } else if reports_call {
         let secs: f64 = stdout.trim().parse().with_context(|| {
             format!("expected the torch.load seconds on stdout, got {stdout:?}")
         })?;
-        Some(Duration::from_secs_f64(secs.max(0.0)))
+        (Some(Duration::from_secs_f64(secs.max(0.0))), None)
     } else {
-        None
+        (None, None)
     };
     Ok(Sample {
         wall,
@@ -148,6 +158,7 @@ pub(super) fn run_once(
         peak_kib: usage.peak_kib,
         private_kib,
         call,
+        load,
     })
 }
 

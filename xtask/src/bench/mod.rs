@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: how long netport takes on large PyTorch checkpoints,
 //! and how much memory, against the Python way of doing the same in the same
 //! run. A benchmark, never a test: nothing here passes or fails on a timing,
-//! and no test runs it. Four parts (`--only inspect|rewrite|check|caffe2`
+//! and no test runs it. Five parts (`--only inspect|rewrite|check|caffe2|exec`
 //! runs one):
 //!
 //! - inspect: `netport inspect --json` against `torch.load` on a 256 MiB, a
@@ -23,6 +23,10 @@
 //!   output's size; vgg16 is exported at opset 9 by torch 1.4 with
 //!   `testdata/caffe2/bench/make_bench_vgg16_opset9.py` into
 //!   `<cache>/bench-caffe2-<hash>`.
+//! - exec: `netport run --threads 1` on resnet18 (1x3x224x224) against
+//!   onnxruntime with one intra-op thread, and its Caffe2 pair (made by
+//!   `netport convert --to caffe2`) against the real Caffe2 workspace, each
+//!   timed in-process (median run, load) and as a whole process (see `exec`).
 //!
 //! How:
 //!
@@ -54,11 +58,12 @@
 //! Layout: this module runs the whole thing; `fixtures` makes the
 //! checkpoints, `spec` lists the timed commands, `measure` runs and reaps
 //! them, `report` holds the shared tables, statistics and docs rewriting, and
-//! `inspect` / `rewrite` / `check` hold each part's probe and report (and
-//! `check` its models).
+//! `inspect` / `rewrite` / `check` / `exec` hold each part's probe and report
+//! (and `check` and `exec` their models).
 
 mod check;
 mod convert_caffe2;
+mod exec;
 mod fixtures;
 mod inspect;
 mod measure;
@@ -68,6 +73,7 @@ mod spec;
 
 use check::*;
 use convert_caffe2::*;
+use exec::*;
 use fixtures::*;
 use inspect::*;
 use measure::*;
@@ -111,6 +117,9 @@ const CHECK_SECTION: Section = Section {
 const CAFFE2_SECTION: Section = Section {
     begin: "<!-- bench caffe2 figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench caffe2 figures: end -->",
+const EXEC_SECTION: Section = Section {
+    begin: "<!-- bench exec figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
+    end: "<!-- bench exec figures: end -->",
 };
 
 /// One part of the benchmark (`--only`).
@@ -125,6 +134,9 @@ pub enum Part {
     /// `netport convert --to caffe2` against Caffe2's ONNX backend and cp,
     /// and the way back against cp, on vgg16.
     Caffe2,
+    /// `netport run` on resnet18 (ONNX and its Caffe2 pair) against
+    /// onnxruntime and the real Caffe2, single-threaded.
+    Exec,
 }
 
 impl Part {
@@ -134,6 +146,7 @@ impl Part {
             Part::Rewrite => &REWRITE_SECTION,
             Part::Check => &CHECK_SECTION,
             Part::Caffe2 => &CAFFE2_SECTION,
+            Part::Exec => &EXEC_SECTION,
         }
     }
 
@@ -143,6 +156,7 @@ impl Part {
             Part::Rewrite => "rewrite",
             Part::Check => "check",
             Part::Caffe2 => "caffe2",
+            Part::Exec => "exec",
         }
     }
 }
@@ -223,7 +237,7 @@ pub struct Options {
 
 impl Options {
     fn parts(&self) -> Vec<Part> {
-        [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2]
+        [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2, Part::Exec]
             .into_iter()
             .filter(|&p| self.only.is_none_or(|o| o == p))
             .collect()
@@ -257,7 +271,10 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         }
     }
     // The checkpoints only for the parts that read them.
-    let (dir, venv) = if parts.iter().any(|&p| p != Part::Check && p != Part::Caffe2) {
+    let (dir, venv) = if parts
+        .iter()
+        .any(|&p| p == Part::Inspect || p == Part::Rewrite)
+    {
         ensure_checkpoints(root)?
     } else {
         (PathBuf::new(), venv::ensure(root)?)
@@ -300,14 +317,26 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         }
         Some(bin)
     };
+    let exec = if parts.contains(&Part::Exec) {
+        Some(prepare_exec(root, netport.as_deref())?)
+    } else {
+        None
+    };
+    // The exec part's Caffe2 row runs only when its own preparation found
+    // the venv (it made the pair's reference run there).
+    let exec_caffe2 = exec.as_ref().is_some_and(|e| e.caffe2_python.is_some());
     let ctx = Ctx {
         python: venv.python(),
         netport,
         dir: dir.clone(),
         onnx_dir: onnx_dir.clone(),
         caffe2_dir: caffe2_dir.clone(),
-        caffe2_python,
         out_dir: out_dir.as_ref().map(|o| o.0.clone()).unwrap_or_default(),
+        exec_dir: exec.as_ref().map(|e| e.dir.clone()).unwrap_or_default(),
+        caffe2_python: exec
+            .as_ref()
+            .and_then(|e| e.caffe2_python.clone())
+            .or(parts.contains(&Part::Caffe2).then_some(caffe2_python)),
     };
     let plan = if parts.contains(&Part::Rewrite) {
         let plan = probe_rewrite(&ctx)?;
@@ -321,12 +350,18 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     } else {
         None
     };
-    let specs = specs(&parts, ctx.netport.is_some(), plan.as_ref());
+    let specs = specs(
+        &parts,
+        ctx.netport.is_some(),
+        plan.as_ref(),
+        exec_caffe2,
+    );
     let versions = versions(root, &ctx)?;
     let load_before = load_average();
     let (samples, floor_kib) = measure(&ctx, &specs, opts)?;
     let load_after = load_average();
     drop(out_dir);
+    drop(exec);
     let report = Report {
         specs: &specs,
         samples: &samples,
@@ -367,6 +402,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
             )?,
             Part::Check => report.check(&mut out, &onnx_dir)?,
             Part::Caffe2 => report.caffe2(&mut out, &caffe2_dir)?,
+            Part::Exec => report.exec(&mut out, exec_caffe2)?,
         }
         println!("\n{out}");
         sections.push((part, out));
@@ -439,7 +475,7 @@ mod tests {
         };
         assert_eq!(
             opts.parts(),
-            [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2]
+            [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2, Part::Exec]
         );
         assert_eq!(opts.command_line(), "cargo xtask bench --write-docs");
         opts.only = Some(Part::Rewrite);

@@ -33,6 +33,13 @@ pub(super) enum Kind {
     C2BackCp,
     /// netport convert PAIR OUT.onnx.
     C2Back,
+    // exec
+    /// `netport run --threads 1 --time N` (the ONNX model or its Caffe2 pair).
+    ExecNetport,
+    /// onnxruntime with one intra-op thread.
+    ExecOrt,
+    /// The real Caffe2 workspace (Python 3.7 venv).
+    ExecCaffe2,
 }
 
 impl Kind {
@@ -51,6 +58,7 @@ impl Kind {
             Kind::C2Cp | Kind::C2Netport | Kind::C2Backend | Kind::C2BackCp | Kind::C2Back => {
                 Part::Caffe2
             }
+            Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => Part::Exec,
         }
     }
 
@@ -69,7 +77,10 @@ impl Kind {
             | Kind::Load
             | Kind::LoadMmap
             | Kind::CheckNetport
-            | Kind::CheckOnnx => None,
+            | Kind::CheckOnnx
+            | Kind::ExecNetport
+            | Kind::ExecOrt
+            | Kind::ExecCaffe2 => None,
             Kind::Cp | Kind::CpSync => Some("cp.pt"),
             Kind::MapLocation => Some("map-location.pt"),
             Kind::ResaveTorch => Some("torch-save.pt"),
@@ -92,8 +103,6 @@ pub(super) struct Spec {
 
 pub(super) struct Ctx {
     pub(super) python: PathBuf,
-    /// The Caffe2 venv's python (caffe2 part).
-    pub(super) caffe2_python: PathBuf,
     /// Where the caffe2 part's model and netport's reference outputs are.
     pub(super) caffe2_dir: PathBuf,
     pub(super) netport: Option<PathBuf>,
@@ -102,10 +111,20 @@ pub(super) struct Ctx {
     pub(super) onnx_dir: PathBuf,
     /// Where the rewrite commands write.
     pub(super) out_dir: PathBuf,
+    /// The exec part's model, input and Caffe2 pair.
+    pub(super) exec_dir: PathBuf,
+    /// The Caffe2 venv's python (the caffe2 part, and the exec part when
+    /// the venv is built).
+    pub(super) caffe2_python: Option<PathBuf>,
 }
 
 /// Every command, in the order of a round and of the tables.
-pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePlan>) -> Vec<Spec> {
+pub(super) fn specs(
+    parts: &[Part],
+    with_netport: bool,
+    plan: Option<&RewritePlan>,
+    with_caffe2: bool,
+) -> Vec<Spec> {
     let mut specs = Vec::new();
     if parts.contains(&Part::Inspect) {
         specs.push(Spec {
@@ -174,6 +193,9 @@ pub(super) fn specs(parts: &[Part], with_netport: bool, plan: Option<&RewritePla
                 file: Some(name),
             });
         }
+    }
+    if parts.contains(&Part::Exec) {
+        exec_specs(with_netport, with_caffe2, &mut specs);
     }
     specs
 }
@@ -251,14 +273,18 @@ impl Spec {
             Kind::C2Back => {
                 format!("netport convert {file} {out} --input-shape {C2_INPUT_SHAPE} > /dev/null")
             }
+            Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => exec_label(self),
         }
     }
 
     pub(super) fn command(&self, ctx: &Ctx) -> Command {
+        if self.kind.part() == Part::Exec {
+            return exec_command(self, ctx);
+        }
         let dir = match self.kind.part() {
             Part::Check => &ctx.onnx_dir,
             Part::Caffe2 => &ctx.caffe2_dir,
-            Part::Inspect | Part::Rewrite => &ctx.dir,
+            Part::Inspect | Part::Rewrite | Part::Exec => &ctx.dir,
         };
         let input = self.file.map(|f| dir.join(f));
         let output = self.output(ctx);
@@ -309,7 +335,11 @@ impl Spec {
                 cmd
             }
             Kind::C2Backend => {
-                let mut cmd = Command::new(&ctx.caffe2_python);
+                let mut cmd = Command::new(
+                    ctx.caffe2_python
+                        .as_deref()
+                        .expect("the caffe2 part has its venv"),
+                );
                 util::python_env(&mut cmd).args(["-c", BACKEND_CODE]);
                 cmd.arg(input).arg(output);
                 cmd
@@ -339,6 +369,9 @@ impl Spec {
                 let mut cmd = Command::new("sh");
                 cmd.args(["-c", FLOOR_SCRIPT, "sh"]).arg(input);
                 cmd
+            }
+            Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => {
+                unreachable!("exec commands are made by exec_command")
             }
             Kind::CpSync => {
                 let mut cmd = Command::new("sh");

@@ -62,6 +62,10 @@ pub struct Args {
     /// Run N more times after the first and report the median and spread.
     #[arg(long, value_name = "N")]
     pub time: Option<usize>,
+    /// Threads each op may use (default: the available cores, as
+    /// onnxruntime's intra-op pool; 1 runs on the calling thread only).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Print one JSON document (fields in docs/cli.md).
     #[arg(long)]
     pub json: bool,
@@ -163,9 +167,21 @@ struct RunJson<'a> {
     timing: Option<Timing>,
 }
 
-/// Loads a model for `run` and `verify`, with the model path in errors.
-pub fn load(model: &Path, init: Option<&Path>) -> anyhow::Result<(Plan, netport_exec::ModelKind)> {
-    netport_exec::load_model(model, init).map_err(|e| anyhow!("{}: {e}", model.display()))
+/// Loads a model for `run` and `verify`, with the model path in errors, set
+/// to use `threads` intra-op threads (`None`: the available cores, as
+/// onnxruntime's default intra-op pool; 0 is taken as 1).
+pub fn load(
+    model: &Path,
+    init: Option<&Path>,
+    threads: Option<usize>,
+) -> anyhow::Result<(Plan, netport_exec::ModelKind)> {
+    let (mut plan, kind) =
+        netport_exec::load_model(model, init).map_err(|e| anyhow!("{}: {e}", model.display()))?;
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    plan.set_threads(threads.max(1));
+    Ok((plan, kind))
 }
 
 fn parse_dims(text: &str) -> anyhow::Result<Vec<usize>> {
@@ -390,7 +406,7 @@ fn ms(d: std::time::Duration) -> f64 {
 /// Runs `netport run`.
 pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
     let start = Instant::now();
-    let (plan, kind) = load(&args.model, args.init.as_deref())?;
+    let (plan, kind) = load(&args.model, args.init.as_deref(), args.threads)?;
     let load_ms = ms(start.elapsed());
     let inputs = gather_inputs(&plan, &args.inputs)?;
     let outputs = plan

@@ -50,6 +50,10 @@ pub struct Args {
     /// Absolute tolerance.
     #[arg(long, default_value_t = 1e-5)]
     pub atol: f64,
+    /// Threads each op may use (default: the available cores, as
+    /// onnxruntime's intra-op pool; 1 runs on the calling thread only).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Print one JSON document (fields in docs/cli.md).
     #[arg(long)]
     pub json: bool,
@@ -161,13 +165,13 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
     if args.b.is_none() && args.references.is_empty() {
         bail!("give a second model B, or --reference outputs to compare with");
     }
-    let (plan_a, _) = load(&args.a, args.init_a.as_deref())?;
+    let (plan_a, _) = load(&args.a, args.init_a.as_deref(), args.threads)?;
     let inputs = gather_inputs(&plan_a, &args.inputs)?;
     let out_a = run_model(&args.a, &plan_a, &inputs)?;
     let mut pairs = Vec::new();
     let mut out_b = None;
     if let Some(b) = &args.b {
-        let (plan_b, _) = load(b, args.init_b.as_deref())?;
+        let (plan_b, _) = load(b, args.init_b.as_deref(), args.threads)?;
         let names_b: Vec<String> = plan_b.inputs().map(|s| s.name.clone()).collect();
         let inputs_b: Vec<(String, Tensor)> =
             if names_b.iter().all(|n| inputs.iter().any(|(m, _)| m == n)) {

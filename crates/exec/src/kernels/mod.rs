@@ -18,6 +18,7 @@ pub mod reduce;
 pub mod resize;
 pub mod rnn;
 pub mod shape;
+pub mod winograd;
 
 use crate::tensor::{Data, Tensor, numel};
 use netport_tensor::DType;
@@ -32,6 +33,24 @@ pub trait Kernel: std::fmt::Debug + Send + Sync {
     /// Computes the outputs from the inputs (`None` for an omitted optional
     /// input).
     fn run(&self, inputs: &[Option<&Tensor>]) -> KResult;
+
+    /// Takes a `Relu` that reads this kernel's only output into the kernel
+    /// itself (the plan's fusion pass calls it): returns true when the
+    /// kernel now applies Relu's definition to its output, false (the
+    /// default) when it cannot, and the plan keeps the Relu step.
+    fn fuse_relu(&mut self) -> bool {
+        false
+    }
+}
+
+/// ONNX/Caffe2 `Relu` on float values in place: `max(x, 0)`, NaN kept,
+/// -0 made +0 (what [`elementwise::unary`] computes).
+pub fn relu_in_place<T: Float>(v: &mut [T]) {
+    for x in v {
+        if *x <= T::ZERO {
+            *x = T::ZERO;
+        }
+    }
 }
 
 /// Input `i`, which must be present.
@@ -109,6 +128,11 @@ pub trait Float:
     fn read(t: &Tensor) -> Result<Cow<'_, [Self]>, String>;
     /// Wraps a result as tensor data.
     fn wrap(v: Vec<Self>) -> Data;
+    /// Runs `f` on a scratch buffer of `len` values (contents unspecified)
+    /// kept by this thread between calls, so a hot loop does not allocate
+    /// (and zero) a large buffer on every call. Not reentrant: `f` must not
+    /// ask for the scratch buffer again.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
     /// `c = alpha * a @ b + beta * c`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -165,6 +189,23 @@ macro_rules! impl_float {
             }
             fn wrap(v: Vec<Self>) -> Data {
                 Data::$variant(v)
+            }
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                thread_local! {
+                    static SCRATCH: std::cell::RefCell<Vec<$t>> =
+                        const { std::cell::RefCell::new(Vec::new()) };
+                }
+                SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut v) => {
+                        if v.len() < len {
+                            v.resize(len, 0.0);
+                        }
+                        f(&mut v[..len])
+                    }
+                    // Already in use further up this thread's stack (a
+                    // kernel inside a control-flow body): a buffer of its own.
+                    Err(_) => f(&mut vec![0.0; len]),
+                })
             }
             fn gemm(
                 alpha: Self,

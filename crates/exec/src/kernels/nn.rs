@@ -147,13 +147,17 @@ fn spatial(shape: &[usize], what: &str) -> Result<(usize, usize, Vec<usize>), St
 }
 
 /// `Conv` (grouped, dilated, strided, 1 to 3 spatial dims), by im2col and
-/// a matrix multiply per group.
+/// a matrix multiply per group; a 2-D 3x3 convolution with stride 1, one
+/// group and enough output by Winograd's F(2x2, 3x3) ([`super::winograd`]).
 #[derive(Debug)]
 pub struct Conv {
     /// The geometry.
     pub window: Window,
     /// The group count.
     pub group: usize,
+    /// Apply Relu to the output (set by the plan's fusion pass when a Relu
+    /// reads this Conv's output; front ends give false).
+    pub relu: bool,
 }
 
 fn im2col<T: Float>(x: &[T], c: usize, d: &[Dim1], col: &mut [T]) {
@@ -251,41 +255,89 @@ fn conv<T: Float>(
     let mg = m / g;
     let rows = cg * kn;
     let mut out = vec![T::ZERO; n * m * out_n];
-    let mut col = vec![T::ZERO; rows * out_n];
+    let mut shape = vec![n, m];
+    shape.extend(d[3 - sp.len()..].iter().map(|d| d.output));
+    // A 3x3 convolution with stride 1 and enough output: Winograd.
+    if g == 1
+        && sp.len() == 2
+        && d[1..]
+            .iter()
+            .all(|d| d.kernel == 3 && d.stride == 1 && d.dilation == 1)
+    {
+        let geo = super::winograd::Geometry {
+            c,
+            h: d[1].input,
+            w: d[2].input,
+            m,
+            oh: d[1].output,
+            ow: d[2].output,
+            pad_t: d[1].pad_begin,
+            pad_l: d[2].pad_begin,
+        };
+        if geo.tiles() >= super::winograd::MIN_TILES {
+            T::with_scratch(geo.scratch_len(), |scratch| -> Result<(), String> {
+                for ni in 0..n {
+                    super::winograd::conv3x3(
+                        &x[ni * c * in_n..(ni + 1) * c * in_n],
+                        w,
+                        &geo,
+                        b,
+                        k.relu,
+                        scratch,
+                        &mut out[ni * m * out_n..(ni + 1) * m * out_n],
+                    )?;
+                }
+                Ok(())
+            })?;
+            return Ok((out, shape));
+        }
+    }
+    // A 1x1 convolution without stride or padding is a product with the
+    // input itself; any other needs the im2col matrix, built in this
+    // thread's scratch buffer (no allocation in steady state).
     let pointwise = kn == 1
         && d.iter()
             .all(|d| d.stride == 1 && d.pad_begin == 0 && d.pad_end == 0);
-    for ni in 0..n {
-        for gi in 0..g {
-            let xg = &x[(ni * c + gi * cg) * in_n..(ni * c + (gi + 1) * cg) * in_n];
-            let src: &[T] = if pointwise {
-                xg
-            } else {
-                im2col(xg, cg, &d, &mut col);
-                &col
-            };
-            let wg = &w[gi * mg * rows..(gi + 1) * mg * rows];
-            let og = &mut out[(ni * m + gi * mg) * out_n..(ni * m + (gi + 1) * mg) * out_n];
-            if let Some(b) = b {
+    let col_len = if pointwise { 0 } else { rows * out_n };
+    T::with_scratch(col_len, |col| -> Result<(), String> {
+        for ni in 0..n {
+            for gi in 0..g {
+                let xg = &x[(ni * c + gi * cg) * in_n..(ni * c + (gi + 1) * cg) * in_n];
+                let src: &[T] = if pointwise {
+                    xg
+                } else {
+                    im2col(xg, cg, &d, col);
+                    col
+                };
+                let wg = &w[gi * mg * rows..(gi + 1) * mg * rows];
+                let og = &mut out[(ni * m + gi * mg) * out_n..(ni * m + (gi + 1) * mg) * out_n];
+                T::gemm(
+                    T::ONE,
+                    wg,
+                    Layout::row_major(mg, rows),
+                    src,
+                    Layout::row_major(rows, out_n),
+                    T::ZERO,
+                    og,
+                    Layout::row_major(mg, out_n),
+                )?;
+                // The epilogue, one pass while the block is still in cache:
+                // bias, then the fused Relu.
                 for (j, chunk) in og.chunks_mut(out_n).enumerate() {
-                    chunk.fill(b[gi * mg + j]);
+                    if let Some(b) = b {
+                        let bj = b[gi * mg + j];
+                        for v in chunk.iter_mut() {
+                            *v += bj;
+                        }
+                    }
+                    if k.relu {
+                        super::relu_in_place(chunk);
+                    }
                 }
             }
-            let beta = if b.is_some() { T::ONE } else { T::ZERO };
-            T::gemm(
-                T::ONE,
-                wg,
-                Layout::row_major(mg, rows),
-                src,
-                Layout::row_major(rows, out_n),
-                beta,
-                og,
-                Layout::row_major(mg, out_n),
-            )?;
         }
-    }
-    let mut shape = vec![n, m];
-    shape.extend(d[3 - sp.len()..].iter().map(|d| d.output));
+        Ok(())
+    })?;
     Ok((out, shape))
 }
 
@@ -305,6 +357,11 @@ impl Kernel for Conv {
             float_out(dt, shape, v)?
         });
         Ok(vec![out])
+    }
+
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
     }
 }
 
