@@ -63,11 +63,9 @@ fn op_name(op: &OperatorDef) -> String {
 pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
     let mut plan = Plan::default();
     let mut index = HashMap::new();
-    let unsupported = |op: &OperatorDef, reason: String| ExecError::Unsupported {
-        node: op_name(op),
+    let unsupported = |op: &OperatorDef, reason: String| ExecError::UnsupportedCaffe2 {
+        name: op_name(op),
         op: op.r#type().to_string(),
-        domain: "caffe2 ".into(),
-        opset: 0,
         reason,
     };
     let net = &model.predict_net;
