@@ -1033,11 +1033,42 @@ fn build_kernel(
                 group: a.i("group", 1).max(1) as usize,
             })
         }
+        "Upsample" | "Resize" if op == "Upsample" || opset < 11 => {
+            use crate::kernels::resize::{Coord, LegacyScales, Mode, Resize, Rounding};
+            let mode = match a.s("mode").as_deref() {
+                None | Some("nearest") => Mode::Nearest(Rounding::Legacy),
+                Some("linear") => Mode::Linear,
+                Some(m) => return Err(format!("mode {m:?}")),
+            };
+            let legacy = if op == "Upsample" && opset < 9 {
+                if opset < 7 {
+                    return Err("Upsample before opset 7 (height_scale/width_scale)".into());
+                }
+                let s: Vec<f64> = a
+                    .get("scales")
+                    .map(|v| v.floats.iter().map(|&f| f as f64).collect())
+                    .ok_or("scales attribute is missing")?;
+                if s.iter().any(|&v| !(v >= 1.0)) {
+                    return Err(format!("Upsample scales must be at least 1: {s:?}"));
+                }
+                LegacyScales::Fixed(s)
+            } else {
+                LegacyScales::Input {
+                    upsample: op == "Upsample",
+                }
+            };
+            Box::new(Resize {
+                mode,
+                coord: Coord::Asymmetric,
+                exclude_outside: false,
+                extrapolation: 0.0,
+                axes: None,
+                keep_aspect: 0,
+                legacy: Some(legacy),
+            })
+        }
         "Resize" => {
             use crate::kernels::resize::{Coord, Mode, Resize, Rounding};
-            if opset < 11 {
-                return Err("Resize before opset 11".into());
-            }
             if a.i("antialias", 0) != 0 {
                 return Err("antialias = 1".into());
             }
@@ -1075,6 +1106,7 @@ fn build_kernel(
                 extrapolation: a.f("extrapolation_value", 0.0),
                 axes: a.ints("axes"),
                 keep_aspect,
+                legacy: None,
             })
         }
         "RNN" | "GRU" | "LSTM" => {
