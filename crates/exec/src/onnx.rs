@@ -392,12 +392,26 @@ fn control_kernel(
             )
         }
         _ => {
+            let body = sub("body").map_err(Err)?;
             if opset < 9 {
-                return Err(Ok(
-                    "Scan before opset 9 (batched, with sequence_lens)".into()
+                let implicit = body.implicit.clone();
+                let m = a.i("num_scan_inputs", 0).max(0) as usize;
+                let directions = a.ints("directions").unwrap_or_default();
+                return Ok((
+                    Box::new(crate::control::Scan8 {
+                        scan: Scan {
+                            body,
+                            explicit: n_in.saturating_sub(1),
+                            num_scan_inputs: m,
+                            input_axes: vec![],
+                            input_directions: directions,
+                            output_axes: vec![],
+                            output_directions: vec![],
+                        },
+                    }),
+                    implicit,
                 ));
             }
-            let body = sub("body").map_err(Err)?;
             let implicit = body.implicit.clone();
             let m = a.i("num_scan_inputs", 0).max(0) as usize;
             (
@@ -1236,6 +1250,35 @@ fn build_kernel(
                 log_softmax: op == "SoftmaxCrossEntropyLoss",
             })
         }
+        "NonMaxSuppression" => {
+            let c = a.i("center_point_box", 0);
+            if c != 0 && c != 1 {
+                return Err(format!("center_point_box = {c}"));
+            }
+            Box::new(crate::kernels::detection::NonMaxSuppression {
+                center_point_box: c == 1,
+            })
+        }
+        "Unique" => Box::new(crate::kernels::unique::Unique {
+            axis: a.get("axis").and_then(|v| v.i),
+            sorted: a.i("sorted", 1) != 0,
+        }),
+        "DFT" => {
+            let inverse = a.i("inverse", 0) != 0;
+            let onesided = a.i("onesided", 0) != 0;
+            Box::new(crate::kernels::spectral::Dft {
+                axis: if opset < 20 {
+                    Some(a.i("axis", 1))
+                } else {
+                    None
+                },
+                inverse,
+                onesided,
+            })
+        }
+        "STFT" => Box::new(crate::kernels::spectral::Stft {
+            onesided: a.i("onesided", 1) != 0,
+        }),
         "OneHot" => Box::new(OneHot {
             axis: a.i("axis", -1),
         }),
