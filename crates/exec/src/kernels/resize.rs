@@ -5,9 +5,10 @@
 //! and `keep_aspect_ratio_policy`. Computed in float64.
 //!
 //! The same kernel runs the older forms (`Upsample` 7 and 9, `Resize` 10):
-//! scales only (an attribute, or input 1), asymmetric coordinates, and
-//! nearest rounding as onnxruntime has it for them
-//! ([`Rounding::Legacy`]).
+//! scales only (an attribute, or input 1), asymmetric coordinates and
+//! output sizes computed in float32, and nearest rounding as onnxruntime
+//! has it for them ([`Rounding::Legacy`]); so does Caffe2's
+//! `ResizeNearest` (with [`Rounding::Floor`]).
 
 use super::{KResult, Kernel, arg, axis, opt};
 use crate::tensor::{Data, Tensor};
@@ -138,6 +139,9 @@ impl Resize {
                             x * (inn as f64 - 1.0) / (out_w - 1.0)
                         }
                     }
+                    // The pre-11 forms (and Caffe2) compute it in float32,
+                    // which decides the nearest index at exact boundaries.
+                    Coord::Asymmetric if self.legacy.is_some() => (x as f32 / scale as f32) as f64,
                     Coord::Asymmetric => x / scale,
                     Coord::TfCropAndResize => {
                         let mut xo = if out_w == 1.0 {
@@ -257,7 +261,11 @@ impl Kernel for Resize {
                 }
                 for (i, &a) in axes.iter().enumerate() {
                     scales[a] = s[i];
-                    out[a] = (s[i] * x.shape[a] as f64) as usize;
+                    out[a] = if self.legacy.is_some() {
+                        (s[i] as f32 * x.shape[a] as f32) as usize
+                    } else {
+                        (s[i] * x.shape[a] as f64) as usize
+                    };
                 }
             }
             (None, Some(sz)) => {
