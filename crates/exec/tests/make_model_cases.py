@@ -4,7 +4,8 @@ onnxruntime (peer venv, env NETPORT_PYTHON).
 
     $NETPORT_PYTHON crates/exec/tests/make_model_cases.py OUT_DIR FAMILY
 
-FAMILY is one of FAMILIES below. torch builds the model with random weights
+FAMILY is one of FAMILIES below, or `resize_legacy` (one-node models of
+Upsample 7/9 and Resize 10, see `resize_legacy`). torch builds the model with random weights
 and randomised BatchNorm statistics (testdata/peers/torchvision_export.py's
 `build` and `randomise`, imported, not copied), a seeded input [1, 3, H, W],
 then exports it twice:
@@ -52,9 +53,53 @@ CLASSES = 10
 EXPORTS = (("torchscript", 17), ("dynamo", 18))
 
 
+def resize_legacy(out):
+    """Pseudo-family: Upsample 7 and 9 and Resize 10 (the forms before
+    opset 11, which torch's exporter writes at opsets 9 and 10), one node
+    each, on one input, run in onnxruntime."""
+    from onnx import TensorProto, helper
+
+    x = np.random.RandomState(3).randn(1, 2, 5, 7).astype(np.float32)
+    np.save(out / "input.npy", x)
+    graphs = {
+        "upsample7_nearest": (7, "Upsample", {"mode": "nearest", "scales": [1.0, 1.0, 2.0, 3.0]}, None),
+        "upsample7_linear": (7, "Upsample", {"mode": "linear", "scales": [1.0, 1.0, 2.0, 1.5]}, None),
+        "upsample9_nearest": (9, "Upsample", {"mode": "nearest"}, [1.0, 1.0, 1.5, 2.5]),
+        "upsample9_linear": (9, "Upsample", {"mode": "linear"}, [1.0, 1.0, 3.0, 2.0]),
+        "resize10_nearest_up": (10, "Resize", {"mode": "nearest"}, [1.0, 1.0, 2.0, 1.7]),
+        "resize10_nearest_down": (10, "Resize", {"mode": "nearest"}, [1.0, 1.0, 0.6, 0.45]),
+        "resize10_linear_down": (10, "Resize", {"mode": "linear"}, [1.0, 1.0, 0.6, 0.5]),
+        "resize10_linear_up": (10, "Resize", {"mode": "linear"}, [1.0, 1.0, 1.4, 2.2]),
+    }
+    meta = {"family": "resize_legacy", "onnxruntime": ort.__version__, "exports": {}}
+    for name, (opset, op, attrs, scales) in graphs.items():
+        inputs = ["x"]
+        inits = []
+        if scales is not None:
+            inputs.append("scales")
+            inits.append(helper.make_tensor("scales", TensorProto.FLOAT, [4], scales))
+        node = helper.make_node(op, inputs, ["y"], **attrs)
+        g = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 4 if opset < 10 else 5
+        path = out / f"{name}.onnx"
+        onnx.save(m, str(path))
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"x": x})
+        for i, g_ in enumerate(got):
+            np.save(out / f"{name}.ort.{i}.npy", g_)
+        meta["exports"][name] = {"file": path.name, "opset": opset, "input": "x", "outputs": ["y"],
+                                 "nodes": 1, "ops": {op: 1}, "ort_vs_torch_max_abs": None}
+    (out / "case.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
 def main():
     out = Path(sys.argv[1])
     family = sys.argv[2]
+    if family == "resize_legacy":
+        out.mkdir(parents=True, exist_ok=True)
+        return resize_legacy(out)
     arch, size = FAMILIES[family]
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
