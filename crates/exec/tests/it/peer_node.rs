@@ -228,7 +228,7 @@ fn every_node_test_is_equal_or_refused() {
         let _ = writeln!(
             md,
             "# ONNX node tests on netport-exec\n\n\
-             Made by `NETPORT_NODE_REPORT=docs/node-tests.md cargo test -p netport-exec -- --ignored node` \
+             Made by `NETPORT_NODE_REPORT=$PWD/docs/node-tests.md cargo test -p netport-exec -- --ignored node` (an absolute path: tests run in crates/exec) \
              (`crates/exec/tests/it/peer_node.rs`) over the node tests of the peer corpus (onnx {}). \
              A case passes when every output equals the expected one within the onnx backend tests' \
              default tolerance (rtol 1e-3, atol 1e-7; for float16/bfloat16 outputs rtol is two machine \
