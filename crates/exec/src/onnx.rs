@@ -1062,7 +1062,7 @@ fn build_kernel(
                     .get("scales")
                     .map(|v| v.floats.iter().map(|&f| f as f64).collect())
                     .ok_or("scales attribute is missing")?;
-                if s.iter().any(|&v| !(v >= 1.0)) {
+                if s.iter().any(|&v| v < 1.0 || v.is_nan()) {
                     return Err(format!("Upsample scales must be at least 1: {s:?}"));
                 }
                 LegacyScales::Fixed(s)

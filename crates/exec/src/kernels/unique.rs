@@ -20,11 +20,7 @@ pub struct Unique {
 
 /// Compares slice `i` and `j` of `v` viewed as `[outer, len, inner]`.
 fn cmp_slices<T: PartialOrd>(v: &[T], len: usize, inner: usize, i: usize, j: usize) -> Ordering {
-    let outer = if len * inner == 0 {
-        0
-    } else {
-        v.len() / (len * inner)
-    };
+    let outer = v.len().checked_div(len * inner).unwrap_or(0);
     for o in 0..outer {
         for k in 0..inner {
             let (a, b) = (&v[(o * len + i) * inner + k], &v[(o * len + j) * inner + k]);
