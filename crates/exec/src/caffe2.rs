@@ -63,11 +63,9 @@ fn op_name(op: &OperatorDef) -> String {
 pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
     let mut plan = Plan::default();
     let mut index = HashMap::new();
-    let unsupported = |op: &OperatorDef, reason: String| ExecError::Unsupported {
-        node: op_name(op),
+    let unsupported = |op: &OperatorDef, reason: String| ExecError::UnsupportedCaffe2 {
+        name: op_name(op),
         op: op.r#type().to_string(),
-        domain: "caffe2 ".into(),
-        opset: 0,
         reason,
     };
     let net = &model.predict_net;
@@ -962,6 +960,143 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
             keepdims: a.i("keepdims").unwrap_or(1) != 0,
             select_last_index: false,
         }),
+        "ConvTranspose" | "ConvTranspose1D" | "ConvTranspose2D" | "ConvTranspose3D" => {
+            let (w, global) = c2_window(a)?;
+            let kernel = w.kernel.ok_or("no kernel size")?;
+            if global || w.ceil_mode || w.auto_pad == AutoPad::SameUpper {
+                return Err("global_pooling or legacy_pad other than NOTSET/VALID".into());
+            }
+            if w.dilations.iter().any(|&d| d != 1) {
+                return Err("ConvTranspose with dilation".into());
+            }
+            let adjs = spatial_arg(a, "adjs", "adj", ["adj_h", "adj_w"], kernel.len())?;
+            Box::new(crate::kernels::nn::ConvTranspose {
+                strides: w.strides,
+                dilations: vec![],
+                pads: Some(if w.pads.is_empty() {
+                    vec![0; 2 * kernel.len()]
+                } else {
+                    w.pads
+                }),
+                same_upper: None,
+                output_padding: adjs,
+                output_shape: None,
+                group: a.i("group").unwrap_or(1).max(1) as usize,
+            })
+        }
+        "Slice" => Box::new(C2Slice {
+            starts: a.ints("starts"),
+            ends: a.ints("ends"),
+        }),
+        "ResizeNearest" => Box::new(ResizeNearest {
+            height_scale: a.f("height_scale").unwrap_or(1.0),
+            width_scale: a.f("width_scale").unwrap_or(1.0),
+        }),
         other => return Err(format!("no kernel for Caffe2 op {other:?}")),
     })
+}
+
+/// Caffe2 `Slice`: `starts`/`ends` (arguments, or inputs 1 and 2) for the
+/// leading dims; a negative index counts from one past the end (-1 is the
+/// end); at most one dim may be cut, as Caffe2's CPU op enforces.
+#[derive(Debug)]
+struct C2Slice {
+    starts: Option<Vec<i64>>,
+    ends: Option<Vec<i64>>,
+}
+
+impl Kernel for C2Slice {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let x = arg(inputs, 0)?;
+        let (starts, ends) = match (opt(inputs, 1), opt(inputs, 2)) {
+            (Some(s), Some(e)) => (s.to_i64_vec()?, e.to_i64_vec()?),
+            (None, None) => (
+                self.starts.clone().ok_or("no starts")?,
+                self.ends.clone().ok_or("no ends")?,
+            ),
+            _ => return Err("starts and ends must both be inputs or both arguments".into()),
+        };
+        if starts.len() != ends.len() || starts.len() > x.rank() {
+            return Err(format!(
+                "starts {starts:?} and ends {ends:?} for a tensor of shape {:?}",
+                x.shape
+            ));
+        }
+        let mut sliced = None;
+        let (mut b, mut e) = (vec![0i64; x.rank()], vec![0i64; x.rank()]);
+        for (i, &d) in x.shape.iter().enumerate() {
+            let d = d as i64;
+            e[i] = d;
+            if i >= starts.len() || d == 0 {
+                continue;
+            }
+            let fix = |v: i64| (if v < 0 { d + 1 + v } else { v }).min(d);
+            let (s0, e0) = (fix(starts[i]), fix(ends[i]));
+            if s0 < 0 || e0 < s0 {
+                return Err(format!(
+                    "dim {i} of size {d}: start {} end {} (from {} and {})",
+                    s0, e0, starts[i], ends[i]
+                ));
+            }
+            if s0 > 0 || e0 < d {
+                if let Some(j) = sliced {
+                    return Err(format!(
+                        "Caffe2 slices one dim only: dims {j} and {i} are both cut"
+                    ));
+                }
+                sliced = Some(i);
+            }
+            (b[i], e[i]) = (s0, e0);
+        }
+        let k = x.rank();
+        let t = |v: Vec<i64>| Tensor::i64(vec![k], v);
+        let axes = t((0..k as i64).collect())?;
+        crate::kernels::shape::Slice { fixed: None }.run(&[
+            Some(x),
+            Some(&t(b)?),
+            Some(&t(e)?),
+            Some(&axes),
+        ])
+    }
+}
+
+/// Caffe2 `ResizeNearest` (NCHW): output `floor(in * scale)` (computed in
+/// float32), source index `min(floor(out / scale), in - 1)`; the scales are
+/// the `height_scale`/`width_scale` arguments or input 1 (`[h, w]`).
+#[derive(Debug)]
+struct ResizeNearest {
+    height_scale: f64,
+    width_scale: f64,
+}
+
+impl Kernel for ResizeNearest {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        use crate::kernels::resize::{Coord, LegacyScales, Mode, Resize, Rounding};
+        let x = arg(inputs, 0)?;
+        if x.rank() != 4 {
+            return Err(format!("input of shape {:?} (NCHW expected)", x.shape));
+        }
+        let (h, w) = match opt(inputs, 1) {
+            Some(s) => match s.data.to_f64_vec()[..] {
+                [h, w] => (h, w),
+                _ => return Err(format!("scales of shape {:?}, not [2]", s.shape)),
+            },
+            None => (self.height_scale, self.width_scale),
+        };
+        if !(h > 0.0 && w > 0.0) {
+            return Err(format!("height_scale {h}, width_scale {w}"));
+        }
+        // Caffe2 holds the scales as float32.
+        let (h, w) = (h as f32 as f64, w as f32 as f64);
+        Resize {
+            mode: Mode::Nearest(Rounding::Floor),
+            coord: Coord::Asymmetric,
+            exclude_outside: false,
+            extrapolation: 0.0,
+            axes: None,
+            keep_aspect: 0,
+            legacy: Some(LegacyScales::Fixed(vec![1.0, 1.0, h, w])),
+        }
+        .run(&[Some(x)])
+    }
 }

@@ -1,5 +1,6 @@
 //! ONNX control flow: `If`, `Loop` and `Scan` run sub-plans (built from the
-//! node's graph attributes by the ONNX front end). Values the subgraph reads
+//! node's graph attributes by the ONNX front end); `Scan` 8 (batched, with
+//! `sequence_lens`) runs the opset-9 `Scan` once per batch element. Values the subgraph reads
 //! from enclosing scopes are extra inputs of the node, passed on by name.
 
 use crate::kernels::shape::{concat, take};
@@ -282,5 +283,105 @@ impl Kernel for Scan {
             result.push(stack(&s, a)?);
         }
         Ok(result)
+    }
+}
+
+/// `Scan` 8: every state and scan input has a batch dim first (scan inputs
+/// are scanned along dim 1), input 0 is the optional `sequence_lens`
+/// (`[batch]`, default the full length); each batch element is scanned on
+/// its own (by [`Scan`] with axes 0) and the results stacked, scan outputs
+/// zero-padded past the element's length.
+#[derive(Debug)]
+pub struct Scan8 {
+    /// The per-element scan: explicit inputs without `sequence_lens`, axes 0.
+    pub scan: Scan,
+}
+
+impl Kernel for Scan8 {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let m = self.scan.num_scan_inputs;
+        let explicit = self.scan.explicit;
+        let n = explicit
+            .checked_sub(m)
+            .ok_or("more scan inputs than inputs")?;
+        let given: Vec<&Tensor> = (0..explicit)
+            .map(|i| arg(inputs, 1 + i))
+            .collect::<Result<_, _>>()?;
+        if given.iter().any(|t| t.rank() == 0) {
+            return Err("a state or scan input without a batch dim".into());
+        }
+        let batch = given.first().map_or(0, |t| t.shape[0]);
+        if given.iter().any(|t| t.shape[0] != batch) {
+            return Err("states and scan inputs differ in batch size".into());
+        }
+        if given[n..].iter().any(|t| t.rank() < 2) {
+            return Err("a scan input without a sequence dim".into());
+        }
+        let max_len = given.get(n).map_or(0, |t| t.shape[1]);
+        let lens: Vec<usize> = match opt(inputs, 0) {
+            None => vec![max_len; batch],
+            Some(l) => {
+                let v = l.to_i64_vec()?;
+                if v.len() != batch {
+                    return Err(format!(
+                        "sequence_lens has {} values for batch {batch}",
+                        v.len()
+                    ));
+                }
+                v.iter()
+                    .map(|&x| {
+                        usize::try_from(x)
+                            .ok()
+                            .filter(|&x| x <= max_len)
+                            .ok_or_else(|| format!("sequence length {x} (at most {max_len})"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let implicit: Vec<Option<&Tensor>> = inputs.iter().skip(1 + explicit).copied().collect();
+        let mut per: Vec<Vec<Tensor>> = Vec::new();
+        for (b, &len) in lens.iter().enumerate() {
+            let mut own: Vec<Tensor> = Vec::with_capacity(explicit);
+            for (i, t) in given.iter().enumerate() {
+                let e = slice_at(t, 0, b)?;
+                if i >= n && len < e.shape[0] {
+                    let inner: usize = e.shape[1..].iter().product();
+                    let mut shape = e.shape.clone();
+                    shape[0] = len;
+                    own.push(take(&e, &(0..len * inner).collect::<Vec<_>>(), shape)?);
+                } else {
+                    own.push(e);
+                }
+            }
+            let mut args: Vec<Option<&Tensor>> = own.iter().map(Some).collect();
+            args.extend(implicit.iter().copied());
+            let mut outs = self.scan.run(&args)?;
+            for o in outs.iter_mut().skip(n) {
+                if o.rank() == 0 || o.shape[0] >= max_len {
+                    continue;
+                }
+                let mut steps: Vec<Tensor> = (0..o.shape[0])
+                    .map(|k| slice_at(o, 0, k))
+                    .collect::<Result<_, _>>()?;
+                let rest = o.shape[1..].to_vec();
+                let zeros = Tensor::new(
+                    rest.clone(),
+                    Data::from_f64(o.dtype(), &vec![0.0; rest.iter().product()]).ok_or("dtype")?,
+                )?;
+                steps.resize(max_len, zeros);
+                *o = stack(&steps, 0)?;
+            }
+            per.push(outs);
+        }
+        let k = per.first().map_or(0, Vec::len);
+        if per.iter().any(|o| o.len() != k) {
+            return Err("a batch element of length 0 makes no scan outputs to pad".into());
+        }
+        (0..k)
+            .map(|j| {
+                let parts: Vec<Tensor> = per.iter().map(|o| o[j].clone()).collect();
+                stack(&parts, 0)
+            })
+            .collect()
     }
 }

@@ -22,6 +22,18 @@ pub enum ExecError {
         /// What is missing.
         reason: String,
     },
+    /// A Caffe2 operator the executor does not implement (or an argument
+    /// value it has no code for); raised when the plan is built. Caffe2 nets
+    /// carry no opset: the op type and its name (or first output) say which.
+    #[error("Caffe2 operator {name:?} (type {op}): not supported: {reason}")]
+    UnsupportedCaffe2 {
+        /// The operator's name, or its first output when it has none.
+        name: String,
+        /// The operator type.
+        op: String,
+        /// What is missing.
+        reason: String,
+    },
     /// A node failed while running (shapes that do not fit, a dtype the
     /// kernel has no code for, an index out of range, ...).
     #[error("node {node:?} ({op}): {reason}")]

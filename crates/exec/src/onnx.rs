@@ -392,12 +392,26 @@ fn control_kernel(
             )
         }
         _ => {
+            let body = sub("body").map_err(Err)?;
             if opset < 9 {
-                return Err(Ok(
-                    "Scan before opset 9 (batched, with sequence_lens)".into()
+                let implicit = body.implicit.clone();
+                let m = a.i("num_scan_inputs", 0).max(0) as usize;
+                let directions = a.ints("directions").unwrap_or_default();
+                return Ok((
+                    Box::new(crate::control::Scan8 {
+                        scan: Scan {
+                            body,
+                            explicit: n_in.saturating_sub(1),
+                            num_scan_inputs: m,
+                            input_axes: vec![],
+                            input_directions: directions,
+                            output_axes: vec![],
+                            output_directions: vec![],
+                        },
+                    }),
+                    implicit,
                 ));
             }
-            let body = sub("body").map_err(Err)?;
             let implicit = body.implicit.clone();
             let m = a.i("num_scan_inputs", 0).max(0) as usize;
             (
@@ -1034,11 +1048,42 @@ fn build_kernel(
                 group: a.i("group", 1).max(1) as usize,
             })
         }
+        "Upsample" | "Resize" if op == "Upsample" || opset < 11 => {
+            use crate::kernels::resize::{Coord, LegacyScales, Mode, Resize, Rounding};
+            let mode = match a.s("mode").as_deref() {
+                None | Some("nearest") => Mode::Nearest(Rounding::Legacy),
+                Some("linear") => Mode::Linear,
+                Some(m) => return Err(format!("mode {m:?}")),
+            };
+            let legacy = if op == "Upsample" && opset < 9 {
+                if opset < 7 {
+                    return Err("Upsample before opset 7 (height_scale/width_scale)".into());
+                }
+                let s: Vec<f64> = a
+                    .get("scales")
+                    .map(|v| v.floats.iter().map(|&f| f as f64).collect())
+                    .ok_or("scales attribute is missing")?;
+                if s.iter().any(|&v| v < 1.0 || v.is_nan()) {
+                    return Err(format!("Upsample scales must be at least 1: {s:?}"));
+                }
+                LegacyScales::Fixed(s)
+            } else {
+                LegacyScales::Input {
+                    upsample: op == "Upsample",
+                }
+            };
+            Box::new(Resize {
+                mode,
+                coord: Coord::Asymmetric,
+                exclude_outside: false,
+                extrapolation: 0.0,
+                axes: None,
+                keep_aspect: 0,
+                legacy: Some(legacy),
+            })
+        }
         "Resize" => {
             use crate::kernels::resize::{Coord, Mode, Resize, Rounding};
-            if opset < 11 {
-                return Err("Resize before opset 11".into());
-            }
             if a.i("antialias", 0) != 0 {
                 return Err("antialias = 1".into());
             }
@@ -1076,6 +1121,7 @@ fn build_kernel(
                 extrapolation: a.f("extrapolation_value", 0.0),
                 axes: a.ints("axes"),
                 keep_aspect,
+                legacy: None,
             })
         }
         "RNN" | "GRU" | "LSTM" => {
@@ -1205,6 +1251,35 @@ fn build_kernel(
                 log_softmax: op == "SoftmaxCrossEntropyLoss",
             })
         }
+        "NonMaxSuppression" => {
+            let c = a.i("center_point_box", 0);
+            if c != 0 && c != 1 {
+                return Err(format!("center_point_box = {c}"));
+            }
+            Box::new(crate::kernels::detection::NonMaxSuppression {
+                center_point_box: c == 1,
+            })
+        }
+        "Unique" => Box::new(crate::kernels::unique::Unique {
+            axis: a.get("axis").and_then(|v| v.i),
+            sorted: a.i("sorted", 1) != 0,
+        }),
+        "DFT" => {
+            let inverse = a.i("inverse", 0) != 0;
+            let onesided = a.i("onesided", 0) != 0;
+            Box::new(crate::kernels::spectral::Dft {
+                axis: if opset < 20 {
+                    Some(a.i("axis", 1))
+                } else {
+                    None
+                },
+                inverse,
+                onesided,
+            })
+        }
+        "STFT" => Box::new(crate::kernels::spectral::Stft {
+            onesided: a.i("onesided", 1) != 0,
+        }),
         "OneHot" => Box::new(OneHot {
             axis: a.i("axis", -1),
         }),

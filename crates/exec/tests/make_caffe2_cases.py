@@ -164,6 +164,19 @@ def op_cases():
     one_op("copy", "Copy", [("x", x)], ["y"])
     one_op("exp", "Exp", [("x", x)], ["y"])
     one_op("averagepool_1d", "AveragePool", [("x", r(2, 3, 10))], ["y"], kernels=[3], strides=[2], pads=[1, 1])
+    # Ops of the ONNX -> Caffe2 conversion (ConvTranspose, Upsample ->
+    # ResizeNearest, Slice) and of detection nets.
+    xt = r(2, 4, 5, 6)
+    one_op("convtranspose", "ConvTranspose", [("x", xt)], ["y"], [("w", r(4, 3, 3, 3)), ("b", r(3))],
+           kernels=[3, 3], strides=[2, 2], pads=[1, 0, 1, 2], adjs=[1, 0])
+    one_op("convtranspose_scalar_args", "ConvTranspose", [("x", xt)], ["y"], [("w", r(4, 2, 2, 2)), ("b", r(2))],
+           kernel=2, stride=2, pad=0)
+    one_op("resizenearest_up", "ResizeNearest", [("x", xt)], ["y"], height_scale=2.0, width_scale=1.5)
+    one_op("resizenearest_down", "ResizeNearest", [("x", r(2, 3, 10, 15))], ["y"], height_scale=0.5, width_scale=0.6)
+    one_op("slice_args", "Slice", [("x", x)], ["y"], starts=[0, 1], ends=[-1, 3])
+    one_op("slice_negative", "Slice", [("x", x)], ["y"], starts=[0, 0, 2], ends=[-1, -1, -3])
+    one_op("slice_inputs", "Slice", [("x", x), ("s", np.array([0, 0, 0, 3], dtype=np.int32)),
+                                     ("e", np.array([-1, -1, -1, -2], dtype=np.int32))], ["y"])
 
 
 def main():

@@ -217,24 +217,122 @@ fn verify_against_a_reference_file() {
     assert_eq!(netport(&v).status.code(), Some(1));
 }
 
-/// The cases `netport-exec`'s tests make with the real Caffe2 (see
-/// crates/exec/tests/make_caffe2_cases.py), found by the script's hash.
-fn caffe2_case(name: &str) -> PathBuf {
-    let script = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../exec/tests/make_caffe2_cases.py"),
-    )
-    .unwrap();
-    let hash = script.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
+/// A case folder that `netport-exec`'s interop tests make in the cache,
+/// named `PREFIX-<FNV-1a of the scripts>` (the scripts relative to
+/// crates/exec/tests), failing with how to make it when it is missing.
+fn exec_cache(prefix: &str, scripts: &[&str], case: &str, stamp: &str, how: &str) -> PathBuf {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for s in scripts {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../exec/tests")
+            .join(s);
+        for b in std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
+            hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
     let dir = PathBuf::from(std::env::var_os("HOME").unwrap())
-        .join(format!(".cache/netport/exec-caffe2-{hash:016x}"));
+        .join(format!(".cache/netport/{prefix}-{hash:016x}"));
+    let check = if stamp.is_empty() {
+        dir.join(case).join("case.json")
+    } else {
+        dir.join(stamp)
+    };
     assert!(
-        dir.join("cases.stamp").exists(),
-        "{} is missing: run `cargo test -p netport-exec -- --ignored caffe2` first (it needs NETPORT_CAFFE2_PYTHON)",
-        dir.display()
+        check.exists(),
+        "{} is missing: run `cargo test -p netport-exec -- --ignored {how}` first",
+        check.display()
     );
-    dir.join(name)
+    dir.join(case)
+}
+
+/// The cases `netport-exec`'s tests make with the real Caffe2 (see
+/// crates/exec/tests/make_caffe2_cases.py).
+fn caffe2_case(name: &str) -> PathBuf {
+    exec_cache(
+        "exec-caffe2",
+        &["make_caffe2_cases.py"],
+        name,
+        "cases.stamp",
+        "caffe2 (it needs NETPORT_CAFFE2_PYTHON)",
+    )
+}
+
+/// A torchvision family's exports that `netport-exec`'s tests make with the
+/// peer venv (see crates/exec/tests/make_model_cases.py).
+fn model_case(family: &str) -> PathBuf {
+    exec_cache(
+        "exec-models",
+        &[
+            "make_model_cases.py",
+            "../../../testdata/peers/torchvision_export.py",
+        ],
+        family,
+        "",
+        &format!("whole_model_equals_onnxruntime::{family} (it needs NETPORT_PYTHON)"),
+    )
+}
+
+#[test]
+#[ignore = "needs the whole-model cases of netport-exec (NETPORT_PYTHON)"]
+fn verify_two_different_models_with_the_same_interface_differ() {
+    // resnet50 and densenet121, both [1, 3, 64, 64] -> [1, 10] with random
+    // weights, exported by torch's TorchScript exporter.
+    let (a, b) = (model_case("resnet50"), model_case("densenet121"));
+    let input = format!("input={}", a.join("input.npy").display());
+    let run = |x: &Path, y: &Path, json: bool| {
+        let mut args = vec![
+            "verify".to_string(),
+            x.display().to_string(),
+            y.display().to_string(),
+            "--input".into(),
+            input.clone(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        netport(&args)
+    };
+    let out = run(
+        &a.join("torchscript.onnx"),
+        &b.join("torchscript.onnx"),
+        true,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json(&out);
+    assert_eq!(j["agree"], false);
+    assert_eq!(j["pairs"].as_array().unwrap().len(), 1);
+    let p = &j["pairs"][0];
+    assert_eq!(
+        (&p["name_a"], &p["name_b"]),
+        (&"output".into(), &"output".into())
+    );
+    assert_eq!(p["equal"], false);
+    assert_eq!(p["shape"], serde_json::json!([1, 10]));
+    // The text report names the differing output.
+    let out = run(
+        &a.join("torchscript.onnx"),
+        &b.join("torchscript.onnx"),
+        false,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("output: DIFFERENT")) && text.contains("outputs differ"),
+        "{text}"
+    );
+    // The same model from the two exporters agrees.
+    let out = run(&a.join("torchscript.onnx"), &a.join("dynamo.onnx"), true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! ([`widen`] / [`narrow`]), float64 in float64.
 
 pub mod attention;
+pub mod detection;
 pub mod einsum;
 pub mod elementwise;
 pub mod grid;
@@ -18,6 +19,8 @@ pub mod reduce;
 pub mod resize;
 pub mod rnn;
 pub mod shape;
+pub mod spectral;
+pub mod unique;
 pub mod winograd;
 
 use crate::tensor::{Data, Tensor, numel};

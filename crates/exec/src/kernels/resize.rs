@@ -3,6 +3,12 @@
 //! reference is separable the same way), with every coordinate
 //! transformation mode, `exclude_outside`, `extrapolation_value`, `axes`
 //! and `keep_aspect_ratio_policy`. Computed in float64.
+//!
+//! The same kernel runs the older forms (`Upsample` 7 and 9, `Resize` 10):
+//! scales only (an attribute, or input 1), asymmetric coordinates and
+//! output sizes computed in float32, and nearest rounding as onnxruntime
+//! has it for them ([`Rounding::Legacy`]); so does Caffe2's
+//! `ResizeNearest` (with [`Rounding::Floor`]).
 
 use super::{KResult, Kernel, arg, axis, opt};
 use crate::tensor::{Data, Tensor};
@@ -27,6 +33,10 @@ pub enum Rounding {
     PreferCeil,
     Floor,
     Ceil,
+    /// Before opset 11 (no `nearest_mode` yet): the coordinate truncated
+    /// when the axis is upsampled (scale >= 1), rounded up when it is
+    /// downsampled (onnxruntime's "simple" mode).
+    Legacy,
 }
 
 /// Coordinate transformation modes.
@@ -56,10 +66,25 @@ pub struct Resize {
     pub axes: Option<Vec<i64>>,
     /// 0 stretch, 1 not_larger, 2 not_smaller.
     pub keep_aspect: u8,
+    /// Where the scales come from: `None` for opset 11+ (roi, scales,
+    /// sizes as inputs 1 to 3), else the pre-11 forms.
+    pub legacy: Option<LegacyScales>,
+}
+
+/// The scales of `Upsample` and `Resize` before opset 11.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegacyScales {
+    /// `Upsample` 7: the `scales` attribute.
+    Fixed(Vec<f64>),
+    /// `Upsample` 9 and `Resize` 10: input 1 (at least 1 for `Upsample`).
+    Input {
+        /// `Upsample`: scales below 1 are an error.
+        upsample: bool,
+    },
 }
 
 impl Resize {
-    fn coeffs(&self, r: f64) -> Vec<f64> {
+    fn coeffs(&self, r: f64, down: bool) -> Vec<f64> {
         match self.mode {
             Mode::Nearest(m) => {
                 if r == 1.0 {
@@ -70,6 +95,7 @@ impl Resize {
                     Rounding::PreferCeil => r >= 0.5,
                     Rounding::Floor => false,
                     Rounding::Ceil => true,
+                    Rounding::Legacy => down,
                 };
                 if up { vec![0.0, 1.0] } else { vec![1.0, 0.0] }
             }
@@ -113,6 +139,9 @@ impl Resize {
                             x * (inn as f64 - 1.0) / (out_w - 1.0)
                         }
                     }
+                    // The pre-11 forms (and Caffe2) compute it in float32,
+                    // which decides the nearest index at exact boundaries.
+                    Coord::Asymmetric if self.legacy.is_some() => (x as f32 / scale as f32) as f64,
                     Coord::Asymmetric => x / scale,
                     Coord::TfCropAndResize => {
                         let mut xo = if out_w == 1.0 {
@@ -142,7 +171,7 @@ impl Resize {
                 };
                 let x0 = xo.floor();
                 let r = if xo == x0 { 1.0 } else { xo - x0 };
-                let mut c = self.coeffs(r);
+                let mut c = self.coeffs(r, scale < 1.0);
                 let n = c.len() as i64;
                 // The n integers nearest to xo, smaller ones first: from
                 // floor(xo) - n/2 + 1 when xo is not an integer, one lower
@@ -196,16 +225,33 @@ impl Kernel for Resize {
             Some(a) => a.iter().map(|&v| axis(v, r)).collect::<Result<_, _>>()?,
             None => (0..r).collect(),
         };
-        let roi_in = opt(inputs, 1)
-            .map(|t| t.data.to_f64_vec())
-            .filter(|v| !v.is_empty());
-        let scales_in = opt(inputs, 2)
-            .map(|t| t.data.to_f64_vec())
-            .filter(|v| !v.is_empty());
-        let sizes_in = opt(inputs, 3)
-            .map(|t| t.to_i64_vec())
-            .transpose()?
-            .filter(|v| !v.is_empty());
+        let (roi_in, scales_in, sizes_in) = match &self.legacy {
+            None => (
+                opt(inputs, 1)
+                    .map(|t| t.data.to_f64_vec())
+                    .filter(|v| !v.is_empty()),
+                opt(inputs, 2)
+                    .map(|t| t.data.to_f64_vec())
+                    .filter(|v| !v.is_empty()),
+                opt(inputs, 3)
+                    .map(|t| t.to_i64_vec())
+                    .transpose()?
+                    .filter(|v| !v.is_empty()),
+            ),
+            Some(LegacyScales::Fixed(s)) => (None, Some(s.clone()), None),
+            Some(LegacyScales::Input { upsample }) => {
+                let s = arg(inputs, 1)?.data.to_f64_vec();
+                if *upsample && s.iter().any(|&v| v < 1.0) {
+                    return Err(format!("Upsample scales must be at least 1: {s:?}"));
+                }
+                (None, Some(s), None)
+            }
+        };
+        if let Some(s) = &scales_in
+            && let Some(bad) = s.iter().find(|&&v| !(v > 0.0 && v.is_finite()))
+        {
+            return Err(format!("scale {bad} (scales must be positive): {s:?}"));
+        }
         let mut scales = vec![1.0f64; r];
         let mut out: Vec<usize> = x.shape.clone();
         match (scales_in, sizes_in) {
@@ -215,7 +261,11 @@ impl Kernel for Resize {
                 }
                 for (i, &a) in axes.iter().enumerate() {
                     scales[a] = s[i];
-                    out[a] = (s[i] * x.shape[a] as f64) as usize;
+                    out[a] = if self.legacy.is_some() {
+                        (s[i] as f32 * x.shape[a] as f32) as usize
+                    } else {
+                        (s[i] * x.shape[a] as f64) as usize
+                    };
                 }
             }
             (None, Some(sz)) => {

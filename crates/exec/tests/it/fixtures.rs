@@ -106,3 +106,28 @@ fn caffe2_spatialbn_in_training_mode_is_refused() {
     let e = netport_exec::caffe2::build(&model).unwrap_err().to_string();
     assert!(e.contains("SpatialBN") && e.contains("is_test = 0"), "{e}");
 }
+
+#[test]
+fn an_unknown_caffe2_op_is_refused_naming_the_operator_and_its_type() {
+    let dir = testdata("exec/caffe2/op_spatialbn");
+    let mut model = netport_caffe2::Caffe2Model::load_dir(&dir).unwrap();
+    let op = &mut model.predict_net.op[0];
+    op.r#type = Some("Frobnicate".into());
+    let name = if op.name().is_empty() {
+        op.output[0].clone()
+    } else {
+        op.name().to_string()
+    };
+    let e = netport_exec::caffe2::build(&model).unwrap_err();
+    assert!(
+        matches!(&e, ExecError::UnsupportedCaffe2 { op, name: n, .. } if op == "Frobnicate" && *n == name),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "Caffe2 operator {name:?} (type Frobnicate): not supported"
+        )) && !msg.contains("opset"),
+        "{msg}"
+    );
+}

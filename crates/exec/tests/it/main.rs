@@ -3,5 +3,6 @@
 mod common;
 mod fixtures;
 mod peer_caffe2;
+mod peer_models;
 mod peer_node;
 mod peer_resnet;

@@ -1,7 +1,8 @@
 //! The ONNX node tests of the peer corpus (`onnx-node/<test>/model.onnx`
 //! with `test_data_set_0/{input,output}_N.pb`, made by the onnx package):
 //! every case either equals the expected outputs within the onnx backend
-//! tests' default tolerance (rtol 1e-3, atol 1e-7) or is refused with an
+//! tests' default tolerance (rtol 1e-3, atol 1e-7; see `equal_above_noise`
+//! for the reference's rounding noise at exact zeros) or is refused with an
 //! error; a wrong number fails the test.
 //!
 //! `NETPORT_NODE_REPORT=FILE` writes the pass rate by op as markdown
@@ -145,11 +146,34 @@ fn run_case(dir: &Path, test: &str) -> (String, Outcome, String) {
             _ => 1e-3,
         };
         let c = compare(got, exp, rtol, 1e-7);
-        if !c.equal {
+        if !c.equal && !equal_above_noise(got, exp, rtol, 1e-7) {
             return (label, Outcome::Wrong, format!("output {i} {name:?}: {c:?}"));
         }
     }
     (label, Outcome::Pass, String::new())
+}
+
+/// The onnx reference computes some ops in the output's own precision
+/// (numpy's float32 FFT): where the exact value is 0 it records rounding
+/// noise (1.9e-7 for a zero bin of a float32 spectrum of magnitude 60),
+/// which atol 1e-7 cannot absorb. Such elements compare equal when both
+/// values are below the dtype's noise floor for that tensor, four machine
+/// epsilons of its largest expected magnitude; every other element keeps
+/// the plain tolerance.
+fn equal_above_noise(got: &Tensor, exp: &Tensor, rtol: f64, atol: f64) -> bool {
+    let eps = match exp.dtype() {
+        netport_tensor::DType::Float32 => f32::EPSILON as f64,
+        netport_tensor::DType::Float64 => f64::EPSILON,
+        _ => return false,
+    };
+    if got.shape != exp.shape {
+        return false;
+    }
+    let (g, e) = (got.data.to_f64_vec(), exp.data.to_f64_vec());
+    let floor = 4.0 * eps * e.iter().fold(0f64, |m, v| m.max(v.abs()));
+    g.iter().zip(&e).all(|(&a, &b)| {
+        (a - b).abs() <= atol + rtol * b.abs() || (a.abs() <= floor && b.abs() <= floor)
+    })
 }
 
 fn onnx_version(root: &Path) -> String {
@@ -204,11 +228,14 @@ fn every_node_test_is_equal_or_refused() {
         let _ = writeln!(
             md,
             "# ONNX node tests on netport-exec\n\n\
-             Made by `NETPORT_NODE_REPORT=docs/node-tests.md cargo test -p netport-exec -- --ignored node` \
+             Made by `NETPORT_NODE_REPORT=$PWD/docs/node-tests.md cargo test -p netport-exec -- --ignored node` (an absolute path: tests run in crates/exec) \
              (`crates/exec/tests/it/peer_node.rs`) over the node tests of the peer corpus (onnx {}). \
              A case passes when every output equals the expected one within the onnx backend tests' \
              default tolerance (rtol 1e-3, atol 1e-7; for float16/bfloat16 outputs rtol is two machine \
-             epsilons of the dtype, for one-ulp rounding differences of chained 16-bit ops). \
+             epsilons of the dtype, for one-ulp rounding differences of chained 16-bit ops; a float32/float64 \
+             element whose expected and computed values are both below four machine epsilons of the \
+             output's largest magnitude counts as equal: the reference's rounding noise where the exact value is 0, \
+             as in its float32 FFT). \
              \"Refused\" cases end in an error naming the node, op and opset; \"wrong\" ones (a number \
              outside the tolerance, or a panic) fail the test, so that column is always 0. Cases whose \
              model or data hold a type the executor does not (strings, float8, int4, complex, \

@@ -1,0 +1,136 @@
+//! Whole torchvision models from both torch exporters against onnxruntime
+//! (peer venv, env `NETPORT_PYTHON`): `tests/make_model_cases.py` builds
+//! each family with random weights, exports it with
+//! `torch.onnx.export(dynamo=False)` at opset 17 and `dynamo=True` at 18,
+//! and records onnxruntime's output (once per family and version of the
+//! scripts, into the cache folder); `resize_legacy` holds one-node models
+//! of Upsample 7/9 and Resize 10 instead. Every output of ours on the same file
+//! and input equals onnxruntime's within the node tests' tolerance; a
+//! refused op or a run error fails the test.
+
+use crate::common::npy;
+use netport_exec::{Tensor, compare, onnx};
+use std::path::{Path, PathBuf};
+
+/// The node tests' tolerance (onnx backend tests' defaults).
+const RTOL: f64 = 1e-3;
+const ATOL: f64 = 1e-7;
+
+/// The case folder of `family`, made by the script when missing.
+fn case_dir(family: &str) -> PathBuf {
+    // One family at a time: each export holds a whole torch model.
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script_path = manifest.join("tests/make_model_cases.py");
+    let helper = manifest.join("../../testdata/peers/torchvision_export.py");
+    // FNV-1a of both scripts: a new script makes new cases.
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for p in [&script_path, &helper] {
+        for b in std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
+            hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    let dir = PathBuf::from(home).join(format!(".cache/netport/exec-models-{hash:016x}/{family}"));
+    if dir.join("case.json").exists() {
+        return dir;
+    }
+    let python = std::env::var_os("NETPORT_PYTHON").expect(
+        "NETPORT_PYTHON is not set: the peer venv (torch, torchvision, onnxruntime) makes these cases",
+    );
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let status = std::process::Command::new(python)
+        .arg(&script_path)
+        .arg(&tmp)
+        .arg(family)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{} {family} failed",
+        script_path.display()
+    );
+    std::fs::rename(&tmp, &dir).unwrap();
+    dir
+}
+
+/// Runs both exports of `family` on the recorded input and compares each
+/// output with onnxruntime's.
+fn check(family: &str) {
+    let dir = case_dir(family);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
+    let x = npy(&dir.join("input.npy"));
+    let mut bad = Vec::new();
+    let exports = meta["exports"].as_object().unwrap();
+    assert!(!exports.is_empty(), "{family}: no exports");
+    for (exporter, e) in exports {
+        let file = dir.join(e["file"].as_str().unwrap());
+        let plan = match onnx::load(&file) {
+            Ok(p) => p,
+            Err(err) => {
+                bad.push(format!("{family} {exporter}: refused: {err}"));
+                continue;
+            }
+        };
+        let inputs: Vec<(String, Tensor)> = vec![(e["input"].as_str().unwrap().into(), x.clone())];
+        let outs = match plan.run(&inputs) {
+            Ok(o) => o,
+            Err(err) => {
+                bad.push(format!("{family} {exporter}: run: {err}"));
+                continue;
+            }
+        };
+        let names = e["outputs"].as_array().unwrap();
+        assert_eq!(outs.len(), names.len(), "{family} {exporter}");
+        for (i, (name, got)) in outs.iter().enumerate() {
+            assert_eq!(name, names[i].as_str().unwrap());
+            let want = npy(&dir.join(format!("{exporter}.ort.{i}.npy")));
+            let c = compare(got, &want, RTOL, ATOL);
+            let torch = e["ort_vs_torch_max_abs"]
+                .as_f64()
+                .map(|d| format!(" (onnxruntime vs torch: {d:.3e})"))
+                .unwrap_or_default();
+            eprintln!(
+                "{family} {exporter} (opset {}, {} nodes) {name}: max abs {:.3e}, max rel {:.3e}{torch}",
+                e["opset"], e["nodes"], c.max_abs, c.max_rel
+            );
+            if !c.equal || got.dtype() != want.dtype() {
+                bad.push(format!("{family} {exporter} {name}: {c:?}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+macro_rules! families {
+    ($($f:ident),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = "needs the peer venv (NETPORT_PYTHON)"]
+            fn $f() {
+                check(stringify!($f));
+            }
+        )*
+    };
+}
+
+mod whole_model_equals_onnxruntime {
+    use super::check;
+    families!(
+        resnet50,
+        mobilenet_v3_small,
+        efficientnet_b0,
+        densenet121,
+        googlenet,
+        inception_v3,
+        shufflenet_v2,
+        squeezenet,
+        convnext_tiny,
+        vit_b_16,
+        swin_t,
+        resize_legacy,
+    );
+}
