@@ -612,3 +612,113 @@ fn newer_opsets_match_torch() {
         );
     }
 }
+
+/// Swin v1 and v2: at 72x72 the stage maps are 18, 9, 5 and 3 (padded to
+/// the window, shifted in the first two stages, an odd PatchMerging), at
+/// 224x224 56, 28, 14 and 7 (torchvision's size: no padding). torch
+/// writes the shape arithmetic of the traced sizes and the strided slices
+/// of PatchMerging; ours constant shapes and one reshape and transpose.
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn swin_matches_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        case("swin_t72", "swin_t", 10, 72, 72),
+        case("swin_t224", "swin_t", 2, 224, 224),
+        case("swin_v2_t72", "swin_v2_t", 2, 72, 72),
+        case("swin_v2_t224", "swin_v2_t", 1000, 224, 224),
+    ];
+    let specs: Vec<String> = cases.iter().map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    export_and_verify_ops(
+        dir.path(),
+        "swin",
+        &cases,
+        &[17, 18],
+        SWIN_OURS_ONLY,
+        SWIN_TORCH_ONLY,
+    );
+}
+
+/// Op types of ours that torch's Swin graph lacks, and the reverse (see
+/// [`swin_matches_torch`]).
+const SWIN_OURS_ONLY: &[&str] = &[];
+const SWIN_TORCH_ONLY: &[&str] = &[
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Cast",
+    "Div",
+    "Mul",
+    "Add",
+    "Slice",
+    "Concat",
+    "Expand",
+    "Equal",
+    "Where",
+    "ConstantOfShape",
+    "Range",
+    "ScatterND",
+    "Squeeze",
+];
+
+/// maxvit_t at 224x224 (its grid attention is built for the input size;
+/// every block input a multiple of 7 needs 224): torch writes the two
+/// einsums as `Einsum`, ours as `MatMul`.
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn maxvit_matches_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [case("maxvit_t", "maxvit_t", 10, 224, 224)];
+    let specs: Vec<String> = cases.iter().map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    export_and_verify_ops(
+        dir.path(),
+        "maxvit",
+        &cases,
+        &[17, 18],
+        &[],
+        &["Einsum", "Shape", "Gather", "Unsqueeze", "Slice", "Concat"],
+    );
+}
+
+/// swin_s, swin_b, swin_v2_s, swin_v2_b: torch builds each (random
+/// weights) and saves its state_dict; ours recognises the variant, the
+/// classes and writes a model that passes our checker. Not run in
+/// onnxruntime against torch (their blocks are swin_t's and swin_v2_t's,
+/// which [`swin_matches_torch`] checks; four more torch exports of 18-block
+/// models cost minutes of CI).
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision)"]
+fn swin_big_variants_are_recognised() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        case("swin_s", "swin_s", 2, 32, 32),
+        case("swin_b", "swin_b", 1000, 32, 32),
+        case("swin_v2_s", "swin_v2_s", 10, 32, 32),
+        case("swin_v2_b", "swin_v2_b", 2, 32, 32),
+    ];
+    for c in cases {
+        peer(
+            &python(),
+            &["make", dir.path().to_str().unwrap(), &spec(&c)],
+        );
+        let ckpt = dir.path().join(format!("{}.pt", c.name));
+        let out = dir.path().join(format!("{}.onnx", c.name));
+        let options = ExportOptions {
+            input_size: Some((c.h, c.w)),
+            ..ExportOptions::default()
+        };
+        let r = export_checked(&ckpt, &out, &options);
+        assert_eq!(
+            (r.family.as_str(), r.variant.as_str(), r.classes),
+            ("swin", c.arch, c.classes)
+        );
+        std::fs::remove_file(&ckpt).expect("remove");
+        std::fs::remove_file(&out).expect("remove");
+    }
+}
