@@ -675,9 +675,12 @@ fn maxvit_matches_torch() {
         &cases,
         &[17, 18],
         &["Split"],
-        &["Einsum", "Shape", "Cast", "Unsqueeze", "Slice", "Concat"],
+        MAXVIT_TORCH_ONLY,
     );
 }
+
+/// Op types only torch's MaxViT graph has (see [`maxvit_matches_torch`]).
+const MAXVIT_TORCH_ONLY: &[&str] = &["Einsum", "Shape", "Cast", "Unsqueeze", "Slice", "Concat"];
 
 /// swin_s, swin_b, swin_v2_s, swin_v2_b: torch builds each (random
 /// weights) and saves its state_dict; ours recognises the variant, the
@@ -714,4 +717,32 @@ fn swin_big_variants_are_recognised() {
         std::fs::remove_file(&ckpt).expect("remove");
         std::fs::remove_file(&out).expect("remove");
     }
+}
+
+/// Swin v1 and v2 on a rectangular 300x200 input (maps 75x50, 38x25,
+/// 19x13, 10x7: a shift in one dim only in the last stage, odd merges), and
+/// Swin and MaxViT at opset 9 (Slice and Pad attributes, ReduceL2 and
+/// LayerNorm decomposed).
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn swin_rectangular_and_opset_9_match_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let swin = [
+        case("swin_t_r", "swin_t", 10, 300, 200),
+        case("swin_v2_t_r", "swin_v2_t", 2, 300, 200),
+    ];
+    let maxvit = [case("maxvit_t9", "maxvit_t", 2, 224, 224)];
+    let specs: Vec<String> = swin.iter().chain(&maxvit).map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    export_and_verify_ops(dir.path(), "swin", &swin, &[9], &[], SWIN_TORCH_ONLY);
+    export_and_verify_ops(
+        dir.path(),
+        "maxvit",
+        &maxvit,
+        &[9],
+        &["Split"],
+        MAXVIT_TORCH_ONLY,
+    );
 }
