@@ -530,6 +530,17 @@ impl<'a> Emit<'a> {
         self.op(at, "Gather", &[x, &i], vec![("axis", Attr::Int(axis))])
     }
 
+    /// `table[index]` for an integer tensor `index` (rows of `table`):
+    /// `Gather` on axis 0.
+    pub fn gather_rows(
+        &mut self,
+        at: &str,
+        table: &str,
+        index: &str,
+    ) -> Result<String, ExportError> {
+        self.op(at, "Gather", &[table, index], vec![("axis", Attr::Int(0))])
+    }
+
     /// `softmax(x, dim=-1)`.
     pub fn softmax_last(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
         self.op(at, "Softmax", &[x], vec![("axis", Attr::Int(-1))])

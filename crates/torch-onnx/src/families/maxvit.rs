@@ -229,12 +229,7 @@ impl MaxVit {
             &[tokens, tokens],
             side * side,
         )?;
-        let b = e.op(
-            at,
-            "Gather",
-            &[&table, &index],
-            vec![("axis", netport_onnx::build::Attr::Int(0))],
-        )?;
+        let b = e.gather_rows(at, &table, &index)?;
         let b = e.transpose(at, &b, &[2, 0, 1])?;
         let dot = e.add(at, &dot, &b)?;
         let dot = e.softmax_last(at, &dot)?;

@@ -359,12 +359,7 @@ impl Swin {
             &[(tokens * tokens) as u64],
             side * side,
         )?;
-        let b = e.op(
-            at,
-            "Gather",
-            &[&table, &index],
-            vec![("axis", netport_onnx::build::Attr::Int(0))],
-        )?;
+        let b = e.gather_rows(at, &table, &index)?;
         let b = e.reshape(at, &b, &[tokens, tokens, -1])?;
         let b = e.transpose(at, &b, &[2, 0, 1])?;
         if !self.v2 {
