@@ -35,6 +35,9 @@ def build(arch, classes, state_dict=None, image_size=None):
     kwargs = {"num_classes": classes}
     if arch.startswith("vit_") and image_size is not None:
         kwargs["image_size"] = image_size
+    # MaxViT's grid attention is sized for the input it is built for.
+    if arch.startswith("maxvit_") and image_size is not None:
+        kwargs["input_size"] = (image_size, image_size)
     # ARCH+aux: GoogLeNet / Inception v3 with their auxiliary heads (the
     # builders' default without weights); plain: without them.
     # ARCH+ti: with transform_input=True (the pretrained weights' setting).

@@ -199,11 +199,22 @@ impl<'a> Emit<'a> {
             return Ok(name.to_string());
         };
         let bytes = self.sd.f32_bytes(name)?;
-        let view = TensorView::contiguous(&bytes, DType::Float32, shape, ByteOrder::Little)
-            .map_err(|e| ExportError::BadTensor {
+        Self::initializer_of(g, name, &bytes, DType::Float32, shape)
+    }
+
+    fn initializer_of(
+        g: &mut GraphBuilder,
+        name: &str,
+        bytes: &[u8],
+        dtype: DType,
+        shape: &[u64],
+    ) -> Result<String, ExportError> {
+        let view = TensorView::contiguous(bytes, dtype, shape, ByteOrder::Little).map_err(|e| {
+            ExportError::BadTensor {
                 name: name.to_string(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         g.initializer(name, &view)?;
         Ok(name.to_string())
     }
@@ -220,6 +231,36 @@ impl<'a> Emit<'a> {
     pub fn buffer(&mut self, name: &str, shape: &[u64]) -> Result<String, ExportError> {
         self.declare(name, shape);
         self.add_initializer(name, shape)
+    }
+
+    /// An integer buffer of indices into a dim of `bound` entries
+    /// (`relative_position_index`): declared, and in a real run an int64
+    /// initializer of that name whose values are checked to lie in
+    /// `-bound..bound` (what both torch's indexing and ONNX `Gather` accept).
+    pub fn index_buffer(
+        &mut self,
+        name: &str,
+        shape: &[u64],
+        bound: u64,
+    ) -> Result<String, ExportError> {
+        self.declare(name, shape);
+        let Some(g) = self.graph.as_deref_mut() else {
+            return Ok(name.to_string());
+        };
+        let bytes = self.sd.i64_bytes(name)?;
+        let bound = bound as i64;
+        if let Some((i, v)) = bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .enumerate()
+            .find(|(_, v)| !(-bound..bound).contains(v))
+        {
+            return Err(ExportError::BadTensor {
+                name: name.to_string(),
+                reason: format!("element {i} is {v}, outside the {bound} entries it indexes"),
+            });
+        }
+        Self::initializer_of(g, name, &bytes, DType::Int64, shape)
     }
 
     /// A parameter the eval-mode graph does not read (an auxiliary head):
@@ -406,11 +447,24 @@ impl<'a> Emit<'a> {
         fin: u64,
         fout: u64,
     ) -> Result<String, ExportError> {
-        let w = self.param(&join(at, "weight"), &[fout, fin])?;
+        let y = self.linear_nd_no_bias(at, x, fin, fout)?;
         let b = self.param(&join(at, "bias"), &[fout])?;
-        let wt = self.transpose(at, &w, &[1, 0])?;
-        let y = self.op(at, "MatMul", &[x, &wt], vec![])?;
         self.add(at, &y, &b)
+    }
+
+    /// `nn.Linear(fin, fout, bias=False)` on an input of any rank: `MatMul`
+    /// with the transposed weight (what torch writes for a Linear without
+    /// bias, on 2-d inputs too).
+    pub fn linear_nd_no_bias(
+        &mut self,
+        at: &str,
+        x: &str,
+        fin: u64,
+        fout: u64,
+    ) -> Result<String, ExportError> {
+        let w = self.param(&join(at, "weight"), &[fout, fin])?;
+        let wt = self.transpose(at, &w, &[1, 0])?;
+        self.op(at, "MatMul", &[x, &wt], vec![])
     }
 
     /// `nn.LayerNorm(c, eps)` over the last dim (keys `at.weight`,
@@ -474,6 +528,17 @@ impl<'a> Emit<'a> {
     ) -> Result<String, ExportError> {
         let i = self.constant(at, &index.to_le_bytes(), DType::Int64, &[])?;
         self.op(at, "Gather", &[x, &i], vec![("axis", Attr::Int(axis))])
+    }
+
+    /// `table[index]` for an integer tensor `index` (rows of `table`):
+    /// `Gather` on axis 0.
+    pub fn gather_rows(
+        &mut self,
+        at: &str,
+        table: &str,
+        index: &str,
+    ) -> Result<String, ExportError> {
+        self.op(at, "Gather", &[table, index], vec![("axis", Attr::Int(0))])
     }
 
     /// `softmax(x, dim=-1)`.
@@ -617,17 +682,123 @@ impl<'a> Emit<'a> {
         axes: &[i64],
         keepdims: bool,
     ) -> Result<String, ExportError> {
+        self.reduce(at, "ReduceMean", x, axes, keepdims)
+    }
+
+    /// `x.norm(p=2, dim=axes)`: `ReduceL2`, axes as for [`Emit::reduce_mean`].
+    pub fn reduce_l2(
+        &mut self,
+        at: &str,
+        x: &str,
+        axes: &[i64],
+        keepdims: bool,
+    ) -> Result<String, ExportError> {
+        self.reduce(at, "ReduceL2", x, axes, keepdims)
+    }
+
+    /// A `Reduce*` op: an `axes` attribute before opset 18, an input from 18.
+    fn reduce(
+        &mut self,
+        at: &str,
+        op: &str,
+        x: &str,
+        axes: &[i64],
+        keepdims: bool,
+    ) -> Result<String, ExportError> {
         let keep = ("keepdims", Attr::Int(keepdims as i64));
         if self.opset < 18 {
             return self.op(
                 at,
-                "ReduceMean",
+                op,
                 &[x],
                 vec![("axes", Attr::Ints(axes.to_vec())), keep],
             );
         }
         let a = self.const_i64(at, axes)?;
-        self.op(at, "ReduceMean", &[x, &a], vec![keep])
+        self.op(at, op, &[x, &a], vec![keep])
+    }
+
+    /// `F.normalize(x, p=2, dim=-1)`: `x / max(||x||, 1e-12)` (ReduceL2,
+    /// Clip, Div).
+    pub fn normalize_last(&mut self, at: &str, x: &str) -> Result<String, ExportError> {
+        let n = self.reduce_l2(at, x, &[-1], true)?;
+        let n = self.clip(at, &n, 1e-12, f32::INFINITY)?;
+        self.op(at, "Div", &[x, &n], vec![])
+    }
+
+    /// `x[starts:ends]` along `axes` (step 1): `Slice` with attributes
+    /// before opset 10, constant inputs from 10.
+    pub fn slice(
+        &mut self,
+        at: &str,
+        x: &str,
+        starts: &[i64],
+        ends: &[i64],
+        axes: &[i64],
+    ) -> Result<String, ExportError> {
+        if self.opset < 10 {
+            return self.op(
+                at,
+                "Slice",
+                &[x],
+                vec![
+                    ("axes", Attr::Ints(axes.to_vec())),
+                    ("ends", Attr::Ints(ends.to_vec())),
+                    ("starts", Attr::Ints(starts.to_vec())),
+                ],
+            );
+        }
+        let s = self.const_i64(at, starts)?;
+        let e = self.const_i64(at, ends)?;
+        let a = self.const_i64(at, axes)?;
+        self.op(at, "Slice", &[x, &s, &e, &a], vec![])
+    }
+
+    /// `torch.roll(x, shift, axis)` over a dim of `len`: two `Slice`s and a
+    /// `Concat`, as torch writes it (nothing when the shift is a multiple of
+    /// the length).
+    pub fn roll(
+        &mut self,
+        at: &str,
+        x: &str,
+        shift: i64,
+        axis: i64,
+        len: u64,
+    ) -> Result<String, ExportError> {
+        let len = len as i64;
+        if len == 0 || shift.rem_euclid(len) == 0 {
+            return Ok(x.to_string());
+        }
+        // out[i] = x[(i - shift) mod len]: the last `k` elements first.
+        let k = shift.rem_euclid(len);
+        let tail = self.slice(at, x, &[len - k], &[len], &[axis])?;
+        let head = self.slice(at, x, &[0], &[len - k], &[axis])?;
+        self.concat(at, &[&tail, &head], axis)
+    }
+
+    /// `F.pad(x, ...)` with zeros: `pads` in ONNX order (every axis's
+    /// begin, then every axis's end); an attribute before opset 11, an
+    /// input from 11.
+    pub fn pad_zeros(&mut self, at: &str, x: &str, pads: &[i64]) -> Result<String, ExportError> {
+        if self.opset < 11 {
+            return self.op(
+                at,
+                "Pad",
+                &[x],
+                vec![
+                    ("mode", Attr::String("constant".into())),
+                    ("pads", Attr::Ints(pads.to_vec())),
+                    ("value", Attr::Float(0.0)),
+                ],
+            );
+        }
+        let p = self.const_i64(at, pads)?;
+        self.op(
+            at,
+            "Pad",
+            &[x, &p],
+            vec![("mode", Attr::String("constant".into()))],
+        )
     }
 
     /// `torch.split(x, sizes, axis)`: `Split` with a `split` attribute

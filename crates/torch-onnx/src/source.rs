@@ -152,14 +152,50 @@ impl StateDict {
     /// The elements of `name` as little-endian float32 (converted from
     /// float16, bfloat16 or float64; borrowed from the map when stored so).
     pub fn f32_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, ExportError> {
+        self.bytes_as(
+            name,
+            DType::Float32,
+            |d| d.is_floating_point(),
+            "a floating-point type",
+        )
+    }
+
+    /// The elements of `name` as little-endian int64 (converted from the
+    /// narrower integer types): index buffers (`relative_position_index`).
+    pub fn i64_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, ExportError> {
+        let integer = |d: DType| {
+            matches!(
+                d,
+                DType::Int8
+                    | DType::Int16
+                    | DType::Int32
+                    | DType::Int64
+                    | DType::UInt8
+                    | DType::UInt16
+                    | DType::UInt32
+                    | DType::UInt64
+            )
+        };
+        self.bytes_as(name, DType::Int64, integer, "an integer type")
+    }
+
+    /// The elements of `name` as little-endian `to`, when its dtype passes
+    /// `accept` (a `kind` of type).
+    fn bytes_as(
+        &self,
+        name: &str,
+        to: DType,
+        accept: impl Fn(DType) -> bool,
+        kind: &str,
+    ) -> Result<Cow<'_, [u8]>, ExportError> {
         let e = self
             .entries
             .get(name)
             .ok_or_else(|| ExportError::Internal(format!("no tensor '{name}'")))?;
-        if !e.dtype.is_floating_point() {
+        if !accept(e.dtype) {
             return Err(ExportError::BadTensor {
                 name: name.to_string(),
-                reason: format!("dtype {} is not a floating-point type", e.dtype),
+                reason: format!("dtype {} is not {kind}", e.dtype),
             });
         }
         let bad = |reason: String| ExportError::BadTensor {
@@ -169,20 +205,20 @@ impl StateDict {
         match &self.file {
             TensorFile::Checkpoint(c) => {
                 let t = &c.tensors()[e.index];
-                if e.dtype == DType::Float32 {
+                if e.dtype == to {
                     c.tensor_bytes(t).map_err(|x| bad(x.to_string()))
                 } else {
-                    c.tensor_converted(t, DType::Float32)
+                    c.tensor_converted(t, to)
                         .map(Cow::Owned)
                         .map_err(|x| bad(x.to_string()))
                 }
             }
             TensorFile::Safetensors(f) => {
                 let t = &f.tensors()[e.index];
-                if e.dtype == DType::Float32 {
+                if e.dtype == to {
                     Ok(Cow::Borrowed(f.tensor_bytes(t)))
                 } else {
-                    f.tensor_converted(t, DType::Float32)
+                    f.tensor_converted(t, to)
                         .map(Cow::Owned)
                         .map_err(|x| bad(x.to_string()))
                 }

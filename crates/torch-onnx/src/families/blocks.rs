@@ -18,6 +18,8 @@ pub enum Act {
     HardSwish,
     /// `nn.SiLU`.
     Silu,
+    /// `nn.GELU` (exact).
+    Gelu,
 }
 
 /// Applies `act` as the module at `at`.
@@ -28,6 +30,7 @@ pub fn act(e: &mut Emit<'_>, at: &str, x: &str, act: Act) -> Result<String, Expo
         Act::Relu6 => e.clip(at, x, 0.0, 6.0),
         Act::HardSwish => e.hard_swish(at, x),
         Act::Silu => e.silu(at, x),
+        Act::Gelu => e.gelu(at, x),
     }
 }
 

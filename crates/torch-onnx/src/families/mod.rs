@@ -22,6 +22,7 @@ pub mod convnext;
 pub mod densenet;
 pub mod efficientnet;
 pub mod inception;
+pub mod maxvit;
 pub mod mnasnet;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
@@ -29,6 +30,7 @@ pub mod regnet;
 pub mod resnet;
 pub mod shufflenet;
 pub mod squeezenet;
+pub mod swin;
 pub mod vgg;
 pub mod vit;
 
@@ -134,6 +136,8 @@ pub const FAMILIES: &[Family] = &[
     regnet::FAMILY,
     convnext::FAMILY,
     vit::FAMILY,
+    swin::FAMILY,
+    maxvit::FAMILY,
 ];
 
 /// The state_dict keys and shapes `model` declares.

@@ -612,3 +612,137 @@ fn newer_opsets_match_torch() {
         );
     }
 }
+
+/// Swin v1 and v2: at 72x72 the stage maps are 18, 9, 5 and 3 (padded to
+/// the window, shifted in the first two stages, an odd PatchMerging), at
+/// 224x224 56, 28, 14 and 7 (torchvision's size: no padding). Ours writes
+/// PatchMerging's four strided slices and concat as one reshape and
+/// transpose, sizes as constants (see [`SWIN_TORCH_ONLY`]).
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn swin_matches_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        case("swin_t72", "swin_t", 10, 72, 72),
+        case("swin_t224", "swin_t", 2, 224, 224),
+        case("swin_v2_t72", "swin_v2_t", 2, 72, 72),
+        case("swin_v2_t224", "swin_v2_t", 1000, 224, 224),
+    ];
+    let specs: Vec<String> = cases.iter().map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    export_and_verify_ops(dir.path(), "swin", &cases, &[17, 18], &[], SWIN_TORCH_ONLY);
+}
+
+/// Op types only torch's Swin graph has: the shape arithmetic of the traced
+/// sizes, the shifted-window mask built in the graph (`Range`, `Equal`,
+/// `Where`, `ScatterND` for `attn_mask[h, w] = count`), v2's in-place zeroing
+/// of the key bias (`ScatterND`), `Pow` for `head_dim ** -0.5`; ours has the
+/// mask and the bias's zeros as constants.
+const SWIN_TORCH_ONLY: &[&str] = &[
+    "Shape",
+    "Unsqueeze",
+    "Cast",
+    "Mod",
+    "Sub",
+    "Pow",
+    "Expand",
+    "ConstantOfShape",
+    "Range",
+    "Equal",
+    "Not",
+    "Where",
+    "ScatterND",
+];
+
+/// maxvit_t at 224x224 (its grid attention is built for the input size;
+/// every block input a multiple of 7 needs 224): torch writes the two
+/// einsums as `Einsum` and `chunk` as `Slice`s on traced sizes, ours
+/// `MatMul` and one `Split`.
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn maxvit_matches_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [case("maxvit_t", "maxvit_t", 10, 224, 224)];
+    let specs: Vec<String> = cases.iter().map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    export_and_verify_ops(
+        dir.path(),
+        "maxvit",
+        &cases,
+        &[17, 18],
+        &["Split"],
+        MAXVIT_TORCH_ONLY,
+    );
+}
+
+/// Op types only torch's MaxViT graph has (see [`maxvit_matches_torch`]).
+const MAXVIT_TORCH_ONLY: &[&str] = &["Einsum", "Shape", "Cast", "Unsqueeze", "Slice", "Concat"];
+
+/// swin_s, swin_b, swin_v2_s, swin_v2_b: torch builds each (random
+/// weights) and saves its state_dict; ours recognises the variant, the
+/// classes and writes a model that passes our checker. Not run in
+/// onnxruntime against torch (their blocks are swin_t's and swin_v2_t's,
+/// which [`swin_matches_torch`] checks; four more torch exports of 18-block
+/// models cost minutes of CI).
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision)"]
+fn swin_big_variants_are_recognised() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        case("swin_s", "swin_s", 2, 32, 32),
+        case("swin_b", "swin_b", 1000, 32, 32),
+        case("swin_v2_s", "swin_v2_s", 10, 32, 32),
+        case("swin_v2_b", "swin_v2_b", 2, 32, 32),
+    ];
+    for c in cases {
+        peer(
+            &python(),
+            &["make", dir.path().to_str().unwrap(), &spec(&c)],
+        );
+        let ckpt = dir.path().join(format!("{}.pt", c.name));
+        let out = dir.path().join(format!("{}.onnx", c.name));
+        let options = ExportOptions {
+            input_size: Some((c.h, c.w)),
+            ..ExportOptions::default()
+        };
+        let r = export_checked(&ckpt, &out, &options);
+        assert_eq!(
+            (r.family.as_str(), r.variant.as_str(), r.classes),
+            ("swin", c.arch, c.classes)
+        );
+        std::fs::remove_file(&ckpt).expect("remove");
+        std::fs::remove_file(&out).expect("remove");
+    }
+}
+
+/// Swin v1 and v2 on a rectangular 300x200 input (maps 75x50, 38x25,
+/// 19x13, 10x7: a shift in one dim only in the last stage, odd merges), and
+/// Swin and MaxViT at opset 9 (Slice and Pad attributes, ReduceL2 and
+/// LayerNorm decomposed).
+#[test]
+#[ignore = "needs NETPORT_PYTHON (torch, torchvision, onnxruntime)"]
+fn swin_rectangular_and_opset_9_match_torch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let swin = [
+        case("swin_t_r", "swin_t", 10, 300, 200),
+        case("swin_v2_t_r", "swin_v2_t", 2, 300, 200),
+    ];
+    let maxvit = [case("maxvit_t9", "maxvit_t", 2, 224, 224)];
+    let specs: Vec<String> = swin.iter().chain(&maxvit).map(spec).collect();
+    let mut args = vec!["make", dir.path().to_str().unwrap()];
+    args.extend(specs.iter().map(String::as_str));
+    peer(&python(), &args);
+    export_and_verify_ops(dir.path(), "swin", &swin, &[9], &[], SWIN_TORCH_ONLY);
+    export_and_verify_ops(
+        dir.path(),
+        "maxvit",
+        &maxvit,
+        &[9],
+        &["Split"],
+        MAXVIT_TORCH_ONLY,
+    );
+}
