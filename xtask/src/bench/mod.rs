@@ -117,6 +117,7 @@ const CHECK_SECTION: Section = Section {
 const CAFFE2_SECTION: Section = Section {
     begin: "<!-- bench caffe2 figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench caffe2 figures: end -->",
+};
 const EXEC_SECTION: Section = Section {
     begin: "<!-- bench exec figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench exec figures: end -->",
@@ -237,10 +238,16 @@ pub struct Options {
 
 impl Options {
     fn parts(&self) -> Vec<Part> {
-        [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2, Part::Exec]
-            .into_iter()
-            .filter(|&p| self.only.is_none_or(|o| o == p))
-            .collect()
+        [
+            Part::Inspect,
+            Part::Rewrite,
+            Part::Check,
+            Part::Caffe2,
+            Part::Exec,
+        ]
+        .into_iter()
+        .filter(|&p| self.only.is_none_or(|o| o == p))
+        .collect()
     }
 
     /// The command line, as the docs quote it.
@@ -350,12 +357,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     } else {
         None
     };
-    let specs = specs(
-        &parts,
-        ctx.netport.is_some(),
-        plan.as_ref(),
-        exec_caffe2,
-    );
+    let specs = specs(&parts, ctx.netport.is_some(), plan.as_ref(), exec_caffe2);
     let versions = versions(root, &ctx)?;
     let load_before = load_average();
     let (samples, floor_kib) = measure(&ctx, &specs, opts)?;
@@ -475,7 +477,13 @@ mod tests {
         };
         assert_eq!(
             opts.parts(),
-            [Part::Inspect, Part::Rewrite, Part::Check, Part::Caffe2, Part::Exec]
+            [
+                Part::Inspect,
+                Part::Rewrite,
+                Part::Check,
+                Part::Caffe2,
+                Part::Exec
+            ]
         );
         assert_eq!(opts.command_line(), "cargo xtask bench --write-docs");
         opts.only = Some(Part::Rewrite);
