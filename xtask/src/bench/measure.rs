@@ -110,7 +110,7 @@ pub(super) fn run_once(
     let stderr =
         File::create(stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
     cmd.stdin(Stdio::null())
-        .stdout(if reports_call {
+        .stdout(if reports_call || exec {
             Stdio::piped()
         } else {
             Stdio::null()
