@@ -996,9 +996,9 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
     })
 }
 
-/// Caffe2 `Slice`: `starts`/`ends` (arguments, or inputs 1 and 2) for the
-/// leading dims; a negative index counts from one past the end (-1 is the
-/// end); at most one dim may be cut, as Caffe2's CPU op enforces.
+/// Caffe2 `Slice`: `starts`/`ends` (arguments, or inputs 1 and 2), one per
+/// dim; a negative index counts from one past the end (-1 is the end); at
+/// most one dim may be cut, as Caffe2's CPU op enforces.
 #[derive(Debug)]
 struct C2Slice {
     starts: Option<Vec<i64>>,
@@ -1016,7 +1016,9 @@ impl Kernel for C2Slice {
             ),
             _ => return Err("starts and ends must both be inputs or both arguments".into()),
         };
-        if starts.len() != ends.len() || starts.len() > x.rank() {
+        // Fewer than one per dim abort Caffe2's CPU op (a failed check in
+        // slice_op.h): an error here too.
+        if starts.len() != ends.len() || starts.len() != x.rank() {
             return Err(format!(
                 "starts {starts:?} and ends {ends:?} for a tensor of shape {:?}",
                 x.shape
@@ -1027,7 +1029,7 @@ impl Kernel for C2Slice {
         for (i, &d) in x.shape.iter().enumerate() {
             let d = d as i64;
             e[i] = d;
-            if i >= starts.len() || d == 0 {
+            if d == 0 {
                 continue;
             }
             let fix = |v: i64| (if v < 0 { d + 1 + v } else { v }).min(d);
