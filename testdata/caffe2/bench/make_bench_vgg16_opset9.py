@@ -20,7 +20,7 @@ import argparse
 import os
 import time
 
-import onnx  # before torch: two protobuf copies otherwise (see caffe2.md)
+import onnx  # before torch: two protobuf copies otherwise (see docs/formats/caffe2.md, "The real Caffe2 as an oracle")
 import torch
 import torchvision
 

@@ -34,7 +34,8 @@ const C2_PEAK_OVER_LARGEST_MIB: f64 = 64.0;
 
 /// Converts with Caffe2's backend and writes both nets into the folder
 /// `argv[2]`; prints the seconds of the conversion, serialisation and
-/// writes (the model's load excluded). `import onnx` first (see caffe2.md).
+/// writes (the model's load excluded). `import onnx` first (docs/formats/caffe2.md,
+/// "The real Caffe2 as an oracle").
 pub(super) const BACKEND_CODE: &str = "import sys, os, time, onnx\n\
     from caffe2.python.onnx.backend import Caffe2Backend\n\
     m = onnx.load(sys.argv[1])\n\
