@@ -92,9 +92,34 @@ impl StreamedModel {
         }
     }
 
+    /// The model and the sources by initializer index, to change the parts
+    /// of the model that hold no tensor bytes (a value renamed) and put
+    /// back with [`from_parts`](Self::from_parts).
+    pub fn into_parts(self) -> (ModelProto, Vec<(usize, Box<dyn TensorSource>)>) {
+        (self.model, self.sources.into_iter().collect())
+    }
+
+    /// A model and its sources, each checked as by
+    /// [`set_source`](Self::set_source).
+    pub fn from_parts(
+        model: ModelProto,
+        sources: Vec<(usize, Box<dyn TensorSource>)>,
+    ) -> Result<Self, OnnxError> {
+        let mut streamed = StreamedModel::new(model);
+        for (index, source) in sources {
+            streamed.set_source(index, source)?;
+        }
+        Ok(streamed)
+    }
+
     /// The model; the streamed initializers have no value field.
     pub fn model(&self) -> &ModelProto {
         &self.model
+    }
+
+    /// The bytes the sources write, all together.
+    pub fn streamed_bytes(&self) -> u64 {
+        self.sources.values().map(|s| s.byte_len()).sum()
     }
 
     /// How many initializers are streamed from a source.
