@@ -63,6 +63,9 @@ impl TensorSource for Bytes {
     }
 }
 
+/// The sources of a [`StreamedModel`], by main-graph initializer index.
+pub type Sources = Vec<(usize, Box<dyn TensorSource>)>;
+
 /// A model and the sources of those main-graph initializers whose bytes are
 /// not in it: what [`StreamedModel::save`] writes with flat memory.
 #[derive(Debug, Default)]
@@ -92,9 +95,31 @@ impl StreamedModel {
         }
     }
 
+    /// The model and the sources by initializer index, to change the parts
+    /// of the model that hold no tensor bytes (a value renamed) and put
+    /// back with [`from_parts`](Self::from_parts).
+    pub fn into_parts(self) -> (ModelProto, Sources) {
+        (self.model, self.sources.into_iter().collect())
+    }
+
+    /// A model and its sources, each checked as by
+    /// [`set_source`](Self::set_source).
+    pub fn from_parts(model: ModelProto, sources: Sources) -> Result<Self, OnnxError> {
+        let mut streamed = StreamedModel::new(model);
+        for (index, source) in sources {
+            streamed.set_source(index, source)?;
+        }
+        Ok(streamed)
+    }
+
     /// The model; the streamed initializers have no value field.
     pub fn model(&self) -> &ModelProto {
         &self.model
+    }
+
+    /// The bytes the sources write, all together.
+    pub fn streamed_bytes(&self) -> u64 {
+        self.sources.values().map(|s| s.byte_len()).sum()
     }
 
     /// How many initializers are streamed from a source.
@@ -614,6 +639,30 @@ mod tests {
         let mut s = StreamedModel::new(stripped);
         s.set_source(0, Box::new(big.clone())).unwrap();
         s.set_source(1, Box::new(small)).unwrap();
+        assert_eq!(written(&s), full.encode_to_vec());
+        // Taken apart and put back: the same bytes; a source moved to a
+        // tensor of another length is refused.
+        let (m, sources) = s.into_parts();
+        assert_eq!(sources.len(), 2);
+        let moved: Sources = sources
+            .into_iter()
+            .map(|(i, src)| (if i == 1 { 2 } else { i }, src))
+            .collect();
+        let mut m2 = m.clone();
+        m2.graph.as_mut().unwrap().initializer[2].raw_data = None;
+        assert!(StreamedModel::from_parts(m2, moved).is_err());
+        let s = StreamedModel::from_parts(m, {
+            let g = full.graph.as_ref().unwrap();
+            vec![
+                (
+                    0,
+                    Box::new(g.initializer[0].raw_data.clone().unwrap()) as Box<dyn TensorSource>,
+                ),
+                (1, Box::new(g.initializer[1].raw_data.clone().unwrap())),
+            ]
+        })
+        .unwrap();
+        assert_eq!(s.streamed_bytes(), 160_012);
         assert_eq!(written(&s), full.encode_to_vec());
         assert!(
             s.check(&CheckOptions::default())

@@ -19,7 +19,7 @@ use netport_onnx::build::{Attr, GraphBuilder, tensor_proto};
 use netport_tensor::{ByteOrder, DType, TensorView};
 
 use crate::error::ExportError;
-use crate::source::StateDict;
+use crate::source::{StateDict, Weights};
 
 /// What a model declares: its state_dict keys and shapes, in order.
 pub type Declared = Vec<(String, Vec<u64>)>;
@@ -198,8 +198,21 @@ impl<'a> Emit<'a> {
         let Some(g) = self.graph.as_deref_mut() else {
             return Ok(name.to_string());
         };
-        let bytes = self.sd.f32_bytes(name)?;
-        Self::initializer_of(g, name, &bytes, DType::Float32, shape)
+        let dims = shape
+            .iter()
+            .map(|&d| i64::try_from(d))
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(|_| ExportError::BadTensor {
+                name: name.to_string(),
+                reason: format!("shape {shape:?} has a dim above i64"),
+            })?;
+        match self.sd.f32_weights(name)? {
+            Weights::Stored(source) => {
+                g.initializer_source(name, DType::Float32, &dims, Box::new(source))?;
+                Ok(name.to_string())
+            }
+            Weights::Copied(bytes) => Self::initializer_of(g, name, &bytes, DType::Float32, shape),
+        }
     }
 
     fn initializer_of(

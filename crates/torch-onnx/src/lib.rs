@@ -28,9 +28,9 @@ pub use source::StateDict;
 use std::path::Path;
 
 use netport_onnx::build::{Dim, ModelBuilder};
-use netport_onnx::check::{CheckOptions, Diagnostic, check_model};
+use netport_onnx::check::{CheckOptions, Diagnostic};
 use netport_onnx::proto::ModelProto;
-use netport_onnx::{ExternalDataOptions, SaveOptions, save_model};
+use netport_onnx::{ExternalDataOptions, SaveOptions, StreamedModel, save_model};
 use netport_tensor::DType;
 use serde::Serialize;
 
@@ -121,11 +121,25 @@ fn dim_text(d: &Dim) -> String {
 }
 
 /// Builds the ONNX model for the state_dict in `input` (nothing written);
-/// the model and its report (`external_data` not yet decided).
+/// the model with every initializer's bytes in it (memory: the weights)
+/// and its report (`external_data` not yet decided).
 pub fn build(
     input: &Path,
     options: &ExportOptions,
 ) -> Result<(ModelProto, ExportReport), ExportError> {
+    let (model, report) = build_streamed(input, options)?;
+    Ok((model.into_model()?, report))
+}
+
+/// Builds the ONNX model for the state_dict in `input` (nothing written):
+/// the initializers stored as contiguous little-endian float32 stay in the
+/// input's map and are copied from it when the model is written
+/// ([`StreamedModel::save`]); the report's `external_data` is not yet
+/// decided.
+pub fn build_streamed(
+    input: &Path,
+    options: &ExportOptions,
+) -> Result<(StreamedModel, ExportReport), ExportError> {
     let max = max_opset();
     if !(MIN_OPSET..=max).contains(&options.opset) {
         return Err(ExportError::Option(format!(
@@ -178,9 +192,11 @@ pub fn build(
     let params = e.param_count();
     let declared = e.declared();
     m.graph().output(&y, DType::Float32, &out_dims)?;
-    let mut proto = m.into_model();
+    let (mut proto, sources) = m.into_streamed().into_parts();
     rename_value(&mut proto, &y, "output");
-    let errors: Vec<Diagnostic> = check_model(&proto, &CheckOptions::default())
+    let streamed = StreamedModel::from_parts(proto, sources)?;
+    let errors: Vec<Diagnostic> = streamed
+        .check(&CheckOptions::default())
         .into_iter()
         .filter(Diagnostic::is_error)
         .collect();
@@ -192,14 +208,15 @@ pub fn build(
             d.message
         )));
     }
+    let proto = streamed.model();
     let graph = proto.graph.as_ref();
     let initializers = graph.map_or(0, |g| g.initializer.len());
     let initializer_bytes = graph.map_or(0, |g| {
         g.initializer
             .iter()
             .map(|t| t.raw_data.as_ref().map_or(0, |d| d.len() as u64))
-            .sum()
-    });
+            .sum::<u64>()
+    }) + streamed.streamed_bytes();
     let read: std::collections::HashSet<&str> = graph
         .map(|g| g.initializer.iter().map(|t| t.name()).collect())
         .unwrap_or_default();
@@ -223,7 +240,7 @@ pub fn build(
             .filter(|(n, _)| !read.contains(n.as_str()))
             .count(),
     };
-    Ok((proto, report))
+    Ok((streamed, report))
 }
 
 /// Renames value `from` to `to` everywhere in the main graph.
@@ -254,16 +271,22 @@ pub fn export(
     output: &Path,
     options: &ExportOptions,
 ) -> Result<ExportReport, ExportError> {
-    let (model, mut report) = build(input, options)?;
-    let mut save = SaveOptions::default();
+    let (model, mut report) = build_streamed(input, options)?;
     if report.initializer_bytes > EXTERNAL_DATA_THRESHOLD {
+        // A streamed model is one protobuf; the external-data layout is
+        // save_model's, which takes the model with its bytes: the streamed
+        // initializers are read into memory first (memory: the weights).
         let name = output
             .file_name()
             .map(|n| format!("{}.data", n.to_string_lossy()))
             .unwrap_or_else(|| "model.onnx.data".into());
-        save.external_data = Some(ExternalDataOptions::new(name.clone()));
+        let save = SaveOptions {
+            external_data: Some(ExternalDataOptions::new(name.clone())),
+        };
         report.external_data = Some(name);
+        save_model(&model.into_model()?, output, &save, None)?;
+    } else {
+        model.save(output)?;
     }
-    save_model(&model, output, &save, None)?;
     Ok(report)
 }

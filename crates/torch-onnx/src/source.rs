@@ -1,14 +1,19 @@
 //! The state_dict of a checkpoint or safetensors file as the exporter sees
 //! it: names (after the training-checkpoint key and the `module.` /
 //! `_orig_mod.` prefixes are dealt with), dtypes and shapes, and the bytes of
-//! one tensor at a time as float32 (read from the file's map on request;
-//! the graph builder then holds one copy of each initializer until the
-//! model is written).
+//! one tensor at a time as float32. A tensor stored as contiguous
+//! little-endian float32 becomes a [`StoredTensor`]: a
+//! [`TensorSource`] that copies its bytes straight from the file's map when
+//! the model is written (in pieces whose pages are released), so the
+//! weights are never held in memory; any other tensor is converted once
+//! into a copy the graph builder holds.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use netport_onnx::{OnnxError, TensorSource};
 use netport_tensor::DType;
 use netport_torch_safetensors::TensorFile;
 
@@ -37,7 +42,7 @@ pub struct Entry {
 /// A state_dict read from a file: names in the model's own spelling.
 #[derive(Debug)]
 pub struct StateDict {
-    file: TensorFile,
+    file: Arc<TensorFile>,
     entries: BTreeMap<String, Entry>,
     /// The sub-dict the names came from (`model`, `state_dict`, ...).
     pub key: Option<String>,
@@ -122,7 +127,7 @@ impl StateDict {
             }
         }
         Ok(StateDict {
-            file,
+            file: Arc::new(file),
             entries,
             key,
             format,
@@ -179,15 +184,30 @@ impl StateDict {
         self.bytes_as(name, DType::Int64, integer, "an integer type")
     }
 
-    /// The elements of `name` as little-endian `to`, when its dtype passes
-    /// `accept` (a `kind` of type).
-    fn bytes_as(
+    /// The elements of `name` as little-endian float32, as the exporter
+    /// adds them: a [`StoredTensor`] read from the map when written if the
+    /// file stores them so, else a converted copy.
+    pub fn f32_weights(&self, name: &str) -> Result<Weights, ExportError> {
+        let e = self.accepted(name, |d| d.is_floating_point(), "a floating-point type")?;
+        match self.f32_bytes(name)? {
+            Cow::Borrowed(b) => Ok(Weights::Stored(StoredTensor {
+                file: Arc::clone(&self.file),
+                name: name.to_string(),
+                index: e.index,
+                dtype: e.dtype,
+                len: b.len() as u64,
+            })),
+            Cow::Owned(v) => Ok(Weights::Copied(v)),
+        }
+    }
+
+    /// The entry `name`, when its dtype passes `accept` (a `kind` of type).
+    fn accepted(
         &self,
         name: &str,
-        to: DType,
         accept: impl Fn(DType) -> bool,
         kind: &str,
-    ) -> Result<Cow<'_, [u8]>, ExportError> {
+    ) -> Result<&Entry, ExportError> {
         let e = self
             .entries
             .get(name)
@@ -198,32 +218,101 @@ impl StateDict {
                 reason: format!("dtype {} is not {kind}", e.dtype),
             });
         }
-        let bad = |reason: String| ExportError::BadTensor {
+        Ok(e)
+    }
+
+    /// The elements of `name` as little-endian `to`, when its dtype passes
+    /// `accept` (a `kind` of type).
+    fn bytes_as(
+        &self,
+        name: &str,
+        to: DType,
+        accept: impl Fn(DType) -> bool,
+        kind: &str,
+    ) -> Result<Cow<'_, [u8]>, ExportError> {
+        let e = self.accepted(name, accept, kind)?;
+        file_bytes(&self.file, e.index, e.dtype, to).map_err(|reason| ExportError::BadTensor {
             name: name.to_string(),
             reason,
-        };
-        match &self.file {
-            TensorFile::Checkpoint(c) => {
-                let t = &c.tensors()[e.index];
-                if e.dtype == to {
-                    c.tensor_bytes(t).map_err(|x| bad(x.to_string()))
-                } else {
-                    c.tensor_converted(t, to)
-                        .map(Cow::Owned)
-                        .map_err(|x| bad(x.to_string()))
-                }
-            }
-            TensorFile::Safetensors(f) => {
-                let t = &f.tensors()[e.index];
-                if e.dtype == to {
-                    Ok(Cow::Borrowed(f.tensor_bytes(t)))
-                } else {
-                    f.tensor_converted(t, to)
-                        .map(Cow::Owned)
-                        .map_err(|x| bad(x.to_string()))
-                }
+        })
+    }
+}
+
+/// Tensor `index` of `file` (stored as `dtype`) as little-endian `to`:
+/// borrowed from the map when stored so, else converted.
+fn file_bytes(
+    file: &TensorFile,
+    index: usize,
+    dtype: DType,
+    to: DType,
+) -> Result<Cow<'_, [u8]>, String> {
+    match file {
+        TensorFile::Checkpoint(c) => {
+            let t = &c.tensors()[index];
+            if dtype == to {
+                c.tensor_bytes(t).map_err(|x| x.to_string())
+            } else {
+                c.tensor_converted(t, to)
+                    .map(Cow::Owned)
+                    .map_err(|x| x.to_string())
             }
         }
+        TensorFile::Safetensors(f) => {
+            let t = &f.tensors()[index];
+            if dtype == to {
+                Ok(Cow::Borrowed(f.tensor_bytes(t)))
+            } else {
+                f.tensor_converted(t, to)
+                    .map(Cow::Owned)
+                    .map_err(|x| x.to_string())
+            }
+        }
+    }
+}
+
+/// The float32 bytes of one initializer ([`StateDict::f32_weights`]).
+#[derive(Debug)]
+pub enum Weights {
+    /// Stored as contiguous little-endian float32: read from the map when
+    /// the model is written.
+    Stored(StoredTensor),
+    /// Converted (another dtype, strided, big-endian): the copy.
+    Copied(Vec<u8>),
+}
+
+/// A tensor whose file stores exactly the bytes an initializer needs
+/// (contiguous little-endian float32): a [`TensorSource`] that writes them
+/// from the file's map in [`netport_io::CHUNK`] pieces, releasing each
+/// piece's pages after it is written.
+#[derive(Debug)]
+pub struct StoredTensor {
+    file: Arc<TensorFile>,
+    name: String,
+    index: usize,
+    dtype: DType,
+    len: u64,
+}
+
+impl TensorSource for StoredTensor {
+    fn byte_len(&self) -> u64 {
+        self.len
+    }
+
+    fn write_to(
+        &self,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), OnnxError>,
+    ) -> Result<(), OnnxError> {
+        let bytes =
+            file_bytes(&self.file, self.index, self.dtype, DType::Float32).map_err(|problem| {
+                OnnxError::Tensor {
+                    tensor: self.name.clone(),
+                    problem,
+                }
+            })?;
+        for piece in netport_io::chunks(&bytes) {
+            out(piece)?;
+        }
+        Ok(())
     }
 }
 

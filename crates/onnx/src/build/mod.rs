@@ -178,6 +178,15 @@ impl ModelBuilder {
         self.into_parts().0
     }
 
+    /// The model as built, without checking it, with the sources of the
+    /// initializers added by [`GraphBuilder::initializer_source`] (what
+    /// [`into_model`](Self::into_model) is to [`finish`](Self::finish)).
+    pub fn into_streamed(self) -> StreamedModel {
+        let (model, sources) = self.into_parts();
+        // Lengths were checked when the initializers were added.
+        StreamedModel::with_sources(model, sources)
+    }
+
     /// The model, checked like [`finish`](Self::finish) (the streamed
     /// initializers as long as their sources say), with the sources of the
     /// initializers added by [`GraphBuilder::initializer_source`]: save it
