@@ -3,6 +3,9 @@
 mod check;
 mod common;
 mod convert_caffe2;
+/// netport-exec's generated interop cases (one module for both crates).
+#[path = "../../../exec/tests/it/cases.rs"]
+mod exec_cases;
 mod export;
 mod graph;
 mod inspect_caffe2;

@@ -217,59 +217,17 @@ fn verify_against_a_reference_file() {
     assert_eq!(netport(&v).status.code(), Some(1));
 }
 
-/// A case folder that `netport-exec`'s interop tests make in the cache,
-/// named `PREFIX-<FNV-1a of the scripts>` (the scripts relative to
-/// crates/exec/tests), failing with how to make it when it is missing.
-fn exec_cache(prefix: &str, scripts: &[&str], case: &str, stamp: &str, how: &str) -> PathBuf {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for s in scripts {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../exec/tests")
-            .join(s);
-        for b in std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
-            hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    let dir = PathBuf::from(std::env::var_os("HOME").unwrap())
-        .join(format!(".cache/netport/{prefix}-{hash:016x}"));
-    let check = if stamp.is_empty() {
-        dir.join(case).join("case.json")
-    } else {
-        dir.join(stamp)
-    };
-    assert!(
-        check.exists(),
-        "{} is missing: run `cargo test -p netport-exec -- --ignored {how}` first",
-        check.display()
-    );
-    dir.join(case)
-}
-
 /// The cases `netport-exec`'s tests make with the real Caffe2 (see
-/// crates/exec/tests/make_caffe2_cases.py).
+/// crates/exec/tests/make_caffe2_cases.py), made here when missing.
 fn caffe2_case(name: &str) -> PathBuf {
-    exec_cache(
-        "exec-caffe2",
-        &["make_caffe2_cases.py"],
-        name,
-        "cases.stamp",
-        "caffe2 (it needs NETPORT_CAFFE2_PYTHON)",
-    )
+    crate::exec_cases::caffe2_cases().join(name)
 }
 
 /// A torchvision family's exports that `netport-exec`'s tests make with the
-/// peer venv (see crates/exec/tests/make_model_cases.py).
+/// peer venv (see crates/exec/tests/make_model_cases.py), made here when
+/// missing.
 fn model_case(family: &str) -> PathBuf {
-    exec_cache(
-        "exec-models",
-        &[
-            "make_model_cases.py",
-            "../../../testdata/peers/torchvision_export.py",
-        ],
-        family,
-        "",
-        &format!("whole_model_equals_onnxruntime::{family} (it needs NETPORT_PYTHON)"),
-    )
+    crate::exec_cases::model_case(family)
 }
 
 #[test]

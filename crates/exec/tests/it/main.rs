@@ -1,5 +1,6 @@
 //! The integration tests of netport-exec: one binary, a module per area.
 
+mod cases;
 mod common;
 mod fixtures;
 mod peer_caffe2;

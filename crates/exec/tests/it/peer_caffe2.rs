@@ -9,32 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The case folder, made by the script when missing.
 pub fn cases_dir() -> PathBuf {
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    let script_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_caffe2_cases.py");
-    let script = std::fs::read(&script_path).unwrap();
-    // FNV-1a of the script: a new script makes new cases.
-    let hash = script.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    let home = std::env::var_os("HOME").expect("HOME");
-    let dir = PathBuf::from(home).join(format!(".cache/netport/exec-caffe2-{hash:016x}"));
-    if dir.join("cases.stamp").exists() {
-        return dir;
-    }
-    let python = std::env::var_os("NETPORT_CAFFE2_PYTHON")
-        .expect("NETPORT_CAFFE2_PYTHON is not set: the Caffe2 venv (Python 3.7 + torch 1.4.0) makes these cases");
-    let tmp = dir.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let status = std::process::Command::new(python)
-        .arg(&script_path)
-        .arg(&tmp)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed", script_path.display());
-    std::fs::write(tmp.join("cases.stamp"), b"ok").unwrap();
-    std::fs::rename(&tmp, &dir).unwrap();
-    dir
+    crate::cases::caffe2_cases()
 }
 
 fn run_case(dir: &Path, rtol: f64, atol: f64) -> Vec<String> {

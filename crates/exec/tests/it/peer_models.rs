@@ -12,7 +12,7 @@
 
 use crate::common::npy;
 use netport_exec::{Tensor, compare, onnx};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The node tests' tolerance (onnx backend tests' defaults).
 const RTOL: f64 = 1e-3;
@@ -20,42 +20,7 @@ const ATOL: f64 = 1e-7;
 
 /// The case folder of `family`, made by the script when missing.
 fn case_dir(family: &str) -> PathBuf {
-    // One family at a time: each export holds a whole torch model.
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script_path = manifest.join("tests/make_model_cases.py");
-    let helper = manifest.join("../../testdata/peers/torchvision_export.py");
-    // FNV-1a of both scripts: a new script makes new cases.
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for p in [&script_path, &helper] {
-        for b in std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
-            hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    let home = std::env::var_os("HOME").expect("HOME");
-    let dir = PathBuf::from(home).join(format!(".cache/netport/exec-models-{hash:016x}/{family}"));
-    if dir.join("case.json").exists() {
-        return dir;
-    }
-    let python = std::env::var_os("NETPORT_PYTHON").expect(
-        "NETPORT_PYTHON is not set: the peer venv (torch, torchvision, onnxruntime) makes these cases",
-    );
-    let tmp = dir.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let status = std::process::Command::new(python)
-        .arg(&script_path)
-        .arg(&tmp)
-        .arg(family)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{} {family} failed",
-        script_path.display()
-    );
-    std::fs::rename(&tmp, &dir).unwrap();
-    dir
+    crate::cases::model_case(family)
 }
 
 /// Runs both exports of `family` on the recorded input and compares each
