@@ -183,15 +183,7 @@ pub fn ensure_refs(root: &Path, python: &Path, full: bool) -> Result<PathBuf> {
         return Ok(dir);
     }
     let timer = Timer::start("making the caffe2 references");
-    let mut partial = dir.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            fs::remove_dir_all(stale)
-                .with_context(|| format!("removing unfinished {}", stale.display()))?;
-        }
-    }
+    let partial = util::fresh_partial(&dir)?;
     let mut cmd = Command::new(python);
     util::python_env(&mut cmd)
         .current_dir(root)

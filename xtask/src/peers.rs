@@ -41,16 +41,7 @@ pub fn ensure(root: &Path) -> Result<(PathBuf, venv::Venv)> {
         return Ok((dir, venv));
     }
     let timer = Timer::start("generating the peer corpus");
-    let mut partial = dir.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            eprintln!("removing unfinished corpus {}", stale.display());
-            fs::remove_dir_all(stale)
-                .with_context(|| format!("removing unfinished corpus {}", stale.display()))?;
-        }
-    }
+    let partial = util::fresh_partial(&dir)?;
     util::run(
         util::python_env(&mut Command::new(venv.python()))
             .current_dir(root)

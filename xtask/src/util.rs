@@ -288,6 +288,23 @@ pub fn python_env(cmd: &mut Command) -> &mut Command {
         .env("PIP_NO_INPUT", "1")
 }
 
+/// The `DIR.partial` folder that a cache step writes before renaming it to
+/// `DIR`, with any leftover of an interrupted run (`DIR.partial`, or a `DIR`
+/// without its stamp) removed first.
+pub fn fresh_partial(dir: &Path) -> Result<PathBuf> {
+    let mut partial = dir.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    for stale in [partial.as_path(), dir] {
+        if stale.exists() {
+            eprintln!("removing unfinished {}", stale.display());
+            fs::remove_dir_all(stale)
+                .with_context(|| format!("removing unfinished {}", stale.display()))?;
+        }
+    }
+    Ok(partial)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,14 +44,7 @@ pub(super) fn ensure_onnx_models(root: &Path, venv: &venv::Venv) -> Result<PathB
         return Ok(dir);
     }
     let timer = Timer::start("exporting vgg16 for the check part (~1.1 GB)");
-    let mut partial = dir.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
-        }
-    }
+    let partial = util::fresh_partial(&dir)?;
     util::run(
         util::python_env(&mut Command::new(venv.python()))
             .current_dir(root)

@@ -70,14 +70,7 @@ pub(super) fn ensure_caffe2_model(root: &Path) -> Result<(PathBuf, PathBuf)> {
         return Ok((dir, python));
     }
     let timer = Timer::start("exporting vgg16 at opset 9 in the caffe2 venv (~530 MB)");
-    let mut partial = dir.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
-        }
-    }
+    let partial = util::fresh_partial(&dir)?;
     util::run(
         util::python_env(&mut Command::new(&python))
             .current_dir(root)

@@ -18,15 +18,7 @@ pub(super) fn ensure_checkpoints(root: &Path) -> Result<(PathBuf, venv::Venv)> {
         return Ok((dir, venv));
     }
     let timer = Timer::start("writing the bench checkpoints (~4.3 GiB)");
-    let mut partial = dir.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            eprintln!("removing unfinished bench checkpoints {}", stale.display());
-            fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
-        }
-    }
+    let partial = util::fresh_partial(&dir)?;
     util::run(
         util::python_env(&mut Command::new(venv.python()))
             .current_dir(root)
