@@ -78,10 +78,9 @@ enum Task {
         #[arg(long)]
         no_interop: bool,
     },
-    /// Time `netport inspect --json` against torch.load on 2 GiB and 50,000-tensor
-    /// checkpoints, and `netport map-location` / `netport convert` against cp and
-    /// the Python peers on a 2 GiB cuda-tagged one (whole processes, peak memory);
-    /// a benchmark, not a test.
+    /// Time netport against cp and the Python peers, whole processes with their
+    /// peak memory: inspect, rewrites, check, ONNX <-> Caffe2 conversion, run
+    /// and export (`--only` picks one); a benchmark, not a test.
     Bench {
         /// Counted runs of each command, after the warm-up.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -95,11 +94,8 @@ enum Task {
         /// Time only the Python side (torch.load, import torch); netport is not built.
         #[arg(long)]
         python_only: bool,
-        /// Run one part only: `inspect` (netport inspect against torch.load),
-        /// `rewrite` (map-location and convert against cp and the Python peers),
-        /// `check` (netport check against onnx.checker) or `exec` (netport run
-        /// on resnet18 against onnxruntime and the real Caffe2);
-        /// --write-docs then rewrites that part's figures and keeps the other's.
+        /// Run one part only (the values below); --write-docs then rewrites
+        /// that part's figures section and keeps the others'.
         #[arg(long, value_enum)]
         only: Option<bench::Part>,
     },

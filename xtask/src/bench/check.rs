@@ -37,34 +37,15 @@ pub(super) const ONNX_CHECK_CODE: &str = "import sys, time, onnx; t = time.perf_
 
 /// Writes the models if they are not there yet; returns their folder.
 pub(super) fn ensure_onnx_models(root: &Path, venv: &venv::Venv) -> Result<PathBuf> {
-    let dir = util::scripts_cache_dir(root, "netport bench onnx v1", ONNX_BENCH_DIR, "bench-onnx")?;
-    let _lock = util::lock_folder(&dir)?;
-    if dir.join(ONNX_STAMP).is_file() {
-        eprintln!("bench ONNX models are up to date: {}", dir.display());
-        return Ok(dir);
+    ScriptFolder {
+        tag: "netport bench onnx v1".into(),
+        folder: ONNX_BENCH_DIR,
+        script: ONNX_BENCH_SCRIPT,
+        prefix: "bench-onnx",
+        stamp: ONNX_STAMP,
+        what: "check part's vgg16 models (~1.1 GB)",
     }
-    let timer = Timer::start("exporting vgg16 for the check part (~1.1 GB)");
-    let partial = util::fresh_partial(&dir)?;
-    util::run(
-        util::python_env(&mut Command::new(venv.python()))
-            .current_dir(root)
-            .arg(root.join(ONNX_BENCH_SCRIPT))
-            .arg("--out")
-            .arg(&partial),
-        &format!(
-            "{ONNX_BENCH_SCRIPT} (the partial output is left in {})",
-            partial.display()
-        ),
-    )?;
-    fs::write(
-        partial.join(ONNX_STAMP),
-        "written by `cargo xtask bench` after testdata/onnx/bench/make_bench_vgg16.py succeeded\n",
-    )
-    .with_context(|| format!("writing the stamp in {}", partial.display()))?;
-    fs::rename(&partial, &dir)
-        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
-    timer.report();
-    Ok(dir)
+    .ensure(root, &venv.python())
 }
 
 /// Runs `netport check --shapes` once on every model, so that a netport

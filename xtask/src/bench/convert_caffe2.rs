@@ -58,39 +58,15 @@ pub(super) fn ensure_caffe2_model(root: &Path) -> Result<(PathBuf, PathBuf)> {
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let dir = util::scripts_cache_dir(
-        root,
-        &format!("netport bench caffe2 v1 {venv_name}"),
-        C2_BENCH_DIR,
-        "bench-caffe2",
-    )?;
-    let _lock = util::lock_folder(&dir)?;
-    if dir.join(C2_STAMP).is_file() {
-        eprintln!("bench Caffe2 model is up to date: {}", dir.display());
-        return Ok((dir, python));
+    let dir = ScriptFolder {
+        tag: format!("netport bench caffe2 v1 {venv_name}"),
+        folder: C2_BENCH_DIR,
+        script: C2_BENCH_SCRIPT,
+        prefix: "bench-caffe2",
+        stamp: C2_STAMP,
+        what: "caffe2 part's vgg16 at opset 9 (~530 MB, exported in the caffe2 venv)",
     }
-    let timer = Timer::start("exporting vgg16 at opset 9 in the caffe2 venv (~530 MB)");
-    let partial = util::fresh_partial(&dir)?;
-    util::run(
-        util::python_env(&mut Command::new(&python))
-            .current_dir(root)
-            .arg(root.join(C2_BENCH_SCRIPT))
-            .arg("--out")
-            .arg(&partial),
-        &format!(
-            "{C2_BENCH_SCRIPT} (the partial output is left in {})",
-            partial.display()
-        ),
-    )?;
-    fs::write(
-        partial.join(C2_STAMP),
-        "written by `cargo xtask bench` after testdata/caffe2/bench/make_bench_vgg16_opset9.py \
-         succeeded\n",
-    )
-    .with_context(|| format!("writing the stamp in {}", partial.display()))?;
-    fs::rename(&partial, &dir)
-        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
-    timer.report();
+    .ensure(root, &python)?;
     Ok((dir, python))
 }
 

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: how long netport takes on large PyTorch checkpoints,
 //! and how much memory, against the Python way of doing the same in the same
 //! run. A benchmark, never a test: nothing here passes or fails on a timing,
-//! and no test runs it. Five parts (`--only inspect|rewrite|check|caffe2|exec`
+//! and no test runs it. Six parts (`--only inspect|rewrite|check|caffe2|exec|export`
 //! runs one):
 //!
 //! - inspect: `netport inspect --json` against `torch.load` on a 256 MiB, a
@@ -27,6 +27,11 @@
 //!   onnxruntime with one intra-op thread, and its Caffe2 pair (made by
 //!   `netport convert --to caffe2`) against the real Caffe2 workspace, each
 //!   timed in-process (median run, load) and as a whole process (see `exec`).
+//! - export: `netport export resnet50.pt -o OUT.onnx` against `cp` of the
+//!   checkpoint and a Python process that imports torch and torchvision,
+//!   loads the state_dict and calls `torch.onnx.export` (the checkpoint is
+//!   written by `testdata/export/bench/make_bench_resnet50.py` into
+//!   `<cache>/bench-export-<hash>`).
 //!
 //! How:
 //!
@@ -55,15 +60,17 @@
 //!   figures section of each part that ran (between its two markers in
 //!   `docs/performance.md`) is replaced, and the other part's is kept.
 //!
-//! Layout: this module runs the whole thing; `fixtures` makes the
-//! checkpoints, `spec` lists the timed commands, `measure` runs and reaps
-//! them, `report` holds the shared tables, statistics and docs rewriting, and
-//! `inspect` / `rewrite` / `check` / `exec` hold each part's probe and report
-//! (and `check` and `exec` their models).
+//! Layout: this module runs the whole thing; `fixtures` makes the files of
+//! every part (one script each, into the cache), `spec` lists the timed
+//! commands, `measure` runs and reaps them, `report` holds the shared tables,
+//! statistics and docs rewriting, and `inspect` / `rewrite` / `check` /
+//! `convert_caffe2` / `exec` / `export` hold each part's probe and report
+//! (and `exec` its models).
 
 mod check;
 mod convert_caffe2;
 mod exec;
+mod export;
 mod fixtures;
 mod inspect;
 mod measure;
@@ -74,6 +81,7 @@ mod spec;
 use check::*;
 use convert_caffe2::*;
 use exec::*;
+use export::*;
 use fixtures::*;
 use inspect::*;
 use measure::*;
@@ -122,6 +130,10 @@ const EXEC_SECTION: Section = Section {
     begin: "<!-- bench exec figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
     end: "<!-- bench exec figures: end -->",
 };
+const EXPORT_SECTION: Section = Section {
+    begin: "<!-- bench export figures: begin (rewritten by `cargo xtask bench --write-docs`) -->",
+    end: "<!-- bench export figures: end -->",
+};
 
 /// One part of the benchmark (`--only`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +150,8 @@ pub enum Part {
     /// `netport run` on resnet18 (ONNX and its Caffe2 pair) against
     /// onnxruntime and the real Caffe2, single-threaded.
     Exec,
+    /// `netport export` of resnet50 against cp and torch.onnx.export.
+    Export,
 }
 
 impl Part {
@@ -148,6 +162,7 @@ impl Part {
             Part::Check => &CHECK_SECTION,
             Part::Caffe2 => &CAFFE2_SECTION,
             Part::Exec => &EXEC_SECTION,
+            Part::Export => &EXPORT_SECTION,
         }
     }
 
@@ -158,6 +173,7 @@ impl Part {
             Part::Check => "check",
             Part::Caffe2 => "caffe2",
             Part::Exec => "exec",
+            Part::Export => "export",
         }
     }
 }
@@ -244,6 +260,7 @@ impl Options {
             Part::Check,
             Part::Caffe2,
             Part::Exec,
+            Part::Export,
         ]
         .into_iter()
         .filter(|&p| self.only.is_none_or(|o| o == p))
@@ -291,23 +308,27 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     } else {
         PathBuf::new()
     };
+    let export_dir = if parts.contains(&Part::Export) {
+        ensure_export_checkpoint(root, &venv)?
+    } else {
+        PathBuf::new()
+    };
     let (caffe2_dir, caffe2_python) = if parts.contains(&Part::Caffe2) {
         ensure_caffe2_model(root)?
     } else {
         (PathBuf::new(), PathBuf::new())
     };
-    // The rewrite and caffe2 commands write next to their inputs.
-    let out_dir = if parts.contains(&Part::Rewrite) {
-        Some(OutDir::create(
-            dir.join(format!("out-{}", std::process::id())),
-        )?)
-    } else if parts.contains(&Part::Caffe2) {
-        Some(OutDir::create(
-            caffe2_dir.join(format!("out-{}", std::process::id())),
-        )?)
-    } else {
-        None
-    };
+    // The commands that write do it next to their inputs (the first such
+    // part's folder).
+    let out_dir = [
+        (Part::Rewrite, &dir),
+        (Part::Caffe2, &caffe2_dir),
+        (Part::Export, &export_dir),
+    ]
+    .into_iter()
+    .find(|(part, _)| parts.contains(part))
+    .map(|(_, folder)| OutDir::create(folder.join(format!("out-{}", std::process::id()))))
+    .transpose()?;
     let netport = if opts.python_only {
         eprintln!("--python-only: netport is not built or timed");
         None
@@ -321,6 +342,9 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         }
         if parts.contains(&Part::Caffe2) {
             probe_caffe2(&bin, &caffe2_dir)?;
+        }
+        if parts.contains(&Part::Export) {
+            probe_export(&bin, &export_dir)?;
         }
         Some(bin)
     };
@@ -338,6 +362,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         dir: dir.clone(),
         onnx_dir: onnx_dir.clone(),
         caffe2_dir: caffe2_dir.clone(),
+        export_dir: export_dir.clone(),
         out_dir: out_dir.as_ref().map(|o| o.0.clone()).unwrap_or_default(),
         exec_dir: exec.as_ref().map(|e| e.dir.clone()).unwrap_or_default(),
         caffe2_python: exec
@@ -405,6 +430,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
             Part::Check => report.check(&mut out, &onnx_dir)?,
             Part::Caffe2 => report.caffe2(&mut out, &caffe2_dir)?,
             Part::Exec => report.exec(&mut out, exec_caffe2)?,
+            Part::Export => report.export(&mut out, &export_dir)?,
         }
         println!("\n{out}");
         sections.push((part, out));
@@ -482,7 +508,8 @@ mod tests {
                 Part::Rewrite,
                 Part::Check,
                 Part::Caffe2,
-                Part::Exec
+                Part::Exec,
+                Part::Export
             ]
         );
         assert_eq!(opts.command_line(), "cargo xtask bench --write-docs");

@@ -21,7 +21,7 @@ impl Report<'_> {
     /// seconds the Python commands report.
     pub(super) fn table(&self, out: &mut String, part: Part, call: &str) -> Result<()> {
         // The rewrite table also has the sampled peak of private memory.
-        let private = matches!(part, Part::Rewrite | Part::Caffe2);
+        let private = matches!(part, Part::Rewrite | Part::Caffe2 | Part::Export);
         writeln!(
             out,
             "| command | wall median | wall min – max | cpu median (min – max) | {call} median \

@@ -40,6 +40,13 @@ pub(super) enum Kind {
     ExecOrt,
     /// The real Caffe2 workspace (Python 3.7 venv).
     ExecCaffe2,
+    // export
+    /// cp of the checkpoint.
+    ExportCp,
+    /// netport export CKPT -o OUT.onnx.
+    ExportNetport,
+    /// import torch, torchvision; load_state_dict; torch.onnx.export.
+    ExportTorch,
 }
 
 impl Kind {
@@ -59,13 +66,14 @@ impl Kind {
                 Part::Caffe2
             }
             Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => Part::Exec,
+            Kind::ExportCp | Kind::ExportNetport | Kind::ExportTorch => Part::Export,
         }
     }
 
     /// Whether the private memory of the process is sampled: the rewrite
     /// commands that run as one process (not `sh -c 'cp … && sync …'`).
     pub(super) fn samples_private(self) -> bool {
-        matches!(self.part(), Part::Rewrite | Part::Caffe2) && self != Kind::CpSync
+        matches!(self.part(), Part::Rewrite | Part::Caffe2 | Part::Export) && self != Kind::CpSync
     }
 
     /// The file a rewrite command writes, in the output folder.
@@ -91,6 +99,9 @@ impl Kind {
             Kind::C2Backend => Some("backend-caffe2"),
             Kind::C2BackCp => Some("cp-back.onnx"),
             Kind::C2Back => Some("netport-back.onnx"),
+            Kind::ExportCp => Some("cp-resnet50.pt"),
+            Kind::ExportNetport => Some("netport-resnet50.onnx"),
+            Kind::ExportTorch => Some("torch-resnet50.onnx"),
         }
     }
 }
@@ -107,6 +118,8 @@ pub(super) struct Ctx {
     pub(super) caffe2_dir: PathBuf,
     pub(super) netport: Option<PathBuf>,
     pub(super) dir: PathBuf,
+    /// Where the export part's checkpoint is.
+    pub(super) export_dir: PathBuf,
     /// Where the check part's models are.
     pub(super) onnx_dir: PathBuf,
     /// Where the rewrite commands write.
@@ -197,6 +210,19 @@ pub(super) fn specs(
     if parts.contains(&Part::Exec) {
         exec_specs(with_netport, with_caffe2, &mut specs);
     }
+    if parts.contains(&Part::Export) {
+        let kinds: &[Kind] = if with_netport {
+            &[Kind::ExportCp, Kind::ExportNetport, Kind::ExportTorch]
+        } else {
+            &[Kind::ExportCp, Kind::ExportTorch]
+        };
+        for &kind in kinds {
+            specs.push(Spec {
+                kind,
+                file: Some(EXPORT_CKPT),
+            });
+        }
+    }
     specs
 }
 
@@ -227,6 +253,7 @@ impl Spec {
                 | Kind::ResaveSafetensors
                 | Kind::CheckOnnx
                 | Kind::C2Backend
+                | Kind::ExportTorch
         )
     }
 
@@ -274,6 +301,14 @@ impl Spec {
                 format!("netport convert {file} {out} --input-shape {C2_INPUT_SHAPE} > /dev/null")
             }
             Kind::ExecNetport | Kind::ExecOrt | Kind::ExecCaffe2 => exec_label(self),
+            Kind::ExportCp => format!("cp {file} {out}"),
+            Kind::ExportNetport => {
+                format!("netport export {file} -o {out} --opset 17 > /dev/null")
+            }
+            Kind::ExportTorch => format!(
+                "python -c \"import torch, torchvision; resnet50().load_state_dict(torch.load('{file}')); \
+                 torch.onnx.export(…, '{out}', dynamo=False, opset_version=17)\""
+            ),
         }
     }
 
@@ -284,6 +319,7 @@ impl Spec {
         let dir = match self.kind.part() {
             Part::Check => &ctx.onnx_dir,
             Part::Caffe2 => &ctx.caffe2_dir,
+            Part::Export => &ctx.export_dir,
             Part::Inspect | Part::Rewrite | Part::Exec => &ctx.dir,
         };
         let input = self.file.map(|f| dir.join(f));
@@ -360,7 +396,13 @@ impl Spec {
                     .args(["--input-shape", C2_INPUT_SHAPE]);
                 cmd
             }
-            Kind::Cp | Kind::C2Cp | Kind::C2BackCp => {
+            Kind::ExportTorch => python(EXPORT_TORCH_CODE),
+            Kind::ExportNetport => {
+                let mut cmd = netport();
+                cmd.args(export_args(input, output));
+                cmd
+            }
+            Kind::Cp | Kind::C2Cp | Kind::C2BackCp | Kind::ExportCp => {
                 let mut cmd = Command::new("cp");
                 cmd.arg(input).arg(output);
                 cmd
