@@ -38,13 +38,58 @@ pub const LAZY_MIN_FLOATS: u64 = 1024;
 /// partial float is ignored) to `out` as unpacked `Argument.floats`
 /// records: `0x2d` + 4 bytes per float, the bytes prost and protobuf write.
 pub fn encode_unpacked(le: &[u8], out: &mut Vec<u8>) {
-    let n = le.len() / 4;
-    let start = out.len();
-    out.resize(start + n * 5, 0);
-    for (dst, src) in out[start..].chunks_exact_mut(5).zip(le.chunks_exact(4)) {
-        dst[0] = FLOAT_KEY;
-        dst[1..].copy_from_slice(src);
+    out.reserve(le.len() / 4 * 5);
+    // BLOCK floats at a time, built in an array of constant layout (no
+    // zero-fill of `out`, no per-record bounds checks), then appended.
+    let mut blocks = le.chunks_exact(BLOCK * 4);
+    for src in &mut blocks {
+        let mut records = [FLOAT_KEY; BLOCK * 5];
+        for i in 0..BLOCK {
+            records[i * 5 + 1..i * 5 + 5].copy_from_slice(&src[i * 4..i * 4 + 4]);
+        }
+        out.extend_from_slice(&records);
     }
+    for src in blocks.remainder().chunks_exact(4) {
+        out.push(FLOAT_KEY);
+        out.extend_from_slice(src);
+    }
+}
+
+/// Floats per step of [`encode_unpacked`] and [`unpack_records`].
+const BLOCK: usize = 16;
+
+/// Appends to `out` the 4 float bytes of each leading unpacked record of
+/// `records` (5 bytes each, key [`FLOAT_KEY`]) up to the first record with
+/// another key or the end; returns how many records it took.
+fn unpack_records(records: &[u8], out: &mut Vec<u8>) -> usize {
+    out.reserve(records.len() / 5 * 4);
+    let mut n = 0;
+    let mut blocks = records.chunks_exact(BLOCK * 5);
+    for src in &mut blocks {
+        // Every key checked at once; a block with another key is left to
+        // the record-by-record loop below.
+        let mut wrong = 0u8;
+        for i in 0..BLOCK {
+            wrong |= src[i * 5] ^ FLOAT_KEY;
+        }
+        if wrong != 0 {
+            break;
+        }
+        let mut floats = [0u8; BLOCK * 4];
+        for i in 0..BLOCK {
+            floats[i * 4..i * 4 + 4].copy_from_slice(&src[i * 5 + 1..i * 5 + 5]);
+        }
+        out.extend_from_slice(&floats);
+        n += BLOCK;
+    }
+    for src in records[n * 5..].chunks_exact(5) {
+        if src[0] != FLOAT_KEY {
+            break;
+        }
+        out.extend_from_slice(&src[1..]);
+        n += 1;
+    }
+    n
 }
 
 /// The `floats` of one `Argument`, still in the input: the argument's
@@ -85,7 +130,6 @@ impl LazyFloats {
     /// run that was taken to be floats only), which the caller must treat
     /// as an error.
     pub fn write_le<E>(&self, out: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
-        let mut buf: Vec<u8> = Vec::with_capacity(netport_io::CHUNK.min(self.byte_len() as usize));
         let data = &self.arg[..];
         let mut pos = 0;
         let mut done = 0;
@@ -99,27 +143,26 @@ impl LazyFloats {
             match key {
                 k if k == u64::from(FLOAT_KEY) => {
                     // A run of unpacked records: copy 4 of every 5 bytes, a
-                    // piece at a time, until a record has another key.
-                    loop {
-                        let end = data.len().min(pos + netport_io::CHUNK / 4 * 5);
-                        let piece = &data[pos..end];
-                        buf.clear();
-                        buf.resize(piece.len() / 5 * 4, 0);
-                        let mut n = 0;
-                        for (dst, src) in buf.chunks_exact_mut(4).zip(piece.chunks_exact(5)) {
-                            if src[0] != FLOAT_KEY {
-                                break;
-                            }
-                            dst.copy_from_slice(&src[1..]);
-                            n += 1;
-                        }
-                        out(&buf[..n * 4])?;
-                        netport_io::release(&piece[..n * 5]);
-                        pos += n * 5;
-                        done += n;
-                        if n == 0 || n * 5 < piece.len() || pos >= data.len() {
-                            break;
-                        }
+                    // piece at a time (each unpacked on a helper thread while
+                    // the previous one is written), until a record has
+                    // another key.
+                    let start = pos;
+                    netport_io::transform_ahead(
+                        data[start..].chunks(netport_io::CHUNK / 4 * 5),
+                        |piece, buf| {
+                            let n = unpack_records(piece, buf);
+                            netport_io::release(&piece[..n * 5]);
+                            (n, piece.len())
+                        },
+                        |buf, (n, len)| {
+                            out(buf)?;
+                            pos += n * 5;
+                            done += n;
+                            Ok(n > 0 && n * 5 == len)
+                        },
+                    )?;
+                    if pos == start {
+                        break;
                     }
                 }
                 k if k == u64::from(PACKED_FLOAT_KEY) => {
@@ -534,6 +577,54 @@ mod tests {
         assert_eq!(lazy.floats[0].2.len(), 2000);
         let n = lazy.floats[0].2.write_le::<()>(&mut |_| Ok(())).unwrap();
         assert_eq!(n, 999);
+    }
+
+    #[test]
+    fn a_long_run_is_unpacked_ahead_of_the_writer_and_still_stops_at_a_bad_record() {
+        // More than three pieces, so the unpacking runs on a helper thread.
+        let piece = netport_io::CHUNK / 4;
+        let n = piece * 3 + 1000;
+        let v = values(n, 0.25);
+        let net = NetDef {
+            op: vec![fill("big", v.clone())],
+            ..Default::default()
+        };
+        let bytes = net.encode_to_vec();
+        let lazy = decode_netdef_lazy(Bytes::from(bytes.clone()), "t").unwrap();
+        assert_eq!(lazy.floats[0].2.to_vec(), v);
+        let mut bad = bytes;
+        let first = bad.iter().position(|&b| b == FLOAT_KEY).unwrap();
+        let at = piece * 2 + 77;
+        bad[first + at * 5] = 0x28;
+        let lazy = decode_netdef_lazy(Bytes::from(bad), "t").unwrap();
+        let mut got = Vec::new();
+        let count = lazy.floats[0]
+            .2
+            .write_le::<()>(&mut |b| {
+                got.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(count, at as u64);
+        let want: Vec<u8> = v[..at].iter().flat_map(|f| f.to_le_bytes()).collect();
+        assert!(got == want, "the floats before the bad record, in order");
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_first_other_key_wherever_it_is() {
+        let le: Vec<u8> = (0..40u8).flat_map(|i| [i, 1, 2, 3]).collect();
+        let mut records = Vec::new();
+        encode_unpacked(&le, &mut records);
+        for bad in 0..=40 {
+            let mut r = records.clone();
+            if bad < 40 {
+                r[bad * 5] = 0x28;
+            }
+            let mut out = vec![9];
+            assert_eq!(unpack_records(&r, &mut out), bad);
+            assert_eq!(out[0], 9);
+            assert_eq!(out[1..], le[..bad * 4]);
+        }
     }
 
     #[test]

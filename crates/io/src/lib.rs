@@ -1,14 +1,15 @@
 //! File plumbing shared by every netport format crate, so that each job is
 //! done one way: atomic output files ([`AtomicFile`]), read-only memory maps
 //! whose copied pages are released ([`Mapped`], [`chunks`]), [`same_file`],
-//! and the one "what is this file" sniffer ([`sniff`]) with one set of
-//! messages.
+//! the one "what is this file" sniffer ([`sniff`]) with one set of
+//! messages, and [`transform_ahead`] for writes that must change every byte.
 //!
 //! This is a base crate: format crates (torch, safetensors, onnx, caffe2)
 //! may depend on it, it depends on none of them.
 
 mod atomic;
 mod map;
+mod pipeline;
 pub mod sniff;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub use atomic::{
 pub use map::{
     CHUNK, Chunks, Input, Mapped, chunks, copy_mapped, map_file, read_unmapped, release,
 };
+pub use pipeline::transform_ahead;
 pub use sniff::{Sniffed, sniff_bytes, sniff_file};
 
 /// An I/O error on a named file: `<path>: <the operating system's error>`.

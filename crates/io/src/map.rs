@@ -287,7 +287,14 @@ impl<'a> Iterator for Chunks<'a> {
         self.last = Some(c);
         Some(c)
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.rest.len().div_ceil(CHUNK);
+        (n, Some(n))
+    }
 }
+
+impl ExactSizeIterator for Chunks<'_> {}
 
 impl Drop for Chunks<'_> {
     fn drop(&mut self) {

@@ -174,8 +174,9 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
 /// from the tensor's bytes, without holding its values: the bytes are
 /// those `prost` writes for [`fill_op`]'s op (each float unpacked: tag
 /// `0x2d` + 4 bytes, laid out a 4 MiB piece at a time by
-/// [`netport_caffe2::floats::encode_unpacked`]), and pages of a memory-mapped source are released as
-/// they are copied. Returns `None` (nothing written) for other types.
+/// [`netport_caffe2::floats::encode_unpacked`], one piece ahead of the write
+/// with [`netport_io::transform_ahead`]), and pages of a memory-mapped
+/// source are released as they are copied. Returns `None` (nothing written) for other types.
 pub fn write_float_fill(
     tensor: &TensorProto,
     output: &str,
@@ -235,13 +236,17 @@ pub fn write_float_fill(
     out.extend_from_slice(&values_name);
     put(&out)?;
     let mut total = out.len() as u64;
-    let mut buf = Vec::with_capacity(netport_io::CHUNK / 4 * 5);
-    for chunk in netport_io::chunks(&bytes) {
-        buf.clear();
-        netport_caffe2::floats::encode_unpacked(chunk, &mut buf);
-        put(&buf)?;
-        total += buf.len() as u64;
-    }
+    // Each piece is encoded on a helper thread while the previous one is
+    // written.
+    netport_io::transform_ahead(
+        netport_io::chunks(&bytes),
+        netport_caffe2::floats::encode_unpacked,
+        |buf, ()| {
+            put(buf)?;
+            total += buf.len() as u64;
+            Ok::<_, ConvertError>(true)
+        },
+    )?;
     out.clear();
     out.push(0x2a);
     out.extend_from_slice(&shape_prefix);
