@@ -4,7 +4,7 @@ Run by `cargo xtask peers` inside the peer venv (testdata/peers/requirements.txt
 into a cache folder outside the repo. Not committed: it is ~60 MB and fully
 determined by this script and the pinned package versions.
 
-    python make_peers.py --out DIR [--only node,resnet,caffe2]
+    python make_peers.py --out DIR [--only node,resnet,caffe2,third-party]
 
 Layout of DIR:
     onnx-node/<test>/model.onnx                  every onnx backend node test
@@ -17,12 +17,20 @@ Layout of DIR:
     resnet18/meta.json                           versions, ORT vs torch max diff
     onnx-summary.json                            what the onnx library reads
     caffe2/**.pb, .pbtxt, expected.json          NetDefs written by protobuf
+    third-party/<package>/<model>/model.onnx     ONNX files shipped in pinned wheels
+    third-party/<package>/<model>/set_K/{inputs,outputs}/<name>.npy
+    third-party/<package>/LICENSE                the wheel's license file
+    third-party/manifest.json                    wheels (sha256, license), models, sets
 """
 
 import argparse
+import hashlib
 import json
+import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -322,10 +330,144 @@ def caffe2(out):
     log(f"caffe2: wrote {len(expected['files'])} nets")
 
 
+# --- third-party ONNX files shipped in pinned wheels --------------------------
+
+# silero-vad: a voice activity detector whose wheel ships six ONNX exports of
+# the same net (If on the sample rate, an If-less opset 18 one, a batched
+# sequence LSTM one, ...). Downloaded with --no-deps: its dependencies pull
+# torchaudio, so it is not in requirements.txt. A new pin needs a new sha256.
+SILERO_VAD = {
+    "package": "silero-vad",
+    "version": "6.2.3",
+    "wheel": "silero_vad-6.2.3-py3-none-any.whl",
+    "sha256": "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+    "license": "MIT",
+    "license_file": "silero_vad-6.2.3.dist-info/licenses/LICENSE",
+    "models": [
+        "silero_vad", "silero_vad_16k_op15", "silero_vad_16k_sequence",
+        "silero_vad_half", "silero_vad_op18_ifless", "silero_vad_openvino_16k",
+    ],
+}
+
+
+def download_wheel(spec, tmp):
+    """pip downloads the pinned wheel (no dependencies) into `tmp`; its
+    sha256 must be the pinned one."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                    "--disable-pip-version-check", "-d", str(tmp),
+                    f"{spec['package']}=={spec['version']}"], check=True)
+    path = Path(tmp) / spec["wheel"]
+    if not path.is_file():
+        raise SystemExit(f"pip did not write {spec['wheel']} into {tmp}: {sorted(p.name for p in Path(tmp).iterdir())}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != spec["sha256"]:
+        raise SystemExit(f"{spec['wheel']}: sha256 {digest}, expected {spec['sha256']}")
+    return path
+
+
+def silero_sets(sess, model, rng):
+    """Seeded input sets for one silero-vad model: a 16 kHz step from a
+    random state; the next step, fed the state the first one returned; and,
+    where the model takes `sr`, an 8 kHz step (the other If branch).
+    Windows are 512 (256 at 8 kHz) samples plus 64 (32) of context."""
+    names = [i.name for i in sess.get_inputs()]
+    out_names = [o.name for o in sess.get_outputs()]
+
+    def noise(*shape):
+        return (rng.standard_normal(shape) * 0.1).astype(np.float32)
+
+    def first(rows, samples, sr):
+        feeds = {}
+        for n in names:
+            if n == "input":
+                feeds[n] = noise(rows, samples)
+            elif n == "state":
+                feeds[n] = noise(2, 1, 128)
+            elif n in ("h", "c"):
+                feeds[n] = noise(1, 1, 128)
+            elif n == "sr":
+                feeds[n] = np.array(sr, dtype=np.int64)
+            else:
+                raise SystemExit(f"silero-vad {model}: unexpected input {n!r}")
+        return feeds
+
+    sequence = "h" in names  # the sequence model: [steps, 576] and an LSTM's h, c
+    sets = []
+    feeds = first(3 if sequence else 1, 576, 16000)
+    outs = sess.run(None, feeds)
+    sets.append((feeds, outs))
+    # The next step: the returned state (stateN, or hn and cn) goes back in.
+    got = dict(zip(out_names, outs))
+    nxt = dict(feeds)
+    nxt["input"] = noise(5 if sequence else 1, 576)
+    if sequence:
+        nxt["h"], nxt["c"] = got["hn"], got["cn"]
+    else:
+        nxt["state"] = got["stateN"]
+    sets.append((nxt, sess.run(None, nxt)))
+    if "sr" in names:
+        feeds = first(1, 288, 8000)
+        sets.append((feeds, sess.run(None, feeds)))
+    return sets
+
+
+def third_party(out):
+    import onnxruntime as ort
+
+    t0 = time.time()
+    spec = SILERO_VAD
+    root = out / "third-party"
+    pkg_dir = root / spec["package"]
+    pkg_dir.mkdir(parents=True)
+    manifest = {"onnxruntime": ort.__version__, "seed": SEED, "packages": {}, "models": {}}
+    with tempfile.TemporaryDirectory(prefix="netport-wheel-") as tmp:
+        wheel = download_wheel(spec, tmp)
+        with zipfile.ZipFile(wheel) as z:
+            license_text = z.read(spec["license_file"])
+            if b"MIT License" not in license_text:
+                raise SystemExit(f"{spec['wheel']}: {spec['license_file']} is not the MIT license")
+            (pkg_dir / "LICENSE").write_bytes(license_text)
+            for model in spec["models"]:
+                d = pkg_dir / model
+                d.mkdir()
+                (d / "model.onnx").write_bytes(z.read(f"silero_vad/data/{model}.onnx"))
+    manifest["packages"][spec["package"]] = {
+        "version": spec["version"], "wheel": spec["wheel"], "sha256": spec["sha256"],
+        "license": spec["license"], "license_file": f"{spec['package']}/LICENSE",
+    }
+    rng = np.random.default_rng(SEED)
+    for model in spec["models"]:
+        d = pkg_dir / model
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # the If-less export has unused initializers ORT warns about
+        sess = ort.InferenceSession(str(d / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        m = onnx.load(str(d / "model.onnx"))
+        entry = {"package": spec["package"], "file": f"{spec['package']}/{model}/model.onnx",
+                 "source": f"silero_vad/data/{model}.onnx",
+                 "opsets": {o.domain or "ai.onnx": o.version for o in m.opset_import},
+                 "sets": []}
+        for k, (feeds, outs) in enumerate(silero_sets(sess, model, rng)):
+            s = d / f"set_{k}"
+            (s / "inputs").mkdir(parents=True)
+            (s / "outputs").mkdir()
+            ins, outputs = {}, []
+            for name, value in feeds.items():
+                np.save(s / "inputs" / f"{name}.npy", value)
+                ins[name] = f"{spec['package']}/{model}/set_{k}/inputs/{name}.npy"
+            for o, value in zip(sess.get_outputs(), outs):
+                np.save(s / "outputs" / f"{o.name}.npy", value)
+                outputs.append([o.name, f"{spec['package']}/{model}/set_{k}/outputs/{o.name}.npy"])
+            entry["sets"].append({"inputs": ins, "outputs": outputs})
+        manifest["models"][f"{spec['package']}/{model}"] = entry
+        log(f"third-party {spec['package']}/{model}: {len(entry['sets'])} input sets")
+    write_json(root / "manifest.json", manifest)
+    log(f"third-party: {len(manifest['models'])} models in {time.time() - t0:.1f}s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--only", default="node,resnet,caffe2")
+    p.add_argument("--only", default="node,resnet,caffe2,third-party")
     args = p.parse_args()
     parts = set(args.only.split(","))
     out = args.out
@@ -340,6 +482,8 @@ def main():
         summaries(out, onnx_files)
     if "caffe2" in parts:
         caffe2(out)
+    if "third-party" in parts:
+        third_party(out)
     log(f"done in {time.time() - t0:.1f}s: {out}")
 
 

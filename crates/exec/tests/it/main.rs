@@ -7,3 +7,4 @@ mod peer_caffe2;
 mod peer_models;
 mod peer_node;
 mod peer_resnet;
+mod peer_third_party;
