@@ -808,11 +808,7 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
         }
         "Conv" | "Conv1D" | "Conv2D" | "Conv3D" => {
             let (w, _) = c2_window(a)?;
-            Box::new(Conv {
-                window: w,
-                group: a.i("group").unwrap_or(1).max(0) as usize,
-                relu: false,
-            })
+            Box::new(Conv::new(w, a.i("group").unwrap_or(1).max(0) as usize))
         }
         "MaxPool" | "AveragePool" | "MaxPool1D" | "MaxPool2D" | "MaxPool3D" | "AveragePool1D"
         | "AveragePool2D" | "AveragePool3D" | "LpPool" => {

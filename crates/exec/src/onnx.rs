@@ -687,11 +687,7 @@ fn build_kernel(
         }
         "Conv" => {
             let w = window(a, opset, op)?;
-            Box::new(Conv {
-                window: w,
-                group: a.i("group", 1).max(0) as usize,
-                relu: false,
-            })
+            Box::new(Conv::new(w, a.i("group", 1).max(0) as usize))
         }
         "MaxPool" | "AveragePool" | "LpPool" => {
             let w = window(a, opset, op)?;

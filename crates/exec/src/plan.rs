@@ -6,7 +6,9 @@
 //! output is fused into that Conv ([`Kernel::fuse_relu`]): the Conv applies
 //! it in its epilogue, while the values are still in cache, and one pass and
 //! one tensor less are made per run. The numbers are the same as with the
-//! separate step.
+//! separate step. Then each kernel may precompute what depends only on its
+//! constant inputs ([`Kernel::prepare`]: a Conv's Winograd-transformed
+//! weights), once per load instead of once per run.
 
 use crate::error::ExecError;
 use crate::kernels::Kernel;
@@ -177,10 +179,36 @@ impl Plan {
         Some(p)
     }
 
+    /// Lets each kernel precompute from its constant inputs
+    /// ([`Kernel::prepare`]): the constants that no step writes (a Caffe2
+    /// op may write a blob of the init net, which then changes per run).
+    fn prepare(&mut self) {
+        let written: std::collections::HashSet<usize> = self
+            .steps
+            .iter()
+            .flat_map(|s| s.outputs.iter().flatten().copied())
+            .collect();
+        let consts = &self.consts;
+        for step in &mut self.steps {
+            let args: Vec<Option<&Tensor>> = step
+                .inputs
+                .iter()
+                .map(|s| {
+                    s.filter(|s| !written.contains(s))
+                        .and_then(|s| consts.get(&s))
+                })
+                .collect();
+            if args.iter().any(Option::is_some) {
+                step.kernel.prepare(&args);
+            }
+        }
+    }
+
     /// Works out when each value can be freed (after its last reading
     /// step), never freeing outputs or constants.
     pub(crate) fn finish(&mut self) {
         self.fuse_relus();
+        self.prepare();
         let mut last: HashMap<usize, usize> = HashMap::new();
         for (i, s) in self.steps.iter().enumerate() {
             for &v in s.inputs.iter().flatten() {

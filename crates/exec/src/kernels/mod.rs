@@ -44,6 +44,15 @@ pub trait Kernel: std::fmt::Debug + Send + Sync {
     fn fuse_relu(&mut self) -> bool {
         false
     }
+
+    /// Precomputes what depends only on constant inputs (the plan calls it
+    /// once, when the model is loaded): `consts[i]` is input `i` when it is
+    /// a constant of the plan that no step writes, else `None`. The
+    /// default keeps nothing; a kernel that keeps something must still
+    /// compute the same numbers when it runs on other inputs.
+    fn prepare(&mut self, consts: &[Option<&Tensor>]) {
+        let _ = consts;
+    }
 }
 
 /// ONNX/Caffe2 `Relu` on float values in place: `max(x, 0)`, NaN kept,

@@ -149,6 +149,11 @@ fn spatial(shape: &[usize], what: &str) -> Result<(usize, usize, Vec<usize>), St
 /// `Conv` (grouped, dilated, strided, 1 to 3 spatial dims), by im2col and
 /// a matrix multiply per group; a 2-D 3x3 convolution with stride 1, one
 /// group and enough output by Winograd's F(2x2, 3x3) ([`super::winograd`]).
+///
+/// When the weights are a constant of the plan ([`Kernel::prepare`]), their
+/// Winograd transform is made on the first run that takes that path and
+/// kept with the kernel, so later runs skip it (the numbers are the same:
+/// the same transform of the same values).
 #[derive(Debug)]
 pub struct Conv {
     /// The geometry.
@@ -158,6 +163,24 @@ pub struct Conv {
     /// Apply Relu to the output (set by the plan's fusion pass when a Relu
     /// reads this Conv's output; front ends give false).
     pub relu: bool,
+    /// The address of the constant weight tensor (set by `prepare`): a run
+    /// whose W is that very tensor may use `winograd_w`.
+    const_w: Option<usize>,
+    /// The Winograd transform of the constant weights, made once.
+    winograd_w: std::sync::OnceLock<Tensor>,
+}
+
+impl Conv {
+    /// A convolution with this geometry and group count (no Relu fused).
+    pub fn new(window: Window, group: usize) -> Conv {
+        Conv {
+            window,
+            group,
+            relu: false,
+            const_w: None,
+            winograd_w: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 fn im2col<T: Float>(x: &[T], c: usize, d: &[Dim1], col: &mut [T]) {
@@ -224,12 +247,16 @@ fn im2col<T: Float>(x: &[T], c: usize, d: &[Dim1], col: &mut [T]) {
     }
 }
 
+/// The convolution of `x` with `w`; `const_w` is the weight tensor when it
+/// is the plan's constant (its Winograd transform is then cached in `k`).
+#[allow(clippy::too_many_arguments)]
 fn conv<T: Float>(
     k: &Conv,
     x: &[T],
     xs: &[usize],
     w: &[T],
     ws: &[usize],
+    const_w: bool,
     b: Option<&[T]>,
 ) -> Result<(Vec<T>, Vec<usize>), String> {
     let (n, c, sp) = spatial(xs, "X")?;
@@ -275,11 +302,19 @@ fn conv<T: Float>(
             pad_l: d[2].pad_begin,
         };
         if geo.tiles() >= super::winograd::MIN_TILES {
+            let u = if const_w {
+                T::read(k.winograd_w.get_or_init(|| Tensor {
+                    shape: vec![16, m, c],
+                    data: T::wrap(super::winograd::weights(w, m, c)),
+                }))?
+            } else {
+                std::borrow::Cow::Owned(super::winograd::weights(w, m, c))
+            };
             T::with_scratch(geo.scratch_len(), |scratch| -> Result<(), String> {
                 for ni in 0..n {
                     super::winograd::conv3x3(
                         &x[ni * c * in_n..(ni + 1) * c * in_n],
-                        w,
+                        &u,
                         &geo,
                         b,
                         k.relu,
@@ -353,7 +388,9 @@ impl Kernel for Conv {
             let xv = T::read(x)?;
             let wv = T::read(w)?;
             let bv = match b { Some(b) => Some(T::read(b)?), None => None };
-            let (v, shape) = conv::<T>(self, &xv, &x.shape, &wv, &w.shape, bv.as_deref())?;
+            let is_const = self.const_w == Some(std::ptr::from_ref(w) as usize);
+            let (v, shape) =
+                conv::<T>(self, &xv, &x.shape, &wv, &w.shape, is_const, bv.as_deref())?;
             float_out(dt, shape, v)?
         });
         Ok(vec![out])
@@ -362,6 +399,14 @@ impl Kernel for Conv {
     fn fuse_relu(&mut self) -> bool {
         self.relu = true;
         true
+    }
+
+    fn prepare(&mut self, consts: &[Option<&Tensor>]) {
+        self.const_w = consts
+            .get(1)
+            .copied()
+            .flatten()
+            .map(|w| std::ptr::from_ref(w) as usize);
     }
 }
 
@@ -556,6 +601,22 @@ fn pool_direct<T: Float>(
             for ry in &ranges[1] {
                 for rx in &ranges[2] {
                     match p.kind {
+                        PoolKind::Max if !p.indices => {
+                            // Without indices: the same maximum (the first
+                            // of equal values, NaN if any), without branches
+                            // on the data.
+                            let (mut acc, mut nan) = (T::NEG_INF, false);
+                            for z in rz.0..rz.1 {
+                                for y in ry.0..ry.1 {
+                                    let row = (z * d[1].input + y) * d[2].input;
+                                    for &v in &xc[row + rx.0..row + rx.1] {
+                                        nan |= v.is_nan();
+                                        acc = if v > acc { v } else { acc };
+                                    }
+                                }
+                            }
+                            out.push(if nan { T::of(f64::NAN) } else { acc });
+                        }
                         PoolKind::Max => {
                             let (mut acc, mut best, mut nan) = (T::NEG_INF, -1i64, false);
                             for z in rz.0..rz.1 {

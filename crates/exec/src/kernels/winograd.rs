@@ -50,19 +50,21 @@ impl Geometry {
         self.oh.div_ceil(2) * self.ow.div_ceil(2)
     }
 
-    /// Scratch values [`conv3x3`] needs: the transformed weights, input and
+    /// Scratch values [`conv3x3`] needs: the transformed input and the
     /// products, 16 matrices each.
     pub fn scratch_len(&self) -> usize {
         let t = self.tiles();
-        16 * (self.m * self.c + self.c * t + self.m * t)
+        16 * (self.c * t + self.m * t)
     }
 }
 
-/// Transforms the 3x3 weights `wt` (`m x c x 3 x 3`) into `u`: 16 matrices
-/// `m x c`, `u[xi]` holding position `xi` of `G g G^T` for each pair.
-fn weights<T: Float>(wt: &[T], m: usize, c: usize, u: &mut [T]) {
+/// Transforms the 3x3 weights `wt` (`m x c x 3 x 3`) into 16 matrices
+/// `m x c`, matrix `xi` holding position `xi` of `G g G^T` for each pair
+/// (what [`conv3x3`] takes; a Conv with constant weights keeps it).
+pub fn weights<T: Float>(wt: &[T], m: usize, c: usize) -> Vec<T> {
     let half = T::of(0.5);
     let mc = m * c;
+    let mut u = vec![T::ZERO; 16 * mc];
     for p in 0..mc {
         let g = &wt[p * 9..p * 9 + 9];
         // G g: 4 rows of 3.
@@ -83,6 +85,7 @@ fn weights<T: Float>(wt: &[T], m: usize, c: usize, u: &mut [T]) {
             }
         }
     }
+    u
 }
 
 /// Transforms the input of one image into `v`: 16 matrices `c x tiles`,
@@ -199,12 +202,12 @@ fn output<T: Float>(p: &[T], g: &Geometry, bias: Option<&[T]>, relu: bool, out: 
     }
 }
 
-/// One image: `x` (`c x h x w`) convolved with `wt` (`m x c x 3 x 3`) into
-/// `out` (`m x oh x ow`), using `scratch` ([`Geometry::scratch_len`]
-/// values, contents ignored).
+/// One image: `x` (`c x h x w`) convolved with the weights whose transform
+/// is `u` ([`weights`]) into `out` (`m x oh x ow`), using `scratch`
+/// ([`Geometry::scratch_len`] values, contents ignored).
 pub fn conv3x3<T: Float>(
     x: &[T],
-    wt: &[T],
+    u: &[T],
     g: &Geometry,
     bias: Option<&[T]>,
     relu: bool,
@@ -212,10 +215,16 @@ pub fn conv3x3<T: Float>(
     out: &mut [T],
 ) -> Result<(), String> {
     let t_n = g.tiles();
-    let (u, rest) = scratch.split_at_mut(16 * g.m * g.c);
-    let (v, rest) = rest.split_at_mut(16 * g.c * t_n);
+    if u.len() != 16 * g.m * g.c {
+        return Err(format!(
+            "{} transformed weights for {} x {} channels",
+            u.len(),
+            g.m,
+            g.c
+        ));
+    }
+    let (v, rest) = scratch.split_at_mut(16 * g.c * t_n);
     let p = &mut rest[..16 * g.m * t_n];
-    weights(wt, g.m, g.c, u);
     input(x, g, v);
     for xi in 0..16 {
         T::gemm(
