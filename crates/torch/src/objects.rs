@@ -13,11 +13,11 @@
 //! path `""`.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashSet};
 use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
 
@@ -294,6 +294,9 @@ pub(crate) struct Walker<'a> {
     pid_cache: HashMap<ValueId, (usize, u64)>,
     /// The tree node recorded by the current walk step.
     last_node: Option<TreeNode>,
+    /// The last storage type seen (module, name, shared text): storages of
+    /// one checkpoint usually share one, so it is formatted once.
+    last_storage_type: Option<(&'a str, &'a str, Arc<str>)>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -364,10 +367,11 @@ impl<'a> Walker<'a> {
             pid_style,
             max_repr,
             out,
-            expanded: HashMap::new(),
-            tensor_cache: HashMap::new(),
-            pid_cache: HashMap::new(),
+            expanded: HashMap::default(),
+            tensor_cache: HashMap::default(),
+            pid_cache: HashMap::default(),
             last_node: None,
+            last_storage_type: None,
         }
     }
 
@@ -620,7 +624,14 @@ impl<'a> Walker<'a> {
             Entry::Vacant(e) => {
                 let index = self.out.storages.len();
                 e.insert(index);
-                let storage_type = self.out.intern(&format!("{smod}.{sname}"));
+                let storage_type = match &self.last_storage_type {
+                    Some((m, n, t)) if *m == smod && *n == sname => t.clone(),
+                    _ => {
+                        let t = self.out.intern(&format!("{smod}.{sname}"));
+                        self.last_storage_type = Some((smod, sname, t.clone()));
+                        t
+                    }
+                };
                 let location = self.out.intern(location);
                 self.out.storages.push(Storage {
                     record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
