@@ -246,8 +246,8 @@ impl<'a> Domain<'a> for Values {
 
     fn global(&mut self, _at: At, module: &str, name: &str) -> Value {
         Value::Global {
-            module: module.to_owned(),
-            name: name.to_owned(),
+            module: module.into(),
+            name: name.into(),
         }
     }
 
@@ -258,8 +258,8 @@ impl<'a> Domain<'a> for Values {
             self.arena.get(ValueId(name)),
         ) {
             (Some(Value::Str(m)), Some(Value::Str(n))) => Ok(Value::Global {
-                module: m.clone(),
-                name: n.clone(),
+                module: m.as_str().into(),
+                name: n.as_str().into(),
             }),
             _ => Err(PickleError::UnresolvableGlobal {
                 at,

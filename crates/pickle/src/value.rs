@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::ops::Index;
+use std::sync::Arc;
 
 use crate::repr;
 
@@ -221,12 +222,14 @@ pub enum Value {
     /// A frozenset, items in order, duplicates kept.
     FrozenSet(Vec<ValueId>),
     /// A global reference (GLOBAL, STACK_GLOBAL, INST), never resolved. The
-    /// names are as written (`__builtin__` in protocol 2 is not mapped).
+    /// names are as written (`__builtin__` in protocol 2 is not mapped),
+    /// shared (a pickle names few globals, and [`Value`] stays small: an
+    /// arena holds one per pickled object).
     Global {
         /// Module.
-        module: String,
+        module: Arc<str>,
         /// Qualified name.
-        name: String,
+        name: Arc<str>,
     },
     /// `callable(*args)`: REDUCE, and INST/OBJ (which CPython turns into
     /// the same call).
@@ -723,6 +726,18 @@ mod tests {
         assert_eq!(
             BigInt::from_le_signed(&[0x00, 0x00]).le_signed_bytes(),
             &[] as &[u8]
+        );
+    }
+
+    /// An arena holds one value per pickled object (about 18 per tensor of
+    /// a state dict), so every byte of [`Value`] counts: no variant may
+    /// carry more than a `Vec` and an id.
+    #[test]
+    fn a_value_takes_at_most_40_bytes() {
+        assert!(
+            std::mem::size_of::<Value>() <= 40,
+            "{}",
+            std::mem::size_of::<Value>()
         );
     }
 

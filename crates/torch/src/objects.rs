@@ -382,7 +382,7 @@ impl<'a> Walker<'a> {
 
     fn global(&self, id: ValueId) -> Option<(&'a str, &'a str)> {
         match self.v(id) {
-            Value::Global { module, name } => Some((module.as_str(), name.as_str())),
+            Value::Global { module, name } => Some((module, name)),
             _ => None,
         }
     }
@@ -1193,8 +1193,8 @@ impl<'a> Walker<'a> {
                 Value::Str(s) => Some(Leaf::Str(s.clone())),
                 Value::Bytes(b) | Value::ByteArray(b) => Some(Leaf::Bytes(b.len())),
                 Value::Global { module, name } => Some(Leaf::Global {
-                    module: module.clone(),
-                    name: name.clone(),
+                    module: module.to_string(),
+                    name: name.to_string(),
                 }),
                 Value::Ext(_) | Value::OutOfBandBuffer(_) => Some(Leaf::Other),
                 Value::PersistentId(_) => {
@@ -1741,7 +1741,7 @@ impl Repr<'_, '_> {
                 }
             }
             Value::Global { module, name } => {
-                let module = if module == "__builtin__" {
+                let module: &str = if &**module == "__builtin__" {
                     "builtins"
                 } else {
                     module

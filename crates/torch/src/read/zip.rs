@@ -437,9 +437,18 @@ impl ZipArchive {
 
 /// Names compared as miniz looks records up: ASCII case-insensitively.
 fn cmp_names(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    // Names of one archive share long prefixes (`archive/data/`): skip the
+    // bytes that are equal as written before comparing letters by case.
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[same..], &b[same..]);
+    for (x, y) in a.iter().zip(b) {
+        match x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase()) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Reads local headers through the file (`pread`), never the map, a window
