@@ -14,6 +14,7 @@
 
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
+use std::hash::BuildHasher;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -259,14 +260,29 @@ pub(crate) struct Collected {
     pub tree: Vec<TreeItem>,
     /// `(path, class)` of `__torch__` objects (TorchScript modules).
     pub classes: Vec<(String, String)>,
-    /// (storage record directory, key) -> storage index.
-    storage_index: HashMap<(Option<Arc<str>>, String), usize>,
+    /// Index of every storage, found by (record directory, key) through
+    /// the storage itself (no second copy of the key).
+    storage_index: hashbrown::HashTable<usize>,
+    /// The hasher of `storage_index`.
+    storage_hasher: foldhash::fast::RandomState,
     /// Location tags and storage types, one allocation per distinct text
     /// (50,000 storages usually share one `cpu` and one type).
     names: HashSet<Arc<str>>,
 }
 
 impl Collected {
+    /// Record that the tensor or value at `path` uses storage `index`. Most
+    /// storages have one user: room for one (a `Vec` would make room for
+    /// four).
+    fn add_user(&mut self, index: usize, path: String) {
+        if let Some(s) = self.storages.get_mut(index) {
+            if s.tensors.is_empty() {
+                s.tensors.reserve_exact(1);
+            }
+            s.tensors.push(path);
+        }
+    }
+
     /// The shared copy of `text`.
     pub(crate) fn intern(&mut self, text: &str) -> Arc<str> {
         if let Some(s) = self.names.get(text) {
@@ -276,6 +292,16 @@ impl Collected {
         self.names.insert(s.clone());
         s
     }
+}
+
+/// The (record directory, key) a storage was declared with: `data` and
+/// `7` for `data/7`, no directory for legacy files.
+fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
+    let dir = s.record.as_deref().and_then(|r| {
+        r.strip_suffix(s.key.as_str())
+            .and_then(|d| d.strip_suffix('/'))
+    });
+    (dir, &s.key)
 }
 
 /// Walks one pickle into a [`Collected`].
@@ -603,9 +629,16 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let map_key = (self.storage_dir.clone(), key.clone());
-        let index = match self.out.storage_index.entry(map_key) {
-            Entry::Occupied(e) => {
+        let dir = self.storage_dir.as_deref();
+        let hasher = &self.out.storage_hasher;
+        let storages = &self.out.storages;
+        let entry = self.out.storage_index.entry(
+            hasher.hash_one((dir, key.as_str())),
+            |&i| storage_dir_key(&storages[i]) == (dir, key.as_str()),
+            |&i| hasher.hash_one(storage_dir_key(&storages[i])),
+        );
+        let index = match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => {
                 let index = *e.get();
                 let s = &self.out.storages[index];
                 let same = s.nbytes() == numel.checked_mul(dtype.size_in_bytes() as u64);
@@ -621,7 +654,7 @@ impl<'a> Walker<'a> {
                 }
                 index
             }
-            Entry::Vacant(e) => {
+            hashbrown::hash_table::Entry::Vacant(e) => {
                 let index = self.out.storages.len();
                 e.insert(index);
                 let storage_type = match &self.last_storage_type {
@@ -723,7 +756,7 @@ impl<'a> Walker<'a> {
             conj: false,
             neg: false,
         };
-        self.out.storages[index].tensors.push(path.to_owned());
+        self.out.add_user(index, path.to_owned());
         Ok(t)
     }
 
@@ -1165,7 +1198,7 @@ impl<'a> Walker<'a> {
             if let Some(&i) = self.tensor_cache.get(&id) {
                 let mut t = self.out.tensors[i].clone();
                 if let Some(s) = t.storage {
-                    self.out.storages[s].tensors.push(path.clone());
+                    self.out.add_user(s, path.clone());
                 }
                 t.path = path;
                 self.last_node = Some(TreeNode::Tensor(self.out.tensors.len()));
@@ -1200,7 +1233,7 @@ impl<'a> Walker<'a> {
                 Value::PersistentId(_) => {
                     let leaf = match self.storage(id, &path) {
                         Ok((index, _)) => {
-                            self.out.storages[index].tensors.push(path.clone());
+                            self.out.add_user(index, path.clone());
                             Leaf::Storage { index }
                         }
                         // A persistent id that is not a storage (legacy

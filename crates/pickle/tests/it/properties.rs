@@ -245,8 +245,8 @@ fn build(specs: &[Spec]) -> (Arena, ValueId) {
                 Spec::Float(f) => a.push(Value::Float(*f)),
                 Spec::Str(s) => a.push(Value::Str(s.clone())),
                 Spec::Global(m, n) => a.push(Value::Global {
-                    module: m.as_str().into(),
-                    name: n.as_str().into(),
+                    module: m.clone().into(),
+                    name: n.clone().into(),
                 }),
                 Spec::Ext(c) => a.push(Value::Ext(*c)),
                 Spec::List(items, self_ref) => {
