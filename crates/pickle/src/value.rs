@@ -730,8 +730,8 @@ mod tests {
         );
     }
 
-    /// An arena holds one value per pickled object (about 18 per tensor of
-    /// a state dict), so every byte of [`Value`] counts: no variant may
+    /// An arena holds one value per pickled object (15 per tensor of a
+    /// state dict saved by torch), so every byte of [`Value`] counts: no variant may
     /// carry more than a `Vec` and an id.
     #[test]
     fn a_value_takes_at_most_32_bytes() {

@@ -199,7 +199,7 @@ const FEW: usize = 1_000;
 const MANY: usize = 10_000;
 /// Measured 2,862 (debug build; ~3,700 before
 /// issue 13's 50,000-tensor round): the pickle's value arena (32 bytes a
-/// value, ~18 values a tensor) and the tensor, storage and tree entries;
+/// value, 15 values a tensor) and the tensor, storage and tree entries;
 /// local headers are read through the file and the directory's and the
 /// pickle's mapped pages are released, so no file page is held per
 /// tensor; the JSON is streamed, never held.
