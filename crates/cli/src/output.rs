@@ -35,6 +35,21 @@ impl Write for Stdout {
         }
     }
 
+    /// serde_json writes every token with `write_all`: straight into the
+    /// buffer (the default would loop over [`write`](Self::write) per token).
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.out.write_all(buf) {
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         if self.closed {
             return Ok(());

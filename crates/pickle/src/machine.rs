@@ -17,6 +17,8 @@
 //! length. [`Machine::load`] returns the offset after STOP so stacked pickles
 //! (PyTorch's legacy format writes five) can be read one after another.
 
+use std::sync::Arc;
+
 use crate::engine::{Call, Core, Domain, Extend, Id, Seq};
 use crate::error::{At, PickleError};
 use crate::ops::{Arg, Op, Opcode, Ops};
@@ -246,8 +248,8 @@ impl<'a> Domain<'a> for Values {
 
     fn global(&mut self, _at: At, module: &str, name: &str) -> Value {
         Value::Global {
-            module: module.to_owned(),
-            name: name.to_owned(),
+            module: Arc::new(module.to_owned()),
+            name: Arc::new(name.to_owned()),
         }
     }
 
@@ -258,8 +260,8 @@ impl<'a> Domain<'a> for Values {
             self.arena.get(ValueId(name)),
         ) {
             (Some(Value::Str(m)), Some(Value::Str(n))) => Ok(Value::Global {
-                module: m.clone(),
-                name: n.clone(),
+                module: Arc::new(m.clone()),
+                name: Arc::new(n.clone()),
             }),
             _ => Err(PickleError::UnresolvableGlobal {
                 at,

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::ops::Index;
+use std::sync::Arc;
 
 use crate::repr;
 
@@ -221,12 +222,15 @@ pub enum Value {
     /// A frozenset, items in order, duplicates kept.
     FrozenSet(Vec<ValueId>),
     /// A global reference (GLOBAL, STACK_GLOBAL, INST), never resolved. The
-    /// names are as written (`__builtin__` in protocol 2 is not mapped).
+    /// names are as written (`__builtin__` in protocol 2 is not mapped),
+    /// behind thin shared pointers: a pickle names few globals, and every
+    /// [`Value`] is as large as its largest variant (32 bytes: a `Vec` and
+    /// an id), while an arena holds one value per pickled object.
     Global {
         /// Module.
-        module: String,
+        module: Arc<String>,
         /// Qualified name.
-        name: String,
+        name: Arc<String>,
     },
     /// `callable(*args)`: REDUCE, and INST/OBJ (which CPython turns into
     /// the same call).
@@ -723,6 +727,18 @@ mod tests {
         assert_eq!(
             BigInt::from_le_signed(&[0x00, 0x00]).le_signed_bytes(),
             &[] as &[u8]
+        );
+    }
+
+    /// An arena holds one value per pickled object (15 per tensor of a
+    /// state dict saved by torch), so every byte of [`Value`] counts: no variant may
+    /// carry more than a `Vec` and an id.
+    #[test]
+    fn a_value_takes_at_most_32_bytes() {
+        assert!(
+            std::mem::size_of::<Value>() <= 32,
+            "{}",
+            std::mem::size_of::<Value>()
         );
     }
 

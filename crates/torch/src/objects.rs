@@ -13,11 +13,12 @@
 //! path `""`.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::BuildHasher;
 use std::ops::Range;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashSet};
 use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
 
@@ -259,14 +260,29 @@ pub(crate) struct Collected {
     pub tree: Vec<TreeItem>,
     /// `(path, class)` of `__torch__` objects (TorchScript modules).
     pub classes: Vec<(String, String)>,
-    /// (storage record directory, key) -> storage index.
-    storage_index: HashMap<(Option<Arc<str>>, String), usize>,
+    /// Index of every storage, found by (record directory, key) through
+    /// the storage itself (no second copy of the key).
+    storage_index: hashbrown::HashTable<usize>,
+    /// The hasher of `storage_index`.
+    storage_hasher: foldhash::fast::RandomState,
     /// Location tags and storage types, one allocation per distinct text
     /// (50,000 storages usually share one `cpu` and one type).
     names: HashSet<Arc<str>>,
 }
 
 impl Collected {
+    /// Record that the tensor or value at `path` uses storage `index`. Most
+    /// storages have one user: room for one (a `Vec` would make room for
+    /// four).
+    fn add_user(&mut self, index: usize, path: String) {
+        if let Some(s) = self.storages.get_mut(index) {
+            if s.tensors.is_empty() {
+                s.tensors.reserve_exact(1);
+            }
+            s.tensors.push(path);
+        }
+    }
+
     /// The shared copy of `text`.
     pub(crate) fn intern(&mut self, text: &str) -> Arc<str> {
         if let Some(s) = self.names.get(text) {
@@ -276,6 +292,16 @@ impl Collected {
         self.names.insert(s.clone());
         s
     }
+}
+
+/// The (record directory, key) a storage was declared with: `data` and
+/// `7` for `data/7`, no directory for legacy files.
+fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
+    let dir = s.record.as_deref().and_then(|r| {
+        r.strip_suffix(s.key.as_str())
+            .and_then(|d| d.strip_suffix('/'))
+    });
+    (dir, &s.key)
 }
 
 /// Walks one pickle into a [`Collected`].
@@ -294,6 +320,9 @@ pub(crate) struct Walker<'a> {
     pid_cache: HashMap<ValueId, (usize, u64)>,
     /// The tree node recorded by the current walk step.
     last_node: Option<TreeNode>,
+    /// The last storage type seen (module, name, shared text): storages of
+    /// one checkpoint usually share one, so it is formatted once.
+    last_storage_type: Option<(&'a str, &'a str, Arc<str>)>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -364,10 +393,11 @@ impl<'a> Walker<'a> {
             pid_style,
             max_repr,
             out,
-            expanded: HashMap::new(),
-            tensor_cache: HashMap::new(),
-            pid_cache: HashMap::new(),
+            expanded: HashMap::default(),
+            tensor_cache: HashMap::default(),
+            pid_cache: HashMap::default(),
             last_node: None,
+            last_storage_type: None,
         }
     }
 
@@ -378,7 +408,7 @@ impl<'a> Walker<'a> {
 
     fn global(&self, id: ValueId) -> Option<(&'a str, &'a str)> {
         match self.v(id) {
-            Value::Global { module, name } => Some((module.as_str(), name.as_str())),
+            Value::Global { module, name } => Some((module, name)),
             _ => None,
         }
     }
@@ -599,9 +629,16 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let map_key = (self.storage_dir.clone(), key.clone());
-        let index = match self.out.storage_index.entry(map_key) {
-            Entry::Occupied(e) => {
+        let dir = self.storage_dir.as_deref();
+        let hasher = &self.out.storage_hasher;
+        let storages = &self.out.storages;
+        let entry = self.out.storage_index.entry(
+            hasher.hash_one((dir, key.as_str())),
+            |&i| storage_dir_key(&storages[i]) == (dir, key.as_str()),
+            |&i| hasher.hash_one(storage_dir_key(&storages[i])),
+        );
+        let index = match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => {
                 let index = *e.get();
                 let s = &self.out.storages[index];
                 let same = s.nbytes() == numel.checked_mul(dtype.size_in_bytes() as u64);
@@ -617,10 +654,17 @@ impl<'a> Walker<'a> {
                 }
                 index
             }
-            Entry::Vacant(e) => {
+            hashbrown::hash_table::Entry::Vacant(e) => {
                 let index = self.out.storages.len();
                 e.insert(index);
-                let storage_type = self.out.intern(&format!("{smod}.{sname}"));
+                let storage_type = match &self.last_storage_type {
+                    Some((m, n, t)) if *m == smod && *n == sname => t.clone(),
+                    _ => {
+                        let t = self.out.intern(&format!("{smod}.{sname}"));
+                        self.last_storage_type = Some((smod, sname, t.clone()));
+                        t
+                    }
+                };
                 let location = self.out.intern(location);
                 self.out.storages.push(Storage {
                     record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
@@ -712,7 +756,7 @@ impl<'a> Walker<'a> {
             conj: false,
             neg: false,
         };
-        self.out.storages[index].tensors.push(path.to_owned());
+        self.out.add_user(index, path.to_owned());
         Ok(t)
     }
 
@@ -1154,7 +1198,7 @@ impl<'a> Walker<'a> {
             if let Some(&i) = self.tensor_cache.get(&id) {
                 let mut t = self.out.tensors[i].clone();
                 if let Some(s) = t.storage {
-                    self.out.storages[s].tensors.push(path.clone());
+                    self.out.add_user(s, path.clone());
                 }
                 t.path = path;
                 self.last_node = Some(TreeNode::Tensor(self.out.tensors.len()));
@@ -1182,14 +1226,14 @@ impl<'a> Walker<'a> {
                 Value::Str(s) => Some(Leaf::Str(s.clone())),
                 Value::Bytes(b) | Value::ByteArray(b) => Some(Leaf::Bytes(b.len())),
                 Value::Global { module, name } => Some(Leaf::Global {
-                    module: module.clone(),
-                    name: name.clone(),
+                    module: module.to_string(),
+                    name: name.to_string(),
                 }),
                 Value::Ext(_) | Value::OutOfBandBuffer(_) => Some(Leaf::Other),
                 Value::PersistentId(_) => {
                     let leaf = match self.storage(id, &path) {
                         Ok((index, _)) => {
-                            self.out.storages[index].tensors.push(path.clone());
+                            self.out.add_user(index, path.clone());
                             Leaf::Storage { index }
                         }
                         // A persistent id that is not a storage (legacy
@@ -1730,7 +1774,7 @@ impl Repr<'_, '_> {
                 }
             }
             Value::Global { module, name } => {
-                let module = if module == "__builtin__" {
+                let module: &str = if &**module == "__builtin__" {
                     "builtins"
                 } else {
                     module

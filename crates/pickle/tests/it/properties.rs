@@ -109,8 +109,8 @@ fn scan_covers_machine(data: &[u8]) -> Result<(), TestCaseError> {
         for v in p.arena.values() {
             let want = match v {
                 Value::Global { module, name } => GlobalRef::Named {
-                    module: module.clone(),
-                    name: name.clone(),
+                    module: module.to_string(),
+                    name: name.to_string(),
                 },
                 Value::Ext(code) => GlobalRef::Extension { code: *code },
                 _ => continue,
@@ -245,8 +245,8 @@ fn build(specs: &[Spec]) -> (Arena, ValueId) {
                 Spec::Float(f) => a.push(Value::Float(*f)),
                 Spec::Str(s) => a.push(Value::Str(s.clone())),
                 Spec::Global(m, n) => a.push(Value::Global {
-                    module: m.clone(),
-                    name: n.clone(),
+                    module: m.clone().into(),
+                    name: n.clone().into(),
                 }),
                 Spec::Ext(c) => a.push(Value::Ext(*c)),
                 Spec::List(items, self_ref) => {

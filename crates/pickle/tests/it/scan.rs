@@ -713,8 +713,8 @@ fn cpython_cases_agree_with_the_machine() {
                 assert!(
                     s.globals.iter().any(|g| g.reference
                         == GlobalRef::Named {
-                            module: module.clone(),
-                            name: n.clone()
+                            module: module.to_string(),
+                            name: n.to_string()
                         }),
                     "{name} {protocol}: {module}.{n} missing"
                 );

@@ -587,11 +587,8 @@ fn read_zip(
     for e in zip.entries() {
         let name = &e.name[prefix.len() + 1..];
         if name.ends_with(".pkl") || name.ends_with("_pkl") {
-            pickles.push(pickle_record(data, e, name.to_owned(), 0));
-        } else if e.is_stored()
-            && crate::read::zip::record_head(slice(data, &e.data_range()), 4)
-                .starts_with(b"PK\x03\x04")
-        {
+            pickles.push(pickle_record(e, name.to_owned(), 0));
+        } else if e.is_stored() && e.head().starts_with(b"PK\x03\x04") {
             nested_pickles(data, e, name, &mut pickles);
         }
     }
@@ -619,6 +616,11 @@ fn read_zip(
         }
         let bytes = e.bytes(data, options.max_inflated_bytes)?;
         let p = load_pickle(&bytes, &name, e.data_offset, options)?;
+        // The values own their bytes: the pickle's mapped pages need not
+        // stay resident while the objects are walked.
+        if let Cow::Borrowed(b) = &bytes {
+            netport_io::release(b);
+        }
         let root_path = match (format, *dir) {
             (Format::TorchScript, "constants") => "constants",
             (Format::TorchScript, "traced_inputs") => "traced_inputs",
@@ -701,10 +703,10 @@ fn fill_ranges(c: &mut Collected) {
     }
 }
 
-fn pickle_record(data: &[u8], e: &ZipEntry, name: String, base: u64) -> PickleRecord {
+fn pickle_record(e: &ZipEntry, name: String, base: u64) -> PickleRecord {
     let range = e.data_range();
     let compressed = !e.is_stored();
-    let head = crate::read::zip::record_head(slice(data, &range), 2);
+    let head = e.head();
     let protocol = (!compressed && head.first() == Some(&0x80))
         .then(|| head.get(1).copied())
         .flatten();
@@ -726,7 +728,6 @@ fn nested_pickles(data: &[u8], e: &ZipEntry, name: &str, out: &mut Vec<PickleRec
     for ie in z.entries() {
         if ie.name.ends_with(".pkl") || ie.name.ends_with("_pkl") {
             out.push(pickle_record(
-                inner,
                 ie,
                 format!("{name}/{}", ie.name),
                 e.data_offset,

@@ -27,7 +27,7 @@
 
 use crate::read::checkpoint::inflate;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cmp::Ordering;
 use std::ops::Range;
 
 use crate::error::TorchError;
@@ -59,6 +59,11 @@ pub struct ZipEntry {
     pub header_offset: u64,
     /// File offset of the first data byte.
     pub data_offset: u64,
+    /// The first bytes of the data (up to 4, as stored), read with the
+    /// local header so that nothing else has to touch the record to see
+    /// what it is.
+    head: [u8; 4],
+    head_len: u8,
 }
 
 impl ZipEntry {
@@ -67,6 +72,12 @@ impl ZipEntry {
     pub fn data_range(&self) -> Range<u64> {
         // Checked at parse time: data_offset + compressed_size <= file length.
         self.data_offset..self.data_offset + self.compressed_size
+    }
+
+    /// The first bytes of the data as stored (up to 4: fewer only if the
+    /// record is shorter), read without touching the record's mapped pages.
+    pub fn head(&self) -> &[u8] {
+        &self.head[..usize::from(self.head_len)]
     }
 
     /// True if the data is stored (method 0) and not encrypted, so the bytes
@@ -134,8 +145,10 @@ impl ZipEntry {
 #[derive(Debug, Clone)]
 pub struct ZipArchive {
     entries: Vec<ZipEntry>,
-    /// Lower-cased name -> index.
-    by_name: HashMap<String, usize>,
+    /// Indices of the entries sorted by name compared ASCII
+    /// case-insensitively, the first of equal names first: [`find`](Self::find)
+    /// searches it, with no second copy of any name.
+    by_name: Vec<u32>,
     zip64: bool,
     cd_offset: u64,
 }
@@ -306,28 +319,40 @@ impl ZipArchive {
             ));
         }
         let mut entries = Vec::with_capacity(entries_total as usize);
-        let mut by_name = HashMap::new();
-        let mut duplicates = Vec::new();
+        let mut locals = LocalHeaders::default();
         let mut pos = cd_offset;
         for i in 0..entries_total {
-            let entry = parse_central(data, pos, cd_end, i)?;
+            let entry = parse_central(data, pos, cd_end, i, &mut locals)?;
             pos = entry.1;
-            let entry = entry.0;
-            let lower = entry.name.to_ascii_lowercase();
-            if let Some(&first) = by_name.get(&lower) {
-                let first: &ZipEntry = &entries[first];
+            entries.push(entry.0);
+        }
+        // Every name is copied out: the directory's pages need not stay
+        // resident (50,000 records make a 3 MB directory).
+        if let Some(cd) = bytes_at(data, cd_offset, cd_end - cd_offset) {
+            netport_io::release(cd);
+        }
+        // entries_total <= MAX_ENTRIES < u32::MAX, so every index fits.
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_by(|&a, &b| {
+            cmp_names(&entries[a as usize].name, &entries[b as usize].name).then(a.cmp(&b))
+        });
+        let mut duplicates = Vec::new();
+        for run in by_name.chunk_by(|&a, &b| {
+            cmp_names(&entries[a as usize].name, &entries[b as usize].name) == Ordering::Equal
+        }) {
+            let first = &entries[run[0] as usize];
+            for &i in &run[1..] {
+                let e = &entries[i as usize];
                 duplicates.push(DuplicateName {
-                    index: i,
-                    name: entry.name.clone(),
-                    header_offset: entry.header_offset,
+                    index: u64::from(i),
+                    name: e.name.clone(),
+                    header_offset: e.header_offset,
                     first_name: first.name.clone(),
                     first_header_offset: first.header_offset,
                 });
-            } else {
-                by_name.insert(lower, entries.len());
             }
-            entries.push(entry);
         }
+        duplicates.sort_by_key(|d| d.index);
         Ok((
             ZipArchive {
                 entries,
@@ -400,19 +425,90 @@ impl ZipArchive {
     /// The entry with this full name, compared ASCII case-insensitively (as
     /// miniz looks records up).
     pub fn find(&self, name: &str) -> Option<&ZipEntry> {
-        self.by_name
-            .get(&name.to_ascii_lowercase())
-            .map(|&i| &self.entries[i])
+        // The first of equal names sorts first, so the lower bound is it.
+        let at = self
+            .by_name
+            .partition_point(|&i| cmp_names(&self.entries[i as usize].name, name).is_lt());
+        let &i = self.by_name.get(at)?;
+        let e = &self.entries[i as usize];
+        cmp_names(&e.name, name).is_eq().then_some(e)
+    }
+}
+
+/// Names compared as miniz looks records up: ASCII case-insensitively.
+fn cmp_names(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    // Names of one archive share long prefixes (`archive/data/`): skip the
+    // bytes that are equal as written before comparing letters by case.
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[same..], &b[same..]);
+    for (x, y) in a.iter().zip(b) {
+        match x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase()) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Reads local headers through the file (`pread`), never the map, a window
+/// at a time: the local headers of a checkpoint of many small tensors lie
+/// between all of its data, so reading them through the map would make the
+/// whole file resident (and a large record's header would pull the page
+/// cache's large folio around it into the process; see
+/// [`netport_io::read_unmapped`]). Headers in file order, as every writer
+/// puts them, are served from windows that grow to [`Self::MAX`]; a header
+/// out of order costs one small read.
+#[derive(Default)]
+struct LocalHeaders<'d> {
+    /// File offset of the window and its bytes.
+    window: Option<(u64, Cow<'d, [u8]>)>,
+    /// Length of the next window.
+    next_len: u64,
+}
+
+impl<'d> LocalHeaders<'d> {
+    /// Smallest window: one page, enough for any local header of a
+    /// name under 4,000 bytes.
+    const MIN: u64 = 4 << 10;
+    /// Largest window.
+    const MAX: u64 = 1 << 20;
+
+    /// The bytes `[at, at + len)` of `data`, fewer at the end of the file.
+    fn get(&mut self, data: &'d [u8], at: u64, len: u64) -> &[u8] {
+        let file_len = data.len() as u64;
+        let end = at.saturating_add(len).min(file_len);
+        let hit = matches!(&self.window, Some((start, w)) if at >= *start && end <= start + w.len() as u64);
+        if !hit {
+            // In order (just past the window): read ahead further.
+            let sequential = matches!(&self.window, Some((start, w)) if at >= *start && at < start + 2 * w.len() as u64);
+            self.next_len = if sequential {
+                (self.next_len * 2).min(Self::MAX)
+            } else {
+                Self::MIN
+            };
+            let wend = at.saturating_add(self.next_len.max(len)).min(file_len);
+            let raw = bytes_at(data, at, wend.saturating_sub(at)).unwrap_or(&[]);
+            self.window = Some((at, netport_io::read_unmapped(raw)));
+        }
+        match &self.window {
+            Some((start, w)) => {
+                let from = (at - start) as usize;
+                w.get(from..(end - start) as usize).unwrap_or(&[])
+            }
+            None => &[],
+        }
     }
 }
 
 /// Parse the central header at `pos` (entry number `index`), then its local
 /// header. Returns the entry and the position of the next central header.
-fn parse_central(
-    data: &[u8],
+fn parse_central<'d>(
+    data: &'d [u8],
     pos: u64,
     cd_end: u64,
     index: u64,
+    locals: &mut LocalHeaders<'d>,
 ) -> Result<(ZipEntry, u64), TorchError> {
     let file_len = data.len() as u64;
     let err = |at: u64, name: Option<&str>, reason: String| TorchError::zip(at, name, reason);
@@ -494,24 +590,12 @@ fn parse_central(
             format!("stored entry has compressed size {csize} but uncompressed size {usize_}"),
         ));
     }
-    // Local header. That of a large record is read through the file, not
-    // the map: its page would pull the page cache's whole large folio around
-    // it into this process (netport_io::read_unmapped).
-    let local: Cow<'_, [u8]> = match lho.checked_add(30).filter(|e| *e <= file_len) {
-        Some(_) => {
-            let local_end = lho
-                .saturating_add(30 + name_bytes.len() as u64)
-                .min(file_len);
-            let raw = bytes_at(data, lho, local_end - lho).unwrap_or(&[]);
-            if csize >= UNMAPPED_HEADER_RECORD {
-                netport_io::read_unmapped(raw)
-            } else {
-                Cow::Borrowed(raw)
-            }
-        }
-        None => Cow::Borrowed(&[]),
+    // Local header, read through the file (see LocalHeaders).
+    let local: &[u8] = match lho.checked_add(30).filter(|e| *e <= file_len) {
+        Some(_) => locals.get(data, lho, 30 + name_bytes.len() as u64),
+        None => &[],
     };
-    if u32_at(&local, 0) != Some(LOCAL_SIG) {
+    if u32_at(local, 0) != Some(LOCAL_SIG) {
         return Err(err(
             lho,
             Some(&name),
@@ -520,12 +604,12 @@ fn parse_central(
             ),
         ));
     }
-    let l_flags = u16_at(&local, 6).unwrap_or(0);
-    let l_method = u16_at(&local, 8).unwrap_or(0);
-    let l_csize = u32_at(&local, 18).unwrap_or(0);
-    let l_nlen = u64::from(u16_at(&local, 26).unwrap_or(0));
-    let l_xlen = u64::from(u16_at(&local, 28).unwrap_or(0));
-    let l_name = bytes_at(&local, 30, l_nlen)
+    let l_flags = u16_at(local, 6).unwrap_or(0);
+    let l_method = u16_at(local, 8).unwrap_or(0);
+    let l_csize = u32_at(local, 18).unwrap_or(0);
+    let l_nlen = u64::from(u16_at(local, 26).unwrap_or(0));
+    let l_xlen = u64::from(u16_at(local, 28).unwrap_or(0));
+    let l_name = bytes_at(local, 30, l_nlen)
         .or_else(|| bytes_at(data, lho + 30, l_nlen))
         .ok_or_else(|| {
             err(
@@ -576,6 +660,9 @@ fn parse_central(
             ),
         ));
     }
+    let mut head = [0; 4];
+    let got = locals.get(data, data_offset, csize.min(4));
+    head[..got.len()].copy_from_slice(got);
     Ok((
         ZipEntry {
             name,
@@ -586,6 +673,8 @@ fn parse_central(
             size: usize_,
             header_offset: lho,
             data_offset,
+            head,
+            head_len: got.len() as u8,
         },
         next,
     ))
