@@ -52,22 +52,14 @@ pub(super) fn ensure_onnx_models(root: &Path, venv: &venv::Venv) -> Result<PathB
 /// that rejects them fails here with its own message, not as a timing.
 pub(super) fn probe_check(bin: &Path, dir: &Path) -> Result<()> {
     for (name, _) in CHECK_FILES {
-        let path = dir.join(name);
-        let out = Command::new(bin)
-            .args(["check", "--shapes"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        if !out.status.success() {
-            bail!(
-                "`netport check --shapes {}` {}: {}{}",
-                path.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        probe_run(
+            bin,
+            &[
+                "check".as_ref(),
+                "--shapes".as_ref(),
+                dir.join(name).as_os_str(),
+            ],
+        )?;
     }
     eprintln!("netport check accepts both bench models");
     Ok(())

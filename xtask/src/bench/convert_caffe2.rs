@@ -75,46 +75,32 @@ pub(super) fn ensure_caffe2_model(root: &Path) -> Result<(PathBuf, PathBuf)> {
 /// `cp` rows copy. A netport that cannot convert fails here with its own
 /// message, not as a timing.
 pub(super) fn probe_caffe2(bin: &Path, dir: &Path) -> Result<()> {
-    let run = |args: &[&std::ffi::OsStr]| -> Result<()> {
-        let out = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        if !out.status.success() {
-            bail!(
-                "`netport {}` {}: {}{}",
-                args.iter()
-                    .map(|a| a.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    };
     let pair = dir.join(C2_PAIR);
     if pair.exists() {
         fs::remove_dir_all(&pair).with_context(|| format!("removing {}", pair.display()))?;
     }
     let model = dir.join(C2_VGG16);
     let back = dir.join(C2_BACK);
-    run(&[
-        "convert".as_ref(),
-        model.as_os_str(),
-        pair.as_os_str(),
-        "--to".as_ref(),
-        "caffe2".as_ref(),
-    ])?;
-    run(&[
-        "convert".as_ref(),
-        pair.as_os_str(),
-        back.as_os_str(),
-        "--input-shape".as_ref(),
-        C2_INPUT_SHAPE.as_ref(),
-    ])?;
+    probe_run(
+        bin,
+        &[
+            "convert".as_ref(),
+            model.as_os_str(),
+            pair.as_os_str(),
+            "--to".as_ref(),
+            "caffe2".as_ref(),
+        ],
+    )?;
+    probe_run(
+        bin,
+        &[
+            "convert".as_ref(),
+            pair.as_os_str(),
+            back.as_os_str(),
+            "--input-shape".as_ref(),
+            C2_INPUT_SHAPE.as_ref(),
+        ],
+    )?;
     eprintln!("netport converts the bench model to Caffe2 and back");
     Ok(())
 }

@@ -60,20 +60,9 @@ pub(super) fn export_args(input: &Path, output: &Path) -> Vec<std::ffi::OsString
 /// export the checkpoint fails here with its own message, not as a timing.
 pub(super) fn probe_export(bin: &Path, dir: &Path) -> Result<()> {
     let output = dir.join("probe.onnx");
-    let out = Command::new(bin)
-        .args(export_args(&dir.join(EXPORT_CKPT), &output))
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let probed = probe_run(bin, &export_args(&dir.join(EXPORT_CKPT), &output));
     let _ = fs::remove_file(&output);
-    if !out.status.success() {
-        bail!(
-            "`netport export {EXPORT_CKPT}` {}: {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    probed?;
     eprintln!("netport exports the bench checkpoint");
     Ok(())
 }

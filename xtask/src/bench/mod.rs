@@ -457,6 +457,30 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
 
 // --- netport ---------------------------------------------------------------------
 
+/// Runs `netport ARGS` once, untimed, before the rounds: a netport that
+/// cannot do a part's job fails here with its own message (its stdout and
+/// stderr), not as a timing.
+fn probe_run<S: AsRef<std::ffi::OsStr>>(bin: &Path, args: &[S]) -> Result<()> {
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`netport {}` {}: {}{}",
+            args.iter()
+                .map(|a| a.as_ref().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// `cargo build --release -p netport-cli`; returns the binary.
 fn build_netport(root: &Path) -> Result<PathBuf> {
     let timer = Timer::start("cargo build --release -p netport-cli");
