@@ -23,7 +23,8 @@
 //! files written by Caffe2.)
 
 use crate::error::{Caffe2Error, TextPosition};
-use crate::proto::NetDef;
+use crate::floats::{LazyFloats, LazyNetDef};
+use crate::proto::{Argument, NetDef, OperatorDef};
 use crate::wire::RECURSION_LIMIT;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, Value};
@@ -204,6 +205,169 @@ pub fn netdef_to_text(net: &NetDef) -> Result<String, Caffe2Error> {
         Ok(Err(reason)) => Err(error(reason)),
         Err(e) => Err(error(format!("text-format printer: {e}"))),
     }
+}
+
+/// Writes the text form of `net` to `out`, the bytes [`netdef_to_text`]
+/// prints for the whole net ([`LazyNetDef::into_netdef`]), but one op at a
+/// time, and each lazy `floats` argument a piece at a time from the input
+/// ([`LazyFloats::write_le`]): memory is the net's structure and one piece,
+/// not the weights' text (10 to 15 bytes a float). `path` names `out` in I/O
+/// errors. Fields are printed in number order, so the net's name, then its
+/// ops, then the fields after them, is the order the whole-net printer uses;
+/// inside an op with lazy floats the same holds for the op's and the
+/// argument's fields.
+pub fn write_netdef_text(
+    net: &LazyNetDef,
+    out: &mut (dyn std::io::Write + Send),
+    path: &std::path::Path,
+) -> Result<(), Caffe2Error> {
+    let printed = with_deep_stack(|| write_lazy(net, out));
+    let what = || format!("net {:?}", net.net.name.as_deref().unwrap_or(""));
+    match printed {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(TextWriteError::Io(e))) => Err(Caffe2Error::io(path, e)),
+        Ok(Err(TextWriteError::Decode(reason))) => Err(Caffe2Error::Decode {
+            what: what(),
+            len: 0,
+            offset: None,
+            reason,
+        }),
+        Err(e) => Err(Caffe2Error::Decode {
+            what: what(),
+            len: 0,
+            offset: None,
+            reason: format!("text-format printer: {e}"),
+        }),
+    }
+}
+
+enum TextWriteError {
+    Io(std::io::Error),
+    Decode(String),
+}
+
+fn write_lazy(net: &LazyNetDef, out: &mut dyn std::io::Write) -> Result<(), TextWriteError> {
+    let mut text = String::new();
+    let flush = |text: &mut String, out: &mut dyn std::io::Write| {
+        let r = out.write_all(text.as_bytes());
+        text.clear();
+        r.map_err(TextWriteError::Io)
+    };
+    let head = NetDef {
+        name: net.net.name.clone(),
+        ..Default::default()
+    };
+    print_prost(&mut text, &head, "caffe2.NetDef", 0)?;
+    flush(&mut text, out)?;
+    let mut lazy = net.floats.iter().peekable();
+    for (i, op) in net.net.op.iter().enumerate() {
+        text.push_str("op {\n");
+        if lazy.peek().is_none_or(|(o, _, _)| *o != i) {
+            print_prost(&mut text, op, "caffe2.OperatorDef", 2)?;
+        } else {
+            // Fields 1-4 (input, output, name, type), the arguments (5),
+            // then the rest (6-12).
+            let before = OperatorDef {
+                input: op.input.clone(),
+                output: op.output.clone(),
+                name: op.name.clone(),
+                r#type: op.r#type.clone(),
+                ..Default::default()
+            };
+            print_prost(&mut text, &before, "caffe2.OperatorDef", 2)?;
+            for (j, arg) in op.arg.iter().enumerate() {
+                text.push_str("  arg {\n");
+                match lazy.next_if(|(o, a, _)| *o == i && *a == j) {
+                    None => print_prost(&mut text, arg, "caffe2.Argument", 4)?,
+                    Some((_, _, floats)) => {
+                        // Fields 1-4 (name, f, i, s), the floats (5), the rest.
+                        let before = Argument {
+                            name: arg.name.clone(),
+                            f: arg.f,
+                            i: arg.i,
+                            s: arg.s.clone(),
+                            ..Default::default()
+                        };
+                        print_prost(&mut text, &before, "caffe2.Argument", 4)?;
+                        flush(&mut text, out)?;
+                        write_floats(floats, out)?;
+                        let after = Argument {
+                            name: None,
+                            f: None,
+                            i: None,
+                            s: None,
+                            floats: Vec::new(),
+                            ..arg.clone()
+                        };
+                        print_prost(&mut text, &after, "caffe2.Argument", 4)?;
+                    }
+                }
+                text.push_str("  }\n");
+            }
+            let after = OperatorDef {
+                input: Vec::new(),
+                output: Vec::new(),
+                name: None,
+                r#type: None,
+                arg: Vec::new(),
+                ..op.clone()
+            };
+            print_prost(&mut text, &after, "caffe2.OperatorDef", 2)?;
+        }
+        text.push_str("}\n");
+        flush(&mut text, out)?;
+    }
+    let tail = NetDef {
+        name: None,
+        op: Vec::new(),
+        ..net.net.clone()
+    };
+    print_prost(&mut text, &tail, "caffe2.NetDef", 0)?;
+    flush(&mut text, out)
+}
+
+/// Prints `floats` as `    floats: X` lines, a piece of the input at a time.
+fn write_floats(floats: &LazyFloats, out: &mut dyn std::io::Write) -> Result<(), TextWriteError> {
+    let mut text = String::new();
+    let mut sci = String::new();
+    let written = floats.write_le(&mut |le: &[u8]| {
+        // 16 Ki floats (about 256 KiB of text) at a time.
+        for piece in le.chunks(64 << 10) {
+            text.clear();
+            for c in piece.chunks_exact(4) {
+                let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                sci.clear();
+                let _ = write!(sci, "{v:e}");
+                text.push_str("    floats: ");
+                format_float(&mut text, f64::from(v), &sci);
+                text.push('\n');
+            }
+            out.write_all(text.as_bytes()).map_err(TextWriteError::Io)?;
+        }
+        Ok(())
+    })?;
+    if written != floats.len() {
+        return Err(TextWriteError::Decode(format!(
+            "a floats argument holds {} floats, but only {written} records could be read",
+            floats.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Prints the fields of a prost message of the schema (`full_name`) at
+/// `indent`, as [`print_message`] does.
+fn print_prost<M: Message>(
+    out: &mut String,
+    message: &M,
+    full_name: &str,
+    indent: usize,
+) -> Result<(), TextWriteError> {
+    let bytes = message.encode_to_vec();
+    let dynamic = DynamicMessage::decode(descriptor(full_name), bytes.as_slice())
+        .map_err(|e| TextWriteError::Decode(format!("cannot be printed as text: {e}")))?;
+    print_message(out, &dynamic, indent);
+    Ok(())
 }
 
 fn print_message(out: &mut String, message: &DynamicMessage, indent: usize) {
@@ -545,6 +709,63 @@ external_output: \"w\"
 ";
         assert_eq!(netdef_to_text(&sample()).unwrap(), expected);
         assert_eq!(netdef_to_text(&NetDef::default()).unwrap(), "");
+    }
+
+    #[test]
+    fn streamed_text_equals_the_whole_net_text() {
+        // Large floats arguments (left lazy in the input) in several
+        // positions: first argument, between others, with fields after the
+        // floats, and in two ops; special values among them.
+        let big = |seed: u32| -> Vec<f32> {
+            let mut v: Vec<f32> = (0..3000u32)
+                .map(|k| ((k.wrapping_mul(2654435761) ^ seed) as f32 - 2e9) * 1e-9)
+                .collect();
+            v[1] = f32::NAN;
+            v[2] = f32::NEG_INFINITY;
+            v[3] = 1e-45;
+            v[4] = -0.0;
+            v
+        };
+        let mut net = sample();
+        net.op[0].arg[0].floats = big(1);
+        net.op.push(OperatorDef {
+            input: vec!["x".into()],
+            output: vec!["y".into()],
+            r#type: Some("Custom".into()),
+            arg: vec![
+                Argument {
+                    name: Some("small".into()),
+                    floats: vec![1.0, 2.0],
+                    ..Default::default()
+                },
+                Argument {
+                    name: Some("mixed".into()),
+                    f: Some(0.25),
+                    floats: big(2),
+                    ints: vec![7, 8],
+                    n: Some(NetDef {
+                        name: Some("inner".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
+            engine: Some("e".into()),
+            control_input: vec!["c".into()],
+            ..Default::default()
+        });
+        net.external_input = vec!["x".into()];
+        let bytes = bytes::Bytes::from(net.encode_to_vec());
+        let lazy = crate::floats::decode_netdef_lazy(bytes, "t.pb").unwrap();
+        assert_eq!(lazy.floats.len(), 2, "both large arguments stay lazy");
+        let mut out = Vec::new();
+        write_netdef_text(&lazy, &mut out, std::path::Path::new("t.pbtxt")).unwrap();
+        let expected = netdef_to_text(&net).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        assert_eq!(
+            parse_netdef_text(&expected, "t").unwrap().op[2].arg[1].ints,
+            [7, 8]
+        );
     }
 
     #[test]

@@ -54,6 +54,8 @@ fn onnx_to_caffe2_and_back_on_the_torch_export() {
     let pair = netport_caffe2::Caffe2Model::load_dir(&out).unwrap();
     let text = netport_caffe2::load_netdef(out.join("predict_net.pbtxt")).unwrap();
     assert_eq!(text, pair.predict_net);
+    let text = netport_caffe2::load_netdef(out.join("init_net.pbtxt")).unwrap();
+    assert_eq!(text, pair.init_net);
     assert_eq!(
         fs::read(&input).unwrap(),
         before,

@@ -254,12 +254,12 @@ fn field(key: u8, body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
-/// An ONNX model of `WEIGHT_BYTES` bytes: one float32 initializer `w` whose
+/// An ONNX model with one float32 initializer `w` of `WEIGHT_BYTES` bytes whose
 /// raw bytes are a hole of the file (sparse: no disk used; read back as
 /// zeros), so a whole-file read would show as resident pages. Only the
 /// protobuf framing before the hole is written.
-fn sparse_onnx(dir: &Path) -> std::path::PathBuf {
-    const WEIGHT_BYTES: u64 = 1 << 30;
+#[allow(non_snake_case)]
+fn sparse_onnx(dir: &Path, WEIGHT_BYTES: u64) -> std::path::PathBuf {
     let mut tensor = vec![0x08]; // dims
     varint(WEIGHT_BYTES / 4, &mut tensor);
     tensor.extend_from_slice(&[0x10, 0x01]); // data_type FLOAT
@@ -290,7 +290,7 @@ fn sparse_onnx(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn detecting_and_inspecting_a_1_gib_onnx_model_touch_a_bounded_amount() {
     let dir = tempfile::tempdir().unwrap();
-    let model = sparse_onnx(dir.path());
+    let model = sparse_onnx(dir.path(), 1 << 30);
     let len = std::fs::metadata(&model).unwrap().len();
     for args in [
         vec!["inspect".as_ref(), model.as_os_str()],
@@ -303,4 +303,28 @@ fn detecting_and_inspecting_a_1_gib_onnx_model_touch_a_bounded_amount() {
             "netport {args:?} of a {len}-byte ONNX model peaked at {peak} KiB (limit {LIMIT_KIB} KiB)"
         );
     }
+}
+
+/// `convert --to caffe2 --text` streams both forms of the init net: a
+/// 64 MiB weight (16 Mi floats: 80 MiB of binary records, 192 MiB of text)
+/// converts with peak RSS under 64 MiB.
+#[test]
+fn converting_a_64_mib_weight_to_caffe2_text_stays_under_64_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = sparse_onnx(dir.path(), 64 << 20);
+    let out = dir.path().join("c2");
+    let peak = peak_kib(&[
+        "convert".as_ref(),
+        model.as_os_str(),
+        out.as_os_str(),
+        "--to".as_ref(),
+        "caffe2".as_ref(),
+        "--text".as_ref(),
+    ]);
+    let text = std::fs::metadata(out.join("init_net.pbtxt")).unwrap().len();
+    assert!(text > 16 << 20 << 3, "{text} bytes of text");
+    assert!(
+        peak < LIMIT_KIB,
+        "netport convert --to caffe2 --text of a 64 MiB weight peaked at {peak} KiB (limit {LIMIT_KIB} KiB)"
+    );
 }

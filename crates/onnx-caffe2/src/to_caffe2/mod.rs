@@ -686,11 +686,12 @@ pub struct Written {
 
 /// Converts `model` and writes `dir/init_net.pb` and `dir/predict_net.pb`
 /// (and with `text` their `.pbtxt` forms), renamed into place only when
-/// all are complete: nothing is written when the conversion fails. Without
-/// `text` the init net is streamed: each initializer's fill op is made,
-/// encoded and written before the next, so memory stays near the largest
-/// tensor rather than the model. The bytes equal
-/// [`netport_caffe2::encode_netdef`] of the whole net.
+/// all are complete: nothing is written when the conversion fails. The init
+/// net is streamed: each initializer's fill op is made, encoded and written
+/// before the next, so memory stays near the largest tensor rather than the
+/// model. The bytes equal [`netport_caffe2::encode_netdef`] of the whole
+/// net. Its text form is printed from that binary file, mapped, one op and
+/// one piece of floats at a time ([`netport_caffe2::write_netdef_text`]).
 pub fn write_caffe2_dir(
     model: &ModelProto,
     options: &ToCaffe2Options,
@@ -714,21 +715,6 @@ fn write_dir(
 ) -> Result<Written, ConvertError> {
     use prost::Message;
     use std::io::Write;
-    if text {
-        let pair = onnx_to_caffe2(model, options)?;
-        let files = pair.save_dir_with_text(dir, true)?;
-        let bytes = files
-            .iter()
-            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
-            .sum();
-        return Ok(Written {
-            files,
-            init_ops: pair.init_net.op.len(),
-            data_inputs: data_inputs(&pair.init_net, &pair.predict_net),
-            predict_net: pair.predict_net,
-            bytes,
-        });
-    }
     let pair = convert(model, options, false)?;
     let graph = model
         .graph
@@ -747,6 +733,7 @@ fn write_dir(
     };
     let mut file =
         netport_io::AtomicFile::create(&init_path).map_err(netport_caffe2::Caffe2Error::from)?;
+    let init_temp = file.temp_path().to_path_buf();
     let head = NetDef {
         name: pair.init_net.name.clone(),
         ..Default::default()
@@ -806,15 +793,41 @@ fn write_dir(
             source: e,
         })?;
     let predict_done = pfile.finish().map_err(netport_caffe2::Caffe2Error::from)?;
-    let bytes = init_done.len() + predict_done.len();
-    init_done
-        .commit()
-        .map_err(netport_caffe2::Caffe2Error::from)?;
-    predict_done
-        .commit()
-        .map_err(netport_caffe2::Caffe2Error::from)?;
+    let mut done = vec![init_done, predict_done];
+    let mut files = vec![init_path, predict_path];
+    if text {
+        // The text forms are printed from the binary init net just written
+        // (still in its temporary file), one op and one piece of floats at a
+        // time, so memory stays flat whatever the weights' size.
+        let init_net = netport_caffe2::floats::load_netdef_lazy(&init_temp)?;
+        let init_text = dir.join("init_net.pbtxt");
+        let mut tfile = netport_io::AtomicFile::create(&init_text)
+            .map_err(netport_caffe2::Caffe2Error::from)?;
+        netport_caffe2::write_netdef_text(&init_net, tfile.writer(), &init_text)?;
+        done.push(tfile.finish().map_err(netport_caffe2::Caffe2Error::from)?);
+        files.push(init_text);
+        let predict_text = dir.join("predict_net.pbtxt");
+        let text = netport_caffe2::netdef_to_text(&pair.predict_net)?;
+        let mut tfile = netport_io::AtomicFile::create(&predict_text)
+            .map_err(netport_caffe2::Caffe2Error::from)?;
+        tfile
+            .writer()
+            .write_all(text.as_bytes())
+            .map_err(|e| netport_caffe2::Caffe2Error::Io {
+                path: predict_text.clone(),
+                source: e,
+            })?;
+        done.push(tfile.finish().map_err(netport_caffe2::Caffe2Error::from)?);
+        files.push(predict_text);
+    }
+    let bytes = done.iter().map(netport_io::Finished::len).sum();
+    for finished in done {
+        finished
+            .commit()
+            .map_err(netport_caffe2::Caffe2Error::from)?;
+    }
     Ok(Written {
-        files: vec![init_path, predict_path],
+        files,
         init_ops,
         data_inputs: data_inputs(&pair.init_net, &pair.predict_net)
             .into_iter()
