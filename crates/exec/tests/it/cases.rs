@@ -13,7 +13,10 @@ fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../exec/tests")
 }
 
-/// `~/.cache/netport/PREFIX-<hash of scripts>`.
+/// `<cache>/PREFIX-<hash of scripts>`, where `<cache>` is the folder the
+/// xtask uses for venvs and peers (`xtask/src/util.rs`, `cache_root`):
+/// `$NETPORT_CACHE`, else `$XDG_CACHE_HOME/netport` (an absolute one), else
+/// `~/.cache/netport`.
 fn cache_dir(prefix: &str, scripts: &[PathBuf]) -> PathBuf {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for p in scripts {
@@ -21,8 +24,19 @@ fn cache_dir(prefix: &str, scripts: &[PathBuf]) -> PathBuf {
             hash = (hash ^ b as u64).wrapping_mul(0x100_0000_01b3);
         }
     }
-    let home = std::env::var_os("HOME").expect("HOME");
-    PathBuf::from(home).join(format!(".cache/netport/{prefix}-{hash:016x}"))
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let root = var("NETPORT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join("netport"))
+        })
+        .unwrap_or_else(|| {
+            PathBuf::from(var("HOME").expect("NETPORT_CACHE or HOME")).join(".cache/netport")
+        });
+    root.join(format!("{prefix}-{hash:016x}"))
 }
 
 /// Runs `python script tmp args...`, then renames `tmp` to `dir`.
