@@ -99,10 +99,8 @@ impl Report<'_> {
             let whole = self.paired(onnx, netport, |x, y| ratio(x, y));
             writeln!(
                 out,
-                "- `{file}`: onnx.checker full_check / netport check --shapes: {} (target ≥ \
-                 {CHECK_TARGET:.0}×: {})",
-                times(whole),
-                verdict(whole.is_some_and(|s| s.median >= CHECK_TARGET)),
+                "- `{file}`: onnx.checker full_check / netport check --shapes: {}",
+                against(whole, Target::AtLeast(CHECK_TARGET)),
             )?;
             let call = self.paired(onnx, netport, |x, y| {
                 x.call.unwrap_or_default().as_secs_f64() / y.wall.as_secs_f64()

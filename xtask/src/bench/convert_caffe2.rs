@@ -108,11 +108,7 @@ pub(super) fn probe_caffe2(bin: &Path, dir: &Path) -> Result<()> {
 impl Report<'_> {
     /// The caffe2 part: files, table, ratios against the backend and cp.
     pub(super) fn caffe2(&self, out: &mut String, dir: &Path) -> Result<()> {
-        writeln!(
-            out,
-            "- cache: warm (every file was just written or read by the warm-up round)."
-        )?;
-        writeln!(out, "- files:")?;
+        warm_files(out)?;
         writeln!(
             out,
             "  - `{C2_VGG16}` (written by `{C2_BENCH_SCRIPT}` in the Caffe2 venv): {C2_WHAT}; {}",
@@ -151,9 +147,8 @@ impl Report<'_> {
             writeln!(
                 out,
                 "- ONNX -> Caffe2: Caffe2Backend (whole process) / netport convert --to caffe2: \
-                 {} (target ≥ {C2_VS_BACKEND:.0}×: {})",
-                times(vs_backend),
-                verdict(vs_backend.is_some_and(|s| s.median >= C2_VS_BACKEND)),
+                 {}",
+                against(vs_backend, Target::AtLeast(C2_VS_BACKEND)),
             )?;
             let alone = self.paired(backend, to_c2, |x, y| {
                 x.call.unwrap_or_default().as_secs_f64() / y.wall.as_secs_f64()
@@ -168,16 +163,14 @@ impl Report<'_> {
             let vs_cp = self.paired(to_c2, cp, wall);
             writeln!(
                 out,
-                "- ONNX -> Caffe2: netport / cp of the init net: {} (target ≤ {C2_VS_CP}×: {})",
-                times(vs_cp),
-                verdict(vs_cp.is_some_and(|s| s.median <= C2_VS_CP)),
+                "- ONNX -> Caffe2: netport / cp of the init net: {}",
+                against(vs_cp, Target::AtMost(C2_VS_CP)),
             )?;
             let vs_cp = self.paired(back, back_cp, wall);
             writeln!(
                 out,
-                "- Caffe2 -> ONNX: netport / cp of the ONNX output: {} (target ≤ {C2_VS_CP}×: {})",
-                times(vs_cp),
-                verdict(vs_cp.is_some_and(|s| s.median <= C2_VS_CP)),
+                "- Caffe2 -> ONNX: netport / cp of the ONNX output: {}",
+                against(vs_cp, Target::AtMost(C2_VS_CP)),
             )?;
             let limit_kib = (LARGEST_TENSOR as f64 / 1024.0) + C2_PEAK_OVER_LARGEST_MIB * 1024.0;
             for (index, name) in [(to_c2, "ONNX -> Caffe2"), (back, "Caffe2 -> ONNX")] {

@@ -70,11 +70,7 @@ pub(super) fn probe_export(bin: &Path, dir: &Path) -> Result<()> {
 impl Report<'_> {
     /// The export part: file, table, ratios against cp and the Python peer.
     pub(super) fn export(&self, out: &mut String, dir: &Path) -> Result<()> {
-        writeln!(
-            out,
-            "- cache: warm (every file was just written or read by the warm-up round)."
-        )?;
-        writeln!(out, "- files:")?;
+        warm_files(out)?;
         writeln!(
             out,
             "  - `{EXPORT_CKPT}` (written by `testdata/export/bench/make_bench_resnet50.py` in \
@@ -95,17 +91,14 @@ impl Report<'_> {
             let vs_cp = self.paired(netport, cp, wall);
             writeln!(
                 out,
-                "- netport export / cp of the checkpoint: {} (target ≤ {EXPORT_VS_CP}×: {})",
-                times(vs_cp),
-                verdict(vs_cp.is_some_and(|s| s.median <= EXPORT_VS_CP)),
+                "- netport export / cp of the checkpoint: {}",
+                against(vs_cp, Target::AtMost(EXPORT_VS_CP)),
             )?;
             let vs_torch = self.paired(torch, netport, wall);
             writeln!(
                 out,
-                "- Python (whole process) / netport export: {} (target ≥ \
-                 {EXPORT_VS_PYTHON:.0}×: {})",
-                times(vs_torch),
-                verdict(vs_torch.is_some_and(|s| s.median >= EXPORT_VS_PYTHON)),
+                "- Python (whole process) / netport export: {}",
+                against(vs_torch, Target::AtLeast(EXPORT_VS_PYTHON)),
             )?;
             let alone = self.paired(torch, netport, |x, y| {
                 x.call.unwrap_or_default().as_secs_f64() / y.wall.as_secs_f64()

@@ -116,10 +116,8 @@ impl Report<'_> {
             let whole = self.paired(load, netport, |x, y| ratio(x, y));
             writeln!(
                 out,
-                "- `{file}`: torch.load(weights_only=True) / netport inspect: {} \
-                 (target ≥ {target:.0}×: {})",
-                times(whole),
-                verdict(whole.is_some_and(|s| s.median >= target)),
+                "- `{file}`: torch.load(weights_only=True) / netport inspect: {}",
+                against(whole, Target::AtLeast(target)),
             )?;
             let whole_mmap = self.paired(mmap, netport, |x, y| ratio(x, y));
             writeln!(
@@ -152,18 +150,14 @@ impl Report<'_> {
             let over = self.paired(netport, floor, |x, y| {
                 x.wall.as_secs_f64() / y.wall.as_secs_f64()
             });
-            let target = if file == MANY {
-                format!(
-                    " (target ≤ {FLOOR_TARGET:.0}×: {})",
-                    verdict(over.is_some_and(|s| s.median <= FLOOR_TARGET))
-                )
+            let ratio = if file == MANY {
+                against(over, Target::AtMost(FLOOR_TARGET))
             } else {
-                String::new()
+                times(over)
             };
             writeln!(
                 out,
-                "- `{file}`: netport inspect / the floor (`unzip -l` + `unzip -p` of data.pkl): {}{target}",
-                times(over)
+                "- `{file}`: netport inspect / the floor (`unzip -l` + `unzip -p` of data.pkl): {ratio}",
             )?;
         }
         // Peak memory: big.pt has 8x the tensor bytes of mid.pt, the same

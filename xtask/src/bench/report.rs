@@ -121,6 +121,36 @@ impl Stats {
     }
 }
 
+/// A target on the median of a paired ratio.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target {
+    /// The median must be at most this.
+    AtMost(f64),
+    /// The median must be at least this.
+    AtLeast(f64),
+}
+
+/// A paired ratio with its target: `**1.2×** (1.1× – 1.4×) (target ≤ 2×:
+/// met)`; a missing ratio is "n/a" and not met.
+pub(super) fn against(s: Option<Stats>, target: Target) -> String {
+    let (sign, value, met) = match target {
+        Target::AtMost(t) => ("≤", t, s.is_some_and(|s| s.median <= t)),
+        Target::AtLeast(t) => ("≥", t, s.is_some_and(|s| s.median >= t)),
+    };
+    format!("{} (target {sign} {value}×: {})", times(s), verdict(met))
+}
+
+/// The first lines of a part whose inputs the warm-up round wrote or read:
+/// the cache state and the heading of the file list that follows.
+pub(super) fn warm_files(out: &mut String) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(
+        out,
+        "- cache: warm (every file was just written or read by the warm-up round)."
+    )?;
+    writeln!(out, "- files:")
+}
+
 pub(super) fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT met" }
 }
@@ -348,6 +378,16 @@ pub(super) mod tests {
         let s = Stats::of([4.0, 1.0, 3.0, 2.0].into_iter());
         assert_eq!((s.min, s.median, s.max), (1.0, 2.5, 4.0));
         assert!(Stats::of(std::iter::empty()).median.is_nan());
+    }
+
+    #[test]
+    pub(super) fn ratios_carry_their_target_and_verdict() {
+        let s = Stats::of([1.1, 1.4, 1.2].into_iter());
+        let line = against(Some(s), Target::AtMost(1.3));
+        assert!(line.starts_with(&times(Some(s))), "{line}");
+        assert!(line.ends_with(" (target ≤ 1.3×: met)"), "{line}");
+        assert!(against(Some(s), Target::AtLeast(10.0)).ends_with(" (target ≥ 10×: NOT met)"));
+        assert!(against(None, Target::AtMost(2.0)).ends_with("(target ≤ 2×: NOT met)"));
     }
 
     #[test]

@@ -325,9 +325,8 @@ impl Report<'_> {
             let vs_cp = self.paired(netport, cp, wall);
             writeln!(
                 out,
-                "- `{input}`: {name} / cp: {} (target ≤ {cp_target}×: {})",
-                times(vs_cp),
-                verdict(vs_cp.is_some_and(|s| s.median <= cp_target)),
+                "- `{input}`: {name} / cp: {}",
+                against(vs_cp, Target::AtMost(cp_target)),
             )?;
             let vs_cp_sync = self.paired(netport, cp_sync, wall);
             writeln!(
@@ -339,9 +338,8 @@ impl Report<'_> {
             match peer_target {
                 Some(target) => writeln!(
                     out,
-                    "- `{input}`: {peer_name} / {name}: {} (target ≥ {target:.0}×: {})",
-                    times(vs_peer),
-                    verdict(vs_peer.is_some_and(|s| s.median >= target)),
+                    "- `{input}`: {peer_name} / {name}: {}",
+                    against(vs_peer, Target::AtLeast(target)),
                 )?,
                 None => writeln!(out, "- `{input}`: {peer_name} / {name}: {}", times(vs_peer))?,
             }
