@@ -1,6 +1,7 @@
 //! The integration tests of netport-onnx-caffe2: one binary, a module per area.
 
 mod common;
+mod control;
 mod hostile;
 mod interop;
 mod node_tests;
