@@ -115,7 +115,7 @@ pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
     Ok(plan)
 }
 
-fn unsupported(op: &OperatorDef, reason: String) -> ExecError {
+pub(crate) fn unsupported(op: &OperatorDef, reason: String) -> ExecError {
     ExecError::UnsupportedCaffe2 {
         name: op_name(op),
         op: op.r#type().to_string(),

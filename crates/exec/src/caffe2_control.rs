@@ -14,7 +14,7 @@
 //! the body's condition) or with scan outputs (it does not stack them as
 //! ONNX does), and a `num_loop_carried_deps` that disagrees with the inputs.
 
-use crate::caffe2::build_net;
+use crate::caffe2::{build_net, unsupported};
 use crate::control::{If, Loop, Sub, implicit_union};
 use crate::error::ExecError;
 use crate::kernels::{KResult, Kernel};
@@ -29,15 +29,7 @@ pub(crate) fn is_control(op: &str) -> bool {
 }
 
 fn refuse(op: &OperatorDef, reason: impl Into<String>) -> ExecError {
-    ExecError::UnsupportedCaffe2 {
-        name: if op.name().is_empty() {
-            op.output.first().cloned().unwrap_or_default()
-        } else {
-            op.name().to_string()
-        },
-        op: op.r#type().to_string(),
-        reason: reason.into(),
-    }
+    unsupported(op, reason.into())
 }
 
 fn net_arg<'a>(op: &'a OperatorDef, name: &str) -> Option<&'a NetDef> {

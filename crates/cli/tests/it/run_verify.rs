@@ -3,7 +3,7 @@
 //! peers, on resnet18 and on a Caffe2Backend conversion made by the real
 //! Caffe2.
 
-use crate::common::{netport, read_json, testdata};
+use crate::common::{netport, testdata};
 use netport_onnx::proto::ModelProto;
 use std::path::{Path, PathBuf};
 
@@ -422,17 +422,7 @@ fn converted_if_and_loop_pairs_run_as_caffe2_and_verify_against_onnx() {
         .expect("NETPORT_CAFFE2_PYTHON must name the Python of the Caffe2 venv");
     let tmp = tempfile::tempdir().unwrap();
     let refs = tmp.path().join("refs");
-    let status = std::process::Command::new(&python)
-        .arg(testdata("peers/caffe2/make_control_refs.py"))
-        .arg("--out")
-        .arg(&refs)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("CUDA_VISIBLE_DEVICES", "")
-        .env("GLOG_minloglevel", "3")
-        .status()
-        .unwrap();
-    assert!(status.success(), "make_control_refs.py: {status}");
-    let manifest = read_json(&refs.join("manifest.json"));
+    let manifest = crate::control_refs::make_control_refs(Path::new(&python), &refs);
     let npy = |p: &Path| netport_exec::Tensor::from_npy(&std::fs::read(p).unwrap()).unwrap();
     let mut ran = 0;
     for (name, info) in manifest.as_object().unwrap() {

@@ -24,20 +24,15 @@
 //! printed "ONNX FATAL", such a node refuses the whole control node.
 
 use super::Cx;
-use super::ops::{self, Fail};
+use super::ops::{self, Fail, arg_i, no};
 use netport_caffe2::proto::{Argument, NetDef, OperatorDef};
 use netport_onnx::proto::attribute_proto::AttributeType;
-use netport_onnx::proto::type_proto::Value;
-use netport_onnx::proto::{GraphProto, NodeProto, ValueInfoProto};
+use netport_onnx::proto::{GraphProto, NodeProto};
 use std::collections::{BTreeSet, HashSet};
 
 /// The ONNX ops converted here.
 pub(super) fn is_control(op: &str) -> bool {
     matches!(op, "If" | "Loop")
-}
-
-fn no(reason: impl Into<String>) -> Fail {
-    Fail::Unsupported(reason.into())
 }
 
 /// Names defined in each enclosing scope, outermost (the top graph before
@@ -106,13 +101,6 @@ fn control_inputs(node: &NodeProto, frames: &mut Frames) -> Vec<String> {
         .collect()
 }
 
-fn tensor_typed(v: &ValueInfoProto) -> bool {
-    matches!(
-        v.r#type.as_ref().and_then(|t| t.value.as_ref()),
-        Some(Value::TensorType(_)) | None
-    )
-}
-
 /// One subgraph as a sub-net.
 fn graph_to_net(
     cx: &mut Cx<'_>,
@@ -122,7 +110,7 @@ fn graph_to_net(
     frames: &mut Frames,
 ) -> Result<NetDef, Fail> {
     for v in g.input.iter().chain(&g.output) {
-        if !tensor_typed(v) {
+        if !super::is_tensor_value(v) {
             return Err(no(format!(
                 "{what} value '{}' is not a tensor (Caffe2 has only tensors)",
                 v.name()
@@ -176,14 +164,6 @@ pub(super) fn convert(
         top.extend(n.output.iter().cloned());
     }
     convert_in(cx, node, opset, &mut vec![top])
-}
-
-fn arg_i(name: &str, i: i64) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        i: Some(i),
-        ..Default::default()
-    }
 }
 
 fn convert_in(

@@ -232,6 +232,15 @@ fn is_impure(op: &str) -> bool {
     )
 }
 
+/// True when a value is a tensor (or untyped): not a sequence, optional or
+/// map, which Caffe2 has no blobs for.
+fn is_tensor_value(v: &netport_onnx::proto::ValueInfoProto) -> bool {
+    matches!(
+        v.r#type.as_ref().and_then(|t| t.value.as_ref()),
+        Some(netport_onnx::proto::type_proto::Value::TensorType(_)) | None
+    )
+}
+
 /// The model's default-domain opset.
 pub fn model_opset(model: &ModelProto) -> Option<i64> {
     model
@@ -452,12 +461,7 @@ fn convert(
     let non_tensor: HashSet<String> = graph
         .input
         .iter()
-        .filter(|i| {
-            !matches!(
-                i.r#type.as_ref().and_then(|t| t.value.as_ref()),
-                Some(netport_onnx::proto::type_proto::Value::TensorType(_)) | None
-            )
-        })
+        .filter(|i| !is_tensor_value(i))
         .map(|i| i.name().to_string())
         .collect();
     let producers: HashMap<String, &NodeProto> = graph

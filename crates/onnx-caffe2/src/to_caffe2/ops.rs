@@ -28,7 +28,7 @@ impl From<ConvertError> for Fail {
 
 type R<T> = Result<T, Fail>;
 
-fn no(reason: impl Into<String>) -> Fail {
+pub(super) fn no(reason: impl Into<String>) -> Fail {
     Fail::Unsupported(reason.into())
 }
 
@@ -149,7 +149,7 @@ fn converted_in_cpp(op: &str) -> bool {
     )
 }
 
-fn arg_i(name: &str, i: i64) -> Argument {
+pub(super) fn arg_i(name: &str, i: i64) -> Argument {
     Argument {
         name: Some(name.into()),
         i: Some(i),

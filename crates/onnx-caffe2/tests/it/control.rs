@@ -6,25 +6,9 @@
 //! and run in the Caffe2 workspace equal to the expected outputs.
 
 use crate::common::need_env;
+use crate::control_refs::make_control_refs;
 use crate::interop::{convert, run_python, script};
 use netport_onnx_caffe2::{ToCaffe2Options, onnx_to_caffe2};
-use std::path::Path;
-use std::process::Command;
-
-/// Makes the control-flow references into `out`; returns the manifest.
-pub fn make_refs(python: &Path, out: &Path) -> serde_json::Value {
-    let status = Command::new(python)
-        .arg(script("make_control_refs.py"))
-        .arg("--out")
-        .arg(out)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("CUDA_VISIBLE_DEVICES", "")
-        .env("GLOG_minloglevel", "3")
-        .status()
-        .unwrap();
-    assert!(status.success(), "make_control_refs.py: {status}");
-    serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap()
-}
 
 #[test]
 #[ignore = "interop: needs NETPORT_CAFFE2_PYTHON"]
@@ -32,7 +16,7 @@ fn if_and_loop_equal_caffe2_backend_op_for_op_and_run_in_caffe2_as_expected() {
     let python = need_env("NETPORT_CAFFE2_PYTHON");
     let tmp = tempfile::tempdir().unwrap();
     let refs = tmp.path().join("refs");
-    let manifest = make_refs(&python, &refs);
+    let manifest = make_control_refs(&python, &refs);
     let cases = manifest.as_object().unwrap();
     assert!(cases.len() >= 5, "{manifest}");
     let mut jobs = Vec::new();

@@ -2,6 +2,7 @@
 
 mod common;
 mod control;
+mod control_refs;
 mod hostile;
 mod interop;
 mod node_tests;
