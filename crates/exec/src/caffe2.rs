@@ -23,9 +23,9 @@ use crate::kernels::{KResult, Kernel, arg, axis, dim, opt};
 use crate::plan::{InputSpec, Plan, Step};
 use crate::tensor::{Data, SUPPORTED_DTYPES, Tensor};
 use netport_caffe2::Caffe2Model;
-use netport_caffe2::proto::{Argument, OperatorDef};
+use netport_caffe2::proto::{Argument, NetDef, OperatorDef};
 use netport_tensor::DType;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Typed access to an op's arguments.
 struct Args<'a>(&'a [Argument]);
@@ -63,11 +63,6 @@ fn op_name(op: &OperatorDef) -> String {
 pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
     let mut plan = Plan::default();
     let mut index = HashMap::new();
-    let unsupported = |op: &OperatorDef, reason: String| ExecError::UnsupportedCaffe2 {
-        name: op_name(op),
-        op: op.r#type().to_string(),
-        reason,
-    };
     let net = &model.predict_net;
     for op in &model.init_net.op {
         let out = op
@@ -108,47 +103,7 @@ pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
         }
     }
     for op in &net.op {
-        let a = Args(&op.arg);
-        if let Some(o) = a.s("order")
-            && o != "NCHW"
-        {
-            return Err(unsupported(op, format!("order {o:?} (only NCHW)")));
-        }
-        if op.input.is_empty() && is_fill(op.r#type()) {
-            let t = fill(op, &a, None).map_err(|e| unsupported(op, e))?;
-            let out = op
-                .output
-                .first()
-                .ok_or_else(|| unsupported(op, "no output".into()))?;
-            let s = plan.slot(&mut index, out);
-            plan.consts.insert(s, t);
-            continue;
-        }
-        let kernel = build_kernel(op, &a).map_err(|e| unsupported(op, e))?;
-        let mut inputs = Vec::new();
-        for name in &op.input {
-            let s = *index.get(name).ok_or_else(|| {
-                ExecError::Model(format!(
-                    "op {:?} ({}) reads blob {name:?}, which no earlier op, init net fill or external input makes",
-                    op_name(op),
-                    op.r#type()
-                ))
-            })?;
-            inputs.push(Some(s));
-        }
-        let outputs = op
-            .output
-            .iter()
-            .map(|o| Some(plan.slot(&mut index, o)))
-            .collect();
-        plan.steps.push(Step {
-            name: op_name(op),
-            op: op.r#type().to_string(),
-            kernel,
-            inputs,
-            outputs,
-            free: vec![],
-        });
+        add_op(&mut plan, &mut index, op, &HashSet::new(), &mut Vec::new())?;
     }
     for name in &net.external_output {
         let s = *index.get(name).ok_or_else(|| {
@@ -158,6 +113,144 @@ pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
     }
     plan.finish();
     Ok(plan)
+}
+
+pub(crate) fn unsupported(op: &OperatorDef, reason: String) -> ExecError {
+    ExecError::UnsupportedCaffe2 {
+        name: op_name(op),
+        op: op.r#type().to_string(),
+        reason,
+    }
+}
+
+/// Adds one op of a net as a step (fill ops without inputs as constants).
+/// A blob that no earlier op makes but that `outer` (the enclosing nets of
+/// a sub-net) holds becomes an input of the plan, listed in `implicit`.
+pub(crate) fn add_op(
+    plan: &mut Plan,
+    index: &mut HashMap<String, usize>,
+    op: &OperatorDef,
+    outer: &HashSet<String>,
+    implicit: &mut Vec<String>,
+) -> Result<(), ExecError> {
+    let a = Args(&op.arg);
+    if let Some(o) = a.s("order")
+        && o != "NCHW"
+    {
+        return Err(unsupported(op, format!("order {o:?} (only NCHW)")));
+    }
+    if op.input.is_empty() && is_fill(op.r#type()) {
+        let t = fill(op, &a, None).map_err(|e| unsupported(op, e))?;
+        let out = op
+            .output
+            .first()
+            .ok_or_else(|| unsupported(op, "no output".into()))?;
+        let s = plan.slot(index, out);
+        plan.consts.insert(s, t);
+        return Ok(());
+    }
+    let (kernel, extra) = if crate::caffe2_control::is_control(op.r#type()) {
+        let mut scope = outer.clone();
+        scope.extend(index.keys().cloned());
+        crate::caffe2_control::kernel(op, &scope)?
+    } else {
+        (
+            build_kernel(op, &a).map_err(|e| unsupported(op, e))?,
+            vec![],
+        )
+    };
+    let mut inputs = Vec::new();
+    for name in op.input.iter().chain(&extra) {
+        inputs.push(Some(read(plan, index, name, outer, implicit).ok_or_else(|| {
+            ExecError::Model(format!(
+                "op {:?} ({}) reads blob {name:?}, which no earlier op, init net fill or external input makes",
+                op_name(op),
+                op.r#type()
+            ))
+        })?));
+    }
+    let outputs = op
+        .output
+        .iter()
+        .map(|o| Some(plan.slot(index, o)))
+        .collect();
+    plan.steps.push(Step {
+        name: op_name(op),
+        op: op.r#type().to_string(),
+        kernel,
+        inputs,
+        outputs,
+        free: vec![],
+    });
+    Ok(())
+}
+
+/// The slot of a blob a step reads: made earlier, or taken from `outer`
+/// as a new input of the plan.
+fn read(
+    plan: &mut Plan,
+    index: &mut HashMap<String, usize>,
+    name: &str,
+    outer: &HashSet<String>,
+    implicit: &mut Vec<String>,
+) -> Option<usize> {
+    if let Some(&s) = index.get(name) {
+        return Some(s);
+    }
+    if !outer.contains(name) {
+        return None;
+    }
+    let s = plan.slot(index, name);
+    plan.inputs.push((
+        InputSpec {
+            name: name.to_string(),
+            dtype: None,
+            shape: None,
+        },
+        s,
+    ));
+    implicit.push(name.to_string());
+    Some(s)
+}
+
+/// A sub-net (an `If` branch, an `ONNXWhile` body) as a plan: the `formal`
+/// inputs first, then the blobs its ops read from `outer`, which are
+/// returned (the op feeds them by name).
+pub(crate) fn build_net(
+    net: &NetDef,
+    formal: &[String],
+    outer: &HashSet<String>,
+) -> Result<(Plan, Vec<String>), ExecError> {
+    let mut plan = Plan::default();
+    let mut index = HashMap::new();
+    for name in formal {
+        if index.contains_key(name) {
+            return Err(ExecError::Model(format!(
+                "sub-net input {name:?} is listed twice"
+            )));
+        }
+        let s = plan.slot(&mut index, name);
+        plan.inputs.push((
+            InputSpec {
+                name: name.clone(),
+                dtype: None,
+                shape: None,
+            },
+            s,
+        ));
+    }
+    let mut implicit = Vec::new();
+    for op in &net.op {
+        add_op(&mut plan, &mut index, op, outer, &mut implicit)?;
+    }
+    for name in &net.external_output {
+        let s = read(&mut plan, &mut index, name, outer, &mut implicit).ok_or_else(|| {
+            ExecError::Model(format!("sub-net output {name:?} is never produced"))
+        })?;
+        plan.outputs.push((name.clone(), s));
+    }
+    plan.finish();
+    Ok((plan, implicit))
 }
 
 fn is_fill(t: &str) -> bool {

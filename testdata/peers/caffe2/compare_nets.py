@@ -1,9 +1,15 @@
 """Compares two Caffe2 init/predict pairs op for op (type, inputs, outputs,
 name, arguments as a name -> value map, device options, fill values bit for
 bit) and external inputs/outputs (as lists and as sets), and says whether
-the files are byte-identical. Run in the Caffe2 venv:
+the files are byte-identical. NetDef arguments (the sub-nets of If and
+ONNXWhile) are compared recursively: ops as above, control inputs, and their
+external inputs/outputs as lists (their order is meaningful there). Run in
+the Caffe2 venv:
 
-    python compare_nets.py OURS_DIR REF_DIR
+    python compare_nets.py OURS_DIR REF_DIR [--extra-external A,B,...]
+
+--extra-external names the blobs that only our external lists may hold (the
+control inputs of If/ONNXWhile, which the backend leaves out).
 
 Prints one JSON document; exit code 0 when equal op for op.
 """
@@ -35,7 +41,21 @@ def arg_value(a):
         out["ints"] = list(a.ints)
     if a.strings:
         out["strings"] = [s.hex() for s in a.strings]
+    if a.HasField("n"):
+        out["n"] = net_key(a.n)
+    if a.nets:
+        out["nets"] = [net_key(n) for n in a.nets]
     return out
+
+
+def net_key(net):
+    return {
+        "name": net.name if net.HasField("name") else None,
+        "op": [op_key(o) for o in net.op],
+        "external_input": list(net.external_input),
+        "external_output": list(net.external_output),
+        "device_option": net.device_option.SerializeToString().hex() if net.HasField("device_option") else None,
+    }
 
 
 def op_key(op):
@@ -46,11 +66,12 @@ def op_key(op):
         "name": op.name if op.HasField("name") else None,
         "args": {a.name: arg_value(a) for a in op.arg},
         "arg_order": [a.name for a in op.arg],
+        "control_input": list(op.control_input),
         "device_option": op.device_option.SerializeToString().hex() if op.HasField("device_option") else None,
     }
 
 
-def compare(ours, ref, what):
+def compare(ours, ref, what, extra=()):
     diffs = []
     if ours.name != ref.name:
         diffs.append("%s: name %r != %r" % (what, ours.name, ref.name))
@@ -71,6 +92,7 @@ def compare(ours, ref, what):
                 break
     for field in ("external_input", "external_output"):
         a, b = list(getattr(ours, field)), list(getattr(ref, field))
+        a = [x for x in a if not (x in extra and x not in b)]
         if set(a) != set(b) or len(a) != len(b):
             diffs.append("%s %s: sets differ: only ours %s, only ref %s" % (
                 what, field, sorted(set(a) - set(b))[:10], sorted(set(b) - set(a))[:10]))
@@ -79,11 +101,14 @@ def compare(ours, ref, what):
 
 def main():
     ours_dir, ref_dir = sys.argv[1], sys.argv[2]
+    extra = ()
+    if len(sys.argv) > 4 and sys.argv[3] == "--extra-external":
+        extra = set(x for x in sys.argv[4].split(",") if x)
     report = {"equal": True, "diffs": [], "byte_identical": {}, "list_order_equal": {},
               "ops_with_other_arg_order": {}}
     for name in ("init_net.pb", "predict_net.pb"):
         ours, ref = load(os.path.join(ours_dir, name)), load(os.path.join(ref_dir, name))
-        diffs, order_only = compare(ours, ref, name)
+        diffs, order_only = compare(ours, ref, name, extra)
         report["diffs"] += diffs
         report["ops_with_other_arg_order"][name] = order_only
         with open(os.path.join(ours_dir, name), "rb") as f1, open(os.path.join(ref_dir, name), "rb") as f2:

@@ -2,6 +2,9 @@
 
 mod check;
 mod common;
+/// netport-onnx-caffe2's If/Loop references (one module for both crates).
+#[path = "../../../onnx-caffe2/tests/it/control_refs.rs"]
+mod control_refs;
 mod convert_caffe2;
 /// netport-exec's generated interop cases (one module for both crates).
 #[path = "../../../exec/tests/it/cases.rs"]

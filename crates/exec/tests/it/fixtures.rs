@@ -131,3 +131,107 @@ fn an_unknown_caffe2_op_is_refused_naming_the_operator_and_its_type() {
         "{msg}"
     );
 }
+
+/// A Caffe2 `If` on `c` reading `x`, its branches writing `then_out` /
+/// `else_out` (the op writes `y`), and an `ONNXWhile` over it.
+fn caffe2_control(
+    then_out: &str,
+    extra: Vec<netport_caffe2::proto::Argument>,
+) -> netport_caffe2::Caffe2Model {
+    use netport_caffe2::proto::{Argument, NetDef, OperatorDef};
+    let op = |ty: &str, i: &[&str], o: &[&str]| OperatorDef {
+        r#type: Some(ty.into()),
+        input: i.iter().map(|s| s.to_string()).collect(),
+        output: o.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let net = |ops: Vec<OperatorDef>, ins: &[&str], outs: &[&str]| NetDef {
+        op: ops,
+        external_input: ins.iter().map(|s| s.to_string()).collect(),
+        external_output: outs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let arg_net = |name: &str, n: NetDef| Argument {
+        name: Some(name.into()),
+        n: Some(n),
+        ..Default::default()
+    };
+    let mut if_op = op("If", &["c"], &["y"]);
+    if_op.arg = vec![
+        arg_net(
+            "then_net",
+            net(vec![op("Relu", &["x"], &[then_out])], &["x"], &[then_out]),
+        ),
+        arg_net(
+            "else_net",
+            net(vec![op("Negative", &["x"], &["y"])], &["x"], &["y"]),
+        ),
+    ];
+    let mut while_op = op("ONNXWhile", &["n", "go", "y"], &["z"]);
+    while_op.arg = vec![arg_net(
+        "body",
+        net(
+            vec![
+                op("Relu", &["a"], &["a_out"]),
+                op("Copy", &["cond"], &["cond_out"]),
+            ],
+            &["i", "cond", "a"],
+            &["cond_out", "a_out"],
+        ),
+    )];
+    for (name, i) in [
+        ("has_trip_count", 1),
+        ("has_cond", 1),
+        ("disable_scopes", 1),
+    ] {
+        while_op.arg.push(Argument {
+            name: Some(name.into()),
+            i: Some(i),
+            ..Default::default()
+        });
+    }
+    while_op.arg.extend(extra);
+    netport_caffe2::Caffe2Model {
+        init_net: NetDef::default(),
+        predict_net: net(vec![if_op, while_op], &["c", "x", "n", "go"], &["z"]),
+    }
+}
+
+#[test]
+fn caffe2_if_and_onnxwhile_load_and_what_caffe2_computes_otherwise_is_refused() {
+    use netport_caffe2::proto::Argument;
+    let plan = netport_exec::caffe2::build(&caffe2_control("y", vec![])).unwrap();
+    assert_eq!(plan.op_types(), ["If", "ONNXWhile"]);
+    let names: Vec<&str> = plan.inputs().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["c", "x", "n", "go"]);
+    // Caffe2's If copies no output: a branch writing another name.
+    let e = netport_exec::caffe2::build(&caffe2_control("t", vec![]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("type If") && e.contains("copies nothing"), "{e}");
+    // has_cond=0 makes ONNXWhile ignore the body's condition.
+    let has_cond_0 = Argument {
+        name: Some("has_cond".into()),
+        i: Some(0),
+        ..Default::default()
+    };
+    let mut m = caffe2_control("y", vec![]);
+    for a in &mut m.predict_net.op[1].arg {
+        if a.name() == "has_cond" {
+            *a = has_cond_0.clone();
+        }
+    }
+    let e = netport_exec::caffe2::build(&m).unwrap_err().to_string();
+    assert!(
+        e.contains("type ONNXWhile") && e.contains("has_cond=0"),
+        "{e}"
+    );
+    // A body writing a blob of the outer net (x), which Caffe2's shared
+    // workspace would overwrite.
+    let mut m = caffe2_control("y", vec![]);
+    let body = m.predict_net.op[1].arg[0].n.as_mut().unwrap();
+    body.op[0].output = vec!["x".into()];
+    body.external_output[1] = "x".into();
+    let e = netport_exec::caffe2::build(&m).unwrap_err().to_string();
+    assert!(e.contains("writes blob \"x\""), "{e}");
+}

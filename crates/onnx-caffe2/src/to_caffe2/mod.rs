@@ -10,6 +10,7 @@
 //! graph uses. Both nets carry the device option `{device_type: 0,
 //! device_id: 0}` (CPU); ops carry none.
 
+mod control;
 mod fill;
 mod ops;
 
@@ -43,6 +44,8 @@ pub struct ToCaffe2Options {
 
 /// What the node converters see of the model.
 pub(crate) struct Cx<'m> {
+    /// The top graph.
+    graph: &'m netport_onnx::proto::GraphProto,
     resolver: Option<&'m ExternalDataResolver>,
     /// The node that produces each value.
     producers: HashMap<String, &'m NodeProto>,
@@ -212,10 +215,29 @@ impl<'m> Cx<'m> {
     }
 }
 
-fn is_random(op: &str) -> bool {
+/// The ops the backend's `split_init` keeps in the predict net whatever
+/// their inputs (random ones, and control flow, whose subgraphs read more
+/// than the node's inputs).
+fn is_impure(op: &str) -> bool {
     matches!(
         op,
-        "RandomNormal" | "RandomNormalLike" | "RandomUniform" | "RandomUniformLike" | "Multinomial"
+        "RandomNormal"
+            | "RandomNormalLike"
+            | "RandomUniform"
+            | "RandomUniformLike"
+            | "Multinomial"
+            | "If"
+            | "Loop"
+            | "Scan"
+    )
+}
+
+/// True when a value is a tensor (or untyped): not a sequence, optional or
+/// map, which Caffe2 has no blobs for.
+fn is_tensor_value(v: &netport_onnx::proto::ValueInfoProto) -> bool {
+    matches!(
+        v.r#type.as_ref().and_then(|t| t.value.as_ref()),
+        Some(netport_onnx::proto::type_proto::Value::TensorType(_)) | None
     )
 }
 
@@ -276,6 +298,7 @@ fn check_graph(model: &ModelProto) -> Result<(), ConvertError> {
                 )));
             }
         }
+        control::check_references(node, &defined)?;
         for o in node.output.iter().filter(|o| !o.is_empty()) {
             if !defined.insert(o.as_str()) {
                 return Err(invalid(format!(
@@ -417,7 +440,7 @@ fn convert(
     let mut is_predict_node = Vec::with_capacity(graph.node.len());
     for node in &graph.node {
         let p =
-            is_random(node.op_type()) || node.input.iter().any(|i| predict.contains(i.as_str()));
+            is_impure(node.op_type()) || node.input.iter().any(|i| predict.contains(i.as_str()));
         if p {
             predict.extend(node.output.iter().cloned());
         }
@@ -434,15 +457,11 @@ fn convert(
         used.extend(n.input.iter().cloned());
         used.extend(n.output.iter().cloned());
     }
+    control::subgraph_names(graph, &mut used);
     let non_tensor: HashSet<String> = graph
         .input
         .iter()
-        .filter(|i| {
-            !matches!(
-                i.r#type.as_ref().and_then(|t| t.value.as_ref()),
-                Some(netport_onnx::proto::type_proto::Value::TensorType(_)) | None
-            )
-        })
+        .filter(|i| !is_tensor_value(i))
         .map(|i| i.name().to_string())
         .collect();
     let producers: HashMap<String, &NodeProto> = graph
@@ -451,6 +470,7 @@ fn convert(
         .flat_map(|n| n.output.iter().map(move |o| (o.clone(), n)))
         .collect();
     let mut cx = Cx {
+        graph,
         producers,
         non_tensor,
         resolver: options.resolver.as_ref(),
@@ -472,7 +492,7 @@ fn convert(
         let node = &graph.node[i];
         let c = match ops::convert(&mut cx, node, opset) {
             Ok(ops) => Converted {
-                uses: ops.iter().flat_map(|o| o.input.iter().cloned()).collect(),
+                uses: ops.iter().flat_map(control::reads).collect(),
                 ops,
                 outputs: node.output.clone(),
                 unsupported: None,
@@ -553,8 +573,9 @@ fn convert(
     let mut produced: HashSet<&str> = HashSet::new();
     let mut reads: Vec<&str> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
-    for op in &predict_net.op {
-        for i in op.input.iter().filter(|i| !i.is_empty()) {
+    let op_reads: Vec<Vec<String>> = predict_net.op.iter().map(control::reads).collect();
+    for (op, op_reads) in predict_net.op.iter().zip(&op_reads) {
+        for i in op_reads {
             if !produced.contains(i.as_str()) && seen.insert(i.as_str()) {
                 reads.push(i);
             }

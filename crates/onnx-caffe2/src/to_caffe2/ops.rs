@@ -28,7 +28,7 @@ impl From<ConvertError> for Fail {
 
 type R<T> = Result<T, Fail>;
 
-fn no(reason: impl Into<String>) -> Fail {
+pub(super) fn no(reason: impl Into<String>) -> Fail {
     Fail::Unsupported(reason.into())
 }
 
@@ -64,11 +64,13 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("GlobalMaxPool", 1, 28),
     ("Greater", 7, 28),
     ("Identity", 1, 28),
+    ("If", 1, 28),
     ("LRN", 1, 28),
     ("LeakyRelu", 6, 28),
     ("Less", 7, 28),
     ("Log", 6, 28),
     ("LogSoftmax", 1, 28),
+    ("Loop", 1, 28),
     ("MatMul", 1, 28),
     ("Max", 8, 28),
     ("MaxPool", 1, 28),
@@ -147,7 +149,7 @@ fn converted_in_cpp(op: &str) -> bool {
     )
 }
 
-fn arg_i(name: &str, i: i64) -> Argument {
+pub(super) fn arg_i(name: &str, i: i64) -> Argument {
     Argument {
         name: Some(name.into()),
         i: Some(i),
@@ -330,6 +332,9 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
     }
     if !in_table(ty, opset) {
         return Err(no("no Caffe2 equivalent in the op table at this opset"));
+    }
+    if super::control::is_control(ty) {
+        return super::control::convert(cx, node, opset);
     }
     for a in &node.attribute {
         if a.g.is_some() || !a.graphs.is_empty() {

@@ -1,6 +1,8 @@
 //! The integration tests of netport-onnx-caffe2: one binary, a module per area.
 
 mod common;
+mod control;
+mod control_refs;
 mod hostile;
 mod interop;
 mod node_tests;

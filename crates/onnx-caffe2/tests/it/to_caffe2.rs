@@ -357,3 +357,149 @@ fn the_streamed_init_net_equals_the_encoded_one_and_failures_write_nothing() {
     assert!(e.to_string().contains("need 4000 bytes of data"), "{e}");
     assert!(!bad.exists());
 }
+
+/// A graph attribute.
+fn attr_g(name: &str, g: netport_onnx::proto::GraphProto) -> netport_onnx::proto::AttributeProto {
+    netport_onnx::proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(netport_onnx::proto::attribute_proto::AttributeType::Graph as i32),
+        g: Some(g),
+        ..Default::default()
+    }
+}
+
+fn graph(
+    name: &str,
+    inputs: Vec<netport_onnx::proto::ValueInfoProto>,
+    outputs: Vec<netport_onnx::proto::ValueInfoProto>,
+    nodes: Vec<netport_onnx::proto::NodeProto>,
+) -> netport_onnx::proto::GraphProto {
+    netport_onnx::proto::GraphProto {
+        name: Some(name.into()),
+        input: inputs,
+        output: outputs,
+        node: nodes,
+        ..Default::default()
+    }
+}
+
+fn unsupported_reason(m: &netport_onnx::proto::ModelProto) -> String {
+    match onnx_to_caffe2(m, &ToCaffe2Options::default()) {
+        Err(ConvertError::Unsupported { nodes, .. }) => nodes
+            .iter()
+            .map(|n| n.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+/// An If on `c` whose branches write `then_out`/`else_out` (both reading x).
+fn if_model(then_out: &str, else_out: &str) -> netport_onnx::proto::ModelProto {
+    let then_g = graph(
+        "then",
+        vec![],
+        vec![value(then_out, &[2])],
+        vec![node("Relu", &["x"], &[then_out], vec![])],
+    );
+    let else_g = graph(
+        "else",
+        vec![],
+        vec![value(else_out, &[2])],
+        vec![node("Neg", &["x"], &[else_out], vec![])],
+    );
+    let mut cond = value("c", &[]);
+    if let Some(netport_onnx::proto::type_proto::Value::TensorType(t)) =
+        cond.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = Some(9);
+    }
+    model(
+        11,
+        vec![cond, value("x", &[2])],
+        vec![value("y", &[2])],
+        vec![],
+        vec![node(
+            "If",
+            &["c"],
+            &["y"],
+            vec![attr_g("then_branch", then_g), attr_g("else_branch", else_g)],
+        )],
+    )
+}
+
+#[test]
+fn if_becomes_caffe2_if_with_sub_nets_and_control_inputs() {
+    let pair = convert(&if_model("y", "y"));
+    let p = &pair.predict_net;
+    assert_eq!(types(p), ["If"]);
+    let op = &p.op[0];
+    assert_eq!(op.control_input, ["x"]);
+    let names: Vec<&str> = op.arg.iter().map(|a| a.name()).collect();
+    assert_eq!(names, ["then_net", "else_net", "__control_inputs"]);
+    let then_net = op.arg[0].n.as_ref().unwrap();
+    assert_eq!(types(then_net), ["Relu"]);
+    assert_eq!(then_net.external_input, ["x"]);
+    assert_eq!(then_net.external_output, ["y"]);
+    assert!(then_net.name.is_none() && then_net.device_option.is_none());
+    assert_eq!(
+        types(op.arg[1].n.as_ref().unwrap()),
+        ["Negative"],
+        "the else branch uses the op table"
+    );
+    // x is read only through the branches, and still declared.
+    assert_eq!(p.external_input, ["c", "x"]);
+}
+
+#[test]
+fn control_flow_that_caffe2_computes_otherwise_is_refused_with_the_reason() {
+    // Branch outputs named otherwise than the node's: Caffe2 copies nothing.
+    let r = unsupported_reason(&if_model("t", "y"));
+    assert!(r.contains("not named as the node's output"), "{r}");
+    // A Loop with scan outputs, and one without a trip count.
+    let body = |outs: &[&str]| {
+        graph(
+            "body",
+            vec![value("i", &[]), value("cond", &[]), value("a", &[2])],
+            outs.iter().map(|o| value(o, &[2])).collect(),
+            vec![
+                node("Identity", &["cond"], &["cond_out"], vec![]),
+                node("Relu", &["a"], &["a_out"], vec![]),
+                node("Neg", &["a"], &["s"], vec![]),
+            ],
+        )
+    };
+    let lp = |inputs: &[&str], outputs: &[&str], body| {
+        model(
+            11,
+            vec![value("n", &[1]), value("go", &[1]), value("x", &[2])],
+            outputs.iter().map(|o| value(o, &[2])).collect(),
+            vec![],
+            vec![node("Loop", inputs, outputs, vec![attr_g("body", body)])],
+        )
+    };
+    let r = unsupported_reason(&lp(
+        &["n", "go", "x"],
+        &["y", "scan"],
+        body(&["cond_out", "a_out", "s"]),
+    ));
+    assert!(r.contains("scan outputs"), "{r}");
+    let r = unsupported_reason(&lp(&["", "go", "x"], &["y"], body(&["cond_out", "a_out"])));
+    assert!(r.contains("trip count"), "{r}");
+    // The same loop with both inputs converts.
+    let pair = convert(&lp(&["n", "go", "x"], &["y"], body(&["cond_out", "a_out"])));
+    let op = &pair.predict_net.op[0];
+    assert_eq!(op.r#type(), "ONNXWhile");
+    assert_eq!(arg(op, "num_loop_carried_deps").unwrap().i, Some(1));
+    assert!(op.control_input.is_empty());
+}
+
+#[test]
+fn a_subgraph_reading_an_undefined_name_is_broken_input() {
+    let mut m = if_model("y", "y");
+    let g = m.graph.as_mut().unwrap();
+    g.node[0].attribute[0].g.as_mut().unwrap().node[0].input[0] = "nowhere".into();
+    let e = onnx_to_caffe2(&m, &ToCaffe2Options::default()).unwrap_err();
+    assert!(matches!(e, ConvertError::Invalid(_)), "{e}");
+    assert!(e.to_string().contains("nowhere"), "{e}");
+}
