@@ -186,25 +186,15 @@ fn prepare(text: &str) -> Result<Cow<'_, str>, (usize, String)> {
 /// Fails only for a net nested more than 100 messages deep, which no decoder
 /// of this crate produces but code can build.
 pub fn netdef_to_text(net: &NetDef) -> Result<String, Caffe2Error> {
-    let bytes = net.encode_to_vec();
-    let error = |reason: String| Caffe2Error::Decode {
-        what: format!("net {:?}", net.name.as_deref().unwrap_or("")),
-        len: bytes.len() as u64,
+    let mut out = Vec::new();
+    print_net(net, &[], &mut out, std::path::Path::new(""))?;
+    // Cannot fail: the printer writes `str`s only.
+    String::from_utf8(out).map_err(|e| Caffe2Error::Decode {
+        what: net_what(net),
+        len: net.encoded_len() as u64,
         offset: None,
-        reason,
-    };
-    let printed = with_deep_stack(|| {
-        let message = DynamicMessage::decode(netdef_descriptor(), bytes.as_slice())
-            .map_err(|e| format!("cannot be printed as text: {e}"))?;
-        let mut out = String::new();
-        print_message(&mut out, &message, 0);
-        Ok(out)
-    });
-    match printed {
-        Ok(Ok(text)) => Ok(text),
-        Ok(Err(reason)) => Err(error(reason)),
-        Err(e) => Err(error(format!("text-format printer: {e}"))),
-    }
+        reason: format!("text-format printer: {e}"),
+    })
 }
 
 /// Writes the text form of `net` to `out`, the bytes [`netdef_to_text`]
@@ -221,23 +211,34 @@ pub fn write_netdef_text(
     out: &mut (dyn std::io::Write + Send),
     path: &std::path::Path,
 ) -> Result<(), Caffe2Error> {
-    let printed = with_deep_stack(|| write_lazy(net, out));
-    let what = || format!("net {:?}", net.net.name.as_deref().unwrap_or(""));
+    print_net(&net.net, &net.floats, out, path)
+}
+
+fn net_what(net: &NetDef) -> String {
+    format!("net {:?}", net.name.as_deref().unwrap_or(""))
+}
+
+/// The one printer behind [`netdef_to_text`] and [`write_netdef_text`], on a
+/// thread with a deep stack; `lazy` lists the arguments whose floats are
+/// still in the input, in op order.
+fn print_net(
+    net: &NetDef,
+    lazy: &[(usize, usize, LazyFloats)],
+    out: &mut (dyn std::io::Write + Send),
+    path: &std::path::Path,
+) -> Result<(), Caffe2Error> {
+    let printed = with_deep_stack(|| write_lazy(net, lazy, out));
+    let error = |reason: String| Caffe2Error::Decode {
+        what: net_what(net),
+        len: net.encoded_len() as u64,
+        offset: None,
+        reason,
+    };
     match printed {
         Ok(Ok(())) => Ok(()),
         Ok(Err(TextWriteError::Io(e))) => Err(Caffe2Error::io(path, e)),
-        Ok(Err(TextWriteError::Decode(reason))) => Err(Caffe2Error::Decode {
-            what: what(),
-            len: 0,
-            offset: None,
-            reason,
-        }),
-        Err(e) => Err(Caffe2Error::Decode {
-            what: what(),
-            len: 0,
-            offset: None,
-            reason: format!("text-format printer: {e}"),
-        }),
+        Ok(Err(TextWriteError::Decode(reason))) => Err(error(reason)),
+        Err(e) => Err(error(format!("text-format printer: {e}"))),
     }
 }
 
@@ -246,7 +247,11 @@ enum TextWriteError {
     Decode(String),
 }
 
-fn write_lazy(net: &LazyNetDef, out: &mut dyn std::io::Write) -> Result<(), TextWriteError> {
+fn write_lazy(
+    net: &NetDef,
+    lazy: &[(usize, usize, LazyFloats)],
+    out: &mut dyn std::io::Write,
+) -> Result<(), TextWriteError> {
     let mut text = String::new();
     let flush = |text: &mut String, out: &mut dyn std::io::Write| {
         let r = out.write_all(text.as_bytes());
@@ -254,13 +259,13 @@ fn write_lazy(net: &LazyNetDef, out: &mut dyn std::io::Write) -> Result<(), Text
         r.map_err(TextWriteError::Io)
     };
     let head = NetDef {
-        name: net.net.name.clone(),
+        name: net.name.clone(),
         ..Default::default()
     };
     print_prost(&mut text, &head, "caffe2.NetDef", 0)?;
     flush(&mut text, out)?;
-    let mut lazy = net.floats.iter().peekable();
-    for (i, op) in net.net.op.iter().enumerate() {
+    let mut lazy = lazy.iter().peekable();
+    for (i, op) in net.op.iter().enumerate() {
         text.push_str("op {\n");
         if lazy.peek().is_none_or(|(o, _, _)| *o != i) {
             print_prost(&mut text, op, "caffe2.OperatorDef", 2)?;
@@ -317,10 +322,18 @@ fn write_lazy(net: &LazyNetDef, out: &mut dyn std::io::Write) -> Result<(), Text
         text.push_str("}\n");
         flush(&mut text, out)?;
     }
+    // Every field but the name and the ops, listed so that the ops (the
+    // bulk of a net) are not copied.
     let tail = NetDef {
         name: None,
         op: Vec::new(),
-        ..net.net.clone()
+        r#type: net.r#type.clone(),
+        num_workers: net.num_workers,
+        device_option: net.device_option.clone(),
+        arg: net.arg.clone(),
+        external_input: net.external_input.clone(),
+        external_output: net.external_output.clone(),
+        partition_info: net.partition_info.clone(),
     };
     print_prost(&mut text, &tail, "caffe2.NetDef", 0)?;
     flush(&mut text, out)

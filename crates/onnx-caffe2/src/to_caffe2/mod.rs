@@ -821,25 +821,18 @@ fn write_dir(
         // (still in its temporary file), one op and one piece of floats at a
         // time, so memory stays flat whatever the weights' size.
         let init_net = netport_caffe2::floats::load_netdef_lazy(&init_temp)?;
-        let init_text = dir.join("init_net.pbtxt");
-        let mut tfile = netport_io::AtomicFile::create(&init_text)
-            .map_err(netport_caffe2::Caffe2Error::from)?;
-        netport_caffe2::write_netdef_text(&init_net, tfile.writer(), &init_text)?;
-        done.push(tfile.finish().map_err(netport_caffe2::Caffe2Error::from)?);
-        files.push(init_text);
-        let predict_text = dir.join("predict_net.pbtxt");
-        let text = netport_caffe2::netdef_to_text(&pair.predict_net)?;
-        let mut tfile = netport_io::AtomicFile::create(&predict_text)
-            .map_err(netport_caffe2::Caffe2Error::from)?;
-        tfile
-            .writer()
-            .write_all(text.as_bytes())
-            .map_err(|e| netport_caffe2::Caffe2Error::Io {
-                path: predict_text.clone(),
-                source: e,
-            })?;
-        done.push(tfile.finish().map_err(netport_caffe2::Caffe2Error::from)?);
-        files.push(predict_text);
+        let predict_net = netport_caffe2::LazyNetDef {
+            net: pair.predict_net.clone(),
+            floats: Vec::new(),
+        };
+        for (net, name) in [(&init_net, "init_net"), (&predict_net, "predict_net")] {
+            let path = dir.join(format!("{name}.pbtxt"));
+            let mut tfile =
+                netport_io::AtomicFile::create(&path).map_err(netport_caffe2::Caffe2Error::from)?;
+            netport_caffe2::write_netdef_text(net, tfile.writer(), &path)?;
+            done.push(tfile.finish().map_err(netport_caffe2::Caffe2Error::from)?);
+            files.push(path);
+        }
     }
     let bytes = done.iter().map(netport_io::Finished::len).sum();
     for finished in done {
