@@ -60,11 +60,13 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Floor", 6, 28),
     ("Gather", 1, 28),
     ("Gemm", 7, 28),
+    ("GRU", 7, 28),
     ("GlobalAveragePool", 1, 28),
     ("GlobalMaxPool", 1, 28),
     ("Greater", 7, 28),
     ("Identity", 1, 28),
     ("LRN", 1, 28),
+    ("LSTM", 7, 28),
     ("LeakyRelu", 6, 28),
     ("Less", 7, 28),
     ("Log", 6, 28),
@@ -79,6 +81,7 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Or", 7, 28),
     ("Pad", 2, 28),
     ("Pow", 7, 28),
+    ("RNN", 7, 28),
     ("Reciprocal", 6, 28),
     ("ReduceMax", 1, 28),
     ("ReduceMean", 1, 28),
@@ -91,7 +94,7 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Sigmoid", 6, 28),
     ("Sign", 9, 28),
     ("Sin", 7, 28),
-    ("Slice", 10, 28),
+    ("Slice", 1, 28),
     ("Softmax", 1, 28),
     ("Softplus", 1, 28),
     ("Softsign", 1, 28),
@@ -147,7 +150,7 @@ fn converted_in_cpp(op: &str) -> bool {
     )
 }
 
-fn arg_i(name: &str, i: i64) -> Argument {
+pub(super) fn arg_i(name: &str, i: i64) -> Argument {
     Argument {
         name: Some(name.into()),
         i: Some(i),
@@ -155,7 +158,7 @@ fn arg_i(name: &str, i: i64) -> Argument {
     }
 }
 
-fn arg_f(name: &str, f: f32) -> Argument {
+pub(super) fn arg_f(name: &str, f: f32) -> Argument {
     Argument {
         name: Some(name.into()),
         f: Some(f),
@@ -163,7 +166,7 @@ fn arg_f(name: &str, f: f32) -> Argument {
     }
 }
 
-fn arg_ints(name: &str, ints: Vec<i64>) -> Argument {
+pub(super) fn arg_ints(name: &str, ints: Vec<i64>) -> Argument {
     Argument {
         name: Some(name.into()),
         ints,
@@ -171,7 +174,7 @@ fn arg_ints(name: &str, ints: Vec<i64>) -> Argument {
     }
 }
 
-fn arg_s(name: &str, s: &str) -> Argument {
+pub(super) fn arg_s(name: &str, s: &str) -> Argument {
     Argument {
         name: Some(name.into()),
         s: Some(bytes::Bytes::copy_from_slice(s.as_bytes())),
@@ -480,6 +483,7 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             Ok(vec![op])
         }
         "Upsample" => upsample(cx, &n),
+        "Slice" if opset < 10 => slice_attrs(cx, &n),
         "Slice" => slice(cx, &n),
         _ => Err(no("no Caffe2 equivalent")),
     }
@@ -1175,7 +1179,10 @@ fn constant(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
 }
 
 fn constant_of_shape(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    // C++ BuildTensorFillingOp: no name; `value`, `input_as_shape`, `dtype`
+    // (as Caffe2Backend writes it for torch's LSTM exports).
     let mut op = n.op("ConstantFill");
+    op.name = None;
     op.arg = vec![arg_i("input_as_shape", 1)];
     if let Some(t) = n.attr("value").and_then(|a| a.t.as_ref()) {
         let (dtype, value) = match tensor_values(t, cx.resolver)? {
@@ -1193,7 +1200,7 @@ fn constant_of_shape(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
                 ));
             }
         };
-        op.arg.push(value);
+        op.arg.insert(0, value);
         op.arg.push(arg_i("dtype", dtype));
     }
     Ok(vec![op])
@@ -1346,4 +1353,114 @@ fn slice(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
     op.input.truncate(1);
     op.arg = vec![arg_ints("starts", c2_starts), arg_ints("ends", c2_ends)];
     Ok(vec![op])
+}
+
+/// Slice with `starts`/`ends`[/`axes`] attributes (opsets before 10), as
+/// the backend's C++ `CreateSlice` writes it: the full start and end
+/// vectors are built at run time from the data's Shape (ConstantFill 0 /
+/// -1, then ScatterAssign of the given axes), then `Slice(data, starts,
+/// ends)`. Negative indices move one down (Caffe2 counts -1 as one past
+/// the end); an end of INT64_MAX becomes -1.
+fn slice_attrs(cx: &mut Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    let starts = n
+        .attr_ints("starts")
+        .ok_or_else(|| no("Slice without starts"))?;
+    let ends = n
+        .attr_ints("ends")
+        .ok_or_else(|| no("Slice without ends"))?;
+    let axes = n
+        .attr_ints("axes")
+        .unwrap_or_else(|| (0..starts.len() as i64).collect());
+    if starts.len() != ends.len() || starts.len() != axes.len() {
+        return Err(no("Slice starts, ends and axes of different lengths"));
+    }
+    let data = n.input(0).ok_or_else(|| no("Slice without data"))?;
+    let helper = |ty: &str, input: &[&str], output: &str, arg: Vec<Argument>| OperatorDef {
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        name: Some(String::new()),
+        r#type: Some(ty.to_string()),
+        arg,
+        ..Default::default()
+    };
+    let k = starts.len() as i64;
+    let shape = cx.dummy();
+    let axes_blob = cx.dummy();
+    let starts_blob = cx.dummy();
+    let full_starts = cx.dummy();
+    let mut ops = vec![
+        helper("Shape", &[data], &shape, vec![]),
+        helper(
+            "GivenTensorIntFill",
+            &[],
+            &axes_blob,
+            vec![arg_ints("shape", vec![k]), arg_ints("values", axes)],
+        ),
+        helper(
+            "GivenTensorInt64Fill",
+            &[],
+            &starts_blob,
+            vec![
+                arg_ints("shape", vec![k]),
+                arg_ints(
+                    "values",
+                    starts
+                        .iter()
+                        .map(|&s| if s < 0 { s - 1 } else { s })
+                        .collect(),
+                ),
+            ],
+        ),
+        helper(
+            "ConstantFill",
+            &[&shape],
+            &full_starts,
+            vec![arg_i("dtype", 10), arg_i("value", 0)],
+        ),
+        helper(
+            "ScatterAssign",
+            &[&full_starts, &axes_blob, &starts_blob],
+            &full_starts,
+            vec![],
+        ),
+    ];
+    let ends_blob = cx.dummy();
+    let full_ends = cx.dummy();
+    ops.extend([
+        helper(
+            "GivenTensorInt64Fill",
+            &[],
+            &ends_blob,
+            vec![
+                arg_ints("shape", vec![k]),
+                arg_ints(
+                    "values",
+                    ends.iter()
+                        .map(|&e| match e {
+                            i64::MAX => -1,
+                            e if e < 0 => e - 1,
+                            e => e,
+                        })
+                        .collect(),
+                ),
+            ],
+        ),
+        helper(
+            "ConstantFill",
+            &[&shape],
+            &full_ends,
+            vec![arg_i("dtype", 10), arg_i("value", -1)],
+        ),
+        helper(
+            "ScatterAssign",
+            &[&full_ends, &axes_blob, &ends_blob],
+            &full_ends,
+            vec![],
+        ),
+    ]);
+    let mut op = n.op("Slice");
+    op.input = vec![data.to_string(), full_starts, full_ends];
+    op.arg = n.args(&[], &["starts", "ends", "axes"])?;
+    ops.push(op);
+    Ok(ops)
 }

@@ -22,12 +22,12 @@ const FAMILIES: &[&str] = &[
     "googlenet",
 ];
 
-fn script(name: &str) -> PathBuf {
+pub(crate) fn script(name: &str) -> PathBuf {
     root().join("testdata/peers/caffe2").join(name)
 }
 
 /// Runs a script in the Caffe2 venv; returns (exit code, stdout as JSON).
-fn run_python(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
+pub(crate) fn run_python(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
     run_in(&need_env("NETPORT_CAFFE2_PYTHON"), args)
 }
 
@@ -57,7 +57,7 @@ fn manifest(refs: &Path) -> serde_json::Value {
 /// Converts `model` into `out` with our converter, as `netport convert`
 /// does (the init net streamed), checking that the in-memory pair encodes
 /// to the same bytes.
-fn convert(model: &Path, out: &Path) {
+pub(crate) fn convert(model: &Path, out: &Path) {
     let m = netport_onnx::load_model(model).unwrap();
     let options = ToCaffe2Options {
         resolver: Some(netport_onnx::ExternalDataResolver::for_model(model)),

@@ -4,5 +4,6 @@ mod common;
 mod hostile;
 mod interop;
 mod node_tests;
+mod rnn;
 mod to_caffe2;
 mod to_onnx;

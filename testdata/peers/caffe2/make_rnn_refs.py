@@ -1,0 +1,123 @@
+"""Reference files for netport's ONNX -> Caffe2 conversion of LSTM, GRU and
+RNN nodes, from the real Caffe2 (torch 1.4.0 wheel, Python 3.7). Run by
+`cargo xtask caffe2-refs` (or by hand) inside the Caffe2 venv:
+
+    python make_rnn_refs.py --out DIR
+
+For every model in MODELS: DIR/<name>/model.onnx (a torch.nn.LSTM / GRU /
+RNN with seeded weights, exported by torch 1.4 at opset 9 with
+keep_initializers_as_inputs, all outputs: the sequence, then the last hidden
+[and cell] states), input.npy, torch_output.npy (the sequence) and
+torch_output_1.npy[, torch_output_2.npy] (the last states), and ref/init_net.pb
++ ref/predict_net.pb(+txt) as `Caffe2Backend.onnx_graph_to_caffe2_net` writes
+them, ref/caffe2_output.npy (those nets run in the Caffe2 workspace).
+DIR/manifest.json lists what was made, with the max abs difference of every
+Caffe2 output from torch's.
+"""
+# onnx before torch: else two protobuf copies and onnx.checker segfaults.
+import onnx
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+from caffe2.python.onnx.backend import Caffe2Backend
+from caffe2.python import workspace
+
+SEED = 20261202
+INPUT_SIZE, HIDDEN, SEQ, BATCH = 5, 6, 7, 3
+
+# name -> (module, num_layers, bidirectional, extra kwargs)
+MODELS = {
+    "lstm_1l": ("LSTM", 1, False, {}),
+    "lstm_2l": ("LSTM", 2, False, {}),
+    "lstm_bi_1l": ("LSTM", 1, True, {}),
+    "lstm_bi_2l": ("LSTM", 2, True, {}),
+    "gru_1l": ("GRU", 1, False, {}),
+    "gru_2l": ("GRU", 2, False, {}),
+    "gru_bi_1l": ("GRU", 1, True, {}),
+    "gru_bi_2l": ("GRU", 2, True, {}),
+    "rnn_tanh_1l": ("RNN", 1, False, {"nonlinearity": "tanh"}),
+    "rnn_relu_2l": ("RNN", 2, False, {"nonlinearity": "relu"}),
+    "rnn_tanh_bi_1l": ("RNN", 1, True, {"nonlinearity": "tanh"}),
+    "rnn_relu_bi_2l": ("RNN", 2, True, {"nonlinearity": "relu"}),
+}
+
+
+class Flat(torch.nn.Module):
+    """The RNN with its outputs flattened: (seq, h[, c])."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        y, state = self.rnn(x)
+        if isinstance(state, tuple):
+            return (y,) + state
+        return y, state
+
+
+def save_net(net, path):
+    with open(path, "wb") as f:
+        f.write(net.SerializeToString())
+    with open(path + "txt", "w") as f:
+        f.write(str(net))
+
+
+def make(name, out):
+    kind, layers, bidi, kw = MODELS[name]
+    torch.manual_seed(SEED)
+    rnn = getattr(torch.nn, kind)(INPUT_SIZE, HIDDEN, num_layers=layers,
+                                  bidirectional=bidi, **kw)
+    model = Flat(rnn).eval()
+    x = torch.from_numpy(
+        np.random.RandomState(SEED).randn(SEQ, BATCH, INPUT_SIZE).astype(np.float32))
+    d = os.path.join(out, name)
+    os.makedirs(os.path.join(d, "ref"), exist_ok=True)
+    with torch.no_grad():
+        ys = [y.numpy() for y in model(x)]
+    path = os.path.join(d, "model.onnx")
+    torch.onnx.export(model, x, path, opset_version=9, keep_initializers_as_inputs=True)
+    np.save(os.path.join(d, "input.npy"), x.numpy())
+    np.save(os.path.join(d, "torch_output.npy"), ys[0])
+    for i, y in enumerate(ys[1:], start=1):
+        np.save(os.path.join(d, "torch_output_%d.npy" % i), y)
+    m = onnx.load(path)
+    init_net, predict_net = Caffe2Backend.onnx_graph_to_caffe2_net(m, device="CPU")
+    save_net(init_net, os.path.join(d, "ref", "init_net.pb"))
+    save_net(predict_net, os.path.join(d, "ref", "predict_net.pb"))
+    data = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
+    workspace.ResetWorkspace()
+    workspace.RunNetOnce(init_net)
+    workspace.FeedBlob(data[0], x.numpy())
+    workspace.RunNetOnce(predict_net)
+    c2 = [workspace.FetchBlob(o) for o in predict_net.external_output]
+    np.save(os.path.join(d, "ref", "caffe2_output.npy"), c2[0])
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(c2, ys))
+    return {"kind": "onnx", "input": data[0], "outputs": len(ys),
+            "input_shape": [SEQ, BATCH, INPUT_SIZE], "caffe2_vs_torch_max_abs_diff": diff,
+            "predict_ops": len(predict_net.op), "init_ops": len(init_net.op)}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--models", default=",".join(MODELS))
+    a = p.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    manifest = {"versions": {"torch": torch.__version__, "onnx": onnx.__version__,
+                             "numpy": np.__version__, "seed": SEED}, "models": {}}
+    for name in [n for n in a.models.split(",") if n]:
+        print("==>", name, flush=True)
+        manifest["models"][name] = make(name, a.out)
+        print("   ", manifest["models"][name], flush=True)
+    with open(os.path.join(a.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
