@@ -10,7 +10,8 @@ keep_initializers_as_inputs, all outputs: the sequence, then the last hidden
 [and cell] states), input.npy, torch_output.npy (the sequence) and
 torch_output_1.npy[, torch_output_2.npy] (the last states), and ref/init_net.pb
 + ref/predict_net.pb(+txt) as `Caffe2Backend.onnx_graph_to_caffe2_net` writes
-them, ref/caffe2_output.npy (those nets run in the Caffe2 workspace).
+them, ref/caffe2_output.npy[, ref/caffe2_output_1.npy, ...] (every output of
+those nets run in the Caffe2 workspace).
 DIR/manifest.json lists what was made, with the max abs difference of every
 Caffe2 output from torch's.
 """
@@ -97,6 +98,8 @@ def make(name, out):
     workspace.RunNetOnce(predict_net)
     c2 = [workspace.FetchBlob(o) for o in predict_net.external_output]
     np.save(os.path.join(d, "ref", "caffe2_output.npy"), c2[0])
+    for i, y in enumerate(c2[1:], start=1):
+        np.save(os.path.join(d, "ref", "caffe2_output_%d.npy" % i), y)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(c2, ys))
     return {"kind": "onnx", "input": data[0], "outputs": len(ys),
             "input_shape": [SEQ, BATCH, INPUT_SIZE], "caffe2_vs_torch_max_abs_diff": diff,
