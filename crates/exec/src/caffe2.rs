@@ -960,6 +960,7 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
         "ChannelShuffle" => Box::new(ChannelShuffle {
             group: a.i("group").unwrap_or(1).max(0) as usize,
         }),
+        "Expand" => Box::new(crate::kernels::shape::Expand),
         "Shape" => {
             if a.ints("axes").is_some_and(|v| !v.is_empty()) {
                 return Err("axes".into());

@@ -878,10 +878,11 @@ fn data_inputs(init: &NetDef, predict: &NetDef) -> Vec<String> {
         .chain(&predict.op)
         .flat_map(|o| o.output.iter().map(String::as_str))
         .collect();
+    let mut seen = HashSet::new();
     predict
         .external_input
         .iter()
-        .filter(|i| !made.contains(i.as_str()))
+        .filter(|i| !made.contains(i.as_str()) && seen.insert(i.as_str()))
         .cloned()
         .collect()
 }

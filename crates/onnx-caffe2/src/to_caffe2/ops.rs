@@ -56,6 +56,7 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Elu", 6, 28),
     ("Equal", 7, 28),
     ("Exp", 6, 28),
+    ("Expand", 8, 28),
     ("Flatten", 1, 28),
     ("Floor", 6, 28),
     ("Gather", 1, 28),
@@ -368,6 +369,8 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             same_shapes(cx, &n)?;
             simple(&n, ty, &[], &[])
         }
+        // Caffe2's Expand: numpy broadcasting to the shape input, as ONNX's.
+        "Expand" => simple(&n, "Expand", &[], &[]),
         "Equal" => simple(&n, "EQ", &[], &[]),
         "Less" => simple(&n, "LT", &[], &[]),
         "Greater" => simple(&n, "GT", &[], &[]),
@@ -518,6 +521,7 @@ fn type_rule(op: &str) -> (usize, &'static [i32]) {
             (ALL, CAFFE2_TYPES)
         }
         "Cast" => (1, CAFFE2_TYPES),
+        "Expand" => (1, &[FLOAT, DOUBLE, INT32, INT64]),
         "ArgMax" | "ArgMin" => (1, &[FLOAT, INT32, INT64]),
         _ => (1, &[FLOAT]),
     }

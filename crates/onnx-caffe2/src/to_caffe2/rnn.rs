@@ -145,6 +145,10 @@ pub(super) fn convert(
                 activation = first;
             }
             ("linear_before_reset", Kind::Gru) => linear_before_reset = a.i(),
+            // Defaults written out (torch's dynamo exporter does): the
+            // backend refused any attribute, but the net is the same.
+            ("layout", _) | ("input_forget", Kind::Lstm) if a.i() == 0 => {}
+            ("activations", Kind::Lstm | Kind::Gru) if default_activations(kind, &a.strings) => {}
             (other, _) => {
                 return Err(no(format!(
                     "attribute '{other}': Caffe2Backend has no form for it (its RecurrentNetwork \
@@ -705,6 +709,22 @@ fn cell_ops(
         outputs.push(rn_outputs[3].clone());
     }
     outputs
+}
+
+/// ONNX's default activations of LSTM (sigmoid, tanh, tanh) or GRU
+/// (sigmoid, tanh), once per direction.
+fn default_activations(kind: Kind, given: &[bytes::Bytes]) -> bool {
+    let one: &[&str] = if kind == Kind::Lstm {
+        &["sigmoid", "tanh", "tanh"]
+    } else {
+        &["sigmoid", "tanh"]
+    };
+    !given.is_empty()
+        && given.len().is_multiple_of(one.len())
+        && given
+            .iter()
+            .zip(one.iter().cycle())
+            .all(|(g, d)| String::from_utf8_lossy(g).eq_ignore_ascii_case(d))
 }
 
 fn unit_args() -> Vec<Argument> {
