@@ -443,7 +443,7 @@ impl Kernel for RecurrentNetwork {
                     } else {
                         let x = input_named(&l.external)
                             .ok_or_else(|| format!("link to unknown blob {}", l.external))?;
-                        if at >= x.shape[0] {
+                        if at >= x.shape.first().copied().unwrap_or(0) {
                             return Err(format!("step {at} of {} ({:?})", l.external, x.shape));
                         }
                         step_of(x, at)?

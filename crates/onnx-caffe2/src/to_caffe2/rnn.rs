@@ -27,6 +27,7 @@
 
 use super::Cx;
 use super::ops::{Fail, arg_f, arg_i, arg_ints, arg_s, in_table};
+use crate::error::invalid;
 use netport_caffe2::proto::{Argument, NetDef, OperatorDef};
 use netport_onnx::proto::{GraphProto, NodeProto};
 use std::collections::HashSet;
@@ -238,7 +239,23 @@ pub(super) fn convert(
     if bidi {
         check_bidirectional_y(cx, graph, &node.output[0], hidden)?;
     }
-    let _ = w_shape;
+    let gates: i64 = match kind {
+        Kind::Lstm => 4,
+        Kind::Gru => 3,
+        Kind::Rnn => 1,
+    };
+    // W is (directions, gates * hidden, input): a disagreeing hidden_size
+    // would make Slices that cut the wrong rows.
+    let dirs = if bidi { 2 } else { 1 };
+    let rows = gates
+        .checked_mul(hidden)
+        .filter(|r| r.checked_mul(4).is_some())
+        .ok_or_else(|| Fail::Invalid(invalid(format!("hidden_size {hidden} overflows"))))?;
+    if w_shape[0].is_some_and(|d| d != dirs) || w_shape[1].is_some_and(|r| r != rows) {
+        return Err(Fail::Invalid(invalid(format!(
+            "W of shape {w_shape:?} for {dirs} direction(s) of {gates} gate(s) of hidden_size {hidden}"
+        ))));
+    }
 
     let weights_in_init = [w, r, b].iter().all(|v| !cx.is_predict_value(Some(v)));
     let mut init: Vec<OperatorDef> = Vec::new();
@@ -253,11 +270,6 @@ pub(super) fn convert(
         ));
         init.push(op("Squeeze", &[v], &[v], vec![arg_ints("dims", vec![0])]));
     }
-    let gates: i64 = match kind {
-        Kind::Lstm => 4,
-        Kind::Gru => 3,
-        Kind::Rnn => 1,
-    };
     let mut outs = Vec::new();
     for dir in 0..if bidi { 2 } else { 1 } {
         outs.push(direction_ops(

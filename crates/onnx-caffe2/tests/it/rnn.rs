@@ -190,3 +190,29 @@ fn bidirectional_y_read_directly_is_refused() {
     assert_eq!(nodes[0].op, "LSTM");
     assert!(nodes[0].reason.contains("layout"), "{err}");
 }
+
+/// A hidden_size that disagrees with W's shape (or overflows) is broken
+/// input: an error naming the shapes, nothing converted.
+#[test]
+#[ignore = "interop: needs NETPORT_CAFFE2_REFS"]
+fn hidden_size_disagreeing_with_w_is_invalid() {
+    let refs = need_env("NETPORT_CAFFE2_REFS").join("rnn");
+    for hidden in [5, 1 << 62] {
+        let mut m = netport_onnx::load_model(&refs.join("lstm_1l/model.onnx")).unwrap();
+        let graph = m.graph.as_mut().unwrap();
+        let lstm = graph
+            .node
+            .iter_mut()
+            .find(|n| n.op_type() == "LSTM")
+            .unwrap();
+        let attr = lstm
+            .attribute
+            .iter_mut()
+            .find(|a| a.name() == "hidden_size")
+            .unwrap();
+        attr.i = Some(hidden);
+        let err = onnx_to_caffe2(&m, &ToCaffe2Options::default()).unwrap_err();
+        assert!(matches!(err, ConvertError::Invalid(_)), "{hidden}: {err}");
+        assert!(err.to_string().contains("hidden_size"), "{err}");
+    }
+}
