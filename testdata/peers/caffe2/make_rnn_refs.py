@@ -14,6 +14,11 @@ them, ref/caffe2_output.npy[, ref/caffe2_output_1.npy, ...] (every output of
 those nets run in the Caffe2 workspace).
 DIR/manifest.json lists what was made, with the max abs difference of every
 Caffe2 output from torch's.
+
+LBR0 models are torch's GRU exports with the GRU node's linear_before_reset
+set to 0 (ONNX's default, which PyTorch never writes): no torch output
+(torch computes linear_before_reset=1); their manifest entry says
+"expected": "onnxruntime" (the tests run model.onnx there).
 """
 # onnx before torch: else two protobuf copies and onnx.checker segfaults.
 import onnx
@@ -46,6 +51,8 @@ MODELS = {
     "rnn_tanh_bi_1l": ("RNN", 1, True, {"nonlinearity": "tanh"}),
     "rnn_relu_bi_2l": ("RNN", 2, True, {"nonlinearity": "relu"}),
 }
+# name -> the model whose GRU export is rewritten to linear_before_reset=0
+LBR0 = {"gru_lbr0_1l": "gru_1l", "gru_lbr0_bi_2l": "gru_bi_2l"}
 
 
 class Flat(torch.nn.Module):
@@ -69,7 +76,38 @@ def save_net(net, path):
         f.write(str(net))
 
 
+def make_lbr0(name, out):
+    src = os.path.join(out, LBR0[name])
+    m = onnx.load(os.path.join(src, "model.onnx"))
+    for n in m.graph.node:
+        if n.op_type == "GRU":
+            for a in n.attribute:
+                if a.name == "linear_before_reset":
+                    a.i = 0
+    d = os.path.join(out, name)
+    os.makedirs(os.path.join(d, "ref"), exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    x = np.load(os.path.join(src, "input.npy"))
+    np.save(os.path.join(d, "input.npy"), x)
+    init_net, predict_net = Caffe2Backend.onnx_graph_to_caffe2_net(m, device="CPU")
+    save_net(init_net, os.path.join(d, "ref", "init_net.pb"))
+    save_net(predict_net, os.path.join(d, "ref", "predict_net.pb"))
+    workspace.ResetWorkspace()
+    workspace.RunNetOnce(init_net)
+    workspace.FeedBlob("input", x)
+    workspace.RunNetOnce(predict_net)
+    c2 = [workspace.FetchBlob(o) for o in predict_net.external_output]
+    np.save(os.path.join(d, "ref", "caffe2_output.npy"), c2[0])
+    for i, y in enumerate(c2[1:], start=1):
+        np.save(os.path.join(d, "ref", "caffe2_output_%d.npy" % i), y)
+    return {"kind": "onnx", "input": "input", "outputs": len(c2), "expected": "onnxruntime",
+            "input_shape": list(x.shape), "predict_ops": len(predict_net.op),
+            "init_ops": len(init_net.op)}
+
+
 def make(name, out):
+    if name in LBR0:
+        return make_lbr0(name, out)
     kind, layers, bidi, kw = MODELS[name]
     torch.manual_seed(SEED)
     rnn = getattr(torch.nn, kind)(INPUT_SIZE, HIDDEN, num_layers=layers,
@@ -109,7 +147,7 @@ def make(name, out):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--models", default=",".join(list(MODELS) + list(LBR0)))
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     manifest = {"versions": {"torch": torch.__version__, "onnx": onnx.__version__,

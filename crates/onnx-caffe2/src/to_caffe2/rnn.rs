@@ -11,7 +11,9 @@
 //! * per direction: Slices of the initial states, the input projection
 //!   (`FC`, axis 2), a `RecurrentNetwork` op whose `step_net` argument holds
 //!   the cell (FC + Sum + LSTMUnit, FC + Sum + Tanh/Relu, or the GRU's
-//!   Split/FC/Sigmoid/Mul/Concat + GRUUnit); the backward direction of a
+//!   Split/FC/Sigmoid/Mul/Concat + GRUUnit, the reset gate applied after
+//!   the recurrent FC with `linear_before_reset=1` or to the previous state
+//!   before it with 0, as `gru_cell`); the backward direction of a
 //!   bidirectional node runs over the input reversed with
 //!   `ReversePackedSegs` (lengths made from the input's shape);
 //! * the outputs: `ExpandDims` of the sequence and `Copy` of the last
@@ -21,7 +23,8 @@
 //! What the backend cannot do, or does so that the net computes something
 //! else than the ONNX node, is refused with the reason: `direction=reverse`,
 //! any attribute besides `hidden_size`/`direction` (`activations` for RNN,
-//! `linear_before_reset` for GRU), peepholes, omitted B or initial states,
+//! `linear_before_reset` for GRU; others only at their defaults), peepholes,
+//! `sequence_lens`, omitted inputs, outputs, B or initial states,
 //! a bidirectional `Y` not read back through the `Transpose(0,2,1,3)` +
 //! `Reshape(.., .., -1)` pattern that undoes the backend's own reshape.
 
@@ -213,11 +216,8 @@ pub(super) fn convert(
             "Caffe2Backend writes all {n_outputs} outputs: omitted outputs are not converted"
         )));
     }
-    if kind == Kind::Gru && linear_before_reset != 1 {
-        return Err(no(
-            "linear_before_reset=0: netport writes only the GRU step net of linear_before_reset=1 \
-             (what PyTorch exports)",
-        ));
+    if !matches!(linear_before_reset, 0 | 1) {
+        return Err(no(format!("linear_before_reset={linear_before_reset}")));
     }
     if !cx.is_predict_value(Some(x)) {
         return Err(no("an RNN over a constant input"));
@@ -276,6 +276,7 @@ pub(super) fn convert(
             cx,
             kind,
             &activation,
+            linear_before_reset == 1,
             dir,
             (x, w, r, b),
             &states,
@@ -417,6 +418,7 @@ fn direction_ops(
     cx: &mut Cx<'_>,
     kind: Kind,
     activation: &str,
+    linear_before_reset: bool,
     dir: i64,
     (x, w, r, b): (&str, &str, &str, &str),
     states: &[(&str, &str)],
@@ -545,7 +547,15 @@ fn direction_ops(
         }
         None => x.to_string(),
     };
-    let mut outputs = cell_ops(kind, activation, &name, &input, &sliced, pred);
+    let mut outputs = cell_ops(
+        kind,
+        activation,
+        linear_before_reset,
+        &name,
+        &input,
+        &sliced,
+        pred,
+    );
     if let Some(lens) = &reverse_lens {
         let rev = format!("{name}/output-reversed");
         pred.push(op(
@@ -564,6 +574,7 @@ fn direction_ops(
 fn cell_ops(
     kind: Kind,
     activation: &str,
+    linear_before_reset: bool,
     name: &str,
     input: &str,
     initial: &[String],
@@ -628,12 +639,23 @@ fn cell_ops(
             step_ops.push(op("Sum", &[&reset, &in_r], &[&reset], vec![]));
             let sig = p("reset_gate_t_sigmoid");
             step_ops.push(op("Sigmoid", &[&reset], &[&sig], vec![]));
-            step_ops.push(fc(&[&hprev, &params[4], &params[5]], &output));
-            let mul = p("output_gate_t_mul");
-            step_ops.push(op("Mul", &[&sig, &output], &[&mul], vec![]));
+            // gru_cell: linear_before_reset (cuDNN's GRU, PyTorch's)
+            // applies the reset gate to the recurrent product, else to the
+            // previous state before it.
+            let out = if linear_before_reset {
+                step_ops.push(fc(&[&hprev, &params[4], &params[5]], &output));
+                let mul = p("output_gate_t_mul");
+                step_ops.push(op("Mul", &[&sig, &output], &[&mul], vec![]));
+                mul
+            } else {
+                let modified = p("modified_hidden_t_prev");
+                step_ops.push(op("Mul", &[&sig, &hprev], &[&modified], vec![]));
+                step_ops.push(fc(&[&modified, &params[4], &params[5]], &output));
+                output
+            };
             step_ops.push(op("Sum", &[&update, &in_u], &[&update], vec![]));
             let summed = p("output_gate_t_summed");
-            step_ops.push(op("Sum", &[&mul, &in_o], &[&summed], vec![]));
+            step_ops.push(op("Sum", &[&out, &in_o], &[&summed], vec![]));
             let gates_t = p("gates_t");
             step_ops.push(op(
                 "Concat",

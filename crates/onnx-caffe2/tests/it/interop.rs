@@ -32,7 +32,7 @@ pub(crate) fn run_python(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) 
 }
 
 /// Runs a script with `python`; returns (exit code, stdout as JSON).
-fn run_in(python: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
+pub(crate) fn run_in(python: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
     let out = Command::new(python)
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")

@@ -2,11 +2,13 @@
 //! opset-9 exports of nn.LSTM / nn.GRU / nn.RNN (made by
 //! `testdata/peers/caffe2/make_rnn_refs.py` into `<refs>/rnn`), converted by
 //! us, equal Caffe2Backend's nets op for op and run in the Caffe2 workspace
-//! equal to torch (every output). Needs NETPORT_CAFFE2_PYTHON and
-//! NETPORT_CAFFE2_REFS.
+//! equal to torch (every output); GRUs rewritten to linear_before_reset=0
+//! (which torch cannot compute) equal to onnxruntime instead (the peer
+//! venv, NETPORT_PYTHON). Needs NETPORT_CAFFE2_PYTHON, NETPORT_CAFFE2_REFS
+//! and NETPORT_PYTHON.
 
 use crate::common::need_env;
-use crate::interop::{convert, run_python, script};
+use crate::interop::{convert, run_in, run_python, script};
 use netport_onnx_caffe2::{ConvertError, ToCaffe2Options, onnx_to_caffe2};
 use std::path::Path;
 
@@ -24,6 +26,8 @@ const MODELS: &[&str] = &[
     "rnn_relu_2l",
     "rnn_tanh_bi_1l",
     "rnn_relu_bi_2l",
+    "gru_lbr0_1l",
+    "gru_lbr0_bi_2l",
 ];
 
 #[test]
@@ -49,30 +53,74 @@ fn rnn_exports_equal_caffe2_backend_op_for_op_and_run_equal_to_torch() {
         if code != 0 || cmp["equal"] != true {
             failures.push(format!("{name}: nets differ: {cmp}"));
         }
-        let run = run_all_outputs(&ours, info["input"].as_str().unwrap(), &dir, info);
+        let input = info["input"].as_str().unwrap();
+        let run = if info["expected"] == "onnxruntime" {
+            // linear_before_reset=0 (torch cannot compute it): Y of our
+            // nets in Caffe2 against onnxruntime's run of the model.
+            let saved = tmp.path().join(format!("{name}-y.npy"));
+            let run = run_all_outputs(
+                &ours,
+                input,
+                &dir.join("ref"),
+                "caffe2_output",
+                info,
+                Some(&saved),
+            );
+            let feed = format!("{input}={}", dir.join("input.npy").display());
+            let (code, ort) = run_in(
+                &need_env("NETPORT_PYTHON"),
+                &[
+                    script("run_onnxruntime.py").as_os_str(),
+                    dir.join("model.onnx").as_os_str(),
+                    "--feed".as_ref(),
+                    feed.as_ref(),
+                    "--expect".as_ref(),
+                    saved.as_os_str(),
+                ],
+            );
+            eprintln!(
+                "{name}: onnxruntime vs our nets in Caffe2: max_abs_diff {}",
+                ort["max_abs_diff"]
+            );
+            if code != 0 || ort["allclose"] != true {
+                failures.push(format!(
+                    "{name}: onnxruntime differs from our nets in Caffe2: {ort}"
+                ));
+            }
+            run
+        } else {
+            run_all_outputs(&ours, input, &dir, "torch_output", info, None)
+        };
         if run["allclose"] != true {
             failures.push(format!(
                 "{name}: Caffe2 run of our nets differs from torch: {run}"
             ));
         }
         eprintln!(
-            "{name}: equal={} byte_identical={} vs torch max_abs_diff={}",
+            "{name}: equal={} byte_identical={} vs expected max_abs_diff={}",
             cmp["equal"], cmp["byte_identical"], run["max_abs_diff"]
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Runs our pair in `ours` in the Caffe2 workspace on `dir/input.npy`;
-/// every output compared with torch's (`dir/torch_output[_i].npy`, rtol
-/// 1e-4, atol 1e-5).
+/// Runs our pair in `ours` in the Caffe2 workspace on `input.npy` of the
+/// model's folder; every output compared with `dir/<prefix>[_i].npy`
+/// (rtol 1e-4, atol 1e-5); the first saved to `save` if given.
 fn run_all_outputs(
     ours: &Path,
     input: &str,
     dir: &Path,
+    prefix: &str,
     info: &serde_json::Value,
+    save: Option<&Path>,
 ) -> serde_json::Value {
-    let feed = format!("{input}={}", dir.join("input.npy").display());
+    let model_dir = if dir.ends_with("ref") {
+        dir.parent().unwrap()
+    } else {
+        dir
+    };
+    let feed = format!("{input}={}", model_dir.join("input.npy").display());
     let mut args: Vec<std::ffi::OsString> = vec![
         script("run_caffe2.py").into(),
         ours.join("init_net.pb").into(),
@@ -80,7 +128,7 @@ fn run_all_outputs(
         "--feed".into(),
         feed.into(),
         "--expect".into(),
-        dir.join("torch_output.npy").into(),
+        dir.join(format!("{prefix}.npy")).into(),
         "--rtol".into(),
         "1e-4".into(),
         "--atol".into(),
@@ -90,7 +138,11 @@ fn run_all_outputs(
     assert!(outputs >= 2, "{}: {info}", dir.display());
     for i in 1..outputs {
         args.push("--expect-next".into());
-        args.push(dir.join(format!("torch_output_{i}.npy")).into());
+        args.push(dir.join(format!("{prefix}_{i}.npy")).into());
+    }
+    if let Some(save) = save {
+        args.push("--save".into());
+        args.push(save.into());
     }
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let (code, run) = run_python(&args);
@@ -152,7 +204,14 @@ fn todays_rnn_exports_run_in_caffe2_equal_to_torch() {
                     continue;
                 }
             }
-            let run = run_all_outputs(&out, export["input"].as_str().unwrap(), &dir, entry);
+            let run = run_all_outputs(
+                &out,
+                export["input"].as_str().unwrap(),
+                &dir,
+                "torch_output",
+                entry,
+                None,
+            );
             eprintln!("{name} {exporter}: max_abs_diff {}", run["max_abs_diff"]);
             if run["allclose"] != true {
                 failures.push(format!("{name} {exporter}: {run}"));
