@@ -8,7 +8,7 @@
 //! and NETPORT_PYTHON.
 
 use crate::common::need_env;
-use crate::interop::{convert, run_in, run_python, script};
+use crate::interop::{convert_and_compare, run_in, run_python, script};
 use netport_onnx_caffe2::{ConvertError, ToCaffe2Options, onnx_to_caffe2};
 use std::path::Path;
 
@@ -44,15 +44,7 @@ fn rnn_exports_equal_caffe2_backend_op_for_op_and_run_equal_to_torch() {
         assert!(info.is_object(), "the references lack {name}");
         let dir = refs.join(name);
         let ours = tmp.path().join(name);
-        convert(&dir.join("model.onnx"), &ours);
-        let (code, cmp) = run_python(&[
-            script("compare_nets.py").as_os_str(),
-            ours.as_os_str(),
-            dir.join("ref").as_os_str(),
-        ]);
-        if code != 0 || cmp["equal"] != true {
-            failures.push(format!("{name}: nets differ: {cmp}"));
-        }
+        let cmp = convert_and_compare(&dir, &ours, name, &mut failures);
         let input = info["input"].as_str().unwrap();
         let run = if info["expected"] == "onnxruntime" {
             // linear_before_reset=0 (torch cannot compute it): Y of our
