@@ -23,7 +23,9 @@
 //! - `ReversePackedSegs(data (T, N, ...), lengths (N))`: the first
 //!   `lengths[n]` steps of each sequence reversed, the rest copied.
 //! - `Tile(data[, tiles[, axis]])`: `tiles` copies of each block along
-//!   `axis` (arguments `tiles`, `axis`, or inputs 1 and 2).
+//!   `axis` (arguments `tiles`, `axis`, or inputs 1 and 2; an int64 tiles
+//!   input without an axis input tiles along axis 0, as Caffe2 keeps for
+//!   old models).
 //! - `ScatterAssign(data, indices, slices)`: rows `indices[i]` of data
 //!   replaced by `slices[i]`.
 //!
@@ -205,7 +207,13 @@ impl Kernel for Tile {
             }
         };
         let tiles = one(1)?.or(self.tiles).unwrap_or(1);
-        let axis = one(2)?.unwrap_or(self.axis);
+        // tile_op.h keeps "a bug in the original code" for old models: an
+        // int64 tiles input resets the axis to 0 (an axis input still wins).
+        let axis = match (one(2)?, opt(inputs, 1)) {
+            (Some(a), _) => a,
+            (None, Some(t)) if t.dtype() == netport_tensor::DType::Int64 => 0,
+            (None, _) => self.axis,
+        };
         let r = x.rank() as i64;
         let a = usize::try_from(if axis < 0 { axis + r } else { axis })
             .ok()
