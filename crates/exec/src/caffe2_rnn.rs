@@ -19,7 +19,11 @@
 //!   `h = sigmoid(o) * tanh(c)`.
 //! - `GRUUnit`: gates `(1, N, 3D)` r, z, o (the reset gate already applied
 //!   by the step net): `h = h_prev * sigmoid(z) + tanh(o) * (1 - sigmoid(z))`.
-//!   Both without `sequence_lengths` (any other value is refused).
+//!   LSTMUnit with `sequence_lengths=1` also reads (lengths, timestep) and
+//!   keeps the previous states past a sequence's end (zeros with
+//!   `drop_states`); GRUUnit only without.
+//! - `VariableLengthSequencePadding(x (T, N, ...), lengths)`: steps past
+//!   each sequence's length set to 0.
 //! - `ReversePackedSegs(data (T, N, ...), lengths (N))`: the first
 //!   `lengths[n]` steps of each sequence reversed, the rest copied.
 //! - `Tile(data[, tiles[, axis]])`: `tiles` copies of each block along
@@ -44,20 +48,20 @@ use netport_caffe2::proto::{NetDef, OperatorDef};
 pub(crate) fn kernel(op: &OperatorDef) -> Option<Result<Box<dyn Kernel>, String>> {
     let arg_i = |n: &str| op.arg.iter().find(|a| a.name() == n).and_then(|a| a.i);
     let arg_f = |n: &str| op.arg.iter().find(|a| a.name() == n).and_then(|a| a.f);
-    let unit = || -> Result<(f64, bool), String> {
-        if arg_i("sequence_lengths").unwrap_or(1) != 0 {
-            return Err(
-                "sequence_lengths other than 0 (per-sequence lengths) is not supported".into(),
-            );
-        }
-        Ok((
-            f64::from(arg_f("forget_bias").unwrap_or(0.0)),
-            arg_i("drop_states").unwrap_or(0) != 0,
-        ))
-    };
+    // Caffe2's schema default: sequence lengths given.
+    let seq = arg_i("sequence_lengths").unwrap_or(1) != 0;
+    let drop = arg_i("drop_states").unwrap_or(0) != 0;
     Some(match op.r#type() {
-        "LSTMUnit" => unit().map(|(forget_bias, _)| Box::new(LstmUnit { forget_bias }) as _),
-        "GRUUnit" => unit().map(|_| Box::new(GruUnit) as _),
+        "LSTMUnit" => Ok(Box::new(LstmUnit {
+            forget_bias: f64::from(arg_f("forget_bias").unwrap_or(0.0)),
+            seq,
+            drop,
+        })),
+        "GRUUnit" if seq => {
+            Err("GRUUnit with sequence_lengths (per-sequence lengths) is not supported".into())
+        }
+        "GRUUnit" => Ok(Box::new(GruUnit)),
+        "VariableLengthSequencePadding" => Ok(Box::new(LengthPadding)),
         "ReversePackedSegs" => Ok(Box::new(ReversePackedSegs)),
         "Tile" => Ok(Box::new(Tile {
             tiles: arg_i("tiles"),
@@ -90,10 +94,13 @@ fn f32_tensor(shape: Vec<usize>, v: &[f64]) -> Result<Tensor, String> {
     Tensor::f32(shape, v.iter().map(|&x| x as f32).collect())
 }
 
-/// Caffe2 `LSTMUnit` (no sequence lengths).
+/// Caffe2 `LSTMUnit`: with `seq`, inputs (h, c, gates, lengths,
+/// timestep) and a sequence past its length keeps its states (`drop`: 0).
 #[derive(Debug)]
 struct LstmUnit {
     forget_bias: f64,
+    seq: bool,
+    drop: bool,
 }
 
 impl Kernel for LstmUnit {
@@ -108,9 +115,33 @@ impl Kernel for LstmUnit {
             ));
         }
         let (c_prev, gates) = (floats(c, "cell")?, floats(g, "gates")?);
+        let h_prev = floats(h, "hidden")?;
+        let valid: Vec<bool> = if self.seq {
+            let lens = arg(inputs, 3)?.to_i64_vec()?;
+            let t = match arg(inputs, 4)?.to_i64_vec()?[..] {
+                [t] => t,
+                _ => return Err("timestep is not one value".into()),
+            };
+            if lens.len() != n {
+                return Err(format!(
+                    "{} sequence lengths for a batch of {n}",
+                    lens.len()
+                ));
+            }
+            lens.iter().map(|&l| t < l).collect()
+        } else {
+            vec![true; n]
+        };
         let (sig, tanh) = (UnOp::Sigmoid, UnOp::Tanh);
         let (mut ho, mut co) = (vec![0.0; n * d], vec![0.0; n * d]);
         for b in 0..n {
+            if !valid[b] {
+                if !self.drop {
+                    ho[b * d..(b + 1) * d].copy_from_slice(&h_prev[b * d..(b + 1) * d]);
+                    co[b * d..(b + 1) * d].copy_from_slice(&c_prev[b * d..(b + 1) * d]);
+                }
+                continue;
+            }
             let x = &gates[b * 4 * d..(b + 1) * 4 * d];
             for j in 0..d {
                 let i = sig.f(x[j]);
@@ -126,6 +157,36 @@ impl Kernel for LstmUnit {
             f32_tensor(h.shape.clone(), &ho)?,
             f32_tensor(h.shape.clone(), &co)?,
         ])
+    }
+}
+
+/// Caffe2 `VariableLengthSequencePadding(x (T, N, ...), lengths (N))`:
+/// steps at or past each sequence's length set to 0.
+#[derive(Debug)]
+struct LengthPadding;
+
+impl Kernel for LengthPadding {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
+        let (x, lens) = (arg(inputs, 0)?, arg(inputs, 1)?);
+        if x.rank() < 2 {
+            return Err(format!("data of shape {:?} (rank 2+ expected)", x.shape));
+        }
+        let (t, n) = (x.shape[0], x.shape[1]);
+        let block: usize = x.shape[2..].iter().product();
+        let lens = lens.to_i64_vec()?;
+        if lens.len() != n {
+            return Err(format!("{} lengths for a batch of {n}", lens.len()));
+        }
+        let mut v = floats(x, "data")?;
+        for s in 0..t {
+            for (b, &l) in lens.iter().enumerate() {
+                if s as i64 >= l {
+                    let at = (s * n + b) * block;
+                    v[at..at + block].fill(0.0);
+                }
+            }
+        }
+        Ok(vec![f32_tensor(x.shape.clone(), &v)?])
     }
 }
 

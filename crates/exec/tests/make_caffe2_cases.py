@@ -184,6 +184,15 @@ def op_cases():
     t = np.zeros(1, dtype=np.int32)
     one_op("lstmunit", "LSTMUnit", [("h", r(1, 3, 4)), ("c", r(1, 3, 4)), ("g", r(1, 3, 16)), ("t", t)],
            ["h_out", "c_out"], forget_bias=0.5, drop_states=0, sequence_lengths=0)
+    lens, t2 = np.array([3, 2, 0], dtype=np.int32), np.array([2], dtype=np.int32)
+    one_op("lstmunit_seq", "LSTMUnit",
+           [("h", r(1, 3, 4)), ("c", r(1, 3, 4)), ("g", r(1, 3, 16)), ("l", lens), ("t", t2)],
+           ["h_out", "c_out"], sequence_lengths=1)
+    one_op("lstmunit_seq_drop", "LSTMUnit",
+           [("h", r(1, 3, 4)), ("c", r(1, 3, 4)), ("g", r(1, 3, 16)), ("l", lens), ("t", t2)],
+           ["h_out", "c_out"], sequence_lengths=1, drop_states=1)
+    one_op("variablelengthsequencepadding", "VariableLengthSequencePadding",
+           [("x", r(4, 3, 2)), ("l", lens)], ["x"])
     one_op("gruunit", "GRUUnit", [("h", r(1, 3, 4)), ("g", r(1, 3, 12)), ("t", t)], ["h_out"],
            drop_states=0, sequence_lengths=0)
     one_op("reversepackedsegs", "ReversePackedSegs",

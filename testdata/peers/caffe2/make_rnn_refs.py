@@ -18,7 +18,10 @@ Caffe2 output from torch's.
 LBR0 models are torch's GRU exports with the GRU node's linear_before_reset
 set to 0 (ONNX's default, which PyTorch never writes): no torch output
 (torch computes linear_before_reset=1); their manifest entry says
-"expected": "onnxruntime" (the tests run model.onnx there).
+"expected": "onnxruntime" (the tests run model.onnx there). SEQ_MODELS are
+torch's LSTM export with a graph input `seq_lens` (int32, one length per
+sequence) as the LSTM's sequence_lens; DIR/<name>/seq_lens.npy is fed with
+the input ("feeds" in the manifest), expected from onnxruntime as well.
 """
 # onnx before torch: else two protobuf copies and onnx.checker segfaults.
 import onnx
@@ -53,6 +56,9 @@ MODELS = {
 }
 # name -> the model whose GRU export is rewritten to linear_before_reset=0
 LBR0 = {"gru_lbr0_1l": "gru_1l", "gru_lbr0_bi_2l": "gru_bi_2l"}
+# name -> the LSTM export given a sequence_lens input
+SEQ_MODELS = {"lstm_seq_1l": "lstm_1l", "lstm_seq_2l": "lstm_2l"}
+SEQ_LENS = np.array([7, 4, 1], dtype=np.int32)
 
 
 class Flat(torch.nn.Module):
@@ -77,13 +83,20 @@ def save_net(net, path):
 
 
 def make_lbr0(name, out):
-    src = os.path.join(out, LBR0[name])
+    src = os.path.join(out, LBR0[name] if name in LBR0 else SEQ_MODELS[name])
     m = onnx.load(os.path.join(src, "model.onnx"))
+    feeds = {}
     for n in m.graph.node:
         if n.op_type == "GRU":
             for a in n.attribute:
                 if a.name == "linear_before_reset":
                     a.i = 0
+        if n.op_type == "LSTM" and name in SEQ_MODELS:
+            n.input[4] = "seq_lens"
+    if name in SEQ_MODELS:
+        m.graph.input.extend([onnx.helper.make_tensor_value_info(
+            "seq_lens", onnx.TensorProto.INT32, [len(SEQ_LENS)])])
+        feeds["seq_lens"] = "seq_lens.npy"
     d = os.path.join(out, name)
     os.makedirs(os.path.join(d, "ref"), exist_ok=True)
     onnx.save(m, os.path.join(d, "model.onnx"))
@@ -95,18 +108,22 @@ def make_lbr0(name, out):
     workspace.ResetWorkspace()
     workspace.RunNetOnce(init_net)
     workspace.FeedBlob("input", x)
+    if feeds:
+        np.save(os.path.join(d, "seq_lens.npy"), SEQ_LENS)
+        workspace.FeedBlob("seq_lens", SEQ_LENS)
     workspace.RunNetOnce(predict_net)
     c2 = [workspace.FetchBlob(o) for o in predict_net.external_output]
     np.save(os.path.join(d, "ref", "caffe2_output.npy"), c2[0])
     for i, y in enumerate(c2[1:], start=1):
         np.save(os.path.join(d, "ref", "caffe2_output_%d.npy" % i), y)
     return {"kind": "onnx", "input": "input", "outputs": len(c2), "expected": "onnxruntime",
+            "feeds": feeds,
             "input_shape": list(x.shape), "predict_ops": len(predict_net.op),
             "init_ops": len(init_net.op)}
 
 
 def make(name, out):
-    if name in LBR0:
+    if name in LBR0 or name in SEQ_MODELS:
         return make_lbr0(name, out)
     kind, layers, bidi, kw = MODELS[name]
     torch.manual_seed(SEED)
@@ -147,7 +164,7 @@ def make(name, out):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
-    p.add_argument("--models", default=",".join(list(MODELS) + list(LBR0)))
+    p.add_argument("--models", default=",".join(list(MODELS) + list(LBR0) + list(SEQ_MODELS)))
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     manifest = {"versions": {"torch": torch.__version__, "onnx": onnx.__version__,

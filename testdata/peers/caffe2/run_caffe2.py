@@ -3,7 +3,7 @@ its first output with an expected array. Run in the Caffe2 venv:
 
     python run_caffe2.py INIT_NET PREDICT_NET --feed NAME=INPUT.npy [...]
         [--expect EXPECTED.npy [--expect-next NEXT.npy ...] --rtol R --atol A]
-        [--save OUT.npy]
+        [--save OUT.npy [--save-next]]
 
 The init net runs once, the feeds are written into the workspace, the
 predict net runs, and its external outputs are read back. Prints one JSON
@@ -38,6 +38,8 @@ def main():
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--save")
+    p.add_argument("--save-next", action="store_true",
+                   help="also save output i > 0 as OUT_i.npy")
     a = p.parse_args()
     init_net, predict_net = load(a.init_net), load(a.predict_net)
     workspace.ResetWorkspace()
@@ -51,6 +53,10 @@ def main():
                           for n, o in zip(predict_net.external_output, outputs)]}
     if a.save:
         np.save(a.save, outputs[0])
+        if a.save_next:
+            for i, o in enumerate(outputs[1:], start=1):
+                np.save(a.save[:-len(".npy")] + "_%d.npy" % i if a.save.endswith(".npy")
+                        else "%s_%d" % (a.save, i), o)
     if a.expect:
         want = np.load(a.expect)
         got = outputs[0]

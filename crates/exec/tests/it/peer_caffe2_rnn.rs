@@ -31,10 +31,15 @@ fn caffe2_backend_rnn_nets_equal_caffe2_and_torch() {
         let dir = root.join(name);
         let (plan, _) = netport_exec::load_model(&dir.join("ref"), None)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let x = npy(&dir.join("input.npy"));
-        let outs = plan
-            .run(&[(info["input"].as_str().unwrap().to_string(), x)])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut feeds = vec![(
+            info["input"].as_str().unwrap().to_string(),
+            npy(&dir.join("input.npy")),
+        )];
+        // The sequence lengths of the LSTMs given a sequence_lens input.
+        for (name, file) in info["feeds"].as_object().into_iter().flatten() {
+            feeds.push((name.clone(), npy(&dir.join(file.as_str().unwrap()))));
+        }
+        let outs = plan.run(&feeds).unwrap_or_else(|e| panic!("{name}: {e}"));
         let n = info["outputs"].as_u64().unwrap() as usize;
         assert_eq!(outs.len(), n, "{name}");
         for (i, (out, got)) in outs.iter().enumerate() {
@@ -49,7 +54,8 @@ fn caffe2_backend_rnn_nets_equal_caffe2_and_torch() {
                 1e-5,
                 1e-6,
             )];
-            // GRUs rewritten to linear_before_reset=0 have no torch output.
+            // GRUs rewritten to linear_before_reset=0 and LSTMs given
+            // sequence lengths have no torch output.
             if info["expected"] != "onnxruntime" {
                 wants.push((
                     "torch",

@@ -24,9 +24,11 @@
 //! else than the ONNX node, is refused with the reason: `direction=reverse`,
 //! any attribute besides `hidden_size`/`direction` (`activations` for RNN,
 //! `linear_before_reset` for GRU; others only at their defaults), peepholes,
-//! `sequence_lens`, omitted inputs, outputs, B or initial states,
-//! a bidirectional `Y` not read back through the `Transpose(0,2,1,3)` +
-//! `Reshape(.., .., -1)` pattern that undoes the backend's own reshape.
+//! `sequence_lens` but on a forward LSTM (which gets the lengths in its
+//! step net and a VariableLengthSequencePadding), omitted inputs, outputs,
+//! B or initial states, a bidirectional `Y` not read back through the
+//! `Transpose(0,2,1,3)` + `Reshape(.., .., -1)` pattern that undoes the
+//! backend's own reshape.
 
 use super::Cx;
 use super::ops::{Fail, arg_f, arg_i, arg_ints, arg_s, in_table};
@@ -195,9 +197,16 @@ pub(super) fn convert(
             "no bias B: Caffe2Backend reshapes and slices B unconditionally",
         ));
     }
-    if !input(4).is_empty() {
+    let seq_lens = Some(input(4)).filter(|s| !s.is_empty());
+    if seq_lens.is_some()
+        && (kind != Kind::Lstm
+            || node
+                .attribute
+                .iter()
+                .any(|a| a.name() == "direction" && a.s() == b"bidirectional"))
+    {
         return Err(no(
-            "sequence_lens: the per-sequence lengths are not converted by netport",
+            "sequence_lens: netport converts per-sequence lengths only for a forward LSTM",
         ));
     }
     let states: Vec<(&str, &str)> = if kind == Kind::Lstm {
@@ -287,10 +296,22 @@ pub(super) fn convert(
         ));
     }
     let y = &node.output[0];
+    if let Some(seq) = seq_lens {
+        with_sequence_lens(&mut pred, seq);
+    }
     if !bidi {
         let o = &outs[0];
         for (i, out) in o.iter().enumerate().skip(1) {
             pred.push(op("Copy", &[out], &[&node.output[i]], vec![]));
+        }
+        if let Some(seq) = seq_lens {
+            // Zeros past each sequence's length, in place.
+            pred.push(op(
+                "VariableLengthSequencePadding",
+                &[&o[0], seq],
+                &[&o[0]],
+                vec![],
+            ));
         }
         pred.push(op(
             "ExpandDims",
@@ -743,6 +764,32 @@ fn cell_ops(
         outputs.push(rn_outputs[3].clone());
     }
     outputs
+}
+
+/// `rnn_cell.LSTM` with `seq_lengths`: the lengths are the last input of
+/// the RecurrentNetwork op and of its step net, and LSTMUnit reads them
+/// before `timestep` with `sequence_lengths=1` (states kept past a
+/// sequence's end).
+fn with_sequence_lens(pred: &mut [OperatorDef], seq: &str) {
+    for rn in pred.iter_mut().filter(|o| o.r#type() == "RecurrentNetwork") {
+        rn.input.push(seq.to_string());
+        for a in rn.arg.iter_mut().filter(|a| a.name() == "step_net") {
+            if let Some(net) = a.n.as_mut() {
+                net.external_input.push(seq.to_string());
+                for unit in net.op.iter_mut().filter(|o| o.r#type() == "LSTMUnit") {
+                    let t = unit.input.len().saturating_sub(1);
+                    unit.input.insert(t, seq.to_string());
+                    for arg in unit
+                        .arg
+                        .iter_mut()
+                        .filter(|a| a.name() == "sequence_lengths")
+                    {
+                        arg.i = Some(1);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// ONNX's default activations of LSTM (sigmoid, tanh, tanh) or GRU

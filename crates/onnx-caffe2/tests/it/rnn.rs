@@ -3,7 +3,8 @@
 //! `testdata/peers/caffe2/make_rnn_refs.py` into `<refs>/rnn`), converted by
 //! us, equal Caffe2Backend's nets op for op and run in the Caffe2 workspace
 //! equal to torch (every output); GRUs rewritten to linear_before_reset=0
-//! (which torch cannot compute) equal to onnxruntime instead (the peer
+//! (which torch cannot compute) and LSTMs given a sequence_lens input
+//! equal to onnxruntime instead (the peer
 //! venv, NETPORT_PYTHON). Needs NETPORT_CAFFE2_PYTHON, NETPORT_CAFFE2_REFS
 //! and NETPORT_PYTHON.
 
@@ -28,7 +29,20 @@ const MODELS: &[&str] = &[
     "rnn_relu_bi_2l",
     "gru_lbr0_1l",
     "gru_lbr0_bi_2l",
+    "lstm_seq_1l",
+    "lstm_seq_2l",
 ];
+
+/// `--feed NAME=FILE` for the extra inputs a reference lists (`feeds`:
+/// the sequence lengths), files in `dir`.
+fn extra_feeds(dir: &Path, info: &serde_json::Value) -> Vec<std::ffi::OsString> {
+    let mut args = Vec::new();
+    for (name, file) in info["feeds"].as_object().into_iter().flatten() {
+        args.push("--feed".into());
+        args.push(format!("{name}={}", dir.join(file.as_str().unwrap()).display()).into());
+    }
+    args
+}
 
 #[test]
 #[ignore = "interop: needs NETPORT_CAFFE2_PYTHON and NETPORT_CAFFE2_REFS"]
@@ -47,8 +61,9 @@ fn rnn_exports_equal_caffe2_backend_op_for_op_and_run_equal_to_torch() {
         let cmp = convert_and_compare(&dir, &ours, name, &mut failures);
         let input = info["input"].as_str().unwrap();
         let run = if info["expected"] == "onnxruntime" {
-            // linear_before_reset=0 (torch cannot compute it): Y of our
-            // nets in Caffe2 against onnxruntime's run of the model.
+            // linear_before_reset=0 or sequence lengths (torch does not
+            // compute these): every output of our nets in Caffe2 against
+            // onnxruntime's run of the model.
             let saved = tmp.path().join(format!("{name}-y.npy"));
             let run = run_all_outputs(
                 &ours,
@@ -59,17 +74,22 @@ fn rnn_exports_equal_caffe2_backend_op_for_op_and_run_equal_to_torch() {
                 Some(&saved),
             );
             let feed = format!("{input}={}", dir.join("input.npy").display());
-            let (code, ort) = run_in(
-                &need_env("NETPORT_PYTHON"),
-                &[
-                    script("run_onnxruntime.py").as_os_str(),
-                    dir.join("model.onnx").as_os_str(),
-                    "--feed".as_ref(),
-                    feed.as_ref(),
-                    "--expect".as_ref(),
-                    saved.as_os_str(),
-                ],
-            );
+            let mut args: Vec<std::ffi::OsString> = vec![
+                script("run_onnxruntime.py").into(),
+                dir.join("model.onnx").into(),
+                "--feed".into(),
+                feed.into(),
+                "--expect".into(),
+                saved.clone().into(),
+            ];
+            args.extend(extra_feeds(&dir, info));
+            // Every output: Y and the last states.
+            for i in 1..info["outputs"].as_u64().unwrap() {
+                args.push("--expect-next".into());
+                args.push(tmp.path().join(format!("{name}-y_{i}.npy")).into());
+            }
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            let (code, ort) = run_in(&need_env("NETPORT_PYTHON"), &args);
             eprintln!(
                 "{name}: onnxruntime vs our nets in Caffe2: max_abs_diff {}",
                 ort["max_abs_diff"]
@@ -126,6 +146,7 @@ fn run_all_outputs(
         "--atol".into(),
         "1e-5".into(),
     ];
+    args.extend(extra_feeds(model_dir, info));
     let outputs = info["outputs"].as_u64().unwrap();
     assert!(outputs >= 2, "{}: {info}", dir.display());
     for i in 1..outputs {
@@ -135,6 +156,7 @@ fn run_all_outputs(
     if let Some(save) = save {
         args.push("--save".into());
         args.push(save.into());
+        args.push("--save-next".into());
     }
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let (code, run) = run_python(&args);
