@@ -9,8 +9,10 @@
 //! only after the install and an import check succeeded. The references are
 //! made by `testdata/peers/caffe2/make_caffe2_refs.py` (in the Caffe2 venv)
 //! and `make_today_exports.py` (torch 2.x exports of the same families, in
-//! the peer venv, into `today/`) into `caffe2-refs-<hash>` (the hash covers
-//! both venvs and both scripts), built in `.partial` and renamed into place.
+//! the peer venv, into `today/`) and `make_rnn_refs.py` (torch 1.4 exports of
+//! nn.LSTM/GRU/RNN, in the Caffe2 venv, into `rnn/`) into
+//! `caffe2-refs-<hash>` (the hash covers both venvs and the three scripts),
+//! built in `.partial` and renamed into place.
 
 use crate::util::{self, ContentHash, Timer};
 use crate::venv;
@@ -24,6 +26,8 @@ pub const REQUIREMENTS: &str = "testdata/peers/caffe2/requirements.txt";
 const REFS_SCRIPT: &str = "testdata/peers/caffe2/make_caffe2_refs.py";
 /// Today's exports of the same families, made in the peer venv (torch 2.x).
 const TODAY_SCRIPT: &str = "testdata/peers/caffe2/make_today_exports.py";
+/// LSTM/GRU/RNN exports and Caffe2Backend's nets for them (Caffe2 venv).
+const RNN_SCRIPT: &str = "testdata/peers/caffe2/make_rnn_refs.py";
 const STAMP: &str = "netport-caffe2-venv.stamp";
 const REFS_STAMP: &str = "netport-caffe2-refs.stamp";
 /// The Python the torch 1.4.0 wheel with Caffe2 exists for.
@@ -159,13 +163,15 @@ pub fn refs_dir(root: &Path, python: &Path, full: bool) -> Result<PathBuf> {
         fs::read(root.join(REFS_SCRIPT)).with_context(|| format!("reading {REFS_SCRIPT}"))?;
     let today =
         fs::read(root.join(TODAY_SCRIPT)).with_context(|| format!("reading {TODAY_SCRIPT}"))?;
+    let rnn = fs::read(root.join(RNN_SCRIPT)).with_context(|| format!("reading {RNN_SCRIPT}"))?;
     let peer_venv = crate::venv::venv_dir(root)?;
     let mut hash = ContentHash::new("netport caffe2 refs v1");
     hash.part(venv_name.as_encoded_bytes())
         .part(&[u8::from(full)])
         .part(&script)
         .part(peer_venv.file_name().unwrap_or_default().as_encoded_bytes())
-        .part(&today);
+        .part(&today)
+        .part(&rnn);
     let prefix = if full {
         "caffe2-refs-full"
     } else {
@@ -199,6 +205,14 @@ pub fn ensure_refs(root: &Path, python: &Path, full: bool) -> Result<PathBuf> {
             "{REFS_SCRIPT} (the partial output is left in {})",
             partial.display()
         ),
+    )?;
+    util::run(
+        util::python_env(&mut Command::new(python))
+            .current_dir(root)
+            .arg(root.join(RNN_SCRIPT))
+            .arg("--out")
+            .arg(partial.join("rnn")),
+        &format!("{RNN_SCRIPT} (in the Caffe2 venv)"),
     )?;
     let peer_venv = crate::venv::ensure(root)?;
     util::run(

@@ -69,6 +69,10 @@ pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
             .output
             .first()
             .ok_or_else(|| unsupported(op, "no output".into()))?;
+        if !(op.input.is_empty() && is_fill(op.r#type())) {
+            run_init_op(&mut plan, &mut index, op).map_err(|e| unsupported(op, e))?;
+            continue;
+        }
         let t = fill(op, &Args(&op.arg), None).map_err(|e| unsupported(op, e))?;
         // caffe2.python.predictor.mobile_exporter writes, for each data
         // input, a placeholder fill of shape [1, 1] holding 0 ("fake data,
@@ -90,6 +94,11 @@ pub fn build(model: &Caffe2Model) -> Result<Plan, ExecError> {
         return Err(ExecError::Model("only NCHW nets are supported".into()));
     }
     for name in &net.external_input {
+        if made_before_read(net, name) {
+            // Caffe2Backend lists its RNN ops' interface blobs, which the
+            // net itself computes (an initial state), as external inputs.
+            continue;
+        }
         let s = plan.slot(&mut index, name);
         if !plan.consts.contains_key(&s) && !plan.inputs.iter().any(|(_, x)| *x == s) {
             plan.inputs.push((
@@ -251,6 +260,52 @@ pub(crate) fn build_net(
     }
     plan.finish();
     Ok((plan, implicit))
+}
+
+/// True when the first op of `net` that touches `name` writes it without
+/// reading it: then the net computes it, whatever its external inputs say.
+fn made_before_read(net: &netport_caffe2::proto::NetDef, name: &str) -> bool {
+    for op in &net.op {
+        if op.input.iter().any(|i| i == name) {
+            return false;
+        }
+        if op.output.iter().any(|o| o == name) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs an init net op that computes from earlier blobs (Caffe2Backend's
+/// weight reshaping for LSTM/GRU/RNN, its opset-9 Slice) once, at load:
+/// its outputs become constants.
+fn run_init_op(
+    plan: &mut Plan,
+    index: &mut HashMap<String, usize>,
+    op: &OperatorDef,
+) -> Result<(), String> {
+    let kernel = build_kernel(op, &Args(&op.arg))?;
+    let mut args = Vec::with_capacity(op.input.len());
+    for name in &op.input {
+        let t = index
+            .get(name)
+            .and_then(|s| plan.consts.get(s))
+            .ok_or_else(|| format!("reads blob {name:?}, which no earlier init op makes"))?;
+        args.push(Some(t));
+    }
+    let outs = kernel.run(&args)?;
+    if outs.len() < op.output.len() {
+        return Err(format!(
+            "made {} outputs, {} expected",
+            outs.len(),
+            op.output.len()
+        ));
+    }
+    for (name, t) in op.output.iter().zip(outs) {
+        let s = plan.slot(index, name);
+        plan.consts.insert(s, t);
+    }
+    Ok(())
 }
 
 fn is_fill(t: &str) -> bool {
@@ -998,6 +1053,7 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
         "ChannelShuffle" => Box::new(ChannelShuffle {
             group: a.i("group").unwrap_or(1).max(0) as usize,
         }),
+        "Expand" => Box::new(crate::kernels::shape::Expand),
         "Shape" => {
             if a.ints("axes").is_some_and(|v| !v.is_empty()) {
                 return Err("axes".into());
@@ -1081,7 +1137,10 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
             height_scale: a.f("height_scale").unwrap_or(1.0),
             width_scale: a.f("width_scale").unwrap_or(1.0),
         }),
-        other => return Err(format!("no kernel for Caffe2 op {other:?}")),
+        other => {
+            return crate::caffe2_rnn::kernel(op)
+                .unwrap_or_else(|| Err(format!("no kernel for Caffe2 op {other:?}")));
+        }
     })
 }
 

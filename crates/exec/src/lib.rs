@@ -26,6 +26,7 @@
 
 pub mod caffe2;
 mod caffe2_control;
+mod caffe2_rnn;
 pub mod compare;
 pub mod control;
 mod error;

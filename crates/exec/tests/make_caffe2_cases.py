@@ -179,6 +179,31 @@ def op_cases():
     one_op("slice_negative", "Slice", [("x", x)], ["y"], starts=[0, 0, 2, 0], ends=[-1, -1, -3, -1])
     one_op("slice_inputs", "Slice", [("x", x), ("s", np.array([0, 0, 0, 3], dtype=np.int32)),
                                      ("e", np.array([-1, -1, -1, -2], dtype=np.int32))], ["y"])
+    # Ops of Caffe2Backend's LSTM/GRU/RNN nets (their step nets and the
+    # backward direction), argument and input variants included.
+    t = np.zeros(1, dtype=np.int32)
+    one_op("lstmunit", "LSTMUnit", [("h", r(1, 3, 4)), ("c", r(1, 3, 4)), ("g", r(1, 3, 16)), ("t", t)],
+           ["h_out", "c_out"], forget_bias=0.5, drop_states=0, sequence_lengths=0)
+    lens, t2 = np.array([3, 2, 0], dtype=np.int32), np.array([2], dtype=np.int32)
+    one_op("lstmunit_seq", "LSTMUnit",
+           [("h", r(1, 3, 4)), ("c", r(1, 3, 4)), ("g", r(1, 3, 16)), ("l", lens), ("t", t2)],
+           ["h_out", "c_out"], sequence_lengths=1)
+    one_op("lstmunit_seq_drop", "LSTMUnit",
+           [("h", r(1, 3, 4)), ("c", r(1, 3, 4)), ("g", r(1, 3, 16)), ("l", lens), ("t", t2)],
+           ["h_out", "c_out"], sequence_lengths=1, drop_states=1)
+    one_op("variablelengthsequencepadding", "VariableLengthSequencePadding",
+           [("x", r(4, 3, 2)), ("l", lens)], ["x"])
+    one_op("gruunit", "GRUUnit", [("h", r(1, 3, 4)), ("g", r(1, 3, 12)), ("t", t)], ["h_out"],
+           drop_states=0, sequence_lengths=0)
+    one_op("reversepackedsegs", "ReversePackedSegs",
+           [("x", r(5, 3, 2)), ("l", np.array([5, 2, 0], dtype=np.int32))], ["y"])
+    # An int64 tiles input resets the axis to 0 (tile_op.h), an int32 one not.
+    one_op("tile_input64", "Tile", [("x", r(2, 3)), ("n", np.array([3], dtype=np.int64))], ["y"], axis=1)
+    one_op("tile_input32", "Tile", [("x", r(2, 3)), ("n", np.array([3], dtype=np.int32))], ["y"], axis=1)
+    one_op("tile_args", "Tile", [("x", r(2, 3, 2))], ["y"], tiles=2, axis=0)
+    one_op("scatterassign", "ScatterAssign",
+           [("d", r(5, 3)), ("i", np.array([3, 0], dtype=np.int64)), ("s", r(2, 3))], ["d"])
+    one_op("expand", "Expand", [("x", r(3, 1, 4)), ("s", np.array([2, 1, 5, 1], dtype=np.int64))], ["y"])
 
 
 def main():

@@ -3,10 +3,11 @@ and runs it in onnxruntime, comparing its first output with an expected
 array. Run in the peer venv (onnx + onnxruntime of today), not the Caffe2 one:
 
     python run_onnxruntime.py MODEL.onnx --feed NAME=INPUT.npy [...]
-        [--expect EXPECTED.npy --rtol R --atol A]
+        [--expect EXPECTED.npy [--expect-next NEXT.npy ...] --rtol R --atol A]
 
 Prints one JSON document: checker verdict, output shape, max_abs_diff and
-allclose (numpy.allclose with the given tolerances).
+allclose (numpy.allclose with the given tolerances); each --expect-next is
+compared with the next output in order (RNN models: Y_h, Y_c).
 """
 import argparse
 import json
@@ -22,6 +23,7 @@ def main():
     p.add_argument("model")
     p.add_argument("--feed", action="append", default=[])
     p.add_argument("--expect")
+    p.add_argument("--expect-next", action="append", default=[])
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--atol", type=float, default=1e-5)
     a = p.parse_args()
@@ -39,7 +41,8 @@ def main():
     for f in a.feed:
         name, path = f.split("=", 1)
         feeds[name] = np.load(path)
-    got = sess.run(None, feeds)[0]
+    outputs = sess.run(None, feeds)
+    got = outputs[0]
     report["shape"] = list(got.shape)
     if a.expect:
         want = np.load(a.expect)
@@ -49,6 +52,14 @@ def main():
             report["allclose"] = bool(np.allclose(got, want, rtol=a.rtol, atol=a.atol))
         else:
             report["allclose"] = False
+        for i, path in enumerate(a.expect_next, start=1):
+            want, got = np.load(path), outputs[i]
+            same = list(got.shape) == list(want.shape) and bool(
+                np.allclose(got, want, rtol=a.rtol, atol=a.atol))
+            if same:
+                diff = float(np.abs(got.astype(np.float64) - want).max())
+                report["max_abs_diff"] = max(report.get("max_abs_diff", 0.0), diff)
+            report["allclose"] = report["allclose"] and same
     print(json.dumps(report))
     return 0
 

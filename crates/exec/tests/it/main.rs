@@ -4,6 +4,7 @@ mod cases;
 mod common;
 mod fixtures;
 mod peer_caffe2;
+mod peer_caffe2_rnn;
 mod peer_models;
 mod peer_node;
 mod peer_resnet;

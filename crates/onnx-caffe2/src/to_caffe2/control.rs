@@ -311,6 +311,11 @@ pub(super) fn reads(op: &OperatorDef) -> Vec<String> {
             out.push(i.clone());
         }
     }
+    // RecurrentNetwork's step net is not a lexical scope: its outer reads
+    // are named by the op's own link and alias arguments.
+    if !matches!(op.r#type(), "If" | "ONNXWhile") {
+        return out;
+    }
     for i in nested_reads(op) {
         if !out.contains(&i) {
             out.push(i);

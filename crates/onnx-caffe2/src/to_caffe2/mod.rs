@@ -13,6 +13,7 @@
 mod control;
 mod fill;
 mod ops;
+mod rnn;
 
 use crate::error::{ConvertError, UnsupportedNode, invalid};
 use netport_caffe2::Caffe2Model;
@@ -359,6 +360,11 @@ fn with_input_shapes(
 /// Result of converting one node.
 struct Converted {
     ops: Vec<OperatorDef>,
+    /// Ops for the init net whichever net the node is in (RNN weights).
+    init_ops: Vec<OperatorDef>,
+    /// Names listed as the predict net's external inputs for this node
+    /// (the backend's `interface_blobs`, RNN nodes only).
+    interface: Vec<String>,
     /// The node's outputs.
     outputs: Vec<String>,
     /// What it reads: its ops' inputs, or the node's when it failed.
@@ -490,15 +496,28 @@ fn convert(
     let mut converted: Vec<Option<Converted>> = (0..graph.node.len()).map(|_| None).collect();
     for &i in &order {
         let node = &graph.node[i];
-        let c = match ops::convert(&mut cx, node, opset) {
-            Ok(ops) => Converted {
-                uses: ops.iter().flat_map(control::reads).collect(),
+        let result = if rnn::handles(node) {
+            rnn::convert(&mut cx, node, graph, opset).map(|r| (r.ops, r.init_ops, r.interface))
+        } else {
+            ops::convert(&mut cx, node, opset).map(|ops| (ops, Vec::new(), Vec::new()))
+        };
+        let c = match result {
+            Ok((ops, init_ops, interface)) => Converted {
+                uses: ops
+                    .iter()
+                    .chain(&init_ops)
+                    .flat_map(control::reads)
+                    .collect(),
                 ops,
+                init_ops,
+                interface,
                 outputs: node.output.clone(),
                 unsupported: None,
             },
             Err(ops::Fail::Unsupported(reason)) => Converted {
                 ops: Vec::new(),
+                init_ops: Vec::new(),
+                interface: Vec::new(),
                 outputs: node.output.clone(),
                 uses: node.input.clone(),
                 unsupported: Some(unsupported(node, opset, reason)),
@@ -536,6 +555,9 @@ fn convert(
         ..Default::default()
     };
     let graph_name = graph.name();
+    let mut rnn_made: HashSet<String> = HashSet::new();
+    let mut rnn_reads: Vec<String> = Vec::new();
+    let mut interface_blobs: Vec<String> = Vec::new();
     let mut init_net = NetDef {
         name: Some(format!("{graph_name}_init")),
         device_option: Some(device.clone()),
@@ -560,6 +582,20 @@ fn convert(
         let Some(c) = converted[i].take() else {
             continue;
         };
+        // Names the RNN converter made in the init net are listed through
+        // its interface, the ONNX inputs it read in their stead.
+        rnn_made.extend(c.init_ops.iter().flat_map(|o| o.output.iter().cloned()));
+        if !c.interface.is_empty() {
+            rnn_reads.extend(
+                graph.node[i]
+                    .input
+                    .iter()
+                    .filter(|n| !n.is_empty() && !cx.predict.contains(n.as_str()))
+                    .cloned(),
+            );
+        }
+        interface_blobs.extend(c.interface);
+        init_net.op.extend(c.init_ops);
         if is_predict_node[i] {
             predict_net.op.extend(c.ops);
         } else {
@@ -576,11 +612,19 @@ fn convert(
     let op_reads: Vec<Vec<String>> = predict_net.op.iter().map(control::reads).collect();
     for (op, op_reads) in predict_net.op.iter().zip(&op_reads) {
         for i in op_reads {
-            if !produced.contains(i.as_str()) && seen.insert(i.as_str()) {
+            if !produced.contains(i.as_str())
+                && !rnn_made.contains(i.as_str())
+                && seen.insert(i.as_str())
+            {
                 reads.push(i);
             }
         }
         produced.extend(op.output.iter().map(String::as_str));
+    }
+    for r in &rnn_reads {
+        if !produced.contains(r.as_str()) && seen.insert(r.as_str()) {
+            reads.push(r);
+        }
     }
     let graph_outputs: Vec<String> = graph.output.iter().map(|o| o.name().to_string()).collect();
     // A graph output that the predict net does not compute comes from the
@@ -608,7 +652,8 @@ fn convert(
         .filter(|n| !data_inputs.contains(n.as_str()))
         .cloned()
         .collect();
-    predict_net.external_input = ext_in;
+    predict_net.external_input = interface_blobs;
+    predict_net.external_input.extend(ext_in);
     predict_net.external_output = graph_outputs;
     init_net.external_input = graph_input_names
         .iter()
@@ -857,12 +902,14 @@ fn data_inputs(init: &NetDef, predict: &NetDef) -> Vec<String> {
     let made: HashSet<&str> = init
         .op
         .iter()
+        .chain(&predict.op)
         .flat_map(|o| o.output.iter().map(String::as_str))
         .collect();
+    let mut seen = HashSet::new();
     predict
         .external_input
         .iter()
-        .filter(|i| !made.contains(i.as_str()))
+        .filter(|i| !made.contains(i.as_str()) && seen.insert(i.as_str()))
         .cloned()
         .collect()
 }

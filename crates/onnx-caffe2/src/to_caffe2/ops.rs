@@ -56,16 +56,19 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Elu", 6, 28),
     ("Equal", 7, 28),
     ("Exp", 6, 28),
+    ("Expand", 8, 28),
     ("Flatten", 1, 28),
     ("Floor", 6, 28),
     ("Gather", 1, 28),
     ("Gemm", 7, 28),
+    ("GRU", 7, 28),
     ("GlobalAveragePool", 1, 28),
     ("GlobalMaxPool", 1, 28),
     ("Greater", 7, 28),
     ("Identity", 1, 28),
     ("If", 1, 28),
     ("LRN", 1, 28),
+    ("LSTM", 7, 28),
     ("LeakyRelu", 6, 28),
     ("Less", 7, 28),
     ("Log", 6, 28),
@@ -81,6 +84,7 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Or", 7, 28),
     ("Pad", 2, 28),
     ("Pow", 7, 28),
+    ("RNN", 7, 28),
     ("Reciprocal", 6, 28),
     ("ReduceMax", 1, 28),
     ("ReduceMean", 1, 28),
@@ -93,7 +97,7 @@ pub const OP_TABLE: &[(&str, i64, i64)] = &[
     ("Sigmoid", 6, 28),
     ("Sign", 9, 28),
     ("Sin", 7, 28),
-    ("Slice", 10, 28),
+    ("Slice", 1, 28),
     ("Softmax", 1, 28),
     ("Softplus", 1, 28),
     ("Softsign", 1, 28),
@@ -157,7 +161,7 @@ pub(super) fn arg_i(name: &str, i: i64) -> Argument {
     }
 }
 
-fn arg_f(name: &str, f: f32) -> Argument {
+pub(super) fn arg_f(name: &str, f: f32) -> Argument {
     Argument {
         name: Some(name.into()),
         f: Some(f),
@@ -165,7 +169,7 @@ fn arg_f(name: &str, f: f32) -> Argument {
     }
 }
 
-fn arg_ints(name: &str, ints: Vec<i64>) -> Argument {
+pub(super) fn arg_ints(name: &str, ints: Vec<i64>) -> Argument {
     Argument {
         name: Some(name.into()),
         ints,
@@ -173,7 +177,7 @@ fn arg_ints(name: &str, ints: Vec<i64>) -> Argument {
     }
 }
 
-fn arg_s(name: &str, s: &str) -> Argument {
+pub(super) fn arg_s(name: &str, s: &str) -> Argument {
     Argument {
         name: Some(name.into()),
         s: Some(bytes::Bytes::copy_from_slice(s.as_bytes())),
@@ -370,6 +374,8 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             same_shapes(cx, &n)?;
             simple(&n, ty, &[], &[])
         }
+        // Caffe2's Expand: numpy broadcasting to the shape input, as ONNX's.
+        "Expand" => simple(&n, "Expand", &[], &[]),
         "Equal" => simple(&n, "EQ", &[], &[]),
         "Less" => simple(&n, "LT", &[], &[]),
         "Greater" => simple(&n, "GT", &[], &[]),
@@ -485,6 +491,7 @@ pub fn convert(cx: &mut Cx<'_>, node: &NodeProto, opset: i64) -> R<Vec<OperatorD
             Ok(vec![op])
         }
         "Upsample" => upsample(cx, &n),
+        "Slice" if opset < 10 => slice_attrs(cx, &n),
         "Slice" => slice(cx, &n),
         _ => Err(no("no Caffe2 equivalent")),
     }
@@ -519,6 +526,7 @@ fn type_rule(op: &str) -> (usize, &'static [i32]) {
             (ALL, CAFFE2_TYPES)
         }
         "Cast" => (1, CAFFE2_TYPES),
+        "Expand" => (1, &[FLOAT, DOUBLE, INT32, INT64]),
         "ArgMax" | "ArgMin" => (1, &[FLOAT, INT32, INT64]),
         _ => (1, &[FLOAT]),
     }
@@ -1180,7 +1188,10 @@ fn constant(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
 }
 
 fn constant_of_shape(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    // C++ BuildTensorFillingOp: no name; `value`, `input_as_shape`, `dtype`
+    // (as Caffe2Backend writes it for torch's LSTM exports).
     let mut op = n.op("ConstantFill");
+    op.name = None;
     op.arg = vec![arg_i("input_as_shape", 1)];
     if let Some(t) = n.attr("value").and_then(|a| a.t.as_ref()) {
         let (dtype, value) = match tensor_values(t, cx.resolver)? {
@@ -1198,7 +1209,7 @@ fn constant_of_shape(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
                 ));
             }
         };
-        op.arg.push(value);
+        op.arg.insert(0, value);
         op.arg.push(arg_i("dtype", dtype));
     }
     Ok(vec![op])
@@ -1351,4 +1362,114 @@ fn slice(cx: &Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
     op.input.truncate(1);
     op.arg = vec![arg_ints("starts", c2_starts), arg_ints("ends", c2_ends)];
     Ok(vec![op])
+}
+
+/// Slice with `starts`/`ends`[/`axes`] attributes (opsets before 10), as
+/// the backend's C++ `CreateSlice` writes it: the full start and end
+/// vectors are built at run time from the data's Shape (ConstantFill 0 /
+/// -1, then ScatterAssign of the given axes), then `Slice(data, starts,
+/// ends)`. Negative indices move one down (Caffe2 counts -1 as one past
+/// the end); an end of INT64_MAX becomes -1.
+fn slice_attrs(cx: &mut Cx<'_>, n: &Node<'_>) -> R<Vec<OperatorDef>> {
+    let starts = n
+        .attr_ints("starts")
+        .ok_or_else(|| no("Slice without starts"))?;
+    let ends = n
+        .attr_ints("ends")
+        .ok_or_else(|| no("Slice without ends"))?;
+    let axes = n
+        .attr_ints("axes")
+        .unwrap_or_else(|| (0..starts.len() as i64).collect());
+    if starts.len() != ends.len() || starts.len() != axes.len() {
+        return Err(no("Slice starts, ends and axes of different lengths"));
+    }
+    let data = n.input(0).ok_or_else(|| no("Slice without data"))?;
+    let helper = |ty: &str, input: &[&str], output: &str, arg: Vec<Argument>| OperatorDef {
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        name: Some(String::new()),
+        r#type: Some(ty.to_string()),
+        arg,
+        ..Default::default()
+    };
+    let k = starts.len() as i64;
+    let shape = cx.dummy();
+    let axes_blob = cx.dummy();
+    let starts_blob = cx.dummy();
+    let full_starts = cx.dummy();
+    let mut ops = vec![
+        helper("Shape", &[data], &shape, vec![]),
+        helper(
+            "GivenTensorIntFill",
+            &[],
+            &axes_blob,
+            vec![arg_ints("shape", vec![k]), arg_ints("values", axes)],
+        ),
+        helper(
+            "GivenTensorInt64Fill",
+            &[],
+            &starts_blob,
+            vec![
+                arg_ints("shape", vec![k]),
+                arg_ints(
+                    "values",
+                    starts
+                        .iter()
+                        .map(|&s| if s < 0 { s - 1 } else { s })
+                        .collect(),
+                ),
+            ],
+        ),
+        helper(
+            "ConstantFill",
+            &[&shape],
+            &full_starts,
+            vec![arg_i("dtype", 10), arg_i("value", 0)],
+        ),
+        helper(
+            "ScatterAssign",
+            &[&full_starts, &axes_blob, &starts_blob],
+            &full_starts,
+            vec![],
+        ),
+    ];
+    let ends_blob = cx.dummy();
+    let full_ends = cx.dummy();
+    ops.extend([
+        helper(
+            "GivenTensorInt64Fill",
+            &[],
+            &ends_blob,
+            vec![
+                arg_ints("shape", vec![k]),
+                arg_ints(
+                    "values",
+                    ends.iter()
+                        .map(|&e| match e {
+                            i64::MAX => -1,
+                            e if e < 0 => e - 1,
+                            e => e,
+                        })
+                        .collect(),
+                ),
+            ],
+        ),
+        helper(
+            "ConstantFill",
+            &[&shape],
+            &full_ends,
+            vec![arg_i("dtype", 10), arg_i("value", -1)],
+        ),
+        helper(
+            "ScatterAssign",
+            &[&full_ends, &axes_blob, &ends_blob],
+            &full_ends,
+            vec![],
+        ),
+    ]);
+    let mut op = n.op("Slice");
+    op.input = vec![data.to_string(), full_starts, full_ends];
+    op.arg = n.args(&[], &["starts", "ends", "axes"])?;
+    ops.push(op);
+    Ok(ops)
 }

@@ -32,7 +32,7 @@ pub(crate) fn run_python(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) 
 }
 
 /// Runs a script with `python`; returns (exit code, stdout as JSON).
-fn run_in(python: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
+pub(crate) fn run_in(python: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value) {
     let out = Command::new(python)
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -72,6 +72,27 @@ pub(crate) fn convert(model: &Path, out: &Path) {
         "{}: the streamed init net differs from the encoded one",
         model.display()
     );
+}
+
+/// Converts `dir/model.onnx` into `ours` and compares the pair with
+/// Caffe2Backend's in `dir/ref` op for op (compare_nets.py); a difference
+/// is added to `failures`. Returns the comparison.
+pub(crate) fn convert_and_compare(
+    dir: &Path,
+    ours: &Path,
+    name: &str,
+    failures: &mut Vec<String>,
+) -> serde_json::Value {
+    convert(&dir.join("model.onnx"), ours);
+    let (code, cmp) = run_python(&[
+        script("compare_nets.py").as_os_str(),
+        ours.as_os_str(),
+        dir.join("ref").as_os_str(),
+    ]);
+    if code != 0 || cmp["equal"] != true {
+        failures.push(format!("{name}: nets differ: {cmp}"));
+    }
+    cmp
 }
 
 /// Runs our pair in the Caffe2 workspace, feeding `input`; compares the
@@ -118,15 +139,7 @@ fn opset9_exports_equal_caffe2_backend_op_for_op_and_run_equal_to_torch() {
         }
         let dir = refs.join(name);
         let ours = tmp.path().join(name);
-        convert(&dir.join("model.onnx"), &ours);
-        let (code, cmp) = run_python(&[
-            script("compare_nets.py").as_os_str(),
-            ours.as_os_str(),
-            dir.join("ref").as_os_str(),
-        ]);
-        if code != 0 || cmp["equal"] != true {
-            failures.push(format!("{name}: nets differ: {cmp}"));
-        }
+        let cmp = convert_and_compare(&dir, &ours, name, &mut failures);
         // The predict net is byte for byte Caffe2Backend's where its order
         // does not come from a hash (only the init net's external_output,
         // and interface inputs of Constant nodes, do).

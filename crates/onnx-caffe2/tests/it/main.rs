@@ -6,5 +6,6 @@ mod control_refs;
 mod hostile;
 mod interop;
 mod node_tests;
+mod rnn;
 mod to_caffe2;
 mod to_onnx;
