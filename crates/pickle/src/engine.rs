@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
+use crate::chunked::Chunked;
 use crate::error::{At, Limit, PickleError};
 use crate::machine::Limits;
 use crate::ops::{Arg, Op, Opcode};
@@ -199,7 +200,7 @@ impl Memo {
 pub(crate) struct Core<'l, 'a, D> {
     limits: &'l Limits,
     pub(crate) domain: D,
-    meta: Vec<Meta>,
+    meta: Chunked<Meta>,
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: Memo,
@@ -213,7 +214,7 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
         Core {
             limits,
             domain,
-            meta: Vec::new(),
+            meta: Chunked::default(),
             stack: Vec::new(),
             marks: Vec::new(),
             memo: Memo::default(),
