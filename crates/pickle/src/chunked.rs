@@ -30,6 +30,7 @@ impl<T> Default for Chunked<T> {
 
 impl<T> Chunked<T> {
     /// Append `value` at index `len()`.
+    #[inline]
     pub(crate) fn push(&mut self, value: T) {
         match self.chunks.last_mut() {
             Some(last) if last.len() < CHUNK => last.push(value),
@@ -43,11 +44,13 @@ impl<T> Chunked<T> {
     }
 
     /// Number of elements.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// The element at `index`, if any.
+    #[inline]
     pub(crate) fn get(&self, index: usize) -> Option<&T> {
         self.chunks
             .get(index >> CHUNK_BITS)?
@@ -55,6 +58,7 @@ impl<T> Chunked<T> {
     }
 
     /// The element at `index`, mutably, if any.
+    #[inline]
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut T> {
         self.chunks
             .get_mut(index >> CHUNK_BITS)?
