@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
+use crate::chunked::Chunked;
 use crate::error::{At, Limit, PickleError};
 use crate::machine::Limits;
 use crate::ops::{Arg, Op, Opcode};
@@ -137,13 +138,23 @@ enum Shape {
     Other,
 }
 
+/// 12 bytes per value: `len` fits a `u32` because the core clamps
+/// [`Limits::max_container_len`] to `u32::MAX`.
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     /// Build-time depth (1 for scalars), raised by mutations.
     depth: u32,
     shape: Shape,
     /// Elements (pairs for dicts) when `shape` is a container.
-    len: usize,
+    len: u32,
+}
+
+impl Meta {
+    fn new(depth: u32, shape: Shape, len: usize) -> Meta {
+        // Every len here passed check_len (at most u32::MAX).
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        Meta { depth, shape, len }
+    }
 }
 
 /// The memo. Picklers number their entries 0, 1, 2, ... (MEMOIZE and the
@@ -152,7 +163,9 @@ struct Meta {
 /// so a lying index costs no memory.
 #[derive(Default)]
 struct Memo {
-    dense: Vec<Option<Id>>,
+    /// `Memo::FREE` where no entry is (ids are below `u32::MAX`, the core's
+    /// bound on the number of values).
+    dense: Vec<Id>,
     sparse: HashMap<u64, Id>,
     len: usize,
 }
@@ -161,6 +174,8 @@ impl Memo {
     /// How far past the current end (and past twice the entry count) an
     /// index may lie and still go to the vector.
     const GAP: u64 = 64;
+    /// A dense slot without an entry.
+    const FREE: Id = Id::MAX;
 
     fn len(&self) -> usize {
         self.len
@@ -168,7 +183,7 @@ impl Memo {
 
     fn get(&self, index: u64) -> Option<Id> {
         match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
-            Some(Some(id)) => Some(*id),
+            Some(&id) if id != Self::FREE => Some(id),
             _ => self.sparse.get(&index).copied(),
         }
     }
@@ -184,9 +199,9 @@ impl Memo {
         if index < bound && !self.sparse.contains_key(&index) {
             let i = index as usize;
             if i >= self.dense.len() {
-                self.dense.resize(i + 1, None);
+                self.dense.resize(i + 1, Self::FREE);
             }
-            if self.dense[i].replace(id).is_none() {
+            if std::mem::replace(&mut self.dense[i], id) == Self::FREE {
                 self.len += 1;
             }
         } else if self.sparse.insert(index, id).is_none() {
@@ -199,12 +214,14 @@ impl Memo {
 pub(crate) struct Core<'l, 'a, D> {
     limits: &'l Limits,
     pub(crate) domain: D,
-    meta: Vec<Meta>,
+    meta: Chunked<Meta>,
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: Memo,
     work: u64,
     max_nodes: usize,
+    /// [`Limits::max_container_len`], at most `u32::MAX`.
+    max_len: usize,
     data: PhantomData<&'a [u8]>,
 }
 
@@ -213,12 +230,13 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
         Core {
             limits,
             domain,
-            meta: Vec::new(),
+            meta: Chunked::default(),
             stack: Vec::new(),
             marks: Vec::new(),
             memo: Memo::default(),
             work: 0,
             max_nodes: limits.max_nodes.min(u32::MAX as usize),
+            max_len: limits.max_container_len.min(u32::MAX as usize),
             data: PhantomData,
         }
     }
@@ -267,12 +285,12 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
     }
 
     fn check_len(&self, at: At, len: usize) -> Result<(), PickleError> {
-        if len > self.limits.max_container_len {
+        if len > self.max_len {
             return Err(Self::limit(
                 at,
                 Limit::ContainerLen,
                 len as u64,
-                self.limits.max_container_len as u64,
+                self.max_len as u64,
             ));
         }
         Ok(())
@@ -310,7 +328,7 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
 
     /// Store a value that [`Self::reserve`] admitted.
     fn commit(&mut self, depth: u32, shape: Shape, len: usize, value: D::Value) -> Id {
-        self.meta.push(Meta { depth, shape, len });
+        self.meta.push(Meta::new(depth, shape, len));
         self.domain.store(value);
         // meta.len() <= max_nodes <= u32::MAX, so the cast is exact.
         (self.meta.len() - 1) as Id
@@ -407,10 +425,9 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
             return Err(PickleError::StackUnderflow { at });
         };
         let value = self.domain.take(target);
-        let moved = self.commit(old.depth, old.shape, old.len, value);
+        let moved = self.commit(old.depth, old.shape, old.len as usize, value);
         if let Some(m) = self.meta.get_mut(target as usize) {
-            m.shape = shape;
-            m.len = len;
+            *m = Meta::new(m.depth, shape, len);
         }
         Ok(moved)
     }
@@ -449,10 +466,10 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
         let meta = self.meta.get(target as usize).copied();
         let moved = match meta {
             Some(m) if m.shape == own || m.shape == wrapper => {
-                let total = m.len.saturating_add(n);
+                let total = (m.len as usize).saturating_add(n);
                 self.check_len(at, total)?;
                 if let Some(m) = self.meta.get_mut(target as usize) {
-                    m.len = total;
+                    *m = Meta::new(m.depth, m.shape, total);
                 }
                 None
             }

@@ -33,6 +33,7 @@
 //! # Ok::<(), netport_pickle::PickleError>(())
 //! ```
 
+mod chunked;
 mod engine;
 pub mod error;
 pub mod globals;

@@ -34,8 +34,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Maximum number of memo entries. Default 4,194,304 (2^22).
     pub max_memo: usize,
-    /// Maximum number of elements (or key/value pairs) in one container.
-    /// Default 16,777,216 (2^24).
+    /// Maximum number of elements (or key/value pairs) in one container
+    /// (clamped to `u32::MAX`). Default 16,777,216 (2^24).
     pub max_container_len: usize,
     /// Maximum total work: 1 per opcode, plus 1 per element moved into a
     /// container, plus 1 per memo read. Default 268,435,456 (2^28).

@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use std::ops::Index;
 use std::sync::Arc;
 
+use crate::chunked::Chunked;
 use crate::repr;
 
 /// Index of a [`Value`] in an [`Arena`].
@@ -422,7 +423,9 @@ impl Value {
 /// The values of one pickle (or of a value tree built by hand for the writer).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Arena {
-    values: Vec<Value>,
+    /// In chunks that never move: the arena of a large pickle is neither
+    /// copied nor over-reserved as it grows.
+    values: Chunked<Value>,
 }
 
 impl Arena {
@@ -452,9 +455,9 @@ impl Arena {
         self.values.get_mut(id.index())
     }
 
-    /// All values; index with [`ValueId::index`].
-    pub fn values(&self) -> &[Value] {
-        &self.values
+    /// All values in id order (the `n`th is the value of `ValueId(n)`).
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Value> + Clone + '_ {
+        self.values.iter()
     }
 
     /// Number of values.
@@ -464,7 +467,7 @@ impl Arena {
 
     /// Whether the arena is empty.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.len() == 0
     }
 
     /// Whether the graph reachable from `a` here and from `b` in `other` is the
@@ -698,7 +701,13 @@ impl Index<ValueId> for Arena {
     /// If `id` is not in this arena (use [`Arena::get`] for ids of unknown
     /// origin).
     fn index(&self, id: ValueId) -> &Value {
-        &self.values[id.index()]
+        match self.values.get(id.index()) {
+            Some(v) => v,
+            None => panic!(
+                "{id:?} is not in this arena of {} values",
+                self.values.len()
+            ),
+        }
     }
 }
 

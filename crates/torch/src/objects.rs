@@ -40,7 +40,7 @@ pub enum TensorKind {
     },
     /// A quantized tensor (`_rebuild_qtensor`); the bytes are the raw integer
     /// storage.
-    Quantized(Quantization),
+    Quantized(Box<Quantization>),
     /// A meta tensor: dtype and shape only, no storage.
     Meta,
     /// A tensor this crate cannot materialise (sparse, nested, wrapper
@@ -100,8 +100,9 @@ pub struct Tensor {
     pub device: Arc<str>,
     /// Index into [`Checkpoint::storages`](crate::Checkpoint::storages).
     pub storage: Option<usize>,
-    /// The storage key as written in the persistent id (or the `.pt2` file name).
-    pub storage_key: Option<String>,
+    /// The storage key as written in the persistent id (or the `.pt2` file
+    /// name): the same allocation as the storage's [`key`](Storage::key).
+    pub storage_key: Option<Arc<str>>,
     /// Absolute byte range of the whole storage in the file.
     pub byte_range: Option<Range<u64>>,
     /// What kind of tensor.
@@ -120,7 +121,7 @@ pub struct Tensor {
 pub struct Storage {
     /// The key as written (`"0"`; a pointer value in legacy files; the file
     /// name in `.pt2`).
-    pub key: String,
+    pub key: Arc<str>,
     /// The record holding the bytes, without the archive prefix (`data/0`,
     /// `constants/0`); `None` for legacy files.
     pub record: Option<String>,
@@ -297,10 +298,10 @@ impl Collected {
 /// The (record directory, key) a storage was declared with: `data` and
 /// `7` for `data/7`, no directory for legacy files.
 fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
-    let dir = s.record.as_deref().and_then(|r| {
-        r.strip_suffix(s.key.as_str())
-            .and_then(|d| d.strip_suffix('/'))
-    });
+    let dir = s
+        .record
+        .as_deref()
+        .and_then(|r| r.strip_suffix(&*s.key).and_then(|d| d.strip_suffix('/')));
     (dir, &s.key)
 }
 
@@ -668,7 +669,7 @@ impl<'a> Walker<'a> {
                 let location = self.out.intern(location);
                 self.out.storages.push(Storage {
                     record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
-                    key,
+                    key: key.into(),
                     source: self.source.clone(),
                     storage_type,
                     dtype,
@@ -734,7 +735,7 @@ impl<'a> Walker<'a> {
                     strides,
                     offset,
                     dtype: dtype.to_string(),
-                    key: s.key.clone(),
+                    key: s.key.to_string(),
                     needed,
                     available,
                 },
@@ -749,7 +750,7 @@ impl<'a> Walker<'a> {
             storage_offset: offset,
             device: s.location.clone(),
             storage: Some(index),
-            storage_key: Some(s.key.clone()),
+            storage_key: Some(Arc::clone(&s.key)),
             byte_range: None,
             kind,
             requires_grad: false,
@@ -902,8 +903,15 @@ impl<'a> Walker<'a> {
             "_rebuild_qtensor" => {
                 need(6)?;
                 let q = self.qparams(a[4], path)?;
-                let mut t =
-                    self.strided(path, a[0], a[1], a[2], a[3], None, TensorKind::Quantized(q))?;
+                let mut t = self.strided(
+                    path,
+                    a[0],
+                    a[1],
+                    a[2],
+                    a[3],
+                    None,
+                    TensorKind::Quantized(Box::new(q)),
+                )?;
                 t.requires_grad = rg(self, 5);
                 t
             }

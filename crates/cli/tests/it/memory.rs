@@ -197,18 +197,20 @@ fn growth_per_tensor(
 
 const FEW: usize = 1_000;
 const MANY: usize = 10_000;
-/// Measured 2,862 (debug build; ~3,700 before
-/// issue 13's 50,000-tensor round): the pickle's value arena (32 bytes a
-/// value, 15 values a tensor) and the tensor, storage and tree entries;
-/// local headers are read through the file and the directory's and the
-/// pickle's mapped pages are released, so no file page is held per
-/// tensor; the JSON is streamed, never held.
-const INSPECT_BYTES_PER_TENSOR: u64 = 3_328;
-/// Measured 3,707 (debug build; was ~4,000): the check that the output
-/// loads with `weights_only=True` (the netport-pickle scanner's arena over
-/// the rewritten pickle); opening the input builds no object per tensor
-/// (`Checkpoint::open_pickles`).
-const MAP_LOCATION_BYTES_PER_TENSOR: u64 = 4_352;
+/// Measured 2,417 - 2,474 over 5 runs (debug build; 2,862 before issue
+/// 13's second 50,000-tensor round, ~3,700 before the first): the pickle's value
+/// arena (32 bytes a value, 15 values a tensor, in chunks that never move)
+/// with the engine's 12 bytes a value while it runs, and the tensor,
+/// storage and tree entries; local headers are read through the file and
+/// the directory's and the pickle's mapped pages are released, so no file
+/// page is held per tensor; the record list is made after the walk; the
+/// JSON is streamed, never held.
+const INSPECT_BYTES_PER_TENSOR: u64 = 2_816;
+/// Measured 3,324 - 3,617 over 5 runs (debug build; was 3,707, ~4,000
+/// before): the check that the output loads with `weights_only=True` (the
+/// netport-pickle scanner's arena over the rewritten pickle); opening the
+/// input builds no object per tensor (`Checkpoint::open_pickles`).
+const MAP_LOCATION_BYTES_PER_TENSOR: u64 = 4_096;
 
 #[test]
 fn reading_a_checkpoint_costs_a_bounded_amount_per_tensor() {

@@ -177,7 +177,7 @@ fn writer_output_reads_back_equivalent() {
         match write(&p.arena, p.root) {
             Ok(out) => {
                 let q = load(&out).unwrap();
-                let native = !p.arena.values().iter().any(|v| {
+                let native = !p.arena.values().any(|v| {
                     matches!(
                         v,
                         Value::Set(_) | Value::FrozenSet(_) | Value::ByteArray(_) | Value::Bytes(_)

@@ -93,7 +93,7 @@ fn small_limits() -> Limits {
 /// Values that protocol 2 writes in a call form (so they read back as a
 /// different, equivalent-in-Python graph).
 fn has_call_forms(arena: &Arena) -> bool {
-    arena.values().iter().any(|v| {
+    arena.values().any(|v| {
         matches!(
             v,
             Value::Bytes(_) | Value::ByteArray(_) | Value::Set(_) | Value::FrozenSet(_)

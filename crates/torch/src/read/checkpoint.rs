@@ -530,15 +530,20 @@ fn read_zip(
         zip64: zip.is_zip64(),
         ..Info::default()
     };
-    for e in zip.entries() {
-        info.records.push(Record {
-            name: e.name[prefix.len() + 1..].to_owned(),
-            byte_range: e.data_range(),
-            size: e.size,
-            method: e.method,
-            crc32: e.crc32,
-        });
-    }
+    // The record list (a copy of every name) is made once the pickles are
+    // walked, when the value arena's memory is free to hold it.
+    let records = || -> Vec<Record> {
+        zip.entries()
+            .iter()
+            .map(|e| Record {
+                name: e.name[prefix.len() + 1..].to_owned(),
+                byte_range: e.data_range(),
+                size: e.size,
+                method: e.method,
+                crc32: e.crc32,
+            })
+            .collect()
+    };
     // version
     let (vrec, ventry) = match (rec(".data/version"), rec("version")) {
         (Some(e), _) => (".data/version", e),
@@ -637,6 +642,7 @@ fn read_zip(
         w.walk(p.root, root_path)?;
     }
     if walk == Walk::PicklesOnly {
+        info.records = records();
         return Ok((info, collected, pickles));
     }
     if format == Format::Pt2 {
@@ -663,7 +669,7 @@ fn read_zip(
         let expected = s.nbytes().unwrap_or(u64::MAX);
         if e.size != expected {
             return Err(TorchError::BadStorage {
-                key: s.key.clone(),
+                key: s.key.to_string(),
                 pickle: s.source.to_string(),
                 reason: format!(
                     "record '{record}' at file byte {} has {} bytes but the persistent id declares {} elements * {} bytes/element = {expected} bytes ({})",
@@ -679,6 +685,7 @@ fn read_zip(
         s.compressed = !e.is_stored();
     }
     fill_ranges(&mut collected);
+    info.records = records();
     Ok((info, collected, pickles))
 }
 
@@ -691,11 +698,12 @@ fn fill_ranges(c: &mut Collected) {
     };
     for t in &mut c.tensors {
         fill(t);
-        if let TensorKind::Quantized(crate::objects::Quantization::PerChannel {
-            scales,
-            zero_points,
-            ..
-        }) = &mut t.kind
+        if let TensorKind::Quantized(q) = &mut t.kind
+            && let crate::objects::Quantization::PerChannel {
+                scales,
+                zero_points,
+                ..
+            } = &mut **q
         {
             fill(scales);
             fill(zero_points);
@@ -834,7 +842,7 @@ fn read_legacy(
     let mut cursor = keys_p.end;
     let len = data.len() as u64;
     for key in &keys {
-        let Some(s) = collected.storages.iter_mut().find(|s| &s.key == key) else {
+        let Some(s) = collected.storages.iter_mut().find(|s| *s.key == **key) else {
             return Err(TorchError::Legacy {
                 offset: cursor,
                 reason: format!(
@@ -872,7 +880,11 @@ fn read_legacy(
         s.byte_range = start..end;
         cursor = end;
     }
-    if let Some(s) = collected.storages.iter().find(|s| !keys.contains(&s.key)) {
+    if let Some(s) = collected
+        .storages
+        .iter()
+        .find(|s| !keys.iter().any(|k| **k == *s.key))
+    {
         return Err(TorchError::Legacy {
             offset: keys_p.start,
             reason: format!(

@@ -8,6 +8,7 @@
 //! directory, shared by every FQN that views it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
@@ -220,6 +221,7 @@ pub(crate) fn read(
                 None if is_param => TensorKind::Parameter,
                 None => TensorKind::Dense,
             };
+            let key: Arc<str> = record.as_str().into();
             let mut t = Tensor {
                 path: fqn.clone(),
                 source: rel.as_str().into(),
@@ -229,7 +231,7 @@ pub(crate) fn read(
                 storage_offset: offset,
                 device: out.intern(&device),
                 storage: None,
-                storage_key: Some(record.clone()),
+                storage_key: Some(Arc::clone(&key)),
                 byte_range: Some(e.data_range()),
                 kind,
                 requires_grad: meta
@@ -267,7 +269,7 @@ pub(crate) fn read(
                         let storage_type = out.intern("raw");
                         let location = out.intern(&device);
                         out.storages.push(Storage {
-                            key: record.clone(),
+                            key,
                             record: Some(record.clone()),
                             source: rel.as_str().into(),
                             storage_type,

@@ -107,7 +107,7 @@ fn transform(arena: &mut Arena, pickle: &str) -> Vec<FixChange> {
         let arena_ref: &Arena = arena;
         let mut collected = Collected::default();
         let walker = Walker::new(arena_ref, pickle, None, PidStyle::Zip, 200, &mut collected);
-        for (i, value) in arena_ref.values().iter().enumerate() {
+        for (i, value) in arena_ref.values().enumerate() {
             let id = ValueId(i as u32);
             match value {
                 Value::Build { obj, state }
@@ -134,7 +134,6 @@ fn transform(arena: &mut Arena, pickle: &str) -> Vec<FixChange> {
                     // A Namespace without attributes (no BUILD follows).
                     let built = arena_ref
                         .values()
-                        .iter()
                         .any(|v| matches!(v, Value::Build { obj, .. } if *obj == id));
                     if !built {
                         changes.push(FixChange::Namespace {

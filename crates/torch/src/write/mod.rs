@@ -464,12 +464,12 @@ fn storages_of(ckpt: &Checkpoint) -> Result<Vec<StorageBytes<'_>>, TorchError> {
                 reason: "tensor bytes are copied in place; re-save it uncompressed".into(),
             });
         }
-        if out.iter().any(|o: &StorageBytes| o.key == s.key) {
+        if out.iter().any(|o: &StorageBytes| *o.key == *s.key) {
             continue;
         }
         let r = s.byte_range.start as usize..s.byte_range.end as usize;
         out.push(StorageBytes {
-            key: s.key.clone(),
+            key: s.key.to_string(),
             numel: s.numel,
             bytes: data.get(r).unwrap_or(&[]),
         });

@@ -115,12 +115,12 @@ fn check_tensor(ckpt: &Checkpoint, t: &Tensor, e: &Json) {
     if let TensorKind::Quantized(q) = &t.kind {
         assert_eq!(
             e["qscheme"].as_str().unwrap(),
-            match q {
+            match &**q {
                 Quantization::PerTensor { qscheme, .. }
                 | Quantization::PerChannel { qscheme, .. } => qscheme.as_str(),
             }
         );
-        match q {
+        match &**q {
             Quantization::PerTensor {
                 scale, zero_point, ..
             } => {
@@ -410,7 +410,7 @@ fn legacy_stacked_pickles() {
         let s = ckpt
             .storages()
             .iter()
-            .find(|s| s.key == key.as_str().unwrap())
+            .find(|s| *s.key == *key.as_str().unwrap())
             .unwrap();
         assert_eq!(s.byte_range.start, cursor + 8);
         cursor = s.byte_range.end;

@@ -49,21 +49,21 @@ fn kind_json(kind: &TensorKind) -> KindJson<'_> {
         TensorKind::Dense => KindJson::Tensor,
         TensorKind::Parameter => KindJson::Parameter,
         TensorKind::Subclass { class } => KindJson::Subclass(class),
-        TensorKind::Quantized(Quantization::PerTensor {
-            qscheme,
-            scale,
-            zero_point,
-        }) => KindJson::Quantized(QuantJson::PerTensor {
-            qscheme,
-            scale: *scale,
-            zero_point: *zero_point,
-        }),
-        TensorKind::Quantized(Quantization::PerChannel { qscheme, axis, .. }) => {
-            KindJson::Quantized(QuantJson::PerChannel {
+        TensorKind::Quantized(q) => KindJson::Quantized(match &**q {
+            Quantization::PerTensor {
+                qscheme,
+                scale,
+                zero_point,
+            } => QuantJson::PerTensor {
+                qscheme,
+                scale: *scale,
+                zero_point: *zero_point,
+            },
+            Quantization::PerChannel { qscheme, axis, .. } => QuantJson::PerChannel {
                 qscheme,
                 axis: *axis,
-            })
-        }
+            },
+        }),
         TensorKind::Meta => KindJson::Meta,
         TensorKind::Unsupported { function } => KindJson::Unsupported(function),
     }
@@ -74,16 +74,14 @@ fn kind_text(kind: &TensorKind) -> String {
         TensorKind::Dense => String::new(),
         TensorKind::Parameter => "parameter".into(),
         TensorKind::Subclass { class } => format!("subclass {class}"),
-        TensorKind::Quantized(Quantization::PerTensor {
-            qscheme,
-            scale,
-            zero_point,
-        }) => {
-            format!("{qscheme} scale={scale} zero_point={zero_point}")
-        }
-        TensorKind::Quantized(Quantization::PerChannel { qscheme, axis, .. }) => {
-            format!("{qscheme} axis={axis}")
-        }
+        TensorKind::Quantized(q) => match &**q {
+            Quantization::PerTensor {
+                qscheme,
+                scale,
+                zero_point,
+            } => format!("{qscheme} scale={scale} zero_point={zero_point}"),
+            Quantization::PerChannel { qscheme, axis, .. } => format!("{qscheme} axis={axis}"),
+        },
         TensorKind::Meta => "meta (no data)".into(),
         TensorKind::Unsupported { function } => format!("not materialisable: {function}"),
     }
