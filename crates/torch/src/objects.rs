@@ -252,15 +252,26 @@ pub(crate) enum PidStyle {
 }
 
 /// Results of walking one or more pickles.
+///
+/// While the pickles are walked their value arenas are alive, so tensors,
+/// tree lines and storage users are kept packed ([`Packed`]: a few fixed-size
+/// records over shared text and dimension buffers, ~50 bytes a tensor
+/// instead of a [`Tensor`] and its four heap blocks); [`Collected::finish`]
+/// unpacks them into [`tensors`](Self::tensors), [`tree`](Self::tree) and
+/// each [`Storage::tensors`] once the arenas are dropped, each list
+/// allocated at its exact length.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
+    /// Every tensor, after [`finish`](Self::finish).
     pub tensors: Vec<Tensor>,
     pub storages: Vec<Storage>,
     pub values: Vec<ValueEntry>,
-    /// The nesting view, in walk order.
+    /// The nesting view, in walk order, after [`finish`](Self::finish).
     pub tree: Vec<TreeItem>,
     /// `(path, class)` of `__torch__` objects (TorchScript modules).
     pub classes: Vec<(String, String)>,
+    /// What the walk recorded, until [`finish`](Self::finish).
+    packed: Packed,
     /// Index of every storage, found by (record directory, key) through
     /// the storage itself (no second copy of the key).
     storage_index: hashbrown::HashTable<usize>,
@@ -271,17 +282,309 @@ pub(crate) struct Collected {
     names: HashSet<Arc<str>>,
 }
 
-impl Collected {
-    /// Record that the tensor or value at `path` uses storage `index`. Most
-    /// storages have one user: room for one (a `Vec` would make room for
-    /// four).
-    fn add_user(&mut self, index: usize, path: String) {
-        if let Some(s) = self.storages.get_mut(index) {
-            if s.tensors.is_empty() {
-                s.tensors.reserve_exact(1);
-            }
-            s.tensors.push(path);
+/// A span of [`Packed::text`].
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One tensor as the walk records it: 32 bytes, its path in
+/// [`Packed::text`], shape then strides in [`Packed::dims`], device and
+/// storage key those of its storage.
+#[derive(Debug, Clone, Copy)]
+struct PackedTensor {
+    path: Span,
+    /// Start of the shape in [`Packed::dims`] (the strides follow it), or
+    /// with [`PackedTensor::FULL`] the index in [`Packed::full`].
+    dims: u32,
+    ndim: u32,
+    storage: u32,
+    /// Index in [`Packed::sources`].
+    source: u16,
+    dtype: DType,
+    flags: u8,
+    storage_offset: u64,
+}
+
+impl PackedTensor {
+    const PARAMETER: u8 = 1;
+    const REQUIRES_GRAD: u8 = 2;
+    const CONJ: u8 = 4;
+    const NEG: u8 = 8;
+    /// Not packed: the tensor is `full[dims]`.
+    const FULL: u8 = 16;
+}
+
+/// One line of the nesting view as the walk records it.
+#[derive(Debug, Clone)]
+struct PackedTreeItem {
+    depth: u32,
+    key: Span,
+    node: TreeNode,
+}
+
+/// Tensors, tree lines and storage users recorded during the walk.
+#[derive(Debug, Default)]
+struct Packed {
+    tensors: Vec<PackedTensor>,
+    tree: Vec<PackedTreeItem>,
+    /// `(storage, user path)` in the order users were found.
+    users: Vec<(u32, Span)>,
+    /// Paths and keys, back to back.
+    text: String,
+    /// The span [`Packed::text`] appended last.
+    last_text: Option<Span>,
+    /// Shapes and strides, back to back.
+    dims: Vec<u64>,
+    /// Tensors the packed form cannot hold (a kind other than dense or
+    /// parameter, a device other than the storage's, no storage, or a
+    /// buffer past `u32` offsets).
+    full: Vec<Tensor>,
+    /// The pickles tensors come from.
+    sources: Vec<Arc<str>>,
+}
+
+impl Packed {
+    /// `text` appended to [`Packed::text`], if its offsets fit. A text
+    /// equal to the last one shares its span: a tensor's path is recorded
+    /// for its storage's users, for the tensor and (at the root) as its tree
+    /// key, one after the other.
+    fn text(&mut self, text: &str) -> Option<Span> {
+        if let Some(last) = self.last_text
+            && self.str(last) == text
+        {
+            return Some(last);
         }
+        let span = self.append(text)?;
+        self.last_text = Some(span);
+        Some(span)
+    }
+
+    fn append(&mut self, text: &str) -> Option<Span> {
+        let start = u32::try_from(self.text.len()).ok()?;
+        let len = u32::try_from(text.len()).ok()?;
+        start.checked_add(len)?;
+        self.text.push_str(text);
+        Some(Span { start, len })
+    }
+
+    fn str(&self, span: Span) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start + span.len as usize)
+            .unwrap_or("")
+    }
+
+    fn source(&mut self, source: &Arc<str>) -> Option<u16> {
+        if let Some(i) = self.sources.iter().rposition(|s| Arc::ptr_eq(s, source)) {
+            return u16::try_from(i).ok();
+        }
+        let i = u16::try_from(self.sources.len()).ok()?;
+        self.sources.push(source.clone());
+        Some(i)
+    }
+
+    /// The packed form of `t`, when it has one.
+    fn pack(&mut self, t: &Tensor, storages: &[Storage]) -> Option<PackedTensor> {
+        let flags = match t.kind {
+            TensorKind::Dense => 0,
+            TensorKind::Parameter => PackedTensor::PARAMETER,
+            _ => return None,
+        };
+        let index = t.storage?;
+        let s = storages.get(index)?;
+        let same_storage = t.byte_range.is_none()
+            && t.device == s.location
+            && t.storage_key
+                .as_ref()
+                .is_some_and(|k| Arc::ptr_eq(k, &s.key))
+            && t.shape.len() == t.strides.len();
+        if !same_storage {
+            return None;
+        }
+        let ndim = u32::try_from(t.shape.len()).ok()?;
+        let dims = u32::try_from(self.dims.len()).ok()?;
+        dims.checked_add(ndim.checked_mul(2)?)?;
+        let storage = u32::try_from(index).ok()?;
+        let source = self.source(&t.source)?;
+        let path = self.text(&t.path)?;
+        self.dims.extend_from_slice(&t.shape);
+        self.dims.extend_from_slice(&t.strides);
+        let flag = |on: bool, f: u8| if on { f } else { 0 };
+        Some(PackedTensor {
+            path,
+            dims,
+            ndim,
+            storage,
+            source,
+            dtype: t.dtype,
+            flags: flags
+                | flag(t.requires_grad, PackedTensor::REQUIRES_GRAD)
+                | flag(t.conj, PackedTensor::CONJ)
+                | flag(t.neg, PackedTensor::NEG),
+            storage_offset: t.storage_offset,
+        })
+    }
+
+    fn push(&mut self, t: Tensor, storages: &[Storage]) {
+        let packed = match self.pack(&t, storages) {
+            Some(p) => p,
+            None => {
+                let index = self.full.len();
+                self.full.push(t);
+                PackedTensor {
+                    path: Span { start: 0, len: 0 },
+                    // More than u32::MAX tensors cannot come from pickles
+                    // bounded by max_nodes (at most u32::MAX values).
+                    dims: u32::try_from(index).unwrap_or(u32::MAX),
+                    ndim: 0,
+                    storage: 0,
+                    source: 0,
+                    dtype: DType::UInt8,
+                    flags: PackedTensor::FULL,
+                    storage_offset: 0,
+                }
+            }
+        };
+        self.tensors.push(packed);
+    }
+
+    /// The tensor at `index`, unpacked.
+    fn get(&self, index: usize, storages: &[Storage]) -> Option<Tensor> {
+        let p = self.tensors.get(index)?;
+        if p.flags & PackedTensor::FULL != 0 {
+            return self.full.get(p.dims as usize).cloned();
+        }
+        self.unpack(p, storages)
+    }
+
+    /// A packed (not FULL) tensor as a [`Tensor`].
+    fn unpack(&self, p: &PackedTensor, storages: &[Storage]) -> Option<Tensor> {
+        let s = storages.get(p.storage as usize)?;
+        let start = p.dims as usize;
+        let n = p.ndim as usize;
+        let dims = self.dims.get(start..start + 2 * n)?;
+        let on = |f: u8| p.flags & f != 0;
+        Some(Tensor {
+            path: self.str(p.path).to_owned(),
+            source: self.sources.get(usize::from(p.source))?.clone(),
+            dtype: p.dtype,
+            shape: dims[..n].to_vec(),
+            strides: dims[n..].to_vec(),
+            storage_offset: p.storage_offset,
+            device: s.location.clone(),
+            storage: Some(p.storage as usize),
+            storage_key: Some(s.key.clone()),
+            byte_range: None,
+            kind: if on(PackedTensor::PARAMETER) {
+                TensorKind::Parameter
+            } else {
+                TensorKind::Dense
+            },
+            requires_grad: on(PackedTensor::REQUIRES_GRAD),
+            conj: on(PackedTensor::CONJ),
+            neg: on(PackedTensor::NEG),
+        })
+    }
+}
+
+impl Collected {
+    /// Record that the tensor or value at `path` uses storage `index`.
+    pub(crate) fn add_user(&mut self, index: usize, path: &str) {
+        if index >= self.storages.len() {
+            return;
+        }
+        match (u32::try_from(index), self.packed.text(path)) {
+            (Ok(i), Some(span)) => self.packed.users.push((i, span)),
+            // Past the packed offsets: straight into the storage.
+            _ => self.storages[index].tensors.push(path.to_owned()),
+        }
+    }
+
+    /// Record a tensor (after the walk's earlier ones).
+    pub(crate) fn push_tensor(&mut self, t: Tensor) {
+        self.packed.push(t, &self.storages);
+    }
+
+    /// Number of tensors recorded.
+    pub(crate) fn tensor_count(&self) -> usize {
+        self.packed.tensors.len() + self.tensors.len()
+    }
+
+    /// The tensor recorded at `index`, unpacked.
+    fn tensor(&self, index: usize) -> Option<Tensor> {
+        match index.checked_sub(self.tensors.len()) {
+            None => self.tensors.get(index).cloned(),
+            Some(i) => self.packed.get(i, &self.storages),
+        }
+    }
+
+    fn push_tree(&mut self, depth: usize, key: &str, node: TreeNode) {
+        match (u32::try_from(depth), self.packed.text(key)) {
+            (Ok(depth), Some(key)) => self.packed.tree.push(PackedTreeItem { depth, key, node }),
+            // Unreachable for pickles within the engine's limits (depth at
+            // most max_depth, text bounded by the pickle); kept exact.
+            _ => {
+                self.finish_tree();
+                self.tree.push(TreeItem {
+                    depth,
+                    key: key.to_owned(),
+                    node,
+                });
+            }
+        }
+    }
+
+    fn finish_tree(&mut self) {
+        let tree = std::mem::take(&mut self.packed.tree);
+        self.tree.reserve_exact(tree.len());
+        for item in tree {
+            self.tree.push(TreeItem {
+                depth: item.depth as usize,
+                key: self.packed.str(item.key).to_owned(),
+                node: item.node,
+            });
+        }
+    }
+
+    /// Unpack what the walk recorded: tensors, tree lines and storage users.
+    /// Call once every pickle has been walked (and its arena dropped);
+    /// pushes after it are packed again and need another call.
+    pub(crate) fn finish(&mut self) {
+        let users = std::mem::take(&mut self.packed.users);
+        let mut counts = vec![0u32; self.storages.len()];
+        for &(s, _) in &users {
+            counts[s as usize] = counts[s as usize].saturating_add(1);
+        }
+        for (s, &n) in self.storages.iter_mut().zip(&counts) {
+            s.tensors.reserve_exact(n as usize);
+        }
+        drop(counts);
+        for (s, span) in users {
+            let path = self.packed.str(span).to_owned();
+            self.storages[s as usize].tensors.push(path);
+        }
+        let packed = std::mem::take(&mut self.packed.tensors);
+        // Unpacked tensors join those of an earlier finish (FULL entries
+        // come in the order they were pushed).
+        let mut full = std::mem::take(&mut self.packed.full).into_iter();
+        self.tensors.reserve_exact(packed.len());
+        for (i, p) in packed.iter().enumerate() {
+            let t = if p.flags & PackedTensor::FULL != 0 {
+                full.next()
+            } else {
+                self.packed.unpack(p, &self.storages)
+            };
+            // Every packed entry unpacks: its storage exists (storages are
+            // never removed) and its spans were checked when it was packed.
+            debug_assert!(t.is_some(), "packed tensor {i} does not unpack");
+            if let Some(t) = t {
+                self.tensors.push(t);
+            }
+        }
+        self.finish_tree();
+        self.packed = Packed::default();
     }
 
     /// The shared copy of `text`.
@@ -304,6 +607,10 @@ fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
         .and_then(|r| r.strip_suffix(&*s.key).and_then(|d| d.strip_suffix('/')));
     (dir, &s.key)
 }
+
+/// A step of [`Walker::walk`] still to take: the value, its path, its
+/// depth, and where its key starts in the path.
+type Pending = (ValueId, String, usize, usize);
 
 /// Walks one pickle into a [`Collected`].
 pub(crate) struct Walker<'a> {
@@ -757,7 +1064,7 @@ impl<'a> Walker<'a> {
             conj: false,
             neg: false,
         };
-        self.out.add_user(index, path.to_owned());
+        self.out.add_user(index, path);
         Ok(t)
     }
 
@@ -1041,7 +1348,7 @@ impl<'a> Walker<'a> {
                 if p.ends_with(".values") || p.ends_with(".buffer") {
                     first_dtype = Some((t.dtype, t.device.clone()));
                 }
-                self.out.tensors.push(t);
+                self.out.push_tensor(t);
             }
         }
         if name == "_rebuild_sparse_tensor" || name == "_rebuild_nested_tensor" {
@@ -1172,21 +1479,21 @@ impl<'a> Walker<'a> {
 
     /// Walk the graph from `root` at `root_path`.
     pub(crate) fn walk(&mut self, root: ValueId, root_path: &str) -> Result<(), TorchError> {
-        let root_key = if root_path.is_empty() {
-            "(root)"
-        } else {
-            root_path
-        };
-        let mut stack: Vec<(ValueId, String, usize, String)> =
-            vec![(root, root_path.to_owned(), 0, root_key.to_owned())];
-        while let Some((id, path, depth, key)) = stack.pop() {
-            let tree_len = self.out.tree.len();
+        let mut stack: Vec<Pending> = vec![(root, root_path.to_owned(), 0, 0)];
+        // The key of the step (a copy: the step takes its path).
+        let mut key = String::new();
+        while let Some((id, path, depth, key_start)) = stack.pop() {
+            key.clear();
+            match path.get(key_start..) {
+                Some("") | None if depth == 0 => key.push_str("(root)"),
+                Some(k) => key.push_str(k),
+                None => key.push_str(&path),
+            }
             self.walk_one(id, path, depth, &mut stack)?;
             // Every step records what it found: a tensor, a value (objects
             // included) or a container.
-            debug_assert_eq!(self.out.tree.len(), tree_len);
             if let Some(node) = self.last_node.take() {
-                self.out.tree.push(TreeItem { depth, key, node });
+                self.out.push_tree(depth, &key, node);
             }
         }
         Ok(())
@@ -1199,24 +1506,26 @@ impl<'a> Walker<'a> {
         id: ValueId,
         path: String,
         depth: usize,
-        stack: &mut Vec<(ValueId, String, usize, String)>,
+        stack: &mut Vec<Pending>,
     ) -> Result<(), TorchError> {
         {
             // Tensors first (also for repeated references).
             if let Some(&i) = self.tensor_cache.get(&id) {
-                let mut t = self.out.tensors[i].clone();
+                let Some(mut t) = self.out.tensor(i) else {
+                    return Err(self.err(&path, "a tensor recorded earlier is missing"));
+                };
                 if let Some(s) = t.storage {
-                    self.out.add_user(s, path.clone());
+                    self.out.add_user(s, &path);
                 }
                 t.path = path;
-                self.last_node = Some(TreeNode::Tensor(self.out.tensors.len()));
-                self.out.tensors.push(t);
+                self.last_node = Some(TreeNode::Tensor(self.out.tensor_count()));
+                self.out.push_tensor(t);
                 return Ok(());
             }
             if let Some(t) = self.tensor_call(id, &path)? {
-                self.tensor_cache.insert(id, self.out.tensors.len());
-                self.last_node = Some(TreeNode::Tensor(self.out.tensors.len()));
-                self.out.tensors.push(t);
+                self.tensor_cache.insert(id, self.out.tensor_count());
+                self.last_node = Some(TreeNode::Tensor(self.out.tensor_count()));
+                self.out.push_tensor(t);
                 return Ok(());
             }
             let value = self.v(id);
@@ -1241,7 +1550,7 @@ impl<'a> Walker<'a> {
                 Value::PersistentId(_) => {
                     let leaf = match self.storage(id, &path) {
                         Ok((index, _)) => {
-                            self.out.add_user(index, path.clone());
+                            self.out.add_user(index, &path);
                             Leaf::Storage { index }
                         }
                         // A persistent id that is not a storage (legacy
@@ -1293,17 +1602,17 @@ impl<'a> Walker<'a> {
                     len: children.len(),
                 });
             }
-            let prefix = if path.is_empty() {
-                String::new()
-            } else {
-                format!("{path}.")
+            // A child's key is its path after `path.` (all of it when the
+            // path does not start so: a transparent wrapper's inner value).
+            let prefix = if path.is_empty() { 0 } else { path.len() + 1 };
+            let under = |p: &str| {
+                p.len() >= prefix
+                    && p.starts_with(path.as_str())
+                    && (prefix == 0 || p.as_bytes()[prefix - 1] == b'.')
             };
             stack.extend(children.into_iter().rev().map(|(child, child_path)| {
-                let key = child_path
-                    .strip_prefix(prefix.as_str())
-                    .unwrap_or(&child_path)
-                    .to_owned();
-                (child, child_path, depth + 1, key)
+                let key_start = if under(&child_path) { prefix } else { 0 };
+                (child, child_path, depth + 1, key_start)
             }));
         }
         Ok(())

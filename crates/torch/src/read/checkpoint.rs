@@ -649,6 +649,8 @@ fn read_zip(
         pt2::read(data, zip, &prefix, options, &mut info, &mut collected)?;
     }
     info.module_classes = std::mem::take(&mut collected.classes);
+    // The arenas are gone: unpack what the walk recorded.
+    collected.finish();
 
     // Locate storages.
     for s in &mut collected.storages {
@@ -812,6 +814,7 @@ fn read_legacy(
         );
         w.walk(p.root, "")?;
     }
+    collected.finish();
     // Pickle #5: the storage keys, in the order of the raw area.
     let keys_p = &loaded[4];
     let keys: Vec<String> = match keys_p.arena.get(keys_p.root) {

@@ -283,10 +283,10 @@ pub(crate) fn read(
                         out.storages.len() - 1
                     }
                 };
-                out.storages[index].tensors.push(fqn.clone());
+                out.add_user(index, &fqn);
                 t.storage = Some(index);
             }
-            out.tensors.push(t);
+            out.push_tensor(t);
         }
     }
     Ok(())
