@@ -19,9 +19,10 @@ LBR0 models are torch's GRU exports with the GRU node's linear_before_reset
 set to 0 (ONNX's default, which PyTorch never writes): no torch output
 (torch computes linear_before_reset=1); their manifest entry says
 "expected": "onnxruntime" (the tests run model.onnx there). SEQ_MODELS are
-torch's LSTM export with a graph input `seq_lens` (int32, one length per
-sequence) as the LSTM's sequence_lens; DIR/<name>/seq_lens.npy is fed with
-the input ("feeds" in the manifest), expected from onnxruntime as well.
+torch's LSTM, GRU and RNN exports (forward and bidirectional) with a graph
+input `seq_lens` (int32, one length per sequence) as every recurrent node's
+sequence_lens; DIR/<name>/seq_lens.npy is fed with the input ("feeds" in the
+manifest), expected from onnxruntime as well.
 """
 # onnx before torch: else two protobuf copies and onnx.checker segfaults.
 import onnx
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from caffe2.python.onnx.backend import Caffe2Backend
-from caffe2.python import workspace
+from caffe2.python import core, workspace
 
 SEED = 20261202
 INPUT_SIZE, HIDDEN, SEQ, BATCH = 5, 6, 7, 3
@@ -56,8 +57,21 @@ MODELS = {
 }
 # name -> the model whose GRU export is rewritten to linear_before_reset=0
 LBR0 = {"gru_lbr0_1l": "gru_1l", "gru_lbr0_bi_2l": "gru_bi_2l"}
-# name -> the LSTM export given a sequence_lens input
-SEQ_MODELS = {"lstm_seq_1l": "lstm_1l", "lstm_seq_2l": "lstm_2l"}
+# name -> the export given a sequence_lens input
+SEQ_MODELS = {
+    "lstm_seq_1l": "lstm_1l",
+    "lstm_seq_2l": "lstm_2l",
+    "lstm_seq_bi_1l": "lstm_bi_1l",
+    "lstm_seq_bi_2l": "lstm_bi_2l",
+    "gru_seq_1l": "gru_1l",
+    "gru_seq_2l": "gru_2l",
+    "gru_seq_bi_2l": "gru_bi_2l",
+    "gru_lbr0_seq_bi_2l": "gru_lbr0_bi_2l",
+    "rnn_tanh_seq_1l": "rnn_tanh_1l",
+    "rnn_relu_seq_2l": "rnn_relu_2l",
+    "rnn_tanh_seq_bi_1l": "rnn_tanh_bi_1l",
+    "rnn_relu_seq_bi_2l": "rnn_relu_bi_2l",
+}
 SEQ_LENS = np.array([7, 4, 1], dtype=np.int32)
 
 
@@ -75,6 +89,15 @@ class Flat(torch.nn.Module):
         return y, state
 
 
+def backend_nets(m):
+    """Caffe2Backend's nets for model m as a fresh process writes them:
+    core.Net makes every net name unique in the process (a name used before
+    gets `_1`, `_2`, ...), and the step nets are named after their scope
+    (`OC2_DUMMY_<n>`), which models of this script repeat."""
+    core.Net._net_names_used = set()
+    return Caffe2Backend.onnx_graph_to_caffe2_net(m, device="CPU")
+
+
 def save_net(net, path):
     with open(path, "wb") as f:
         f.write(net.SerializeToString())
@@ -87,11 +110,11 @@ def make_lbr0(name, out):
     m = onnx.load(os.path.join(src, "model.onnx"))
     feeds = {}
     for n in m.graph.node:
-        if n.op_type == "GRU":
+        if n.op_type == "GRU" and name in LBR0:
             for a in n.attribute:
                 if a.name == "linear_before_reset":
                     a.i = 0
-        if n.op_type == "LSTM" and name in SEQ_MODELS:
+        if n.op_type in ("LSTM", "GRU", "RNN") and name in SEQ_MODELS:
             n.input[4] = "seq_lens"
     if name in SEQ_MODELS:
         m.graph.input.extend([onnx.helper.make_tensor_value_info(
@@ -102,7 +125,7 @@ def make_lbr0(name, out):
     onnx.save(m, os.path.join(d, "model.onnx"))
     x = np.load(os.path.join(src, "input.npy"))
     np.save(os.path.join(d, "input.npy"), x)
-    init_net, predict_net = Caffe2Backend.onnx_graph_to_caffe2_net(m, device="CPU")
+    init_net, predict_net = backend_nets(m)
     save_net(init_net, os.path.join(d, "ref", "init_net.pb"))
     save_net(predict_net, os.path.join(d, "ref", "predict_net.pb"))
     workspace.ResetWorkspace()
@@ -143,7 +166,7 @@ def make(name, out):
     for i, y in enumerate(ys[1:], start=1):
         np.save(os.path.join(d, "torch_output_%d.npy" % i), y)
     m = onnx.load(path)
-    init_net, predict_net = Caffe2Backend.onnx_graph_to_caffe2_net(m, device="CPU")
+    init_net, predict_net = backend_nets(m)
     save_net(init_net, os.path.join(d, "ref", "init_net.pb"))
     save_net(predict_net, os.path.join(d, "ref", "predict_net.pb"))
     data = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]

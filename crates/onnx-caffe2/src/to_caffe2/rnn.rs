@@ -15,7 +15,16 @@
 //!   the recurrent FC with `linear_before_reset=1` or to the previous state
 //!   before it with 0, as `gru_cell`); the backward direction of a
 //!   bidirectional node runs over the input reversed with
-//!   `ReversePackedSegs` (lengths made from the input's shape);
+//!   `ReversePackedSegs` (lengths made from the input's shape, or
+//!   `sequence_lens`);
+//! * with `sequence_lens`, as the cells with `seq_lengths`: the lengths are
+//!   the last input of `RecurrentNetwork` and of its step net; LSTMUnit and
+//!   GRUUnit read them before `timestep` (`sequence_lengths=1`), the
+//!   BasicRNN step masks its new state with `GT`/`LE` of the lengths and
+//!   the timestep (cast to float, `Mul` on the batch axis, `Add`), so that
+//!   a sequence past its end keeps its states; `VariableLengthSequencePadding`
+//!   zeroes `Y` past each length (forward: in place before the ExpandDims;
+//!   bidirectional: the concatenated directions);
 //! * the outputs: `ExpandDims` of the sequence and `Copy` of the last
 //!   states (forward), or Concat/Reshape/Transpose and Concat
 //!   (bidirectional).
@@ -24,8 +33,7 @@
 //! else than the ONNX node, is refused with the reason: `direction=reverse`,
 //! any attribute besides `hidden_size`/`direction` (`activations` for RNN,
 //! `linear_before_reset` for GRU; others only at their defaults), peepholes,
-//! `sequence_lens` but on a forward LSTM (which gets the lengths in its
-//! step net and a VariableLengthSequencePadding), omitted inputs, outputs,
+//! omitted inputs, outputs,
 //! B or initial states, a bidirectional `Y` not read back through the
 //! `Transpose(0,2,1,3)` + `Reshape(.., .., -1)` pattern that undoes the
 //! backend's own reshape.
@@ -65,6 +73,18 @@ enum Kind {
     Lstm,
     Gru,
     Rnn,
+}
+
+/// What the cell of every direction is made of.
+#[derive(Clone, Copy)]
+struct Cell<'a> {
+    kind: Kind,
+    /// BasicRNN's activation, `tanh` or `relu`.
+    activation: &'a str,
+    /// GRU's `linear_before_reset`.
+    linear_before_reset: bool,
+    /// The node's `sequence_lens` input, if given.
+    seq_lens: Option<&'a str>,
 }
 
 fn op(ty: &str, input: &[&str], output: &[&str], arg: Vec<Argument>) -> OperatorDef {
@@ -198,17 +218,6 @@ pub(super) fn convert(
         ));
     }
     let seq_lens = Some(input(4)).filter(|s| !s.is_empty());
-    if seq_lens.is_some()
-        && (kind != Kind::Lstm
-            || node
-                .attribute
-                .iter()
-                .any(|a| a.name() == "direction" && a.s() == b"bidirectional"))
-    {
-        return Err(no(
-            "sequence_lens: netport converts per-sequence lengths only for a forward LSTM",
-        ));
-    }
     let states: Vec<(&str, &str)> = if kind == Kind::Lstm {
         vec![(input(5), "/initial_h"), (input(6), "/initial_c")]
     } else {
@@ -279,13 +288,17 @@ pub(super) fn convert(
         ));
         init.push(op("Squeeze", &[v], &[v], vec![arg_ints("dims", vec![0])]));
     }
+    let cell = Cell {
+        kind,
+        activation: &activation,
+        linear_before_reset: linear_before_reset == 1,
+        seq_lens,
+    };
     let mut outs = Vec::new();
     for dir in 0..if bidi { 2 } else { 1 } {
         outs.push(direction_ops(
             cx,
-            kind,
-            &activation,
-            linear_before_reset == 1,
+            cell,
             dir,
             (x, w, r, b),
             &states,
@@ -296,9 +309,6 @@ pub(super) fn convert(
         ));
     }
     let y = &node.output[0];
-    if let Some(seq) = seq_lens {
-        with_sequence_lens(&mut pred, seq);
-    }
     if !bidi {
         let o = &outs[0];
         for (i, out) in o.iter().enumerate().skip(1) {
@@ -327,6 +337,14 @@ pub(super) fn convert(
             &[&d1, &d2],
             vec![arg_i("axis", 2)],
         ));
+        if let Some(seq) = seq_lens {
+            pred.push(op(
+                "VariableLengthSequencePadding",
+                &[&d1, seq],
+                &[&d1],
+                vec![],
+            ));
+        }
         let (d3, d4) = (cx.dummy(), cx.dummy());
         pred.push(op(
             "Reshape",
@@ -437,9 +455,7 @@ fn check_bidirectional_y(cx: &Cx<'_>, graph: &GraphProto, y: &str, hidden: i64) 
 #[allow(clippy::too_many_arguments)]
 fn direction_ops(
     cx: &mut Cx<'_>,
-    kind: Kind,
-    activation: &str,
-    linear_before_reset: bool,
+    cell: Cell<'_>,
     dir: i64,
     (x, w, r, b): (&str, &str, &str, &str),
     states: &[(&str, &str)],
@@ -452,6 +468,7 @@ fn direction_ops(
     let g = gates * hidden;
     let bias_offset = 2 * dir * g;
     let weight_offset = dir * g;
+    let (kind, seq_lens) = (cell.kind, cell.seq_lens);
     let (bi, br, w_, r_) = match kind {
         Kind::Gru => ("_bias_i2h", "_bias_gates", "/i2h_w_pre", "/gates_t_w_pre"),
         _ => ("/i2h_b", "/gates_t_b", "/i2h_w", "/gates_t_w"),
@@ -488,7 +505,9 @@ fn direction_ops(
         sliced.push(out);
     }
     let mut reverse_lens = None;
-    if dir == 1 {
+    if let (1, Some(seq)) = (dir, seq_lens) {
+        reverse_lens = Some(seq.to_string());
+    } else if dir == 1 {
         let shape = format!("{name}/input_shape");
         let batch = format!("{name}/batch_size_slice");
         let seq = format!("{name}/seq_len_slice");
@@ -568,15 +587,7 @@ fn direction_ops(
         }
         None => x.to_string(),
     };
-    let mut outputs = cell_ops(
-        kind,
-        activation,
-        linear_before_reset,
-        &name,
-        &input,
-        &sliced,
-        pred,
-    );
+    let mut outputs = cell_ops(cell, &name, &input, &sliced, pred);
     if let Some(lens) = &reverse_lens {
         let rev = format!("{name}/output-reversed");
         pred.push(op(
@@ -593,14 +604,18 @@ fn direction_ops(
 /// The input projection and the RecurrentNetwork op of one direction
 /// (`rnn_cell._RNN.apply_over_sequence` with `forward_only=True`).
 fn cell_ops(
-    kind: Kind,
-    activation: &str,
-    linear_before_reset: bool,
+    cell: Cell<'_>,
     name: &str,
     input: &str,
     initial: &[String],
     pred: &mut Vec<OperatorDef>,
 ) -> Vec<String> {
+    let Cell {
+        kind,
+        activation,
+        linear_before_reset,
+        seq_lens,
+    } = cell;
     let p = |s: &str| format!("{name}/{s}");
     let i2h = p("i2h");
     pred.push(fc(&[input, &p("i2h_w"), &p("i2h_b")], &i2h));
@@ -618,9 +633,9 @@ fn cell_ops(
             step_ops.push(op("Sum", &[&gates_t, "input_t"], &[&gates_t], scope_args()));
             step_ops.push(op(
                 "LSTMUnit",
-                &[&hprev, &p("cell_t_prev"), &gates_t, "timestep"],
+                &unit_inputs(&[&hprev, &p("cell_t_prev"), &gates_t], seq_lens),
                 &[&p("hidden_state"), &p("cell_state")],
-                unit_args(),
+                unit_args(seq_lens.is_some()),
             ));
             state_names = vec![
                 (hprev.clone(), p("hidden_state")),
@@ -637,7 +652,11 @@ fn cell_ops(
             step_ops.push(fc(&[&hprev, &params[0], &params[1]], &gates_t));
             step_ops.push(op("Sum", &[&gates_t, "input_t"], &[&gates_t], scope_args()));
             let act = if activation == "relu" { "Relu" } else { "Tanh" };
-            step_ops.push(op(act, &[&gates_t], &[&p("hidden_t")], vec![]));
+            let hidden_t = p("hidden_t");
+            step_ops.push(op(act, &[&gates_t], &[&hidden_t], vec![]));
+            if let Some(seq) = seq_lens {
+                basic_rnn_lengths(&mut step_ops, &p, &hprev, seq);
+            }
             state_names = vec![(hprev.clone(), p("hidden_t"))];
             all_last = vec![(p("hidden_t_all"), p("hidden_t_last"))];
         }
@@ -686,9 +705,9 @@ fn cell_ops(
             ));
             step_ops.push(op(
                 "GRUUnit",
-                &[&hprev, &gates_t, "timestep"],
+                &unit_inputs(&[&hprev, &gates_t], seq_lens),
                 &[&p("hidden_t")],
-                unit_args(),
+                unit_args(seq_lens.is_some()),
             ));
             state_names = vec![(hprev.clone(), p("hidden_t"))];
             all_last = vec![(p("hidden_t_all"), p("hidden_t_last"))];
@@ -697,6 +716,7 @@ fn cell_ops(
     let mut step_inputs = vec!["input_t".to_string(), "timestep".to_string()];
     step_inputs.extend(state_names.iter().map(|(prev, _)| prev.clone()));
     step_inputs.extend(params.iter().cloned());
+    step_inputs.extend(seq_lens.map(String::from));
     let step_net = NetDef {
         name: Some(name.to_string()),
         op: step_ops,
@@ -731,6 +751,7 @@ fn cell_ops(
     let mut rn_inputs = vec![i2h.clone()];
     rn_inputs.extend(initial.iter().cloned());
     rn_inputs.extend(params.iter().cloned());
+    rn_inputs.extend(seq_lens.map(String::from));
     let ids: Vec<i64> = (1..=initial.len() as i64).collect();
     let rn = OperatorDef {
         input: rn_inputs,
@@ -766,30 +787,48 @@ fn cell_ops(
     outputs
 }
 
-/// `rnn_cell.LSTM` with `seq_lengths`: the lengths are the last input of
-/// the RecurrentNetwork op and of its step net, and LSTMUnit reads them
-/// before `timestep` with `sequence_lengths=1` (states kept past a
-/// sequence's end).
-fn with_sequence_lens(pred: &mut [OperatorDef], seq: &str) {
-    for rn in pred.iter_mut().filter(|o| o.r#type() == "RecurrentNetwork") {
-        rn.input.push(seq.to_string());
-        for a in rn.arg.iter_mut().filter(|a| a.name() == "step_net") {
-            if let Some(net) = a.n.as_mut() {
-                net.external_input.push(seq.to_string());
-                for unit in net.op.iter_mut().filter(|o| o.r#type() == "LSTMUnit") {
-                    let t = unit.input.len().saturating_sub(1);
-                    unit.input.insert(t, seq.to_string());
-                    for arg in unit
-                        .arg
-                        .iter_mut()
-                        .filter(|a| a.name() == "sequence_lengths")
-                    {
-                        arg.i = Some(1);
-                    }
-                }
-            }
-        }
-    }
+/// The unit op's inputs: the states and gates, then with `seq_lengths`
+/// the lengths, then `timestep` (`rnn_cell.LSTM`, `gru_cell.GRU`).
+fn unit_inputs<'a>(states_gates: &[&'a str], seq_lens: Option<&'a str>) -> Vec<&'a str> {
+    let mut v = states_gates.to_vec();
+    v.extend(seq_lens);
+    v.push("timestep");
+    v
+}
+
+/// `rnn_cell.BasicRNNCell` with `seq_lengths` (and `drop_states=False`):
+/// past a sequence's length the step keeps the previous state,
+/// `hidden_t = hidden_t * (lengths > t) + hidden_t_prev * (lengths <= t)`,
+/// each mask cast to float and broadcast over the batch axis.
+fn basic_rnn_lengths(
+    step_ops: &mut Vec<OperatorDef>,
+    p: &dyn Fn(&str) -> String,
+    hprev: &str,
+    seq: &str,
+) {
+    let (ts, valid_b, invalid_b) = (p("timestep_gpu"), p("valid_b"), p("invalid_b"));
+    let (valid, invalid) = (p("valid"), p("invalid"));
+    let (hidden_t, hv, hi) = (p("hidden_t"), p("hidden_valid"), p("hidden_invalid"));
+    let broadcast = || vec![arg_i("broadcast", 1)];
+    let on_batch = || vec![arg_i("broadcast", 1), arg_i("axis", 1)];
+    step_ops.push(op("CopyFromCPUInput", &["timestep"], &[&ts], vec![]));
+    step_ops.push(op("GT", &[seq, &ts], &[&valid_b], broadcast()));
+    step_ops.push(op("LE", &[seq, &ts], &[&invalid_b], broadcast()));
+    step_ops.push(op(
+        "Cast",
+        &[&valid_b],
+        &[&valid],
+        vec![arg_s("to", "float")],
+    ));
+    step_ops.push(op(
+        "Cast",
+        &[&invalid_b],
+        &[&invalid],
+        vec![arg_s("to", "float")],
+    ));
+    step_ops.push(op("Mul", &[&hidden_t, &valid], &[&hv], on_batch()));
+    step_ops.push(op("Mul", &[hprev, &invalid], &[&hi], on_batch()));
+    step_ops.push(op("Add", &[&hv, &hi], &[&hidden_t], vec![]));
 }
 
 /// ONNX's default activations of LSTM (sigmoid, tanh, tanh) or GRU
@@ -808,10 +847,10 @@ fn default_activations(kind: Kind, given: &[bytes::Bytes]) -> bool {
             .all(|(g, d)| String::from_utf8_lossy(g).eq_ignore_ascii_case(d))
 }
 
-fn unit_args() -> Vec<Argument> {
+fn unit_args(sequence_lengths: bool) -> Vec<Argument> {
     vec![
         arg_f("forget_bias", 0.0),
         arg_i("drop_states", 0),
-        arg_i("sequence_lengths", 0),
+        arg_i("sequence_lengths", i64::from(sequence_lengths)),
     ]
 }

@@ -3,8 +3,8 @@
 //! `testdata/peers/caffe2/make_rnn_refs.py` into `<refs>/rnn`), converted by
 //! us, equal Caffe2Backend's nets op for op and run in the Caffe2 workspace
 //! equal to torch (every output); GRUs rewritten to linear_before_reset=0
-//! (which torch cannot compute) and LSTMs given a sequence_lens input
-//! equal to onnxruntime instead (the peer
+//! (which torch cannot compute) and LSTMs, GRUs and RNNs (forward and
+//! bidirectional) given a sequence_lens input equal to onnxruntime instead (the peer
 //! venv, NETPORT_PYTHON). Needs NETPORT_CAFFE2_PYTHON, NETPORT_CAFFE2_REFS
 //! and NETPORT_PYTHON.
 
@@ -31,6 +31,16 @@ const MODELS: &[&str] = &[
     "gru_lbr0_bi_2l",
     "lstm_seq_1l",
     "lstm_seq_2l",
+    "lstm_seq_bi_1l",
+    "lstm_seq_bi_2l",
+    "gru_seq_1l",
+    "gru_seq_2l",
+    "gru_seq_bi_2l",
+    "gru_lbr0_seq_bi_2l",
+    "rnn_tanh_seq_1l",
+    "rnn_relu_seq_2l",
+    "rnn_tanh_seq_bi_1l",
+    "rnn_relu_seq_bi_2l",
 ];
 
 /// `--feed NAME=FILE` for the extra inputs a reference lists (`feeds`:

@@ -283,7 +283,7 @@ pub(crate) fn read(
                         out.storages.len() - 1
                     }
                 };
-                out.add_user(index, &fqn);
+                out.add_user(index, fqn);
                 t.storage = Some(index);
             }
             out.push_tensor(t);
