@@ -8,7 +8,6 @@
 use crate::common::need_env;
 use crate::control_refs::make_control_refs;
 use crate::interop::{convert, run_python, script};
-use netport_onnx_caffe2::{ToCaffe2Options, onnx_to_caffe2};
 
 #[test]
 #[ignore = "interop: needs NETPORT_CAFFE2_PYTHON"]
@@ -23,19 +22,6 @@ fn if_and_loop_equal_caffe2_backend_op_for_op_and_run_in_caffe2_as_expected() {
     for (name, info) in cases {
         let dir = refs.join(name);
         let model_path = dir.join("model.onnx");
-        if name == "if" {
-            // caffe2's own If test slices with opset-9 attributes in the else
-            // branch; Slice before opset 10 is not in the op table, so the If
-            // is refused, naming the branch node.
-            let m = netport_onnx::load_model(&model_path).unwrap();
-            let e = onnx_to_caffe2(&m, &ToCaffe2Options::default()).unwrap_err();
-            assert!(e.is_unsupported(), "{e}");
-            assert!(
-                e.to_string().contains("else_branch node") && e.to_string().contains("Slice"),
-                "{e}"
-            );
-            continue;
-        }
         let ours = tmp.path().join("ours").join(name);
         convert(&model_path, &ours);
         // The control inputs are in our external lists (the predict net reads
