@@ -45,5 +45,5 @@ pub use file::{
 pub use floats::{LazyFloats, LazyNetDef, decode_netdef_lazy};
 pub use model::{Caffe2Model, INIT_NET_NAMES, PREDICT_NET_NAMES};
 pub use sniff::{NotANet, Sniff, sniff};
-pub use summary::{DTypeTotal, FillSummary, ModelSummary, NetSummary, OpTypeCount};
+pub use summary::{DTypeTotal, FillSummary, ModelSummary, NetSummary, OpTypeCount, data_type_arg};
 pub use text::{netdef_to_text, parse_netdef_text, write_netdef_text};

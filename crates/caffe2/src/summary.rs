@@ -294,20 +294,21 @@ fn arg<'a>(op: &'a OperatorDef, name: &str) -> Option<&'a Argument> {
     op.arg.iter().find(|a| a.name.as_deref() == Some(name))
 }
 
-/// The `dtype` argument: a code, or a name as `TensorProto_DataType_Parse`
-/// reads it. `Some(None)` if present but unreadable.
+/// The `dtype` argument. `Some(None)` if present but unreadable.
 fn dtype_arg(op: &OperatorDef) -> Option<Option<i32>> {
-    let a = arg(op, "dtype")?;
+    arg(op, "dtype").map(data_type_arg)
+}
+
+/// The `TensorProto.DataType` code a data type argument names (`dtype` of
+/// the fills, `to` of Cast): a code (`i`), or a name (`s`) upper-cased and
+/// parsed as Caffe2's `TensorProto_DataType_Parse` (`"float"`, `"INT64"`).
+/// `None` if it is neither.
+pub fn data_type_arg(a: &Argument) -> Option<i32> {
     if let Some(i) = a.i {
-        return Some(i32::try_from(i).ok());
+        return i32::try_from(i).ok();
     }
-    let name =
-        a.s.as_ref()
-            .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase());
-    Some(
-        name.and_then(|n| DataType::from_str_name(&n))
-            .map(|d| d as i32),
-    )
+    let name = String::from_utf8_lossy(a.s.as_deref()?).to_ascii_uppercase();
+    DataType::from_str_name(&name).map(|d| d as i32)
 }
 
 fn fill_summary(op_index: usize, op: &OperatorDef) -> Option<FillSummary> {

@@ -44,6 +44,15 @@ impl Args<'_> {
     fn ints(&self, name: &str) -> Option<Vec<i64>> {
         self.get(name).map(|a| a.ints.clone())
     }
+    /// A data type argument (a code or a name), if given.
+    fn dtype(&self, name: &str) -> Result<Option<DType>, String> {
+        let Some(a) = self.get(name) else {
+            return Ok(None);
+        };
+        let code = netport_caffe2::data_type_arg(a)
+            .ok_or_else(|| format!("`{name}` names no Caffe2 data type"))?;
+        c2_dtype(code.into()).map(Some)
+    }
     fn s(&self, name: &str) -> Option<String> {
         self.get(name)
             .and_then(|a| a.s.as_ref())
@@ -337,11 +346,7 @@ fn fill(op: &OperatorDef, a: &Args<'_>, input: Option<&Tensor>) -> Result<Tensor
     let ints = || arg.map(|v| v.ints.clone()).unwrap_or_default();
     let (dtype, values): (DType, Vec<f64>) = match ty {
         "GivenTensorFill" => {
-            let d = a
-                .i("dtype")
-                .map(c2_dtype)
-                .transpose()?
-                .unwrap_or(DType::Float32);
+            let d = a.dtype("dtype")?.unwrap_or(DType::Float32);
             (d, floats())
         }
         "GivenTensorDoubleFill" => (DType::Float64, floats()),
@@ -366,8 +371,8 @@ fn fill(op: &OperatorDef, a: &Args<'_>, input: Option<&Tensor>) -> Result<Tensor
             );
         }
         "ConstantFill" => {
-            let d = match a.i("dtype") {
-                Some(c) => c2_dtype(c)?,
+            let d = match a.dtype("dtype")? {
+                Some(d) => d,
                 None => match a.get("value") {
                     Some(v) if v.i.is_some() => DType::Int64,
                     _ => DType::Float32,
@@ -491,12 +496,14 @@ fn c2_window(a: &Args<'_>) -> Result<(Window, bool), String> {
     ))
 }
 
-/// Legacy broadcasting (`broadcast=1`): B (leading and trailing 1s
-/// stripped) matches A's dims from `axis` (default: suffix); the output has
-/// A's shape.
+/// Legacy broadcasting (`broadcast=1`) of an arithmetic op or a
+/// comparison: B (leading and trailing 1s stripped) matches A's dims from
+/// `axis` (default: suffix); the output has A's shape. B is reshaped to
+/// A's rank and `op` (an elementwise kernel with NumPy broadcasting) does
+/// the rest.
 #[derive(Debug)]
 struct LegacyBroadcast {
-    op: BinOp,
+    op: Box<dyn Kernel>,
     axis: Option<i64>,
 }
 
@@ -505,7 +512,7 @@ impl Kernel for LegacyBroadcast {
         let (x, y) = (arg(inputs, 0)?, arg(inputs, 1)?);
         if y.numel() == 1 {
             let s = y.clone().reshaped(vec![])?;
-            return Ok(vec![binary(self.op, x, &s)?]);
+            return self.op.run(&[Some(x), Some(&s)]);
         }
         if y.rank() > x.rank() {
             return Err(format!(
@@ -530,7 +537,7 @@ impl Kernel for LegacyBroadcast {
         let mut shape = vec![1; x.rank()];
         shape[at..at + core.len()].copy_from_slice(core);
         let yb = y.clone().reshaped(shape)?;
-        Ok(vec![binary(self.op, x, &yb)?])
+        self.op.run(&[Some(x), Some(&yb)])
     }
 }
 
@@ -844,25 +851,20 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
     let ty = op.r#type();
     let n_out = op.output.len();
     let un = |u: UnOp| -> Result<Box<dyn Kernel>, String> { Ok(Box::new(Unary(u))) };
-    let bin = |b: BinOp| -> Result<Box<dyn Kernel>, String> {
-        if a.i("broadcast").unwrap_or(0) != 0 {
-            if a.get("axis_str").is_some() {
-                return Err("axis_str".into());
-            }
-            Ok(Box::new(LegacyBroadcast {
-                op: b,
-                axis: a.i("axis"),
-            }))
-        } else {
-            Ok(Box::new(Binary(b)))
+    let legacy = |op: Box<dyn Kernel>| -> Result<Box<dyn Kernel>, String> {
+        if a.i("broadcast").unwrap_or(0) == 0 {
+            return Ok(op);
         }
-    };
-    let cmp = |c: CmpOp| -> Result<Box<dyn Kernel>, String> {
-        if a.i("broadcast").unwrap_or(0) != 0 {
-            return Err("legacy broadcast on a comparison".into());
+        if a.get("axis_str").is_some() {
+            return Err("axis_str".into());
         }
-        Ok(Box::new(Compare(c)))
+        Ok(Box::new(LegacyBroadcast {
+            op,
+            axis: a.i("axis"),
+        }))
     };
+    let bin = |b: BinOp| legacy(Box::new(Binary(b)));
+    let cmp = |c: CmpOp| legacy(Box::new(Compare(c)));
     let order_axis = || -> Result<i64, String> {
         match (a.i("axis"), a.s("order").as_deref()) {
             (Some(x), _) => Ok(x),
@@ -937,7 +939,7 @@ fn build_kernel(op: &OperatorDef, a: &Args<'_>) -> Result<Box<dyn Kernel>, Strin
             min: a.f("min").or(Some(f64::MIN)),
             max: a.f("max").or(Some(f64::MAX)),
         }),
-        "Cast" => Box::new(Cast(Some(c2_dtype(a.i("to").ok_or("no `to`")?)?))),
+        "Cast" => Box::new(Cast(Some(a.dtype("to")?.ok_or("no `to`")?))),
         "Copy" | "Alias" | "StopGradient" | "EnsureCPUOutput" | "CopyFromCPUInput" => {
             Box::new(Identity)
         }

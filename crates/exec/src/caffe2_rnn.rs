@@ -19,9 +19,9 @@
 //!   `h = sigmoid(o) * tanh(c)`.
 //! - `GRUUnit`: gates `(1, N, 3D)` r, z, o (the reset gate already applied
 //!   by the step net): `h = h_prev * sigmoid(z) + tanh(o) * (1 - sigmoid(z))`.
-//!   LSTMUnit with `sequence_lengths=1` also reads (lengths, timestep) and
-//!   keeps the previous states past a sequence's end (zeros with
-//!   `drop_states`); GRUUnit only without.
+//!   With `sequence_lengths=1` (the schema default) both also read
+//!   (lengths, timestep) as their last two inputs and keep the
+//!   previous states past a sequence's end (zeros with `drop_states`).
 //! - `VariableLengthSequencePadding(x (T, N, ...), lengths)`: steps past
 //!   each sequence's length set to 0.
 //! - `ReversePackedSegs(data (T, N, ...), lengths (N))`: the first
@@ -57,10 +57,7 @@ pub(crate) fn kernel(op: &OperatorDef) -> Option<Result<Box<dyn Kernel>, String>
             seq,
             drop,
         })),
-        "GRUUnit" if seq => {
-            Err("GRUUnit with sequence_lengths (per-sequence lengths) is not supported".into())
-        }
-        "GRUUnit" => Ok(Box::new(GruUnit)),
+        "GRUUnit" => Ok(Box::new(GruUnit { seq, drop })),
         "VariableLengthSequencePadding" => Ok(Box::new(LengthPadding)),
         "ReversePackedSegs" => Ok(Box::new(ReversePackedSegs)),
         "Tile" => Ok(Box::new(Tile {
@@ -94,6 +91,32 @@ fn f32_tensor(shape: Vec<usize>, v: &[f64]) -> Result<Tensor, String> {
     Tensor::f32(shape, v.iter().map(|&x| x as f32).collect())
 }
 
+/// Which of the `n` sequences are still running at this step: with
+/// `seq`, inputs `at` (lengths) and `at + 1` (timestep) say, `t < length`;
+/// without, all of them.
+fn valid_sequences(
+    inputs: &[Option<&Tensor>],
+    at: usize,
+    n: usize,
+    seq: bool,
+) -> Result<Vec<bool>, String> {
+    if !seq {
+        return Ok(vec![true; n]);
+    }
+    let lens = arg(inputs, at)?.to_i64_vec()?;
+    let t = match arg(inputs, at + 1)?.to_i64_vec()?[..] {
+        [t] => t,
+        _ => return Err("timestep is not one value".into()),
+    };
+    if lens.len() != n {
+        return Err(format!(
+            "{} sequence lengths for a batch of {n}",
+            lens.len()
+        ));
+    }
+    Ok(lens.iter().map(|&l| t < l).collect())
+}
+
 /// Caffe2 `LSTMUnit`: with `seq`, inputs (h, c, gates, lengths,
 /// timestep) and a sequence past its length keeps its states (`drop`: 0).
 #[derive(Debug)]
@@ -116,22 +139,7 @@ impl Kernel for LstmUnit {
         }
         let (c_prev, gates) = (floats(c, "cell")?, floats(g, "gates")?);
         let h_prev = floats(h, "hidden")?;
-        let valid: Vec<bool> = if self.seq {
-            let lens = arg(inputs, 3)?.to_i64_vec()?;
-            let t = match arg(inputs, 4)?.to_i64_vec()?[..] {
-                [t] => t,
-                _ => return Err("timestep is not one value".into()),
-            };
-            if lens.len() != n {
-                return Err(format!(
-                    "{} sequence lengths for a batch of {n}",
-                    lens.len()
-                ));
-            }
-            lens.iter().map(|&l| t < l).collect()
-        } else {
-            vec![true; n]
-        };
+        let valid = valid_sequences(inputs, 3, n, self.seq)?;
         let (sig, tanh) = (UnOp::Sigmoid, UnOp::Tanh);
         let (mut ho, mut co) = (vec![0.0; n * d], vec![0.0; n * d]);
         for b in 0..n {
@@ -190,9 +198,13 @@ impl Kernel for LengthPadding {
     }
 }
 
-/// Caffe2 `GRUUnit` (no sequence lengths).
+/// Caffe2 `GRUUnit`: with `seq`, inputs (h, gates, lengths, timestep) and
+/// a sequence past its length keeps its state (`drop`: 0).
 #[derive(Debug)]
-struct GruUnit;
+struct GruUnit {
+    seq: bool,
+    drop: bool,
+}
 
 impl Kernel for GruUnit {
     fn run(&self, inputs: &[Option<&Tensor>]) -> KResult {
@@ -206,8 +218,15 @@ impl Kernel for GruUnit {
             ));
         }
         let (h_prev, gates) = (floats(h, "hidden")?, floats(g, "gates")?);
+        let valid = valid_sequences(inputs, 2, n, self.seq)?;
         let mut out = vec![0.0; n * d];
         for b in 0..n {
+            if !valid[b] {
+                if !self.drop {
+                    out[b * d..(b + 1) * d].copy_from_slice(&h_prev[b * d..(b + 1) * d]);
+                }
+                continue;
+            }
             let x = &gates[b * 3 * d..(b + 1) * 3 * d];
             for j in 0..d {
                 let z = UnOp::Sigmoid.f(x[d + j]);

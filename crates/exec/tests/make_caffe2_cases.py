@@ -195,6 +195,16 @@ def op_cases():
            [("x", r(4, 3, 2)), ("l", lens)], ["x"])
     one_op("gruunit", "GRUUnit", [("h", r(1, 3, 4)), ("g", r(1, 3, 12)), ("t", t)], ["h_out"],
            drop_states=0, sequence_lengths=0)
+    one_op("gruunit_seq", "GRUUnit", [("h", r(1, 3, 4)), ("g", r(1, 3, 12)), ("l", lens), ("t", t2)],
+           ["h_out"], sequence_lengths=1)
+    one_op("gruunit_seq_drop", "GRUUnit", [("h", r(1, 3, 4)), ("g", r(1, 3, 12)), ("l", lens), ("t", t2)],
+           ["h_out"], sequence_lengths=1, drop_states=1)
+    # The BasicRNN step's length masks: lengths against the timestep, and
+    # legacy broadcast on an axis.
+    one_op("gt_broadcast_scalar", "GT", [("l", lens), ("t", t2)], ["y"], broadcast=1)
+    one_op("le_broadcast_scalar", "LE", [("l", lens), ("t", t2)], ["y"], broadcast=1)
+    one_op("lt_broadcast_axis", "LT", [("a", x), ("b", r(4))], ["y"], broadcast=1, axis=1)
+    one_op("cast_to_name", "Cast", [("l", lens)], ["y"], to="float")
     one_op("reversepackedsegs", "ReversePackedSegs",
            [("x", r(5, 3, 2)), ("l", np.array([5, 2, 0], dtype=np.int32))], ["y"])
     # An int64 tiles input resets the axis to 0 (tile_op.h), an int32 one not.

@@ -35,7 +35,7 @@ fn caffe2_backend_rnn_nets_equal_caffe2_and_torch() {
             info["input"].as_str().unwrap().to_string(),
             npy(&dir.join("input.npy")),
         )];
-        // The sequence lengths of the LSTMs given a sequence_lens input.
+        // The sequence lengths of the models given a sequence_lens input.
         for (name, file) in info["feeds"].as_object().into_iter().flatten() {
             feeds.push((name.clone(), npy(&dir.join(file.as_str().unwrap()))));
         }
@@ -55,7 +55,7 @@ fn caffe2_backend_rnn_nets_equal_caffe2_and_torch() {
                 1e-6,
             )];
             // GRUs rewritten to linear_before_reset=0 and LSTMs given
-            // sequence lengths have no torch output.
+            // sequence lengths (every kind) have no torch output.
             if info["expected"] != "onnxruntime" {
                 wants.push((
                     "torch",
