@@ -197,19 +197,21 @@ fn growth_per_tensor(
 
 const FEW: usize = 1_000;
 const MANY: usize = 10_000;
-/// Measured 2,417 - 2,474 over 5 runs (debug build; 2,862 before issue
-/// 13's second 50,000-tensor round, ~3,700 before the first): the pickle's value
-/// arena (32 bytes a value, 15 values a tensor, in chunks that never move)
-/// with the engine's 12 bytes a value while it runs, and the tensor,
-/// storage and tree entries; local headers are read through the file and
-/// the directory's and the pickle's mapped pages are released, so no file
-/// page is held per tensor; the record list is made after the walk; the
-/// JSON is streamed, never held.
-const INSPECT_BYTES_PER_TENSOR: u64 = 2_816;
-/// Measured 3,324 - 3,617 over 5 runs (debug build; was 3,707, ~4,000
-/// before): the check that the output loads with `weights_only=True` (the
-/// netport-pickle scanner's arena over the rewritten pickle); opening the
-/// input builds no object per tensor (`Checkpoint::open_pickles`).
+/// Measured 2,204 - 2,240 over 5 runs (debug build; 2,417 - 2,474 before
+/// the walk recorded tensors packed, 2,862 before issue 13's second
+/// 50,000-tensor round, ~3,700 before the first): the pickle's value arena
+/// (32 bytes a value, 15 values a tensor, in chunks that never move) with
+/// the engine's 12 bytes a value while it runs, and the tensor, storage and
+/// tree entries (packed records while the arena lives); local headers are
+/// read through the file and the directory's and the pickle's mapped pages
+/// are released, so no file page is held per tensor; the record list is
+/// made after the walk; the JSON is streamed, never held.
+const INSPECT_BYTES_PER_TENSOR: u64 = 2_560;
+/// Measured 3,279 - 3,606 over 5 runs (debug build; 3,324 - 3,617 before
+/// the packed walk records, 3,707 before that, ~4,000 before that): the
+/// check that the output loads with `weights_only=True` (the netport-pickle
+/// scanner's arena over the rewritten pickle); opening the input builds no
+/// object per tensor (`Checkpoint::open_pickles`).
 const MAP_LOCATION_BYTES_PER_TENSOR: u64 = 4_096;
 
 #[test]
@@ -220,6 +222,7 @@ fn reading_a_checkpoint_costs_a_bounded_amount_per_tensor() {
     let (inspect, peaks) = growth_per_tensor(&files, |f| {
         vec!["inspect".into(), "--json".into(), f.into()]
     });
+    eprintln!("inspect --json: {inspect} bytes of peak RSS per tensor (peaks {peaks:?} KiB)");
     assert!(
         inspect < INSPECT_BYTES_PER_TENSOR,
         "netport inspect --json: {inspect} bytes of peak RSS per tensor (peaks {peaks:?} KiB for {FEW} and {MANY} tensors; limit {INSPECT_BYTES_PER_TENSOR})"
@@ -234,6 +237,7 @@ fn reading_a_checkpoint_costs_a_bounded_amount_per_tensor() {
             "cuda:0".into(),
         ]
     });
+    eprintln!("map-location: {map} bytes of peak RSS per tensor (peaks {peaks:?} KiB)");
     assert!(
         map < MAP_LOCATION_BYTES_PER_TENSOR,
         "netport map-location: {map} bytes of peak RSS per tensor (peaks {peaks:?} KiB for {FEW} and {MANY} tensors; limit {MAP_LOCATION_BYTES_PER_TENSOR})"
