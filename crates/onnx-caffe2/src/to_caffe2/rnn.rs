@@ -22,8 +22,8 @@
 //!   GRUUnit read them before `timestep` (`sequence_lengths=1`), the
 //!   BasicRNN step masks its new state with `GT`/`LE` of the lengths and
 //!   the timestep (cast to float, `Mul` on the batch axis, `Add`), so that
-//!   a sequence past its end keeps its states; `VariableLengthSequencePadding`
-//!   zeroes `Y` past each length (forward: in place before the ExpandDims;
+//!   a sequence past its end keeps its states;
+//!   `VariableLengthSequencePadding` zeroes `Y` past each length (forward: in place before the ExpandDims;
 //!   bidirectional: the concatenated directions);
 //! * the outputs: `ExpandDims` of the sequence and `Copy` of the last
 //!   states (forward), or Concat/Reshape/Transpose and Concat
@@ -33,10 +33,9 @@
 //! else than the ONNX node, is refused with the reason: `direction=reverse`,
 //! any attribute besides `hidden_size`/`direction` (`activations` for RNN,
 //! `linear_before_reset` for GRU; others only at their defaults), peepholes,
-//! omitted inputs, outputs,
-//! B or initial states, a bidirectional `Y` not read back through the
-//! `Transpose(0,2,1,3)` + `Reshape(.., .., -1)` pattern that undoes the
-//! backend's own reshape.
+//! omitted inputs, outputs, B or initial states, a bidirectional `Y` not
+//! read back through the `Transpose(0,2,1,3)` + `Reshape(.., .., -1)`
+//! pattern that undoes the backend's own reshape.
 
 use super::Cx;
 use super::ops::{Fail, arg_f, arg_i, arg_ints, arg_s, in_table};
