@@ -23,8 +23,9 @@
 //!   BasicRNN step masks its new state with `GT`/`LE` of the lengths and
 //!   the timestep (cast to float, `Mul` on the batch axis, `Add`), so that
 //!   a sequence past its end keeps its states;
-//!   `VariableLengthSequencePadding` zeroes `Y` past each length (forward: in place before the ExpandDims;
-//!   bidirectional: the concatenated directions);
+//!   `VariableLengthSequencePadding` zeroes `Y` past each length (forward:
+//!   in place before the ExpandDims; bidirectional: the concatenated
+//!   directions);
 //! * the outputs: `ExpandDims` of the sequence and `Copy` of the last
 //!   states (forward), or Concat/Reshape/Transpose and Concat
 //!   (bidirectional).

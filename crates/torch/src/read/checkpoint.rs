@@ -624,7 +624,7 @@ fn read_zip(
         // directory: room for them before the walk. Each storage is
         // declared by at least 8 bytes of pickle, which bounds the hint
         // whatever the directory claims.
-        let records = zip
+        let storage_records = zip
             .entries()
             .iter()
             .filter(|r| {
@@ -634,7 +634,7 @@ fn read_zip(
                     .is_some_and(|n| n.starts_with('/'))
             })
             .count();
-        collected.reserve(records.min(bytes.len() / 8));
+        collected.reserve(storage_records.min(bytes.len() / 8));
         let p = load_pickle(&bytes, &name, e.data_offset, options)?;
         // The values own their bytes: the pickle's mapped pages need not
         // stay resident while the objects are walked.
