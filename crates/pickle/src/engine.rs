@@ -80,6 +80,23 @@ pub(crate) trait Domain<'a> {
     type Value;
     /// Store the value of the next id (ids count up from 0 in store order).
     fn store(&mut self, value: Self::Value);
+    /// Store the value of an id that [`Domain::free`] emptied earlier (the
+    /// core hands freed ids out again).
+    fn store_at(&mut self, id: Id, value: Self::Value);
+    /// REDUCE's chance to take the call over: a value that stands for
+    /// `callable(*args)` on its own, or `None` to make the call with
+    /// [`Domain::call`]. When it takes the call, the core frees `callable`
+    /// and `args` and everything only they hold ([`Domain::free`]).
+    fn take_call(&mut self, at: At, callable: Id, args: Id) -> Option<Self::Value> {
+        let _ = (at, callable, args);
+        None
+    }
+    /// Drop the value of `id` (nothing refers to it any more) and append
+    /// the ids it refers to, for the core to free in turn when nothing else
+    /// holds them. Only called after [`Domain::take_call`] took a call.
+    fn free(&mut self, id: Id, children: &mut Vec<Id>) {
+        let _ = (id, children);
+    }
     /// The content of `id`, moved out before a wrapper replaces it (BUILD,
     /// or APPEND/SETITEM/ADDITEMS on an object that is not a list, dict or
     /// set); the core stores it under a new id that `build`/`extend` get.
@@ -136,6 +153,8 @@ enum Shape {
     /// An object that ADDITEMS wrapped.
     AddItems,
     Other,
+    /// A freed id, waiting to be handed out again.
+    Free,
 }
 
 /// 12 bytes per value: `len` fits a `u32` because the core clamps
@@ -145,6 +164,10 @@ struct Meta {
     /// Build-time depth (1 for scalars), raised by mutations.
     depth: u32,
     shape: Shape,
+    /// The value may be reached from more than one place: it was
+    /// duplicated (DUP) or put in a memo entry that a GET reads. A taken
+    /// call never frees it.
+    shared: bool,
     /// Elements (pairs for dicts) when `shape` is a container.
     len: u32,
 }
@@ -153,8 +176,57 @@ impl Meta {
     fn new(depth: u32, shape: Shape, len: usize) -> Meta {
         // Every len here passed check_len (at most u32::MAX).
         let len = u32::try_from(len).unwrap_or(u32::MAX);
-        Meta { depth, shape, len }
+        Meta {
+            depth,
+            shape,
+            shared: false,
+            len,
+        }
     }
+}
+
+/// The memo indices a pickle reads (GET, BINGET, LONG_BINGET), from a pass
+/// over its ops before it runs ([`memo_reads`]): a value put only under
+/// indices that are never read is held by nothing but its container.
+#[derive(Debug, Default)]
+pub(crate) struct MemoReads {
+    /// Indices below `dense.len()`.
+    dense: Vec<bool>,
+    sparse: std::collections::HashSet<u64>,
+}
+
+impl MemoReads {
+    /// Indices past this go to the set (a hand-written `GET 4000000000`
+    /// costs no memory).
+    const DENSE: u64 = 1 << 24;
+
+    fn insert(&mut self, index: u64) {
+        if index < Self::DENSE {
+            let i = index as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, false);
+            }
+            self.dense[i] = true;
+        } else {
+            self.sparse.insert(index);
+        }
+    }
+
+    pub(crate) fn contains(&self, index: u64) -> bool {
+        match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
+            Some(&read) => read,
+            None => self.sparse.contains(&index),
+        }
+    }
+}
+
+/// The memo indices the pickle at `offset` reads before its STOP; `None`
+/// if its ops cannot be read to a STOP (the run then fails at the same
+/// op, with every value kept).
+pub(crate) fn memo_reads(data: &[u8], offset: usize, limits: &Limits) -> Option<MemoReads> {
+    let mut reads = MemoReads::default();
+    crate::ops::Ops::at(data, offset, limits).memo_reads(|i| reads.insert(i))?;
+    Some(reads)
 }
 
 /// The memo. Picklers number their entries 0, 1, 2, ... (MEMOIZE and the
@@ -218,6 +290,13 @@ pub(crate) struct Core<'l, 'a, D> {
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: Memo,
+    /// Which memo indices are read; `None`: treat every one as read.
+    reads: Option<MemoReads>,
+    /// Ids freed after a taken call, handed out again first.
+    free: Vec<Id>,
+    /// Values made so far, freed ones included (what `max_nodes` bounds,
+    /// the same count for every domain).
+    made: usize,
     work: u64,
     max_nodes: usize,
     /// [`Limits::max_container_len`], at most `u32::MAX`.
@@ -234,11 +313,22 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
             stack: Vec::new(),
             marks: Vec::new(),
             memo: Memo::default(),
+            reads: None,
+            free: Vec::new(),
+            made: 0,
             work: 0,
             max_nodes: limits.max_nodes.min(u32::MAX as usize),
             max_len: limits.max_container_len.min(u32::MAX as usize),
             data: PhantomData,
         }
+    }
+
+    /// Tell the core which memo indices the pickle reads ([`memo_reads`]),
+    /// so that values put only under unread indices can be freed when a
+    /// call that holds them is taken.
+    pub(crate) fn with_memo_reads(mut self, reads: Option<MemoReads>) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// Total work spent so far (see [`Limits::max_work`]).
@@ -297,11 +387,11 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
     }
 
     fn check_nodes(&self, at: At) -> Result<(), PickleError> {
-        if self.meta.len() >= self.max_nodes {
+        if self.made >= self.max_nodes {
             return Err(Self::limit(
                 at,
                 Limit::Nodes,
-                self.meta.len() as u64 + 1,
+                self.made as u64 + 1,
                 self.max_nodes as u64,
             ));
         }
@@ -328,10 +418,45 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
 
     /// Store a value that [`Self::reserve`] admitted.
     fn commit(&mut self, depth: u32, shape: Shape, len: usize, value: D::Value) -> Id {
+        self.made += 1;
+        if let Some(id) = self.free.pop()
+            && let Some(m) = self.meta.get_mut(id as usize)
+        {
+            *m = Meta::new(depth, shape, len);
+            self.domain.store_at(id, value);
+            return id;
+        }
         self.meta.push(Meta::new(depth, shape, len));
         self.domain.store(value);
-        // meta.len() <= max_nodes <= u32::MAX, so the cast is exact.
+        // meta.len() <= made <= max_nodes <= u32::MAX: the cast is exact.
         (self.meta.len() - 1) as Id
+    }
+
+    /// Mark `id` as reachable from more than one place.
+    fn share(&mut self, id: Id) {
+        if let Some(m) = self.meta.get_mut(id as usize) {
+            m.shared = true;
+        }
+    }
+
+    /// Free `root` and what only it holds, after a taken call: every value
+    /// not [`Meta::shared`] has exactly one holder (a second one needs DUP
+    /// or a memo read, which share it), so nothing else refers to them.
+    fn release(&mut self, root: Id) {
+        let mut work = vec![root];
+        let mut children = Vec::new();
+        while let Some(id) = work.pop() {
+            let Some(m) = self.meta.get_mut(id as usize) else {
+                continue;
+            };
+            if m.shared || m.shape == Shape::Free {
+                continue;
+            }
+            *m = Meta::new(0, Shape::Free, 0);
+            self.domain.free(id, &mut children);
+            work.append(&mut children);
+            self.free.push(id);
+        }
     }
 
     /// Reserve, make and store a value without children-dependent shape.
@@ -427,7 +552,11 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
         let value = self.domain.take(target);
         let moved = self.commit(old.depth, old.shape, old.len as usize, value);
         if let Some(m) = self.meta.get_mut(target as usize) {
-            *m = Meta::new(m.depth, shape, len);
+            *m = Meta {
+                shape,
+                len: Meta::new(0, shape, len).len,
+                ..*m
+            };
         }
         Ok(moved)
     }
@@ -469,7 +598,7 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
                 let total = (m.len as usize).saturating_add(n);
                 self.check_len(at, total)?;
                 if let Some(m) = self.meta.get_mut(target as usize) {
-                    *m = Meta::new(m.depth, m.shape, total);
+                    m.len = Meta::new(0, m.shape, total).len;
                 }
                 None
             }
@@ -494,6 +623,9 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
             ));
         }
         self.memo.insert(index, top);
+        if self.reads.as_ref().is_none_or(|r| r.contains(index)) {
+            self.share(top);
+        }
         Ok(())
     }
 
@@ -557,6 +689,7 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
             }
             (DUP, _) => {
                 let top = self.top(at)?;
+                self.share(top);
                 self.stack.push(top);
             }
             (READONLY_BUFFER, _) => {
@@ -684,16 +817,26 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
                     d.call(at, Call::Obj, callable, args, None)
                 })?;
             }
-            (REDUCE | NEWOBJ, _) => {
+            (REDUCE, _) => {
                 let args = self.pop(at)?;
                 let callable = self.pop(at)?;
-                let kind = if op.opcode == REDUCE {
-                    Call::Reduce
-                } else {
-                    Call::NewObj
+                let d = self.reserve(at, &[callable, args])?;
+                let value = match self.domain.take_call(at, callable, args) {
+                    Some(v) => {
+                        self.release(callable);
+                        self.release(args);
+                        v
+                    }
+                    None => self.domain.call(at, Call::Reduce, callable, args, None),
                 };
+                let id = self.commit(d, Shape::Other, 0, value);
+                self.stack.push(id);
+            }
+            (NEWOBJ, _) => {
+                let args = self.pop(at)?;
+                let callable = self.pop(at)?;
                 self.push(at, &[callable, args], |d| {
-                    d.call(at, kind, callable, args, None)
+                    d.call(at, Call::NewObj, callable, args, None)
                 })?;
             }
             (NEWOBJ_EX, _) => {

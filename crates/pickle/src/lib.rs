@@ -7,7 +7,8 @@
 //! - [`machine`]: [`Machine`] runs one pickle into an [`Arena`] of [`Value`]s
 //!   under [`Limits`]; globals and calls stay symbolic; memo sharing and
 //!   in-place mutation are exact; [`Pickle::end`] is where a stacked pickle
-//!   starts.
+//!   starts; [`Machine::load_with`] lets a [`Taker`] take calls over as
+//!   they are made, freeing their arguments.
 //! - [`value`]: the value model ([`Value`], [`ValueId`], [`Arena`], [`BigInt`]).
 //! - [`globals`]: [`classify`] a `(module, name)` as allowed by
 //!   `torch.load(weights_only=True)`, benign, dangerous or unknown.
@@ -46,7 +47,7 @@ pub mod writer;
 
 pub use error::{At, Limit, PickleError};
 pub use globals::{GlobalClass, Verdict, classify};
-pub use machine::{Limits, Machine, Pickle, load};
+pub use machine::{Limits, Machine, Pickle, Taker, load};
 pub use ops::{Arg, Op, Opcode, Ops};
 pub use scan::{
     Blocker, BlockerKind, GlobalFinding, GlobalRef, GlobalUses, NestedKind, NestedPayload,

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::{Call, Core, Domain, Extend, Id, Seq};
+use crate::engine::{Call, Core, Domain, Extend, Id, Seq, memo_reads};
 use crate::error::{At, PickleError};
 use crate::ops::{Arg, Op, Opcode, Ops};
 use crate::value::{Arena, Value, ValueId, int_from_le_signed};
@@ -103,8 +103,39 @@ impl Machine {
     /// Run the pickle that starts at `offset` in `data` up to its STOP.
     /// Offsets in the result and in errors are absolute in `data`.
     pub fn load(&self, data: &[u8], offset: usize) -> Result<Pickle, PickleError> {
+        self.run(data, offset, Values::default())
+    }
+
+    /// Like [`load`](Self::load), offering every REDUCE to `taker` as it
+    /// runs. A call the taker takes becomes [`Value::Taken`], and its
+    /// callable and arguments, with everything only they hold, are freed
+    /// at once: their ids are handed out again (their slots read
+    /// [`Value::None`] until then). A value stays when something else may
+    /// still reach it: one duplicated by DUP, or put in a memo entry that
+    /// the pickle reads later (a first pass over the ops finds those).
+    ///
+    /// So a reader that recognises the calls it cares about (a tensor
+    /// rebuild) holds one value per such call instead of its whole argument
+    /// tree, and the arena stays as large as what is still reachable.
+    /// Errors, limits and work are those of [`load`](Self::load).
+    pub fn load_with(
+        &self,
+        data: &[u8],
+        offset: usize,
+        taker: &mut dyn Taker,
+    ) -> Result<Pickle, PickleError> {
+        let values = Values {
+            taker: Some(taker),
+            reads: memo_reads(data, offset, &self.limits),
+            ..Values::default()
+        };
+        self.run(data, offset, values)
+    }
+
+    fn run(&self, data: &[u8], offset: usize, mut values: Values) -> Result<Pickle, PickleError> {
         let mut ops = Ops::at(data, offset, &self.limits);
-        let mut core = Core::new(&self.limits, Values::default());
+        let reads = values.reads.take();
+        let mut core = Core::new(&self.limits, values).with_memo_reads(reads);
         let start = ops.position();
         loop {
             let op = match ops.read_op()? {
@@ -150,15 +181,29 @@ pub fn load(data: &[u8]) -> Result<Pickle, PickleError> {
     Machine::default().load(data, 0)
 }
 
+/// A reader that takes calls over while a pickle runs
+/// ([`Machine::load_with`]).
+pub trait Taker {
+    /// `callable(*args)` is about to be made (REDUCE), with `arena` as the
+    /// pickle has built it so far. Return `Some(n)` to take the call: it
+    /// becomes [`Value::Taken`]`(n)` and its callable and arguments are
+    /// freed, so the taker must keep whatever it needs of them. `None`
+    /// leaves the call as [`Value::Reduce`].
+    fn take(&mut self, arena: &Arena, callable: ValueId, args: ValueId) -> Option<u32>;
+}
+
 /// The machine's [`Domain`]: values in an [`Arena`], ids are [`ValueId`]s.
 #[derive(Default)]
-struct Values {
+struct Values<'t> {
     arena: Arena,
     protocol: Option<u8>,
     buffers: u64,
+    taker: Option<&'t mut dyn Taker>,
+    /// The memo reads of [`Machine::load_with`], until the core has them.
+    reads: Option<crate::engine::MemoReads>,
 }
 
-impl Values {
+impl Values<'_> {
     fn ids(items: Vec<Id>) -> Vec<ValueId> {
         items.into_iter().map(ValueId).collect()
     }
@@ -180,11 +225,29 @@ impl Values {
     }
 }
 
-impl<'a> Domain<'a> for Values {
+impl<'a> Domain<'a> for Values<'_> {
     type Value = Value;
 
     fn store(&mut self, value: Value) {
         self.arena.push(value);
+    }
+
+    fn store_at(&mut self, id: Id, value: Value) {
+        self.set(id, value);
+    }
+
+    fn take_call(&mut self, _at: At, callable: Id, args: Id) -> Option<Value> {
+        let taker = self.taker.as_mut()?;
+        taker
+            .take(&self.arena, ValueId(callable), ValueId(args))
+            .map(Value::Taken)
+    }
+
+    fn free(&mut self, id: Id, children: &mut Vec<Id>) {
+        if let Some(slot) = self.arena.get_mut(ValueId(id)) {
+            let value = std::mem::replace(slot, Value::None);
+            value.for_each_child(|c| children.push(c.0));
+        }
     }
 
     fn take(&mut self, id: Id) -> Value {
@@ -340,5 +403,87 @@ impl<'a> Domain<'a> for Values {
                 state: ValueId(state),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod take_tests {
+    use super::*;
+
+    /// Takes every call of `x.f` and `x.g`, numbering them.
+    struct TakeF(u32);
+
+    impl Taker for TakeF {
+        fn take(&mut self, arena: &Arena, callable: ValueId, args: ValueId) -> Option<u32> {
+            match arena.get(callable)? {
+                Value::Global { module, name }
+                    if module.as_str() == "x" && name.as_str() != "h" =>
+                {
+                    assert!(matches!(arena.get(args)?, Value::Tuple(_)));
+                    self.0 += 1;
+                    Some(self.0 - 1)
+                }
+                _ => None,
+            }
+        }
+    }
+
+    // [x.f(1, 2), x.g((5,)) memo 2, memo 2 again, x.f itself (memo 1),
+    //  x.h(7) (not taken), x.f(((9,), (9,))) with (9,) DUP'd]
+    const PICKLE: &[u8] = b"\x80\x02]q\x00(cx\nf\nq\x01K\x01K\x02\x86Rcx\ng\nK\x05\x85\x85Rq\x02h\x02h\x01cx\nh\nK\x07\x85Rh\x01K\x09\x852\x86\x85Re.";
+
+    #[test]
+    fn taken_calls_free_what_only_they_held() {
+        let plain = load(PICKLE).unwrap();
+        let mut taker = TakeF(0);
+        let taken = Machine::default().load_with(PICKLE, 0, &mut taker).unwrap();
+        assert_eq!((taken.end, taken.work), (plain.end, plain.work));
+        let Value::List(items) = &taken.arena[taken.root] else {
+            panic!("{:?}", taken.arena[taken.root]);
+        };
+        let kinds: Vec<_> = items.iter().map(|&i| taken.arena[i].clone()).collect();
+        assert!(matches!(kinds[0], Value::Taken(0)));
+        assert!(matches!(kinds[1], Value::Taken(1)));
+        // The memo read gives the same taken value.
+        assert_eq!(items[1], items[2]);
+        // x.f is read again from the memo: not freed by the first call.
+        assert!(matches!(&kinds[3], Value::Global { name, .. } if name.as_str() == "f"));
+        assert!(matches!(kinds[4], Value::Reduce { .. }));
+        assert!(matches!(kinds[5], Value::Taken(2)));
+        // The DUP'd tuple (9,) is kept (a DUP'd value may be held twice);
+        // the tuple that held it is freed.
+        let nine = |v: &Value| matches!(v, Value::Tuple(t) if t.len() == 1 && matches!(taken.arena[t[0]], Value::Int(9)));
+        assert!(taken.arena.values().any(nine));
+        assert!(
+            !taken
+                .arena
+                .values()
+                .any(|v| matches!(v, Value::Tuple(t) if t.len() == 2))
+        );
+        assert_eq!(taker.0, 3);
+        // The freed ids were handed out again: fewer slots than values made.
+        assert!(
+            taken.arena.len() < plain.arena.len(),
+            "{} slots, {} without taking",
+            taken.arena.len(),
+            plain.arena.len()
+        );
+    }
+
+    #[test]
+    fn memo_reads_are_found_without_decoding_strings() {
+        let reads = crate::engine::memo_reads(PICKLE, 0, &Limits::default()).unwrap();
+        let read: Vec<u64> = (0..4).filter(|&i| reads.contains(i)).collect();
+        assert_eq!(read, [1, 2]);
+        // Invalid UTF-8 in a counted string: skipped by length all the same
+        // (the run reports it); a truncated pickle has no reads.
+        let bad = b"\x80\x02X\x02\x00\x00\x00\xff\xffq\x00h\x00.";
+        assert!(
+            crate::engine::memo_reads(bad, 0, &Limits::default())
+                .unwrap()
+                .contains(0)
+        );
+        assert!(load(bad).is_err());
+        assert!(crate::engine::memo_reads(&PICKLE[..20], 0, &Limits::default()).is_none());
     }
 }

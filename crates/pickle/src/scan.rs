@@ -543,6 +543,12 @@ impl<'a> Domain<'a> for Probe {
         self.kinds.push(kind);
     }
 
+    fn store_at(&mut self, id: Id, kind: &'static str) {
+        if let Some(slot) = self.kinds.get_mut(id as usize) {
+            *slot = kind;
+        }
+    }
+
     fn take(&mut self, id: Id) -> &'static str {
         self.kind(id)
     }
@@ -1449,6 +1455,12 @@ impl<'a> Domain<'a> for Scanner<'a> {
 
     fn store(&mut self, value: Sym<'a>) {
         self.syms.push(value);
+    }
+
+    fn store_at(&mut self, id: Id, value: Sym<'a>) {
+        if let Some(slot) = self.syms.get_mut(id as usize) {
+            *slot = value;
+        }
     }
 
     /// The scan keeps what it knows at the target itself (see

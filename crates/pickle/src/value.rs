@@ -289,6 +289,11 @@ pub enum Value {
     /// stream order. The buffers live outside the pickle, so only the index
     /// is known. READONLY_BUFFER leaves the stack unchanged.
     OutOfBandBuffer(u64),
+    /// A call (REDUCE) that a [`Taker`](crate::Taker) took over while the
+    /// pickle ran ([`Machine::load_with`](crate::Machine::load_with)): the
+    /// taker's number for it. Its callable and arguments are not in the
+    /// arena; what they said is the taker's.
+    Taken(u32),
 }
 
 impl Value {
@@ -317,6 +322,7 @@ impl Value {
             Value::PersistentId(_) => "persistent id",
             Value::Ext(_) => "extension",
             Value::OutOfBandBuffer(_) => "out-of-band buffer",
+            Value::Taken(_) => "taken call",
         }
     }
 
@@ -333,7 +339,8 @@ impl Value {
             | Value::ByteArray(_)
             | Value::Global { .. }
             | Value::Ext(_)
-            | Value::OutOfBandBuffer(_) => {}
+            | Value::OutOfBandBuffer(_)
+            | Value::Taken(_) => {}
             Value::List(items)
             | Value::Tuple(items)
             | Value::Set(items)
@@ -415,6 +422,7 @@ impl Value {
             (Value::PersistentId(_), Value::PersistentId(_)) => true,
             (Value::Ext(a), Value::Ext(b)) => a == b,
             (Value::OutOfBandBuffer(a), Value::OutOfBandBuffer(b)) => a == b,
+            (Value::Taken(a), Value::Taken(b)) => a == b,
             _ => false,
         }
     }
@@ -665,6 +673,9 @@ impl Arena {
             }
             Value::OutOfBandBuffer(i) => {
                 let _ = write!(out, "out_of_band_buffer({i})");
+            }
+            Value::Taken(n) => {
+                let _ = write!(out, "taken({n})");
             }
         }
         path.pop();

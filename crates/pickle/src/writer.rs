@@ -323,6 +323,9 @@ impl Writer<'_> {
             Value::OutOfBandBuffer(_) => {
                 return Err(self.unencodable(Opcode::NEXT_BUFFER, "an out-of-band buffer"));
             }
+            Value::Taken(_) => {
+                return Err(self.unencodable(Opcode::REDUCE, "a call taken while loading"));
+            }
             Value::AddItems { .. } => {
                 return Err(self.unencodable(Opcode::ADDITEMS, "ADDITEMS on a non-set object"));
             }
