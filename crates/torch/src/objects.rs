@@ -12,6 +12,7 @@
 //! by index, object state attributes by name, joined with `.`; the root has
 //! path `""`.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
@@ -623,14 +624,199 @@ fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
 /// depth, and where its key starts in the path.
 type Pending = (ValueId, String, usize, usize);
 
-/// Walks one pickle into a [`Collected`].
-pub(crate) struct Walker<'a> {
-    arena: &'a Arena,
+/// A storage as a persistent id declares it, before it is registered.
+struct StorageDecl<'s> {
+    /// The storage type, `module.name` (`torch`, `FloatStorage`).
+    module: &'s str,
+    name: &'s str,
+    dtype: DType,
+    key: Cow<'s, str>,
+    location: &'s str,
+    numel: u64,
+    /// A legacy view's offset into the storage, in elements.
+    view_offset: u64,
+}
+
+/// One tensor a [`TensorTaker`] took: what `_rebuild_tensor(_v2)` was
+/// called with, 56 bytes (text and dimensions in [`Taken`]).
+#[derive(Debug, Clone, Copy)]
+struct TakenTensor {
+    /// The storage key in [`Taken::text`].
+    key: Span,
+    /// Storage type module and name, location: indices in [`Taken::names`].
+    module: u16,
+    name: u16,
+    location: u16,
+    dtype: DType,
+    requires_grad: bool,
+    numel: u64,
+    view_offset: u64,
+    offset: u64,
+    /// Shape then strides in [`Taken::dims`].
+    dims: u32,
+    ndim: u32,
+}
+
+/// The tensors a [`TensorTaker`] took while a pickle ran, by their
+/// [`Value::Taken`] number.
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    tensors: Vec<TakenTensor>,
+    /// Storage keys, back to back.
+    text: String,
+    /// Shapes and strides, back to back.
+    dims: Vec<u64>,
+    /// Storage type modules and names, locations: a pickle has few.
+    names: Vec<Box<str>>,
+}
+
+impl Taken {
+    fn text(&self, span: Span) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start + span.len as usize)
+            .unwrap_or("")
+    }
+
+    fn name(&self, index: u16) -> &str {
+        self.names.get(usize::from(index)).map_or("", |n| n)
+    }
+
+    /// The index of `name`, added if new; `None` past `u16` indices.
+    fn intern(&mut self, name: &str) -> Option<u16> {
+        let i = match self.names.iter().rposition(|n| &**n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.into());
+                self.names.len() - 1
+            }
+        };
+        u16::try_from(i).ok()
+    }
+
+    /// Shape and strides of `t`.
+    fn dims(&self, t: &TakenTensor) -> (&[u64], &[u64]) {
+        let (start, n) = (t.dims as usize, t.ndim as usize);
+        let all = self.dims.get(start..start + 2 * n).unwrap_or(&[]);
+        all.split_at(all.len() / 2)
+    }
+}
+
+/// Takes plain tensor rebuild calls over while a pickle runs
+/// ([`netport_pickle::Machine::load_with`]): `_rebuild_tensor(storage,
+/// offset, size, stride)` and `_rebuild_tensor_v2(storage, offset, size,
+/// stride, requires_grad, hooks)` whose arguments read cleanly. The pickle
+/// then keeps one value per tensor instead of its ~14-value argument tree
+/// (a tuple persistent id, two dimension tuples, an `OrderedDict()`, ...),
+/// and the walk finds [`Value::Taken`] where the call was.
+///
+/// Anything else, and any call whose arguments do not read cleanly, is
+/// left to the walk, which reports it as before: what the taker records is
+/// exactly what [`Walker::call`] would read, and storages are registered
+/// and views checked only when the walk reaches the tensor, so the results
+/// and their order do not depend on taking.
+pub(crate) struct TensorTaker {
+    taken: Taken,
     source: Arc<str>,
-    /// Directory of this pickle's storage records (`data`, `constants`).
-    storage_dir: Option<Arc<str>>,
+    pid_style: PidStyle,
+}
+
+impl TensorTaker {
+    pub(crate) fn new(source: &str, pid_style: PidStyle) -> Self {
+        TensorTaker {
+            taken: Taken::default(),
+            source: source.into(),
+            pid_style,
+        }
+    }
+
+    /// What was taken.
+    pub(crate) fn into_taken(self) -> Taken {
+        self.taken
+    }
+}
+
+impl netport_pickle::Taker for TensorTaker {
+    fn take(&mut self, arena: &Arena, callable: ValueId, args: ValueId) -> Option<u32> {
+        let v2 = match arena.get(callable)? {
+            Value::Global { module, name } if module.as_str() == "torch._utils" => {
+                match name.as_str() {
+                    "_rebuild_tensor_v2" => true,
+                    "_rebuild_tensor" => false,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        // Calls inside the arguments are not looked into: no taken table.
+        static NONE_TAKEN: Taken = Taken {
+            tensors: Vec::new(),
+            text: String::new(),
+            dims: Vec::new(),
+            names: Vec::new(),
+        };
+        let r = Reader::new(arena, &NONE_TAKEN, self.source.clone(), self.pid_style, 0);
+        let a = r.items(args)?;
+        // No metadata (conj, neg): those go through the walk.
+        if a.len() != if v2 { 6 } else { 4 } {
+            return None;
+        }
+        let decl = r.storage_decl(a[0], "").ok()?;
+        let offset = r.int(a[1]).filter(|&o| o >= 0)? as u64;
+        let shape = r.dims(a[2], "", "size").ok()?;
+        let strides = r.dims(a[3], "", "stride").ok()?;
+        if shape.len() != strides.len() {
+            return None;
+        }
+        let requires_grad = v2 && matches!(r.v(a[4]), Value::Bool(true));
+        let number = u32::try_from(self.taken.tensors.len()).ok()?;
+        let ndim = u32::try_from(shape.len()).ok()?;
+        let dims = u32::try_from(self.taken.dims.len()).ok()?;
+        dims.checked_add(ndim.checked_mul(2)?)?;
+        let key_start = u32::try_from(self.taken.text.len()).ok()?;
+        let key_len = u32::try_from(decl.key.len()).ok()?;
+        key_start.checked_add(key_len)?;
+        let t = TakenTensor {
+            key: Span {
+                start: key_start,
+                len: key_len,
+            },
+            module: self.taken.intern(decl.module)?,
+            name: self.taken.intern(decl.name)?,
+            location: self.taken.intern(decl.location)?,
+            dtype: decl.dtype,
+            requires_grad,
+            numel: decl.numel,
+            view_offset: decl.view_offset,
+            offset,
+            dims,
+            ndim,
+        };
+        self.taken.text.push_str(&decl.key);
+        self.taken.dims.extend_from_slice(&shape);
+        self.taken.dims.extend_from_slice(&strides);
+        self.taken.tensors.push(t);
+        Some(number)
+    }
+}
+
+/// Reads the values of one pickle: what they say, without recording
+/// anything (the part of the walk a [`TensorTaker`] also needs while the
+/// pickle still runs).
+pub(crate) struct Reader<'a> {
+    arena: &'a Arena,
+    /// What the pickle's taken calls were.
+    taken: &'a Taken,
+    source: Arc<str>,
     pid_style: PidStyle,
     max_repr: usize,
+}
+
+/// Walks one pickle into a [`Collected`].
+pub(crate) struct Walker<'a> {
+    r: Reader<'a>,
+    /// Directory of this pickle's storage records (`data`, `constants`).
+    storage_dir: Option<Arc<str>>,
     out: &'a mut Collected,
     expanded: HashMap<ValueId, String>,
     tensor_cache: HashMap<ValueId, usize>,
@@ -642,6 +828,32 @@ pub(crate) struct Walker<'a> {
     /// The last storage type seen (module, name, shared text): storages of
     /// one checkpoint usually share one, so it is formatted once.
     last_storage_type: Option<(&'a str, &'a str, Arc<str>)>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(
+        arena: &'a Arena,
+        taken: &'a Taken,
+        source: Arc<str>,
+        pid_style: PidStyle,
+        max_repr: usize,
+    ) -> Self {
+        Reader {
+            arena,
+            taken,
+            source,
+            pid_style,
+            max_repr,
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Walker<'a> {
+    type Target = Reader<'a>;
+
+    fn deref(&self) -> &Reader<'a> {
+        &self.r
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -699,6 +911,7 @@ fn is_numpy_core(module: &str) -> bool {
 impl<'a> Walker<'a> {
     pub(crate) fn new(
         arena: &'a Arena,
+        taken: &'a Taken,
         source: &str,
         storage_dir: Option<&str>,
         pid_style: PidStyle,
@@ -706,11 +919,8 @@ impl<'a> Walker<'a> {
         out: &'a mut Collected,
     ) -> Self {
         Walker {
-            arena,
-            source: source.into(),
+            r: Reader::new(arena, taken, source.into(), pid_style, max_repr),
             storage_dir: storage_dir.map(Arc::from),
-            pid_style,
-            max_repr,
             out,
             expanded: HashMap::default(),
             tensor_cache: HashMap::default(),
@@ -719,7 +929,9 @@ impl<'a> Walker<'a> {
             last_storage_type: None,
         }
     }
+}
 
+impl<'a> Reader<'a> {
     fn v(&self, id: ValueId) -> &'a Value {
         static NONE: Value = Value::None;
         self.arena.get(id).unwrap_or(&NONE)
@@ -824,11 +1036,8 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Resolve the storage persistent id at `id` (after memo sharing).
-    fn storage(&mut self, id: ValueId, path: &str) -> Result<(usize, u64), TorchError> {
-        if let Some(&hit) = self.pid_cache.get(&id) {
-            return Ok(hit);
-        }
+    /// What the storage persistent id at `id` declares.
+    fn storage_decl(&self, id: ValueId, path: &str) -> Result<StorageDecl<'a>, TorchError> {
         let Value::PersistentId(pid) = self.v(id) else {
             return Err(self.err(
                 path,
@@ -886,9 +1095,9 @@ impl<'a> Walker<'a> {
             DType::from_storage_class(sname)
                 .ok_or_else(|| self.err(path, format!("unknown storage type {smod}.{sname}")))?
         };
-        let key = match self.v(fields[2]) {
-            Value::Str(s) => s.clone(),
-            Value::Int(i) => i.to_string(),
+        let key: Cow<'a, str> = match self.v(fields[2]) {
+            Value::Str(s) => Cow::Borrowed(s),
+            Value::Int(i) => Cow::Owned(i.to_string()),
             other => {
                 return Err(self.err(
                     path,
@@ -948,12 +1157,49 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+        Ok(StorageDecl {
+            module: smod,
+            name: sname,
+            dtype,
+            key,
+            location,
+            numel,
+            view_offset,
+        })
+    }
+}
+
+impl<'a> Walker<'a> {
+    /// Resolve the storage persistent id at `id` (after memo sharing).
+    fn storage(&mut self, id: ValueId, path: &str) -> Result<(usize, u64), TorchError> {
+        if let Some(&hit) = self.pid_cache.get(&id) {
+            return Ok(hit);
+        }
+        let decl = self.storage_decl(id, path)?;
+        let index = self.register(&decl, path)?;
+        self.pid_cache.insert(id, (index, decl.view_offset));
+        Ok((index, decl.view_offset))
+    }
+
+    /// The storage `decl` declares: the one registered earlier under its
+    /// key (which must agree in size), or a new one.
+    fn register(&mut self, decl: &StorageDecl<'a>, path: &str) -> Result<usize, TorchError> {
+        let StorageDecl {
+            module: smod,
+            name: sname,
+            dtype,
+            ref key,
+            location,
+            numel,
+            ..
+        } = *decl;
+        let key: &str = key;
         let dir = self.storage_dir.as_deref();
         let hasher = &self.out.storage_hasher;
         let storages = &self.out.storages;
         let entry = self.out.storage_index.entry(
-            hasher.hash_one((dir, key.as_str())),
-            |&i| storage_dir_key(&storages[i]) == (dir, key.as_str()),
+            hasher.hash_one((dir, key)),
+            |&i| storage_dir_key(&storages[i]) == (dir, key),
             |&i| hasher.hash_one(storage_dir_key(&storages[i])),
         );
         let index = match entry {
@@ -963,7 +1209,7 @@ impl<'a> Walker<'a> {
                 let same = s.nbytes() == numel.checked_mul(dtype.size_in_bytes() as u64);
                 if !same {
                     return Err(TorchError::BadStorage {
-                        key,
+                        key: key.to_owned(),
                         pickle: self.source.to_string(),
                         reason: format!(
                             "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
@@ -988,7 +1234,7 @@ impl<'a> Walker<'a> {
                 self.out.storages.push(Storage {
                     record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
                     key: key.into(),
-                    source: self.source.clone(),
+                    source: self.r.source.clone(),
                     storage_type,
                     dtype,
                     numel,
@@ -1000,8 +1246,7 @@ impl<'a> Walker<'a> {
                 index
             }
         };
-        self.pid_cache.insert(id, (index, view_offset));
-        Ok((index, view_offset))
+        Ok(index)
     }
 
     /// A tensor that views a storage, bounds-checked.
@@ -1034,6 +1279,30 @@ impl<'a> Walker<'a> {
                 format!("size {shape:?} and stride {strides:?} have different lengths"),
             ));
         }
+        self.view(
+            path,
+            (index, view_offset),
+            offset,
+            shape,
+            strides,
+            dtype,
+            kind,
+        )
+    }
+
+    /// The tensor at `path` that views storage `index` (with a legacy
+    /// view's offset), bounds-checked against the storage.
+    #[allow(clippy::too_many_arguments)]
+    fn view(
+        &mut self,
+        path: &str,
+        (index, view_offset): (usize, u64),
+        offset: u64,
+        shape: Vec<u64>,
+        strides: Vec<u64>,
+        dtype: Option<DType>,
+        kind: TensorKind,
+    ) -> Result<Tensor, TorchError> {
         let s = &self.out.storages[index];
         let dtype = dtype.unwrap_or(s.dtype);
         // Legacy views add their offset, in storage elements; convert to
@@ -1095,13 +1364,48 @@ impl<'a> Walker<'a> {
 
     /// If `id` is a tensor rebuild call, interpret it.
     fn tensor_call(&mut self, id: ValueId, path: &str) -> Result<Option<Tensor>, TorchError> {
-        let Value::Reduce { callable, args } = self.v(id) else {
-            return Ok(None);
+        let (callable, args) = match self.v(id) {
+            Value::Reduce { callable, args } => (callable, args),
+            Value::Taken(n) => return self.taken_tensor(*n, path).map(Some),
+            _ => return Ok(None),
         };
         let Some(func) = self.global(*callable) else {
             return Ok(None);
         };
         self.call(func, *args, path)
+    }
+
+    /// The tensor a [`TensorTaker`] took as number `n`: its storage
+    /// registered and the view checked now, in walk order, exactly as
+    /// [`Walker::call`] does for the call it stands for.
+    fn taken_tensor(&mut self, n: u32, path: &str) -> Result<Tensor, TorchError> {
+        let taken = self.r.taken;
+        let t = taken
+            .tensors
+            .get(n as usize)
+            .ok_or_else(|| self.err(path, format!("taken call #{n} is not recorded")))?;
+        let decl = StorageDecl {
+            module: taken.name(t.module),
+            name: taken.name(t.name),
+            dtype: t.dtype,
+            key: Cow::Borrowed(taken.text(t.key)),
+            location: taken.name(t.location),
+            numel: t.numel,
+            view_offset: t.view_offset,
+        };
+        let index = self.register(&decl, path)?;
+        let (shape, strides) = taken.dims(t);
+        let mut tensor = self.view(
+            path,
+            (index, t.view_offset),
+            t.offset,
+            shape.to_vec(),
+            strides.to_vec(),
+            None,
+            TensorKind::Dense,
+        )?;
+        tensor.requires_grad = t.requires_grad;
+        Ok(tensor)
     }
 
     /// Interpret `func(*args)` when `func` is a tensor rebuild function.
@@ -1458,7 +1762,9 @@ impl<'a> Walker<'a> {
             repr,
         });
     }
+}
 
+impl<'a> Reader<'a> {
     /// The class name of an object node (`NewObj`, `Reduce`), looking
     /// through mutation wrappers.
     fn class_of(&self, mut id: ValueId) -> Option<String> {
@@ -1487,7 +1793,9 @@ impl<'a> Walker<'a> {
         }
         None
     }
+}
 
+impl<'a> Walker<'a> {
     /// Walk the graph from `root` at `root_path`.
     pub(crate) fn walk(&mut self, root: ValueId, root_path: &str) -> Result<(), TorchError> {
         let mut stack: Vec<Pending> = vec![(root, root_path.to_owned(), 0, 0)];
@@ -1628,7 +1936,9 @@ impl<'a> Walker<'a> {
         }
         Ok(())
     }
+}
 
+impl<'a> Reader<'a> {
     /// Objects that are reported as an entry of their own (not plain
     /// containers, not transparent wrappers).
     fn object_class(&self, id: ValueId) -> Option<String> {
@@ -1973,7 +2283,7 @@ pub(crate) fn float_repr(f: f64) -> String {
 }
 
 struct Repr<'w, 'a> {
-    w: &'w Walker<'a>,
+    w: &'w Reader<'a>,
     out: String,
     max: usize,
 }
@@ -2057,6 +2367,15 @@ impl Repr<'_, '_> {
             }
             return;
         }
+        if let Value::Taken(n) = w.v(id) {
+            match w.taken.tensors.get(*n as usize) {
+                Some(t) => {
+                    let _ = write!(self.out, "tensor(shape={:?})", w.taken.dims(t).0);
+                }
+                None => self.out.push_str("tensor(...)"),
+            }
+            return;
+        }
         match w.v(id) {
             Value::None => self.out.push_str("None"),
             Value::Bool(true) => self.out.push_str("True"),
@@ -2117,6 +2436,7 @@ impl Repr<'_, '_> {
             Value::Ext(c) => {
                 let _ = write!(self.out, "ext({c})");
             }
+            Value::Taken(_) => {}
             Value::OutOfBandBuffer(i) => {
                 let _ = write!(self.out, "out_of_band_buffer({i})");
             }
@@ -2334,7 +2654,7 @@ impl Repr<'_, '_> {
     }
 }
 
-impl Walker<'_> {
+impl Reader<'_> {
     fn class_of_callable(&self, callable: ValueId, _args: &[ValueId]) -> Option<String> {
         self.global(callable).map(|(m, n)| {
             let m = if m == "__builtin__" { "builtins" } else { m };

@@ -10,7 +10,8 @@ use netport_tensor::{ByteOrder, DType, TensorView, convert};
 
 use crate::error::TorchError;
 use crate::objects::{
-    Collected, PidStyle, Storage, Tensor, TensorKind, ValueEntry, Walker, values_per_byte,
+    Collected, PidStyle, Storage, Taken, Tensor, TensorKind, TensorTaker, ValueEntry, Walker,
+    values_per_byte,
 };
 use crate::read::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
 use crate::read::pt2;
@@ -27,6 +28,13 @@ pub struct Options {
     pub max_json_bytes: u64,
     /// Largest compressed pickle inflated in memory. Default 1 GiB.
     pub max_inflated_bytes: u64,
+    /// Read plain tensors (`_rebuild_tensor_v2` without metadata) as the
+    /// object pickle runs, freeing their argument values at once (see
+    /// `netport_pickle::Machine::load_with`): a checkpoint of many small
+    /// tensors then needs a fraction of the memory. The results are the
+    /// same either way; `false` keeps every value until the walk. Default
+    /// true.
+    pub early_tensors: bool,
 }
 
 impl Default for Options {
@@ -36,6 +44,7 @@ impl Default for Options {
             max_repr: 200,
             max_json_bytes: 256 << 20,
             max_inflated_bytes: 1 << 30,
+            early_tensors: true,
         }
     }
 }
@@ -492,19 +501,29 @@ pub(crate) fn inflate(
     })
 }
 
-fn load_pickle(
+/// Run the object pickle at `offset` of `bytes`; with
+/// [`Options::early_tensors`], plain tensor calls are taken as it runs.
+fn load_objects(
     bytes: &[u8],
+    offset: usize,
     name: &str,
     start: u64,
+    style: PidStyle,
     options: &Options,
-) -> Result<Pickle, TorchError> {
-    Machine::new(options.limits.clone())
-        .load(bytes, 0)
-        .map_err(|source| TorchError::Pickle {
-            pickle: name.to_owned(),
-            start,
-            source,
-        })
+) -> Result<(Pickle, Taken), TorchError> {
+    let machine = Machine::new(options.limits.clone());
+    let mut taker = TensorTaker::new(name, style);
+    let loaded = if options.early_tensors {
+        machine.load_with(bytes, offset, &mut taker)
+    } else {
+        machine.load(bytes, offset)
+    };
+    let p = loaded.map_err(|source| TorchError::Pickle {
+        pickle: name.to_owned(),
+        start,
+        source,
+    })?;
+    Ok((p, taker.into_taken()))
 }
 
 fn small_text(data: &[u8], e: &ZipEntry) -> Option<String> {
@@ -635,7 +654,7 @@ fn read_zip(
             })
             .count();
         collected.reserve(storage_records.min(bytes.len() / 8));
-        let p = load_pickle(&bytes, &name, e.data_offset, options)?;
+        let (p, taken) = load_objects(&bytes, 0, &name, e.data_offset, PidStyle::Zip, options)?;
         // The values own their bytes: the pickle's mapped pages need not
         // stay resident while the objects are walked.
         if let Cow::Borrowed(b) = &bytes {
@@ -648,6 +667,7 @@ fn read_zip(
         };
         let mut w = Walker::new(
             &p.arena,
+            &taken,
             &name,
             Some(dir),
             PidStyle::Zip,
@@ -768,6 +788,7 @@ fn read_legacy(
     let mut pickles = Vec::new();
     let mut loaded = Vec::new();
     let mut pos = 0usize;
+    let mut taken = Taken::default();
     for n in 1..=5 {
         if pos >= data.len() {
             return Err(TorchError::Legacy {
@@ -776,13 +797,20 @@ fn read_legacy(
             });
         }
         let name = format!("legacy pickle #{n}");
-        let p = Machine::new(options.limits.clone())
-            .load(data, pos)
-            .map_err(|source| TorchError::Pickle {
-                pickle: name.clone(),
-                start: 0,
-                source,
-            })?;
+        let p = if n == 4 {
+            // The object pickle.
+            let (p, t) = load_objects(data, pos, &name, 0, PidStyle::Legacy, options)?;
+            taken = t;
+            p
+        } else {
+            Machine::new(options.limits.clone())
+                .load(data, pos)
+                .map_err(|source| TorchError::Pickle {
+                    pickle: name.clone(),
+                    start: 0,
+                    source,
+                })?
+        };
         pickles.push(PickleRecord {
             name,
             byte_range: p.start..p.end,
@@ -821,6 +849,7 @@ fn read_legacy(
         let p = &loaded[3];
         let mut w = Walker::new(
             &p.arena,
+            &taken,
             "legacy pickle #4",
             None,
             PidStyle::Legacy,

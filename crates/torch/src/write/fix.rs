@@ -15,7 +15,7 @@ use netport_pickle::{
 };
 
 use crate::error::TorchError;
-use crate::objects::{Collected, Leaf, PidStyle, Walker};
+use crate::objects::{Leaf, PidStyle, Reader, Taken};
 use crate::read::checkpoint::Checkpoint;
 use crate::read::detect::Format;
 use crate::write::{WriteOptions, rewrite_zip_file, write_atomic};
@@ -105,8 +105,8 @@ fn transform(arena: &mut Arena, pickle: &str) -> Vec<FixChange> {
     let mut replacements: Vec<(ValueId, Value)> = Vec::new();
     {
         let arena_ref: &Arena = arena;
-        let mut collected = Collected::default();
-        let walker = Walker::new(arena_ref, pickle, None, PidStyle::Zip, 200, &mut collected);
+        let taken = Taken::default();
+        let walker = Reader::new(arena_ref, &taken, pickle.into(), PidStyle::Zip, 200);
         for (i, value) in arena_ref.values().enumerate() {
             let id = ValueId(i as u32);
             match value {

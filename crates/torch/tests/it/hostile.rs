@@ -5,24 +5,24 @@ use netport_torch::{Checkpoint, Detected, Format, Leaf, Options, TorchError, det
 
 // --- a tiny protocol-2 pickle writer ---------------------------------------
 
-fn global(m: &str, n: &str) -> Vec<u8> {
+pub(crate) fn global(m: &str, n: &str) -> Vec<u8> {
     format!("c{m}\n{n}\n").into_bytes()
 }
 
-fn unicode(s: &str) -> Vec<u8> {
+pub(crate) fn unicode(s: &str) -> Vec<u8> {
     let mut v = vec![b'X'];
     v.extend((s.len() as u32).to_le_bytes());
     v.extend(s.as_bytes());
     v
 }
 
-fn int(i: i32) -> Vec<u8> {
+pub(crate) fn int(i: i32) -> Vec<u8> {
     let mut v = vec![b'J'];
     v.extend(i.to_le_bytes());
     v
 }
 
-fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
     let mut v = vec![b'('];
     for i in items {
         v.extend(i);
@@ -32,7 +32,7 @@ fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// `_rebuild_tensor_v2(pid, offset, size, stride, False, OrderedDict())`.
-fn tensor(pid: Vec<u8>, offset: i32, size: &[i32], stride: &[i32]) -> Vec<u8> {
+pub(crate) fn tensor(pid: Vec<u8>, offset: i32, size: &[i32], stride: &[i32]) -> Vec<u8> {
     let mut v = global("torch._utils", "_rebuild_tensor_v2");
     let mut p = pid;
     p.push(b'Q');
@@ -51,7 +51,7 @@ fn tensor(pid: Vec<u8>, offset: i32, size: &[i32], stride: &[i32]) -> Vec<u8> {
     v
 }
 
-fn pid(storage: &str, key: &str, location: Vec<u8>, numel: i32) -> Vec<u8> {
+pub(crate) fn pid(storage: &str, key: &str, location: Vec<u8>, numel: i32) -> Vec<u8> {
     tuple(&[
         unicode("storage"),
         global("torch", storage),
@@ -62,7 +62,7 @@ fn pid(storage: &str, key: &str, location: Vec<u8>, numel: i32) -> Vec<u8> {
 }
 
 /// `{name: value, ...}` as a protocol-2 pickle.
-fn dict_pickle(items: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn dict_pickle(items: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut v = vec![0x80, 2, b'}', b'('];
     for (k, val) in items {
         v.extend(unicode(k));
@@ -74,13 +74,13 @@ fn dict_pickle(items: &[(&str, Vec<u8>)]) -> Vec<u8> {
 
 // --- a tiny zip writer -----------------------------------------------------
 
-struct Entry {
+pub(crate) struct Entry {
     name: String,
     data: Vec<u8>,
     deflate: bool,
 }
 
-fn entry(name: &str, data: &[u8]) -> Entry {
+pub(crate) fn entry(name: &str, data: &[u8]) -> Entry {
     Entry {
         name: name.into(),
         data: data.to_vec(),
@@ -90,7 +90,7 @@ fn entry(name: &str, data: &[u8]) -> Entry {
 
 /// A zip with local sizes, no descriptors; `zip64` writes every central size
 /// and offset as 0xFFFFFFFF with a ZIP64 extra, plus ZIP64 end records.
-fn zip(entries: &[Entry], zip64: bool) -> Vec<u8> {
+pub(crate) fn zip(entries: &[Entry], zip64: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     for e in entries {
@@ -167,12 +167,12 @@ fn zip(entries: &[Entry], zip64: bool) -> Vec<u8> {
     out
 }
 
-fn f32s(v: &[f32]) -> Vec<u8> {
+pub(crate) fn f32s(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// A minimal checkpoint `{'w': tensor}` over storage '0'.
-fn checkpoint(pkl: Vec<u8>, storage: &[u8], extra: Vec<Entry>, zip64: bool) -> Vec<u8> {
+pub(crate) fn checkpoint(pkl: Vec<u8>, storage: &[u8], extra: Vec<Entry>, zip64: bool) -> Vec<u8> {
     let mut entries = vec![
         entry("a/data.pkl", &pkl),
         entry("a/data/0", storage),

@@ -1,5 +1,6 @@
 //! The integration tests of torch, one test binary: a module per area.
 
+mod early;
 mod fix;
 mod fixtures;
 mod hostile;
