@@ -97,6 +97,11 @@ pub(crate) trait Domain<'a> {
     fn free(&mut self, id: Id, children: &mut Vec<Id>) {
         let _ = (id, children);
     }
+    /// An empty buffer for the items of a new container (one that
+    /// [`Domain::free`] gave back, when the domain keeps them).
+    fn buffer(&mut self) -> Vec<Id> {
+        Vec::new()
+    }
     /// The content of `id`, moved out before a wrapper replaces it (BUILD,
     /// or APPEND/SETITEM/ADDITEMS on an object that is not a list, dict or
     /// set); the core stores it under a new id that `build`/`extend` get.
@@ -443,19 +448,27 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
     /// not [`Meta::shared`] has exactly one holder (a second one needs DUP
     /// or a memo read, which share it), so nothing else refers to them.
     fn release(&mut self, root: Id) {
-        let mut work = vec![root];
-        let mut children = Vec::new();
-        while let Some(id) = work.pop() {
-            let Some(m) = self.meta.get_mut(id as usize) else {
-                continue;
+        // The ids to look at go on the free list's end, past `start`, and
+        // are replaced there by those that are freed: no other buffer.
+        let start = self.free.len();
+        self.free.push(root);
+        let mut next = start;
+        while next < self.free.len() {
+            let id = self.free[next];
+            let freed = match self.meta.get_mut(id as usize) {
+                Some(m) if !m.shared && m.shape != Shape::Free => {
+                    *m = Meta::new(0, Shape::Free, 0);
+                    true
+                }
+                _ => false,
             };
-            if m.shared || m.shape == Shape::Free {
-                continue;
+            if freed {
+                // Its children go to the end, to be looked at in turn.
+                self.domain.free(id, &mut self.free);
+                next += 1;
+            } else {
+                self.free.swap_remove(next);
             }
-            *m = Meta::new(0, Shape::Free, 0);
-            self.domain.free(id, &mut children);
-            work.append(&mut children);
-            self.free.push(id);
         }
     }
 
@@ -515,7 +528,8 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
     /// Pop the last MARK and the items above it.
     fn take_marked(&mut self, at: At) -> Result<Vec<Id>, PickleError> {
         let m = self.pop_mark(at)?;
-        let items = self.stack.split_off(m);
+        let mut items = self.domain.buffer();
+        items.extend(self.stack.drain(m..));
         self.charge(at, items.len() as u64)?;
         self.check_len(at, items.len())?;
         Ok(items)
@@ -758,7 +772,8 @@ impl<'l, 'a, D: Domain<'a>> Core<'l, 'a, D> {
                 if self.stack.len() < self.fence() + n {
                     return Err(PickleError::StackUnderflow { at });
                 }
-                let items = self.stack.split_off(self.stack.len() - n);
+                let mut items = self.domain.buffer();
+                items.extend(self.stack.drain(self.stack.len() - n..));
                 self.charge(at, n as u64)?;
                 let id = self.sequence(at, Seq::Tuple, items)?;
                 self.stack.push(id);

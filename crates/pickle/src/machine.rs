@@ -201,9 +201,18 @@ struct Values<'t> {
     taker: Option<&'t mut dyn Taker>,
     /// The memo reads of [`Machine::load_with`], until the core has them.
     reads: Option<crate::engine::MemoReads>,
+    /// Small item lists and strings of freed values, for new ones: a
+    /// pickle of tensors frees and makes the same few shapes over and over.
+    vecs: Vec<Vec<Id>>,
+    strings: Vec<String>,
 }
 
 impl Values<'_> {
+    /// Buffers kept for reuse, at most.
+    const POOL: usize = 64;
+    /// Largest capacity (items or bytes) of a kept buffer.
+    const POOLED: usize = 64;
+
     fn ids(items: Vec<Id>) -> Vec<ValueId> {
         items.into_iter().map(ValueId).collect()
     }
@@ -247,7 +256,27 @@ impl<'a> Domain<'a> for Values<'_> {
         if let Some(slot) = self.arena.get_mut(ValueId(id)) {
             let value = std::mem::replace(slot, Value::None);
             value.for_each_child(|c| children.push(c.0));
+            match value {
+                Value::Tuple(items) | Value::List(items)
+                    if items.capacity() <= Self::POOLED && self.vecs.len() < Self::POOL =>
+                {
+                    let mut v: Vec<Id> = items.into_iter().map(|i| i.0).collect();
+                    v.clear();
+                    self.vecs.push(v);
+                }
+                Value::Str(mut s)
+                    if s.capacity() <= Self::POOLED && self.strings.len() < Self::POOL =>
+                {
+                    s.clear();
+                    self.strings.push(s);
+                }
+                _ => {}
+            }
         }
+    }
+
+    fn buffer(&mut self) -> Vec<Id> {
+        self.vecs.pop().unwrap_or_default()
     }
 
     fn take(&mut self, id: Id) -> Value {
@@ -282,7 +311,11 @@ impl<'a> Domain<'a> for Values<'_> {
             (STRING | BINSTRING | SHORT_BINSTRING, Arg::Bytes(b)) => Self::str_value(b),
             (BYTEARRAY8, Arg::Bytes(b)) => Value::ByteArray(b.to_vec()),
             (_, Arg::Bytes(b)) => Value::Bytes(b.to_vec()),
-            (_, Arg::Str(s)) => Value::Str(s.to_string()),
+            (_, Arg::Str(s)) => {
+                let mut out = self.strings.pop().unwrap_or_default();
+                out.push_str(s);
+                Value::Str(out)
+            }
             _ => Value::None,
         }
     }

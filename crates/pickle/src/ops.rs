@@ -313,6 +313,7 @@ impl<'a> Ops<'a> {
     }
 
     /// Read one op at the current position; `Ok(None)` at the end of input.
+    #[inline]
     pub fn read_op(&mut self) -> Result<Option<Op<'a>>, PickleError> {
         let Some(&byte) = self.data.get(self.pos) else {
             return Ok(None);

@@ -763,8 +763,9 @@ impl netport_pickle::Taker for TensorTaker {
         }
         let decl = r.storage_decl(a[0], "").ok()?;
         let offset = r.int(a[1]).filter(|&o| o >= 0)? as u64;
-        let shape = r.dims(a[2], "", "size").ok()?;
-        let strides = r.dims(a[3], "", "stride").ok()?;
+        // What `Reader::dims` accepts, straight into the taken dimensions.
+        let shape = r.items(r.dims_id(a[2]))?;
+        let strides = r.items(r.dims_id(a[3]))?;
         if shape.len() != strides.len() {
             return None;
         }
@@ -776,14 +777,26 @@ impl netport_pickle::Taker for TensorTaker {
         let key_start = u32::try_from(self.taken.text.len()).ok()?;
         let key_len = u32::try_from(decl.key.len()).ok()?;
         key_start.checked_add(key_len)?;
+        let (module, name, location) = (
+            self.taken.intern(decl.module)?,
+            self.taken.intern(decl.name)?,
+            self.taken.intern(decl.location)?,
+        );
+        for &d in shape.iter().chain(strides) {
+            let Some(d) = r.dim(d) else {
+                self.taken.dims.truncate(dims as usize);
+                return None;
+            };
+            self.taken.dims.push(d);
+        }
         let t = TakenTensor {
             key: Span {
                 start: key_start,
                 len: key_len,
             },
-            module: self.taken.intern(decl.module)?,
-            name: self.taken.intern(decl.name)?,
-            location: self.taken.intern(decl.location)?,
+            module,
+            name,
+            location,
             dtype: decl.dtype,
             requires_grad,
             numel: decl.numel,
@@ -793,8 +806,6 @@ impl netport_pickle::Taker for TensorTaker {
             ndim,
         };
         self.taken.text.push_str(&decl.key);
-        self.taken.dims.extend_from_slice(&shape);
-        self.taken.dims.extend_from_slice(&strides);
         self.taken.tensors.push(t);
         Some(number)
     }
@@ -984,9 +995,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A tuple of non-negative ints (also inside `torch.Size(...)`).
-    fn dims(&self, id: ValueId, path: &str, what: &str) -> Result<Vec<u64>, TorchError> {
-        let id = match self.v(id) {
+    /// The tuple of dimensions at `id` (also inside `torch.Size(...)`).
+    fn dims_id(&self, id: ValueId) -> ValueId {
+        match self.v(id) {
             Value::Reduce { callable, args }
                 if self.global(*callable) == Some(("torch", "Size")) =>
             {
@@ -995,7 +1006,17 @@ impl<'a> Reader<'a> {
                     .unwrap_or(id)
             }
             _ => id,
-        };
+        }
+    }
+
+    /// A dimension: a non-negative int.
+    fn dim(&self, id: ValueId) -> Option<u64> {
+        self.int(id).and_then(|x| u64::try_from(x).ok())
+    }
+
+    /// A tuple of non-negative ints (also inside `torch.Size(...)`).
+    fn dims(&self, id: ValueId, path: &str, what: &str) -> Result<Vec<u64>, TorchError> {
+        let id = self.dims_id(id);
         let items = self.items(id).ok_or_else(|| {
             self.err(
                 path,
