@@ -59,7 +59,7 @@
 //!   [`Format`]); [`zip`] ([`ZipArchive`], the central-directory reader);
 //!   [`checkpoint`] ([`Checkpoint`], [`Info`], [`Record`], [`PickleRecord`],
 //!   [`Options`]); [`scan`] (the file-level safety scan).
-//! - [`objects`]: [`Tensor`], [`TensorKind`], [`Quantization`], [`Storage`],
+//! - [`objects`]: [`Tensor`], [`TensorRef`], [`TensorKind`], [`Quantization`], [`Storage`],
 //!   [`ValueEntry`], [`Leaf`]; the walk from pickle values to those.
 //! - [`write`](mod@write): torch.save-identical zip writer, legacy writer,
 //!   record-by-record rewrite, atomic output, [`StateDictPickle`],
@@ -88,7 +88,7 @@ pub use detect::{Detected, Format, detect};
 pub use edit::Edits;
 pub use error::{OutOfBounds, TorchError};
 pub use objects::{
-    Leaf, Quantization, Storage, Tensor, TensorKind, TreeItem, TreeNode, ValueEntry,
+    Leaf, Quantization, Storage, Tensor, TensorKind, TensorRef, TreeItem, TreeNode, ValueEntry,
 };
 pub use rewrite::{Layout, rewrite_checkpoint};
 pub use scan::{

@@ -117,6 +117,175 @@ pub struct Tensor {
     pub neg: bool,
 }
 
+/// A tensor of an opened checkpoint read where it is kept
+/// ([`Checkpoint::tensor_refs`](crate::Checkpoint::tensor_refs)): what a
+/// [`Tensor`] says, without a copy of its path, shape and strides. A
+/// checkpoint keeps most tensors as 32-byte records over shared text and
+/// dimension buffers; [`Checkpoint::tensors`](crate::Checkpoint::tensors)
+/// unpacks them all, this reads one at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRef<'c>(RefInner<'c>);
+
+#[derive(Debug, Clone, Copy)]
+enum RefInner<'c> {
+    /// A packed tensor: dense or parameter, on its storage's device.
+    Packed {
+        p: &'c PackedTensor,
+        path: &'c str,
+        source: &'c Arc<str>,
+        shape: &'c [u64],
+        strides: &'c [u64],
+        storage: &'c Storage,
+    },
+    Full(&'c Tensor),
+}
+
+impl<'c> TensorRef<'c> {
+    /// [`Tensor::path`].
+    pub fn path(&self) -> &'c str {
+        match self.0 {
+            RefInner::Packed { path, .. } => path,
+            RefInner::Full(t) => &t.path,
+        }
+    }
+
+    /// [`Tensor::source`].
+    pub fn source(&self) -> &'c str {
+        match self.0 {
+            RefInner::Packed { source, .. } => source,
+            RefInner::Full(t) => &t.source,
+        }
+    }
+
+    /// [`Tensor::dtype`].
+    pub fn dtype(&self) -> DType {
+        match self.0 {
+            RefInner::Packed { p, .. } => p.dtype,
+            RefInner::Full(t) => t.dtype,
+        }
+    }
+
+    /// [`Tensor::shape`].
+    pub fn shape(&self) -> &'c [u64] {
+        match self.0 {
+            RefInner::Packed { shape, .. } => shape,
+            RefInner::Full(t) => &t.shape,
+        }
+    }
+
+    /// [`Tensor::strides`].
+    pub fn strides(&self) -> &'c [u64] {
+        match self.0 {
+            RefInner::Packed { strides, .. } => strides,
+            RefInner::Full(t) => &t.strides,
+        }
+    }
+
+    /// [`Tensor::storage_offset`].
+    pub fn storage_offset(&self) -> u64 {
+        match self.0 {
+            RefInner::Packed { p, .. } => p.storage_offset,
+            RefInner::Full(t) => t.storage_offset,
+        }
+    }
+
+    /// [`Tensor::device`].
+    pub fn device(&self) -> &'c str {
+        match self.0 {
+            RefInner::Packed { storage, .. } => &storage.location,
+            RefInner::Full(t) => &t.device,
+        }
+    }
+
+    /// [`Tensor::storage`].
+    pub fn storage(&self) -> Option<usize> {
+        match self.0 {
+            RefInner::Packed { p, .. } => Some(p.storage as usize),
+            RefInner::Full(t) => t.storage,
+        }
+    }
+
+    /// [`Tensor::storage_key`].
+    pub fn storage_key(&self) -> Option<&'c str> {
+        match self.0 {
+            RefInner::Packed { storage, .. } => Some(&storage.key),
+            RefInner::Full(t) => t.storage_key.as_deref(),
+        }
+    }
+
+    /// [`Tensor::byte_range`].
+    pub fn byte_range(&self) -> Option<Range<u64>> {
+        match self.0 {
+            RefInner::Packed { storage, .. } => Some(storage.byte_range.clone()),
+            RefInner::Full(t) => t.byte_range.clone(),
+        }
+    }
+
+    /// [`Tensor::kind`].
+    pub fn kind(&self) -> &'c TensorKind {
+        static DENSE: TensorKind = TensorKind::Dense;
+        static PARAMETER: TensorKind = TensorKind::Parameter;
+        match self.0 {
+            RefInner::Packed { p, .. } if p.flags & PackedTensor::PARAMETER != 0 => &PARAMETER,
+            RefInner::Packed { .. } => &DENSE,
+            RefInner::Full(t) => &t.kind,
+        }
+    }
+
+    fn flag(&self, flag: u8, full: impl Fn(&Tensor) -> bool) -> bool {
+        match self.0 {
+            RefInner::Packed { p, .. } => p.flags & flag != 0,
+            RefInner::Full(t) => full(t),
+        }
+    }
+
+    /// [`Tensor::requires_grad`].
+    pub fn requires_grad(&self) -> bool {
+        self.flag(PackedTensor::REQUIRES_GRAD, |t| t.requires_grad)
+    }
+
+    /// [`Tensor::conj`].
+    pub fn conj(&self) -> bool {
+        self.flag(PackedTensor::CONJ, |t| t.conj)
+    }
+
+    /// [`Tensor::neg`].
+    pub fn neg(&self) -> bool {
+        self.flag(PackedTensor::NEG, |t| t.neg)
+    }
+
+    /// The tensor as an owned [`Tensor`] (what
+    /// [`Checkpoint::tensors`](crate::Checkpoint::tensors) holds).
+    pub fn to_tensor(&self) -> Tensor {
+        match self.0 {
+            RefInner::Packed {
+                path,
+                source,
+                shape,
+                strides,
+                storage,
+                ..
+            } => Tensor {
+                path: path.to_owned(),
+                source: source.clone(),
+                dtype: self.dtype(),
+                shape: shape.to_vec(),
+                strides: strides.to_vec(),
+                storage_offset: self.storage_offset(),
+                device: storage.location.clone(),
+                storage: self.storage(),
+                storage_key: Some(storage.key.clone()),
+                byte_range: self.byte_range(),
+                kind: self.kind().clone(),
+                requires_grad: self.requires_grad(),
+                conj: self.conj(),
+                neg: self.neg(),
+            },
+            RefInner::Full(t) => t.clone(),
+        }
+    }
+}
+
 /// One storage: a run of bytes in the file that tensors view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Storage {
@@ -263,15 +432,13 @@ pub(crate) enum PidStyle {
 /// allocated at its exact length.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
-    /// Every tensor, after [`finish`](Self::finish).
-    pub tensors: Vec<Tensor>,
     pub storages: Vec<Storage>,
     pub values: Vec<ValueEntry>,
-    /// The nesting view, in walk order, after [`finish`](Self::finish).
-    pub tree: Vec<TreeItem>,
     /// `(path, class)` of `__torch__` objects (TorchScript modules).
     pub classes: Vec<(String, String)>,
-    /// What the walk recorded, until [`finish`](Self::finish).
+    /// Every tensor and tree line, as the walk recorded them: they stay
+    /// packed ([`TensorRef`] reads them in place; [`Collected::tensors`]
+    /// and [`Collected::tree`] unpack copies on request).
     packed: Packed,
     /// Index of every storage, found by (record directory, key) through
     /// the storage itself (no second copy of the key).
@@ -320,9 +487,15 @@ impl PackedTensor {
 /// One line of the nesting view as the walk records it.
 #[derive(Debug, Clone)]
 struct PackedTreeItem {
+    /// The depth, or [`PackedTreeItem::FULL`]: the line is
+    /// `tree_full[key.start]`.
     depth: u32,
     key: Span,
     node: TreeNode,
+}
+
+impl PackedTreeItem {
+    const FULL: u32 = u32::MAX;
 }
 
 /// Tensors, tree lines and storage users recorded during the walk.
@@ -344,6 +517,9 @@ struct Packed {
     full: Vec<Tensor>,
     /// The pickles tensors come from.
     sources: Vec<Arc<str>>,
+    /// Tree lines the packed form cannot hold (a depth or key past `u32`
+    /// offsets), by [`PackedTreeItem::FULL`] entries.
+    tree_full: Vec<TreeItem>,
 }
 
 impl Packed {
@@ -451,13 +627,41 @@ impl Packed {
         self.tensors.push(packed);
     }
 
-    /// The tensor at `index`, unpacked.
-    fn get(&self, index: usize, storages: &[Storage]) -> Option<Tensor> {
+    /// The tensor at `index`, unpacked (with its storage's byte range once
+    /// the storages are `located`).
+    fn get(&self, index: usize, storages: &[Storage], located: bool) -> Option<Tensor> {
         let p = self.tensors.get(index)?;
         if p.flags & PackedTensor::FULL != 0 {
             return self.full.get(p.dims as usize).cloned();
         }
-        self.unpack(p, storages)
+        let mut t = self.unpack(p, storages)?;
+        if located {
+            t.byte_range = Some(storages.get(p.storage as usize)?.byte_range.clone());
+        }
+        Some(t)
+    }
+
+    /// The tensor at `index`, read in place.
+    fn tensor_ref<'c>(&'c self, index: usize, storages: &'c [Storage]) -> Option<TensorRef<'c>> {
+        let p = self.tensors.get(index)?;
+        if p.flags & PackedTensor::FULL != 0 {
+            return self
+                .full
+                .get(p.dims as usize)
+                .map(|t| TensorRef(RefInner::Full(t)));
+        }
+        let storage = storages.get(p.storage as usize)?;
+        let start = p.dims as usize;
+        let n = p.ndim as usize;
+        let dims = self.dims.get(start..start + 2 * n)?;
+        Some(TensorRef(RefInner::Packed {
+            p,
+            path: self.str(p.path),
+            source: self.sources.get(usize::from(p.source))?,
+            shape: &dims[..n],
+            strides: &dims[n..],
+            storage,
+        }))
     }
 
     /// A packed (not FULL) tensor as a [`Tensor`].
@@ -521,48 +725,99 @@ impl Collected {
 
     /// Number of tensors recorded.
     pub(crate) fn tensor_count(&self) -> usize {
-        self.packed.tensors.len() + self.tensors.len()
+        self.packed.tensors.len()
     }
 
-    /// The tensor recorded at `index`, unpacked.
+    /// The tensor recorded at `index`, unpacked, as the walk sees it (no
+    /// byte range yet).
     fn tensor(&self, index: usize) -> Option<Tensor> {
-        match index.checked_sub(self.tensors.len()) {
-            None => self.tensors.get(index).cloned(),
-            Some(i) => self.packed.get(i, &self.storages),
+        self.packed.get(index, &self.storages, false)
+    }
+
+    /// The tensor at `index`, read in place.
+    pub(crate) fn tensor_ref(&self, index: usize) -> Option<TensorRef<'_>> {
+        self.packed.tensor_ref(index, &self.storages)
+    }
+
+    /// Every tensor, unpacked, with its storage's byte range (call once
+    /// the storages are located).
+    pub(crate) fn tensors(&self) -> Vec<Tensor> {
+        (0..self.packed.tensors.len())
+            .filter_map(|i| self.packed.get(i, &self.storages, true))
+            .collect()
+    }
+
+    /// Give the tensors that are not packed their storage's byte range
+    /// (packed ones read it from their storage), once storages are located.
+    pub(crate) fn fill_ranges(&mut self) {
+        let storages = &self.storages;
+        let fill = |t: &mut Tensor| {
+            if let Some(i) = t.storage {
+                t.byte_range = storages.get(i).map(|s| s.byte_range.clone());
+            }
+        };
+        for t in &mut self.packed.full {
+            fill(t);
+            if let TensorKind::Quantized(q) = &mut t.kind
+                && let Quantization::PerChannel {
+                    scales,
+                    zero_points,
+                    ..
+                } = &mut **q
+            {
+                fill(scales);
+                fill(zero_points);
+            }
         }
+    }
+
+    /// Every tree line, unpacked.
+    pub(crate) fn tree(&self) -> Vec<TreeItem> {
+        let p = &self.packed;
+        p.tree
+            .iter()
+            .filter_map(|item| {
+                if item.depth == PackedTreeItem::FULL {
+                    return p.tree_full.get(item.key.start as usize).cloned();
+                }
+                Some(TreeItem {
+                    depth: item.depth as usize,
+                    key: p.str(item.key).to_owned(),
+                    node: item.node.clone(),
+                })
+            })
+            .collect()
     }
 
     fn push_tree(&mut self, depth: usize, key: &str, node: TreeNode) {
         match (u32::try_from(depth), self.packed.text(key)) {
-            (Ok(depth), Some(key)) => self.packed.tree.push(PackedTreeItem { depth, key, node }),
+            (Ok(depth), Some(key)) if depth != PackedTreeItem::FULL => {
+                self.packed.tree.push(PackedTreeItem { depth, key, node })
+            }
             // Unreachable for pickles within the engine's limits (depth at
             // most max_depth, text bounded by the pickle); kept exact.
             _ => {
-                self.finish_tree();
-                self.tree.push(TreeItem {
+                let index = u32::try_from(self.packed.tree_full.len()).unwrap_or(u32::MAX);
+                self.packed.tree_full.push(TreeItem {
                     depth,
                     key: key.to_owned(),
+                    node: node.clone(),
+                });
+                self.packed.tree.push(PackedTreeItem {
+                    depth: PackedTreeItem::FULL,
+                    key: Span {
+                        start: index,
+                        len: 0,
+                    },
                     node,
                 });
             }
         }
     }
 
-    fn finish_tree(&mut self) {
-        let tree = std::mem::take(&mut self.packed.tree);
-        self.tree.reserve_exact(tree.len());
-        for item in tree {
-            self.tree.push(TreeItem {
-                depth: item.depth as usize,
-                key: self.packed.str(item.key).to_owned(),
-                node: item.node,
-            });
-        }
-    }
-
-    /// Unpack what the walk recorded: tensors, tree lines and storage users.
-    /// Call once every pickle has been walked (and its arena dropped);
-    /// pushes after it are packed again and need another call.
+    /// Give every storage the paths of its users, in walk order. Call once
+    /// every pickle has been walked (and its arena dropped). Tensors and
+    /// tree lines stay packed.
     pub(crate) fn finish(&mut self) {
         let users = std::mem::take(&mut self.packed.users);
         let mut counts = vec![0u32; self.storages.len()];
@@ -577,26 +832,6 @@ impl Collected {
             let path = self.packed.str(span).to_owned();
             self.storages[s as usize].tensors.push(path);
         }
-        let packed = std::mem::take(&mut self.packed.tensors);
-        // Unpacked tensors join those of an earlier finish (FULL entries
-        // come in the order they were pushed).
-        let mut full = std::mem::take(&mut self.packed.full).into_iter();
-        self.tensors.reserve_exact(packed.len());
-        for (i, p) in packed.iter().enumerate() {
-            let t = if p.flags & PackedTensor::FULL != 0 {
-                full.next()
-            } else {
-                self.packed.unpack(p, &self.storages)
-            };
-            // Every packed entry unpacks: its storage exists (storages are
-            // never removed) and its spans were checked when it was packed.
-            debug_assert!(t.is_some(), "packed tensor {i} does not unpack");
-            if let Some(t) = t {
-                self.tensors.push(t);
-            }
-        }
-        self.finish_tree();
-        self.packed = Packed::default();
     }
 
     /// The shared copy of `text`.

@@ -54,22 +54,46 @@ pub struct CheckpointSummary {
 /// Elements of a tensor (the product of its shape; 1 for a 0-d tensor),
 /// saturating.
 pub fn numel(t: &Tensor) -> u64 {
-    t.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d))
+    shape_numel(&t.shape)
 }
 
 /// Logical bytes of a tensor: elements times element size, saturating.
 pub fn tensor_bytes(t: &Tensor) -> u64 {
-    numel(t).saturating_mul(t.dtype.size_in_bytes() as u64)
+    shape_bytes(t.dtype, &t.shape)
+}
+
+/// Elements of a shape (1 for a 0-d tensor), saturating.
+pub fn shape_numel(shape: &[u64]) -> u64 {
+    shape.iter().fold(1u64, |a, &d| a.saturating_mul(d))
+}
+
+/// Logical bytes of a `dtype` tensor of `shape`, saturating.
+pub fn shape_bytes(dtype: DType, shape: &[u64]) -> u64 {
+    shape_numel(shape).saturating_mul(dtype.size_in_bytes() as u64)
 }
 
 impl CheckpointSummary {
-    /// Summarises an opened checkpoint.
+    /// Summarises an opened checkpoint (its tensors read in place).
     pub fn of(ckpt: &Checkpoint) -> Self {
-        Self::from_parts(ckpt.tensors(), ckpt.storages())
+        Self::from_shapes(
+            ckpt.tensor_refs().map(|t| (t.dtype(), t.shape())),
+            ckpt.storages(),
+        )
     }
 
     /// Summarises tensors and the storages they view.
     pub fn from_parts(tensors: &[Tensor], storages: &[Storage]) -> Self {
+        Self::from_shapes(
+            tensors.iter().map(|t| (t.dtype, t.shape.as_slice())),
+            storages,
+        )
+    }
+
+    /// Summarises tensors given as (dtype, shape).
+    fn from_shapes<'t>(
+        tensors: impl Iterator<Item = (DType, &'t [u64])>,
+        storages: &[Storage],
+    ) -> Self {
         // Keys are borrowed while counting (a checkpoint may hold 100,000
         // tensors) and owned once at the end.
         let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
@@ -77,10 +101,11 @@ impl CheckpointSummary {
             *devices.entry(&*s.location).or_default() += 1;
         }
         let mut by_dtype: BTreeMap<DType, DTypeTotal> = BTreeMap::new();
-        let (mut parameters, mut bytes_total) = (0u64, 0u64);
-        for t in tensors {
-            let (n, bytes) = (numel(t), tensor_bytes(t));
-            let total = by_dtype.entry(t.dtype).or_default();
+        let (mut parameters, mut bytes_total, mut count) = (0u64, 0u64, 0usize);
+        for (dtype, shape) in tensors {
+            let (n, bytes) = (shape_numel(shape), shape_bytes(dtype, shape));
+            count += 1;
+            let total = by_dtype.entry(dtype).or_default();
             total.tensors += 1;
             total.elements = total.elements.saturating_add(n);
             total.bytes = total.bytes.saturating_add(bytes);
@@ -98,7 +123,7 @@ impl CheckpointSummary {
         CheckpointSummary {
             devices,
             by_dtype,
-            tensors: tensors.len(),
+            tensors: count,
             parameters,
             tensor_bytes: bytes_total,
             storages: storages.len(),

@@ -10,8 +10,8 @@ use netport_tensor::{ByteOrder, DType, TensorView, convert};
 
 use crate::error::TorchError;
 use crate::objects::{
-    Collected, PidStyle, Storage, Taken, Tensor, TensorKind, TensorTaker, ValueEntry, Walker,
-    values_per_byte,
+    Collected, PidStyle, Storage, Taken, Tensor, TensorKind, TensorRef, TensorTaker, ValueEntry,
+    Walker, values_per_byte,
 };
 use crate::read::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
 use crate::read::pt2;
@@ -132,6 +132,10 @@ pub struct Checkpoint {
     info: Info,
     collected: Collected,
     pickles: Vec<PickleRecord>,
+    /// [`Checkpoint::tensors`], unpacked on first request.
+    tensors: std::sync::OnceLock<Vec<Tensor>>,
+    /// [`Checkpoint::tree`], unpacked on first request.
+    tree: std::sync::OnceLock<Vec<crate::TreeItem>>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -139,7 +143,7 @@ impl std::fmt::Debug for Checkpoint {
         f.debug_struct("Checkpoint")
             .field("format", &self.format)
             .field("bytes", &&self.data[..].len())
-            .field("tensors", &self.collected.tensors.len())
+            .field("tensors", &self.collected.tensor_count())
             .finish()
     }
 }
@@ -236,6 +240,8 @@ impl Checkpoint {
             info,
             collected,
             pickles,
+            tensors: std::sync::OnceLock::new(),
+            tree: std::sync::OnceLock::new(),
         })
     }
 
@@ -251,13 +257,35 @@ impl Checkpoint {
 
     /// Every tensor, in walk order (pickle order). Per-channel quantization
     /// parameters are inside their tensor's [`TensorKind::Quantized`].
+    ///
+    /// The list is unpacked from the checkpoint's compact records on the
+    /// first call (a few hundred bytes a tensor); [`tensor_refs`](Self::tensor_refs)
+    /// reads the same tensors in place.
     pub fn tensors(&self) -> &[Tensor] {
-        &self.collected.tensors
+        self.tensors.get_or_init(|| self.collected.tensors())
+    }
+
+    /// Every tensor, in walk order, read where the checkpoint keeps it:
+    /// what [`tensors`](Self::tensors) lists, without unpacking it.
+    pub fn tensor_refs(&self) -> impl ExactSizeIterator<Item = TensorRef<'_>> + '_ {
+        // Every index below the count has a record (storages are never
+        // removed and spans were checked when a record was made).
+        (0..self.collected.tensor_count()).map(|i| {
+            self.collected
+                .tensor_ref(i)
+                .unwrap_or_else(|| unreachable!("tensor record {i} does not read"))
+        })
+    }
+
+    /// The tensor at `index` in walk order (the index of
+    /// [`TreeNode::Tensor`](crate::TreeNode::Tensor)), read in place.
+    pub fn tensor_ref(&self, index: usize) -> Option<TensorRef<'_>> {
+        self.collected.tensor_ref(index)
     }
 
     /// The tensor at this path (first match).
     pub fn tensor(&self, path: &str) -> Option<&Tensor> {
-        self.collected.tensors.iter().find(|t| t.path == path)
+        self.tensors().iter().find(|t| t.path == path)
     }
 
     /// Every storage, located in the file.
@@ -272,7 +300,7 @@ impl Checkpoint {
 
     /// The nesting of tensors and values, in walk order, for a tree view.
     pub fn tree(&self) -> &[crate::TreeItem] {
-        &self.collected.tree
+        self.tree.get_or_init(|| self.collected.tree())
     }
 
     /// Every pickle in the file, in file order.
@@ -721,31 +749,9 @@ fn read_zip(
         s.byte_range = e.data_range();
         s.compressed = !e.is_stored();
     }
-    fill_ranges(&mut collected);
+    collected.fill_ranges();
     info.records = records();
     Ok((info, collected, pickles))
-}
-
-fn fill_ranges(c: &mut Collected) {
-    let storages = &c.storages;
-    let fill = |t: &mut Tensor| {
-        if let Some(i) = t.storage {
-            t.byte_range = storages.get(i).map(|s| s.byte_range.clone());
-        }
-    };
-    for t in &mut c.tensors {
-        fill(t);
-        if let TensorKind::Quantized(q) = &mut t.kind
-            && let crate::objects::Quantization::PerChannel {
-                scales,
-                zero_points,
-                ..
-            } = &mut **q
-        {
-            fill(scales);
-            fill(zero_points);
-        }
-    }
 }
 
 fn pickle_record(e: &ZipEntry, name: String, base: u64) -> PickleRecord {
@@ -940,6 +946,6 @@ fn read_legacy(
             ),
         });
     }
-    fill_ranges(&mut collected);
+    collected.fill_ranges();
     Ok((info, collected, pickles))
 }

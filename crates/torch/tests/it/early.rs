@@ -1,6 +1,7 @@
 //! Plain tensors taken while the object pickle runs
 //! (`Options::early_tensors`, the default) read exactly as the walk of the
-//! whole value graph reads them: every committed checkpoint fixture (made by
+//! whole value graph reads them, and tensors read in place
+//! (`Checkpoint::tensor_refs`) are what the unpacked list holds: every committed checkpoint fixture (made by
 //! real torch, broken and malicious ones included) opened both ways and
 //! compared field by field, errors included, and hand-built pickles for what
 //! the fixtures lack: a tensor reached twice through the memo, a persistent
@@ -31,6 +32,22 @@ fn same(what: &str, bytes: &[u8]) -> Result<Checkpoint, TorchError> {
             assert_eq!(a.info(), b.info(), "{what}");
             assert_eq!(a.pickles(), b.pickles(), "{what}");
             assert_eq!(a.tensors(), b.tensors(), "{what}");
+            // Read in place, they are what the unpacked list holds.
+            let refs: Vec<_> = a.tensor_refs().map(|t| t.to_tensor()).collect();
+            assert_eq!(refs, a.tensors(), "{what}");
+            for (i, t) in a.tensors().iter().enumerate() {
+                let r = a.tensor_ref(i).unwrap();
+                assert_eq!(
+                    (r.path(), r.shape(), r.device(), r.byte_range()),
+                    (
+                        t.path.as_str(),
+                        t.shape.as_slice(),
+                        &*t.device,
+                        t.byte_range.clone()
+                    ),
+                    "{what}"
+                );
+            }
             assert_eq!(a.storages(), b.storages(), "{what}");
             assert_eq!(a.values(), b.values(), "{what}");
             assert_eq!(a.tree(), b.tree(), "{what}");

@@ -8,8 +8,8 @@ use super::Args;
 use crate::json::{ByDType, DTypeTotals, by_dtype_text};
 use crate::output::Report;
 use crate::units::human_bytes;
-use netport_torch::summary::{CheckpointSummary, tensor_bytes};
-use netport_torch::{Checkpoint, Quantization, Tensor, TensorKind, TreeNode};
+use netport_torch::summary::{CheckpointSummary, shape_bytes};
+use netport_torch::{Checkpoint, Quantization, TensorKind, TensorRef, TreeNode};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -173,32 +173,32 @@ struct TensorJson<'a> {
 }
 
 impl<'a> TensorJson<'a> {
-    fn of(t: &'a Tensor) -> Self {
+    fn of(t: TensorRef<'a>) -> Self {
         TensorJson {
-            path: &t.path,
-            dtype: t.dtype.torch_name(),
-            shape: &t.shape,
-            strides: &t.strides,
-            storage_offset: t.storage_offset,
-            device: &t.device,
-            storage_key: t.storage_key.as_deref(),
-            bytes: tensor_bytes(t),
-            kind: kind_json(&t.kind),
-            requires_grad: t.requires_grad,
-            conj: t.conj,
-            neg: t.neg,
-            source: &t.source,
+            path: t.path(),
+            dtype: t.dtype().torch_name(),
+            shape: t.shape(),
+            strides: t.strides(),
+            storage_offset: t.storage_offset(),
+            device: t.device(),
+            storage_key: t.storage_key(),
+            bytes: shape_bytes(t.dtype(), t.shape()),
+            kind: kind_json(t.kind()),
+            requires_grad: t.requires_grad(),
+            conj: t.conj(),
+            neg: t.neg(),
+            source: t.source(),
         }
     }
 }
 
-/// The tensor list, serialized one tensor at a time (no `TensorJson` per
-/// tensor held at once).
-struct TensorsJson<'a>(&'a [Tensor]);
+/// The tensor list, serialized one tensor at a time from where the
+/// checkpoint keeps it (no `Tensor` or `TensorJson` per tensor held).
+struct TensorsJson<'a>(&'a Checkpoint);
 
 impl Serialize for TensorsJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(TensorJson::of))
+        s.collect_seq(self.0.tensor_refs().map(TensorJson::of))
     }
 }
 
@@ -279,7 +279,7 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
             path: path.display().to_string(),
             details: details(ckpt),
             devices: &summary.devices,
-            tensors: TensorsJson(ckpt.tensors()),
+            tensors: TensorsJson(ckpt),
             totals: TotalsJson {
                 tensors: summary.tensors,
                 parameters: summary.parameters,
@@ -317,7 +317,6 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
 fn text(path: &Path, ckpt: &Checkpoint, summary: &CheckpointSummary, tree: bool) -> String {
     let info = ckpt.info();
     let format = ckpt.format();
-    let tensors = ckpt.tensors();
     let mut t = String::new();
     let _ = writeln!(t, "{}: {format}", path.display());
     if let Some(a) = &info.archive_name {
@@ -362,22 +361,26 @@ fn text(path: &Path, ckpt: &Checkpoint, summary: &CheckpointSummary, tree: bool)
     if tree {
         tree_text(&mut t, ckpt);
     } else {
-        let _ = writeln!(t, "tensors ({}):", tensors.len());
-        let width = tensors
-            .iter()
-            .map(|x| x.path.len())
+        let _ = writeln!(t, "tensors ({}):", ckpt.tensor_refs().len());
+        let width = ckpt
+            .tensor_refs()
+            .map(|x| x.path().len())
             .max()
             .unwrap_or(4)
             .clamp(4, 60);
-        for x in tensors {
-            let name = if x.path.is_empty() { "(root)" } else { &x.path };
+        for x in ckpt.tensor_refs() {
+            let name = if x.path().is_empty() {
+                "(root)"
+            } else {
+                x.path()
+            };
             let line = format!(
                 "  {name:<width$}  {:<14} {:<18} {:<7} {:>12}  {}",
-                x.dtype.to_string(),
-                shape_text(&x.shape),
-                x.device,
-                human_bytes(tensor_bytes(x)),
-                kind_text(&x.kind)
+                x.dtype().to_string(),
+                shape_text(x.shape()),
+                x.device(),
+                human_bytes(shape_bytes(x.dtype(), x.shape())),
+                kind_text(x.kind())
             );
             let _ = writeln!(t, "{}", line.trim_end());
         }
@@ -422,18 +425,18 @@ fn tree_text(t: &mut String, ckpt: &Checkpoint) {
         let indent = "  ".repeat(item.depth + 1);
         let text = match &item.node {
             TreeNode::Container { len } => format!("({len} entries)"),
-            TreeNode::Tensor(i) => {
-                let x = &ckpt.tensors()[*i];
-                format!(
+            TreeNode::Tensor(i) => match ckpt.tensor_ref(*i) {
+                Some(x) => format!(
                     "{} {} {} {}",
-                    x.dtype,
-                    shape_text(&x.shape),
-                    x.device,
-                    kind_text(&x.kind)
+                    x.dtype(),
+                    shape_text(x.shape()),
+                    x.device(),
+                    kind_text(x.kind())
                 )
                 .trim_end()
-                .to_string()
-            }
+                .to_string(),
+                None => "?".into(),
+            },
             TreeNode::Value(i) => format!("= {}", ckpt.values()[*i].repr),
         };
         let _ = writeln!(t, "{indent}{}: {text}", item.key);
