@@ -484,6 +484,18 @@ impl PackedTensor {
     const FULL: u8 = 16;
 }
 
+/// A dense view of a storage on its device, as the walk found it.
+struct View<'v> {
+    path: &'v str,
+    source: &'v Arc<str>,
+    storage: usize,
+    dtype: DType,
+    shape: &'v [u64],
+    strides: &'v [u64],
+    /// In elements of `dtype`.
+    offset: u64,
+}
+
 /// One line of the nesting view as the walk records it.
 #[derive(Debug, Clone)]
 struct PackedTreeItem {
@@ -580,27 +592,45 @@ impl Packed {
         if !same_storage {
             return None;
         }
-        let ndim = u32::try_from(t.shape.len()).ok()?;
+        let flag = |on: bool, f: u8| if on { f } else { 0 };
+        let view = View {
+            path: &t.path,
+            source: &t.source,
+            storage: index,
+            dtype: t.dtype,
+            shape: &t.shape,
+            strides: &t.strides,
+            offset: t.storage_offset,
+        };
+        self.record(
+            &view,
+            flags
+                | flag(t.requires_grad, PackedTensor::REQUIRES_GRAD)
+                | flag(t.conj, PackedTensor::CONJ)
+                | flag(t.neg, PackedTensor::NEG),
+        )
+    }
+
+    /// The packed record of a view of its storage (on its storage's
+    /// device), when its offsets fit.
+    fn record(&mut self, v: &View<'_>, flags: u8) -> Option<PackedTensor> {
+        let ndim = u32::try_from(v.shape.len()).ok()?;
         let dims = u32::try_from(self.dims.len()).ok()?;
         dims.checked_add(ndim.checked_mul(2)?)?;
-        let storage = u32::try_from(index).ok()?;
-        let source = self.source(&t.source)?;
-        let path = self.text(&t.path)?;
-        self.dims.extend_from_slice(&t.shape);
-        self.dims.extend_from_slice(&t.strides);
-        let flag = |on: bool, f: u8| if on { f } else { 0 };
+        let storage = u32::try_from(v.storage).ok()?;
+        let source = self.source(v.source)?;
+        let path = self.text(v.path)?;
+        self.dims.extend_from_slice(v.shape);
+        self.dims.extend_from_slice(v.strides);
         Some(PackedTensor {
             path,
             dims,
             ndim,
             storage,
             source,
-            dtype: t.dtype,
-            flags: flags
-                | flag(t.requires_grad, PackedTensor::REQUIRES_GRAD)
-                | flag(t.conj, PackedTensor::CONJ)
-                | flag(t.neg, PackedTensor::NEG),
-            storage_offset: t.storage_offset,
+            dtype: v.dtype,
+            flags,
+            storage_offset: v.offset,
         })
     }
 
@@ -721,6 +751,39 @@ impl Collected {
     /// Record a tensor (after the walk's earlier ones).
     pub(crate) fn push_tensor(&mut self, t: Tensor) {
         self.packed.push(t, &self.storages);
+    }
+
+    /// Record a dense tensor that views its storage on its device, straight
+    /// into its packed record (a [`Tensor`] only if the offsets do not fit).
+    fn push_view(&mut self, v: &View<'_>, requires_grad: bool) {
+        let flags = if requires_grad {
+            PackedTensor::REQUIRES_GRAD
+        } else {
+            0
+        };
+        match self.packed.record(v, flags) {
+            Some(p) => self.packed.tensors.push(p),
+            None => {
+                let s = &self.storages[v.storage];
+                let t = Tensor {
+                    path: v.path.to_owned(),
+                    source: v.source.clone(),
+                    dtype: v.dtype,
+                    shape: v.shape.to_vec(),
+                    strides: v.strides.to_vec(),
+                    storage_offset: v.offset,
+                    device: s.location.clone(),
+                    storage: Some(v.storage),
+                    storage_key: Some(s.key.clone()),
+                    byte_range: None,
+                    kind: TensorKind::Dense,
+                    requires_grad,
+                    conj: false,
+                    neg: false,
+                };
+                self.push_tensor(t);
+            }
+        }
     }
 
     /// Number of tensors recorded.
@@ -927,6 +990,19 @@ impl Taken {
             }
         };
         u16::try_from(i).ok()
+    }
+
+    /// The storage `t` declares.
+    fn decl(&self, t: &TakenTensor) -> StorageDecl<'_> {
+        StorageDecl {
+            module: self.name(t.module),
+            name: self.name(t.name),
+            dtype: t.dtype,
+            key: Cow::Borrowed(self.text(t.key)),
+            location: self.name(t.location),
+            numel: t.numel,
+            view_offset: t.view_offset,
+        }
     }
 
     /// Shape and strides of `t`.
@@ -1559,31 +1635,8 @@ impl<'a> Walker<'a> {
         dtype: Option<DType>,
         kind: TensorKind,
     ) -> Result<Tensor, TorchError> {
+        let (dtype, offset) = self.check_view(path, index, view_offset, offset, &shape, &strides, dtype)?;
         let s = &self.out.storages[index];
-        let dtype = dtype.unwrap_or(s.dtype);
-        // Legacy views add their offset, in storage elements; convert to
-        // tensor elements (same dtype in legacy files).
-        let offset = offset
-            .checked_add(view_offset)
-            .ok_or_else(|| self.err(path, "storage offset overflows"))?;
-        let available = s.nbytes().unwrap_or(u64::MAX);
-        let needed =
-            needed_bytes(dtype, &shape, &strides, offset).map_err(|e| self.err(path, e))?;
-        if needed > available {
-            return Err(TorchError::TensorOutOfBounds(Box::new(
-                crate::error::OutOfBounds {
-                    pickle: self.source.to_string(),
-                    path: path.to_owned(),
-                    shape,
-                    strides,
-                    offset,
-                    dtype: dtype.to_string(),
-                    key: s.key.to_string(),
-                    needed,
-                    available,
-                },
-            )));
-        }
         let t = Tensor {
             path: path.to_owned(),
             source: self.source.clone(),
@@ -1602,6 +1655,74 @@ impl<'a> Walker<'a> {
         };
         self.out.add_user(index, path);
         Ok(t)
+    }
+
+    /// The dtype and offset (in its elements) of a view of storage
+    /// `index`, checked to lie inside the storage.
+    #[allow(clippy::too_many_arguments)]
+    fn check_view(
+        &self,
+        path: &str,
+        index: usize,
+        view_offset: u64,
+        offset: u64,
+        shape: &[u64],
+        strides: &[u64],
+        dtype: Option<DType>,
+    ) -> Result<(DType, u64), TorchError> {
+        let s = &self.out.storages[index];
+        let dtype = dtype.unwrap_or(s.dtype);
+        // Legacy views add their offset, in storage elements; convert to
+        // tensor elements (same dtype in legacy files).
+        let offset = offset
+            .checked_add(view_offset)
+            .ok_or_else(|| self.err(path, "storage offset overflows"))?;
+        let available = s.nbytes().unwrap_or(u64::MAX);
+        let needed = needed_bytes(dtype, shape, strides, offset).map_err(|e| self.err(path, e))?;
+        if needed > available {
+            return Err(TorchError::TensorOutOfBounds(Box::new(
+                crate::error::OutOfBounds {
+                    pickle: self.source.to_string(),
+                    path: path.to_owned(),
+                    shape: shape.to_vec(),
+                    strides: strides.to_vec(),
+                    offset,
+                    dtype: dtype.to_string(),
+                    key: s.key.to_string(),
+                    needed,
+                    available,
+                },
+            )));
+        }
+        Ok((dtype, offset))
+    }
+
+    /// Record the tensor a [`TensorTaker`] took as number `n` straight into
+    /// its packed record: what [`Walker::taken_tensor`] and
+    /// [`Collected::push_tensor`] do, without the [`Tensor`] between them.
+    fn push_taken(&mut self, n: u32, path: &str) -> Result<(), TorchError> {
+        let taken = self.r.taken;
+        let t = taken
+            .tensors
+            .get(n as usize)
+            .ok_or_else(|| self.err(path, format!("taken call #{n} is not recorded")))?;
+        let decl = taken.decl(t);
+        let index = self.register(&decl, path)?;
+        let (shape, strides) = taken.dims(t);
+        let (dtype, offset) =
+            self.check_view(path, index, t.view_offset, t.offset, shape, strides, None)?;
+        self.out.add_user(index, path);
+        let view = View {
+            path,
+            source: &self.r.source,
+            storage: index,
+            dtype,
+            shape,
+            strides,
+            offset,
+        };
+        self.out.push_view(&view, t.requires_grad);
+        Ok(())
     }
 
     fn metadata(&self, t: &mut Tensor, meta: Option<ValueId>) {
@@ -1640,15 +1761,7 @@ impl<'a> Walker<'a> {
             .tensors
             .get(n as usize)
             .ok_or_else(|| self.err(path, format!("taken call #{n} is not recorded")))?;
-        let decl = StorageDecl {
-            module: taken.name(t.module),
-            name: taken.name(t.name),
-            dtype: t.dtype,
-            key: Cow::Borrowed(taken.text(t.key)),
-            location: taken.name(t.location),
-            numel: t.numel,
-            view_offset: t.view_offset,
-        };
+        let decl = taken.decl(t);
         let index = self.register(&decl, path)?;
         let (shape, strides) = taken.dims(t);
         let mut tensor = self.view(
@@ -2095,6 +2208,13 @@ impl<'a> Walker<'a> {
                 t.path = path;
                 self.last_node = Some(TreeNode::Tensor(self.out.tensor_count()));
                 self.out.push_tensor(t);
+                return Ok(());
+            }
+            if let Value::Taken(n) = self.v(id) {
+                let index = self.out.tensor_count();
+                self.push_taken(*n, &path)?;
+                self.tensor_cache.insert(id, index);
+                self.last_node = Some(TreeNode::Tensor(index));
                 return Ok(());
             }
             if let Some(t) = self.tensor_call(id, &path)? {
