@@ -918,9 +918,52 @@ fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
     (dir, &s.key)
 }
 
-/// A step of [`Walker::walk`] still to take: the value, its path, its
-/// depth, and where its key starts in the path.
-type Pending = (ValueId, String, usize, usize);
+/// A container's children still to walk ([`Walker::walk`]), first to
+/// last: their paths lie in the walk's text buffer from `text_start` on
+/// (no `String` per child), which is cut back when the batch is done.
+struct Batch {
+    /// Each child and the byte range of its path in the text buffer.
+    items: Vec<(ValueId, Range<usize>)>,
+    next: usize,
+    /// Depth of the children.
+    depth: usize,
+    /// The parent's path: a child's key is its path after `parent.` (all
+    /// of it when the path does not start so: a transparent wrapper's
+    /// inner value).
+    parent: String,
+    text_start: usize,
+}
+
+/// Where [`Reader::children`] puts child paths: appended to the walk's
+/// text buffer, each child with its range.
+struct ChildPaths<'w> {
+    text: &'w mut String,
+    items: &'w mut Vec<(ValueId, Range<usize>)>,
+}
+
+impl ChildPaths<'_> {
+    /// Child `id` at `path.key` (at `key` under the root).
+    fn push(&mut self, id: ValueId, path: &str, key: impl std::fmt::Display) {
+        let start = self.text.len();
+        if path.is_empty() {
+            let _ = write!(self.text, "{key}");
+        } else {
+            let _ = write!(self.text, "{path}.{key}");
+        }
+        self.items.push((id, start..self.text.len()));
+    }
+
+    /// Child `id` at `path` itself (a transparent wrapper's inner value).
+    fn same(&mut self, id: ValueId, path: &str) {
+        let start = self.text.len();
+        self.text.push_str(path);
+        self.items.push((id, start..self.text.len()));
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
 
 /// A storage as a persistent id declares it, before it is registered.
 struct StorageDecl<'s> {
@@ -2167,21 +2210,63 @@ impl<'a> Reader<'a> {
 impl<'a> Walker<'a> {
     /// Walk the graph from `root` at `root_path`.
     pub(crate) fn walk(&mut self, root: ValueId, root_path: &str) -> Result<(), TorchError> {
-        let mut stack: Vec<Pending> = vec![(root, root_path.to_owned(), 0, 0)];
-        // The key of the step (a copy: the step takes its path).
+        // Paths of the children still to walk, batch after batch.
+        let mut text = String::new();
+        let mut batches: Vec<Batch> = Vec::new();
+        // The step's path and key (copies: the step appends to `text`).
+        let mut path = String::from(root_path);
         let mut key = String::new();
-        while let Some((id, path, depth, key_start)) = stack.pop() {
+        let mut next = Some((root, 0usize, 0usize));
+        while let Some((id, depth, key_start)) = next {
             key.clear();
             match path.get(key_start..) {
                 Some("") | None if depth == 0 => key.push_str("(root)"),
                 Some(k) => key.push_str(k),
                 None => key.push_str(&path),
             }
-            self.walk_one(id, path, depth, &mut stack)?;
+            let text_start = text.len();
+            let mut items = Vec::new();
+            let mut children = ChildPaths {
+                text: &mut text,
+                items: &mut items,
+            };
+            self.walk_one(id, &path, &mut children)?;
             // Every step records what it found: a tensor, a value (objects
             // included) or a container.
             if let Some(node) = self.last_node.take() {
                 self.out.push_tree(depth, &key, node);
+            }
+            if !items.is_empty() {
+                batches.push(Batch {
+                    items,
+                    next: 0,
+                    depth: depth + 1,
+                    parent: path.clone(),
+                    text_start,
+                });
+            }
+            next = None;
+            while let Some(b) = batches.last_mut() {
+                let Some((child, range)) = b.items.get(b.next).cloned() else {
+                    text.truncate(b.text_start);
+                    batches.pop();
+                    continue;
+                };
+                b.next += 1;
+                let child_path = text.get(range).unwrap_or("");
+                let prefix = if b.parent.is_empty() {
+                    0
+                } else {
+                    b.parent.len() + 1
+                };
+                let under = child_path.len() >= prefix
+                    && child_path.starts_with(b.parent.as_str())
+                    && (prefix == 0 || child_path.as_bytes()[prefix - 1] == b'.');
+                let key_start = if under { prefix } else { 0 };
+                path.clear();
+                path.push_str(child_path);
+                next = Some((child, b.depth, key_start));
+                break;
             }
         }
         Ok(())
@@ -2192,32 +2277,31 @@ impl<'a> Walker<'a> {
     fn walk_one(
         &mut self,
         id: ValueId,
-        path: String,
-        depth: usize,
-        stack: &mut Vec<Pending>,
+        path: &str,
+        children: &mut ChildPaths<'_>,
     ) -> Result<(), TorchError> {
         {
             // Tensors first (also for repeated references).
             if let Some(&i) = self.tensor_cache.get(&id) {
                 let Some(mut t) = self.out.tensor(i) else {
-                    return Err(self.err(&path, "a tensor recorded earlier is missing"));
+                    return Err(self.err(path, "a tensor recorded earlier is missing"));
                 };
                 if let Some(s) = t.storage {
-                    self.out.add_user(s, &path);
+                    self.out.add_user(s, path);
                 }
-                t.path = path;
+                t.path = path.to_owned();
                 self.last_node = Some(TreeNode::Tensor(self.out.tensor_count()));
                 self.out.push_tensor(t);
                 return Ok(());
             }
             if let Value::Taken(n) = self.v(id) {
                 let index = self.out.tensor_count();
-                self.push_taken(*n, &path)?;
+                self.push_taken(*n, path)?;
                 self.tensor_cache.insert(id, index);
                 self.last_node = Some(TreeNode::Tensor(index));
                 return Ok(());
             }
-            if let Some(t) = self.tensor_call(id, &path)? {
+            if let Some(t) = self.tensor_call(id, path)? {
                 self.tensor_cache.insert(id, self.out.tensor_count());
                 self.last_node = Some(TreeNode::Tensor(self.out.tensor_count()));
                 self.out.push_tensor(t);
@@ -2243,9 +2327,9 @@ impl<'a> Walker<'a> {
                 }),
                 Value::Ext(_) | Value::OutOfBandBuffer(_) => Some(Leaf::Other),
                 Value::PersistentId(_) => {
-                    let leaf = match self.storage(id, &path) {
+                    let leaf = match self.storage(id, path) {
                         Ok((index, _)) => {
-                            self.out.add_user(index, &path);
+                            self.out.add_user(index, path);
                             Leaf::Storage { index }
                         }
                         // A persistent id that is not a storage (legacy
@@ -2257,58 +2341,45 @@ impl<'a> Walker<'a> {
                 _ => None,
             };
             if let Some(leaf) = leaf {
-                self.push_value(&path, id, leaf);
+                self.push_value(path, id, leaf);
                 return Ok(());
             }
             // Containers and objects: expand once.
             match self.expanded.entry(id) {
                 Entry::Occupied(e) => {
                     let of = e.get().clone();
-                    self.push_value(&path, id, Leaf::Alias { of });
+                    self.push_value(path, id, Leaf::Alias { of });
                     return Ok(());
                 }
                 Entry::Vacant(e) => {
-                    e.insert(path.clone());
+                    e.insert(path.to_owned());
                 }
             }
-            let mut children: Vec<(ValueId, String)> = Vec::new();
-            self.children(id, &path, &mut children)?;
-            if children.is_empty() {
+            let before = children.len();
+            self.children(id, path, children)?;
+            let count = children.len() - before;
+            if count == 0 {
                 if let Some(class) = self.object_class(id) {
                     if class.starts_with("__torch__") {
-                        self.out.classes.push((path.clone(), class.clone()));
+                        self.out.classes.push((path.to_owned(), class.clone()));
                     }
-                    self.push_value(&path, id, Leaf::Object { class });
+                    self.push_value(path, id, Leaf::Object { class });
                 } else if self.is_special_leaf(id) {
                     let leaf = self.special_leaf(id);
-                    self.push_value(&path, id, leaf);
+                    self.push_value(path, id, leaf);
                 } else {
-                    self.push_value(&path, id, Leaf::Empty);
+                    self.push_value(path, id, Leaf::Empty);
                 }
                 return Ok(());
             }
             if let Some(class) = self.object_class(id) {
                 if class.starts_with("__torch__") {
-                    self.out.classes.push((path.clone(), class.clone()));
+                    self.out.classes.push((path.to_owned(), class.clone()));
                 }
-                self.push_value(&path, id, Leaf::Object { class });
+                self.push_value(path, id, Leaf::Object { class });
             } else {
-                self.last_node = Some(TreeNode::Container {
-                    len: children.len(),
-                });
+                self.last_node = Some(TreeNode::Container { len: count });
             }
-            // A child's key is its path after `path.` (all of it when the
-            // path does not start so: a transparent wrapper's inner value).
-            let prefix = if path.is_empty() { 0 } else { path.len() + 1 };
-            let under = |p: &str| {
-                p.len() >= prefix
-                    && p.starts_with(path.as_str())
-                    && (prefix == 0 || p.as_bytes()[prefix - 1] == b'.')
-            };
-            stack.extend(children.into_iter().rev().map(|(child, child_path)| {
-                let key_start = if under(&child_path) { prefix } else { 0 };
-                (child, child_path, depth + 1, key_start)
-            }));
         }
         Ok(())
     }
@@ -2502,19 +2573,19 @@ impl<'a> Reader<'a> {
         &self,
         id: ValueId,
         path: &str,
-        out: &mut Vec<(ValueId, String)>,
+        out: &mut ChildPaths<'_>,
     ) -> Result<(), TorchError> {
         if self.is_special_leaf(id) {
             return Ok(());
         }
         if let Some(inner) = self.transparent(id) {
             // Same path: the wrapper is not a level of its own.
-            out.push((inner, path.to_owned()));
+            out.same(inner, path);
             return Ok(());
         }
-        let index = |out: &mut Vec<(ValueId, String)>, items: &[ValueId]| {
+        let index = |out: &mut ChildPaths<'_>, items: &[ValueId]| {
             for (i, &c) in items.iter().enumerate() {
-                out.push((c, join(path, &i.to_string())));
+                out.push(c, path, i);
             }
         };
         match self.v(id) {
@@ -2524,13 +2595,13 @@ impl<'a> Reader<'a> {
             | Value::FrozenSet(items) => index(out, items),
             Value::Dict(pairs) => {
                 for &(k, v) in pairs {
-                    out.push((v, join(path, &self.key_str(k))));
+                    out.push(v, path, self.key_str(k));
                 }
             }
             Value::SetItems { obj, items } => {
                 self.children(*obj, path, out)?;
                 for &(k, v) in items {
-                    out.push((v, join(path, &self.key_str(k))));
+                    out.push(v, path, self.key_str(k));
                 }
             }
             Value::Appends { obj, items } | Value::AddItems { obj, items } => {
@@ -2538,7 +2609,7 @@ impl<'a> Reader<'a> {
                 self.children(*obj, path, out)?;
                 let start = out.len() - before;
                 for (i, &c) in items.iter().enumerate() {
-                    out.push((c, join(path, &(start + i).to_string())));
+                    out.push(c, path, start + i);
                 }
             }
             Value::Build { obj, state } => {
@@ -2574,7 +2645,7 @@ impl<'a> Reader<'a> {
                                     .and_then(|kv| kv)
                                     .map(|kv| [kv[0], kv[1]])
                                 {
-                                    out.push((v, join(path, &self.key_str(k))));
+                                    out.push(v, path, self.key_str(k));
                                 }
                             }
                         }
@@ -2590,11 +2661,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Attributes of an object's BUILD state.
-    fn state_children(&self, state: ValueId, path: &str, out: &mut Vec<(ValueId, String)>) {
+    fn state_children(&self, state: ValueId, path: &str, out: &mut ChildPaths<'_>) {
         match self.v(state) {
             Value::Dict(pairs) => {
                 for &(k, v) in pairs {
-                    out.push((v, join(path, &self.key_str(k))));
+                    out.push(v, path, self.key_str(k));
                 }
             }
             // (dict, slots) or (None, slots).
@@ -2609,15 +2680,15 @@ impl<'a> Reader<'a> {
                 }
             }
             Value::None => {}
-            _ => out.push((state, join(path, "__state__"))),
+            _ => out.push(state, path, "__state__"),
         }
     }
 
     /// Python `str(key)`.
-    fn key_str(&self, k: ValueId) -> String {
+    fn key_str(&self, k: ValueId) -> Cow<'a, str> {
         match self.v(k) {
-            Value::Str(s) => s.clone(),
-            _ => self.repr(k),
+            Value::Str(s) => Cow::Borrowed(s),
+            _ => Cow::Owned(self.repr(k)),
         }
     }
 
