@@ -53,12 +53,17 @@ macro_rules! opcodes {
             /// Every opcode, in `pickletools.opcodes` order.
             pub const ALL: &'static [Opcode] = &[ $( Opcode::$name, )* ];
 
+            /// The opcode of every byte value, if it is one.
+            const BY_BYTE: [Option<Opcode>; 256] = {
+                let mut table = [None; 256];
+                $( table[$byte as usize] = Some(Opcode::$name); )*
+                table
+            };
+
             /// The opcode for a byte, if it is one.
+            #[inline]
             pub fn from_byte(byte: u8) -> Option<Opcode> {
-                match byte {
-                    $( $byte => Some(Opcode::$name), )*
-                    _ => None,
-                }
+                Self::BY_BYTE[byte as usize]
             }
 
             /// The `pickletools` name (`"BINUNICODE"`).
@@ -450,6 +455,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn fixed<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
         let remaining = self.remaining();
         match self.data.get(self.pos..self.pos.saturating_add(N)) {
@@ -469,6 +475,7 @@ impl<'a> Reader<'a> {
 
     /// A slice of a declared length, checked against the input and the limit
     /// before it is taken.
+    #[inline]
     fn counted(&mut self, declared: u64) -> Result<&'a [u8], PickleError> {
         let remaining = self.remaining() as u64;
         if declared > remaining {
@@ -519,6 +526,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     fn arg(&mut self, opcode: Opcode) -> Result<Arg<'a>, PickleError> {
         use Opcode::*;
         Ok(match opcode {
