@@ -1678,7 +1678,8 @@ impl<'a> Walker<'a> {
         dtype: Option<DType>,
         kind: TensorKind,
     ) -> Result<Tensor, TorchError> {
-        let (dtype, offset) = self.check_view(path, index, view_offset, offset, &shape, &strides, dtype)?;
+        let (dtype, offset) =
+            self.check_view(path, index, view_offset, offset, &shape, &strides, dtype)?;
         let s = &self.out.storages[index];
         let t = Tensor {
             path: path.to_owned(),

@@ -207,7 +207,21 @@ impl Checkpoint {
     ) -> Result<Self, TorchError> {
         let bytes = &data[..];
         let (format, info, collected, pickles) = if bytes.starts_with(b"PK\x03\x04") {
-            let zip = ZipArchive::parse(bytes)?;
+            // The object pickle of a torch zip is its first record: it runs
+            // while another thread reads the central directory, and is used
+            // if the directory confirms where it is (`EarlyPickle`).
+            let (zip, early) = std::thread::scope(|scope| {
+                let zip = scope.spawn(|| ZipArchive::parse(bytes));
+                let early = match walk {
+                    Walk::Objects => EarlyPickle::run(bytes, options),
+                    Walk::PicklesOnly => None,
+                };
+                let zip = zip
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (zip, early)
+            });
+            let zip = zip?;
             let format = match classify_zip(&zip, bytes) {
                 Detected::Torch(f) => f,
                 detected => {
@@ -217,7 +231,7 @@ impl Checkpoint {
                     return Err(TorchError::NotACheckpoint { detected });
                 }
             };
-            let (info, collected, pickles) = read_zip(bytes, &zip, format, options, walk)?;
+            let (info, collected, pickles) = read_zip(bytes, &zip, format, options, walk, early)?;
             (format, info, collected, pickles)
         } else {
             match detect(bytes) {
@@ -562,12 +576,49 @@ fn small_text(data: &[u8], e: &ZipEntry) -> Option<String> {
     Some(String::from_utf8_lossy(&b).into_owned())
 }
 
+/// `data.pkl` run from the local header at byte 0, before the central
+/// directory is read ([`zip::first_stored_record`]).
+struct EarlyPickle {
+    /// Where its bytes start in the file.
+    start: u64,
+    /// The run over the rest of the file, which stops at the pickle's
+    /// STOP; an error is not kept (the run over the record reports it).
+    loaded: Option<(Pickle, Taken)>,
+}
+
+impl EarlyPickle {
+    fn run(data: &[u8], options: &Options) -> Option<EarlyPickle> {
+        let (name, start) = crate::read::zip::first_stored_record(data)?;
+        let (_, record) = name.split_once('/')?;
+        if record != "data.pkl" {
+            return None;
+        }
+        let rest = data.get(usize::try_from(start).ok()?..)?;
+        let loaded = load_objects(rest, 0, "data.pkl", start, PidStyle::Zip, options).ok();
+        Some(EarlyPickle { start, loaded })
+    }
+
+    /// The run, if it is exactly the run over `e`'s bytes: `e` is stored
+    /// and starts where the local header said, and the pickle's STOP lies
+    /// inside it (a run over the record alone reads the same ops up to that
+    /// STOP, so it gives the same values, work and errors).
+    fn take(self, e: &ZipEntry) -> Option<(Pickle, Taken)> {
+        let (p, taken) = self.loaded?;
+        let same = e.is_stored()
+            && e.header_offset == 0
+            && e.data_offset == self.start
+            && p.end <= e.compressed_size;
+        same.then_some((p, taken))
+    }
+}
+
 fn read_zip(
     data: &[u8],
     zip: &ZipArchive,
     format: Format,
     options: &Options,
     walk: Walk,
+    mut early: Option<EarlyPickle>,
 ) -> Result<(Info, Collected, Vec<PickleRecord>), TorchError> {
     let prefix = zip.check_prefix()?.to_owned();
     let full = |r: &str| format!("{prefix}/{r}");
@@ -682,7 +733,14 @@ fn read_zip(
             })
             .count();
         collected.reserve(storage_records.min(bytes.len() / 8));
-        let (p, taken) = load_objects(&bytes, 0, &name, e.data_offset, PidStyle::Zip, options)?;
+        let speculated = match early.take() {
+            Some(run) if name == "data.pkl" => run.take(e),
+            _ => None,
+        };
+        let (p, taken) = match speculated {
+            Some(run) => run,
+            None => load_objects(&bytes, 0, &name, e.data_offset, PidStyle::Zip, options)?,
+        };
         // The values own their bytes: the pickle's mapped pages need not
         // stay resident while the objects are walked.
         if let Cow::Borrowed(b) = &bytes {

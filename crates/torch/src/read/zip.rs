@@ -525,6 +525,27 @@ impl<'d> LocalHeaders<'d> {
     }
 }
 
+/// The record whose local header is at byte 0 of `data` (where torch puts
+/// `data.pkl`), read from that header alone: its name and the offset of its
+/// first data byte, when it is stored (method 0, not encrypted). A guess to
+/// start on before the central directory is read; [`ZipArchive::parse`]
+/// is the authority, and callers check the guess against its entry.
+pub(crate) fn first_stored_record(data: &[u8]) -> Option<(&str, u64)> {
+    if u32_at(data, 0)? != LOCAL_SIG {
+        return None;
+    }
+    let flags = u16_at(data, 6)?;
+    let method = u16_at(data, 8)?;
+    if method != 0 || flags & 1 != 0 {
+        return None;
+    }
+    let nlen = u64::from(u16_at(data, 26)?);
+    let xlen = u64::from(u16_at(data, 28)?);
+    let name = std::str::from_utf8(bytes_at(data, 30, nlen)?).ok()?;
+    let start = 30 + nlen + xlen;
+    (start <= data.len() as u64).then_some((name, start))
+}
+
 /// Parse the central header at `pos` (entry number `index`), then its local
 /// header. Returns the entry and the position of the next central header.
 fn parse_central<'d>(

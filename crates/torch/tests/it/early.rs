@@ -258,3 +258,39 @@ fn metadata_and_unreadable_arguments_go_through_the_walk() {
         assert!(e.contains("'w'") || e.contains("'b'"), "{what}: {e}");
     }
 }
+
+#[test]
+fn data_pkl_read_before_the_directory_is_used_only_where_the_directory_puts_it() {
+    // `data.pkl` is the first record: it runs from its local header while
+    // the directory is read. A record cut short (its STOP lies past the
+    // record's end, in the next local header) must not be read from the
+    // bytes after it: the error is the one of the record alone.
+    let mut pkl = dict_pickle(&[("w", tensor(cpu_pid("0", 4), 0, &[4], &[1]))]);
+    let whole = same(
+        "whole",
+        &checkpoint(pkl.clone(), &f32s(&[1.0; 4]), vec![], false),
+    );
+    assert_eq!(whole.unwrap().tensors().len(), 1);
+    pkl.truncate(pkl.len() - 2);
+    let cut = checkpoint(pkl, &f32s(&[1.0; 4]), vec![], false);
+    let e = same("cut", &cut).unwrap_err().to_string();
+    assert!(e.contains("data.pkl"), "{e}");
+    // Not first: read after the directory, as every other record.
+    let late = {
+        use crate::hostile::{entry, zip};
+        let pkl = dict_pickle(&[("w", tensor(cpu_pid("0", 4), 0, &[4], &[1]))]);
+        zip(
+            &[
+                entry("a/version", b"3\n"),
+                entry("a/data.pkl", &pkl),
+                entry("a/data/0", &f32s(&[2.0; 4])),
+            ],
+            false,
+        )
+    };
+    let c = same("late", &late).unwrap();
+    assert_eq!(
+        &c.tensor_bytes(&c.tensors()[0]).unwrap()[..],
+        &f32s(&[2.0; 4])[..]
+    );
+}
