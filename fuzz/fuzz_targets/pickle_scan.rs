@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
                     scan.globals.iter().any(|g| g
                         .resolved
                         .as_ref()
-                        .is_some_and(|(m, n)| m == module && n == name)
+                        .is_some_and(
+                            |(m, n)| m.as_str() == module.as_str() && n.as_str() == name.as_str()
+                        )
                         || g.full_name().ends_with(name.as_str())),
                     "scan missed {module}.{name}"
                 );

@@ -9,8 +9,8 @@ use crate::cpython_cases as cpython;
 
 use netport_pickle::value::int_from_le_signed;
 use netport_pickle::{
-    Arena, GlobalRef, Limits, Machine, Ops, PickleError, PickleScan, Value, ValueId, classify,
-    load, parses_to_stop, scan, write,
+    Arena, GlobalRef, Limits, Machine, Ops, PickleError, PickleScan, Taker, Value, ValueId,
+    classify, load, parses_to_stop, scan, write,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -346,9 +346,84 @@ proptest! {
 /// The one intended difference: a STACK_GLOBAL of non-strings stops the
 /// machine (it cannot name the value) while the scan records it as an
 /// unresolvable global at that offset and goes on.
+/// Takes every REDUCE of a global, numbering them.
+struct TakeAll(u32);
+
+impl Taker for TakeAll {
+    fn take(&mut self, arena: &Arena, callable: ValueId, _args: ValueId) -> Option<u32> {
+        matches!(arena.get(callable)?, Value::Global { .. }).then(|| {
+            self.0 += 1;
+            self.0 - 1
+        })
+    }
+}
+
+/// Whether the graph from `a` in `plain` is the graph from `b` in `taken`
+/// (same values, same sharing) where every taken call stands for a
+/// `Reduce`: nothing reachable was freed or overwritten by a reused id.
+fn same_but_taken(plain: &Arena, a: ValueId, taken: &Arena, b: ValueId) -> bool {
+    use std::collections::HashMap;
+    let (mut fwd, mut back) = (HashMap::new(), HashMap::new());
+    let mut work = vec![(a, b)];
+    while let Some((x, y)) = work.pop() {
+        match (fwd.insert(x, y), back.insert(y, x)) {
+            (None, None) => {}
+            (Some(y0), Some(x0)) if y0 == y && x0 == x => continue,
+            _ => return false,
+        }
+        let (Some(vx), Some(vy)) = (plain.get(x), taken.get(y)) else {
+            return false;
+        };
+        match (vx, vy) {
+            (Value::Reduce { .. }, Value::Taken(_)) => continue,
+            (Value::Taken(_), _) | (_, Value::Taken(_)) => return false,
+            _ => {}
+        }
+        if std::mem::discriminant(vx) != std::mem::discriminant(vy) {
+            return false;
+        }
+        let (mut cx, mut cy) = (Vec::new(), Vec::new());
+        vx.for_each_child(|c| cx.push(c));
+        vy.for_each_child(|c| cy.push(c));
+        if cx.len() != cy.len() {
+            return false;
+        }
+        let same_leaf = match (vx, vy) {
+            (Value::Float(f), Value::Float(g)) => f.to_bits() == g.to_bits(),
+            _ => vx == vy,
+        };
+        if cx.is_empty() && !same_leaf {
+            return false;
+        }
+        work.extend(cx.into_iter().zip(cy));
+    }
+    true
+}
+
 fn machine_and_scan_agree(data: &[u8], limits: &Limits) -> Result<bool, TestCaseError> {
     let m = Machine::new(limits.clone()).load(data, 0);
     let s = scan(data, 0, limits);
+    // Taking every call changes no result, error, end or work, and frees
+    // nothing still reachable.
+    let t = Machine::new(limits.clone()).load_with(data, 0, &mut TakeAll(0));
+    match (&m, &t) {
+        (Ok(p), Ok(q)) => {
+            prop_assert_eq!((p.end, p.work), (q.end, q.work));
+            prop_assert!(q.arena.len() <= p.arena.len());
+            prop_assert!(
+                same_but_taken(&p.arena, p.root, &q.arena, q.root),
+                "{:?}",
+                data
+            );
+        }
+        (Err(e), Err(f)) => prop_assert_eq!(e, f),
+        _ => prop_assert!(
+            false,
+            "load {:?}, load_with {:?}",
+            m.as_ref().err(),
+            t.as_ref().err()
+        ),
+    }
     // The detector's probe is the machine without values.
     prop_assert_eq!(
         parses_to_stop(data, limits),

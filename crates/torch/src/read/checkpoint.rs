@@ -773,22 +773,27 @@ fn read_zip(
     // The arenas are gone: unpack what the walk recorded.
     collected.finish();
 
-    // Locate storages.
+    // Locate storages (the full record name built in one buffer).
+    let mut full_name = format!("{prefix}/");
     for s in &mut collected.storages {
-        let Some(record) = s.record.clone() else {
+        let Some(record) = s.record.as_deref() else {
             continue;
         };
-        let e = rec(&record).ok_or_else(|| TorchError::MissingRecord {
-            record: record.clone(),
-            archive: prefix.clone(),
-            why: format!(
-                "it holds storage '{}' used by {}",
-                s.key,
-                s.tensors
-                    .first()
-                    .map_or("a storage value".to_owned(), |p| format!("tensor '{p}'"))
-            ),
-        })?;
+        full_name.truncate(prefix.len() + 1);
+        full_name.push_str(record);
+        let e = zip
+            .find(&full_name)
+            .ok_or_else(|| TorchError::MissingRecord {
+                record: record.to_owned(),
+                archive: prefix.clone(),
+                why: format!(
+                    "it holds storage '{}' used by {}",
+                    s.key,
+                    s.tensors
+                        .first()
+                        .map_or("a storage value".to_owned(), |p| format!("tensor '{p}'"))
+                ),
+            })?;
         let expected = s.nbytes().unwrap_or(u64::MAX);
         if e.size != expected {
             return Err(TorchError::BadStorage {
