@@ -1185,6 +1185,10 @@ pub(crate) struct Walker<'a> {
     out: &'a mut Collected,
     expanded: HashMap<ValueId, String>,
     tensor_cache: HashMap<ValueId, usize>,
+    /// The tensor index of every taken tensor the walk has reached
+    /// (`u32::MAX`: not yet), by its [`Value::Taken`] number: a taken value
+    /// reached again (tied weights) is the same tensor.
+    taken_seen: Vec<u32>,
     /// Storage resolved per persistent-id node: (storage index, view offset
     /// in storage elements).
     pid_cache: HashMap<ValueId, (usize, u64)>,
@@ -1289,6 +1293,7 @@ impl<'a> Walker<'a> {
             out,
             expanded: HashMap::default(),
             tensor_cache: HashMap::default(),
+            taken_seen: vec![u32::MAX; taken.tensors.len()],
             pid_cache: HashMap::default(),
             last_node: None,
             last_storage_type: None,
@@ -2283,7 +2288,15 @@ impl<'a> Walker<'a> {
     ) -> Result<(), TorchError> {
         {
             // Tensors first (also for repeated references).
-            if let Some(&i) = self.tensor_cache.get(&id) {
+            let seen = match self.v(id) {
+                Value::Taken(n) => self
+                    .taken_seen
+                    .get(*n as usize)
+                    .filter(|&&i| i != u32::MAX)
+                    .map(|&i| i as usize),
+                _ => self.tensor_cache.get(&id).copied(),
+            };
+            if let Some(i) = seen {
                 let Some(mut t) = self.out.tensor(i) else {
                     return Err(self.err(path, "a tensor recorded earlier is missing"));
                 };
@@ -2298,7 +2311,12 @@ impl<'a> Walker<'a> {
             if let Value::Taken(n) = self.v(id) {
                 let index = self.out.tensor_count();
                 self.push_taken(*n, path)?;
-                self.tensor_cache.insert(id, index);
+                match (self.taken_seen.get_mut(*n as usize), u32::try_from(index)) {
+                    (Some(slot), Ok(i)) if i != u32::MAX => *slot = i,
+                    _ => {
+                        self.tensor_cache.insert(id, index);
+                    }
+                }
                 self.last_node = Some(TreeNode::Tensor(index));
                 return Ok(());
             }
