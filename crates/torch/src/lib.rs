@@ -23,6 +23,9 @@
 //!     let f32s = ckpt.tensor_converted(t, DType::Float32)?;
 //!     # let _ = (le_bytes, f32s);
 //! }
+//! // The same tensors read in place, without unpacking a `Tensor` each.
+//! let params: u64 = ckpt.tensor_refs().map(|t| t.shape().iter().product::<u64>()).sum();
+//! # let _ = params;
 //! for v in ckpt.values() {
 //!     println!("{} = {}", v.path, v.repr); // `epoch = 7`, `args.lr = 0.001`
 //! }
