@@ -737,12 +737,14 @@ impl Collected {
         }
     }
 
-    /// Room for `n` more storages and tensors, as a hint (a checkpoint's
+    /// Room for `n` more storages, tensors and tree lines, as a hint (a checkpoint's
     /// storage records): the lists and the storage index then grow once,
     /// not by doubling and rehashing.
     pub(crate) fn reserve(&mut self, n: usize) {
         self.storages.reserve_exact(n);
         self.packed.tensors.reserve_exact(n);
+        // A tree line per tensor, and one for their container.
+        self.packed.tree.reserve_exact(n.saturating_add(1));
         let (hasher, storages) = (&self.storage_hasher, &self.storages);
         self.storage_index
             .reserve(n, |&i| hasher.hash_one(storage_dir_key(&storages[i])));
@@ -1085,8 +1087,14 @@ impl TensorTaker {
     }
 
     /// What was taken.
+    /// What was taken, its tables at their exact length (they live on
+    /// through the walk).
     pub(crate) fn into_taken(self) -> Taken {
-        self.taken
+        let mut taken = self.taken;
+        taken.tensors.shrink_to_fit();
+        taken.dims.shrink_to_fit();
+        taken.text.shrink_to_fit();
+        taken
     }
 }
 
