@@ -177,6 +177,24 @@ impl Report<'_> {
                 verdict(flat.median <= FLAT_TOLERANCE),
             )?;
         }
+        // Memory per tensor: the growth of netport's peak from mid.pt (256
+        // tensors) to many.pt (50,000), both through the same process set-up.
+        if let Some(per) = self.paired(
+            self.index(Kind::Netport, Some(MANY)),
+            self.index(Kind::Netport, Some(MID)),
+            |x, y| (x.peak_kib as f64 - y.peak_kib as f64) * 1024.0 / (MANY_TENSORS - MID_TENSORS),
+        ) {
+            writeln!(
+                out,
+                "- peak RSS per tensor, netport inspect `{MANY}` over `{MID}` ({} more tensors): \
+                 **{:.0} B** ({:.0} – {:.0} B) (target ≤ {PER_TENSOR_TARGET:.0} B: {})",
+                MANY_TENSORS - MID_TENSORS,
+                per.median,
+                per.min,
+                per.max,
+                verdict(per.median <= PER_TENSOR_TARGET),
+            )?;
+        }
         for (kind, name) in [
             (Kind::Load, "torch.load"),
             (Kind::LoadMmap, "torch.load(mmap=True)"),

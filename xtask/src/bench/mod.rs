@@ -209,6 +209,11 @@ const MANY_TARGET: f64 = 50.0;
 /// Peak memory counts as independent of tensor bytes when netport's peak on
 /// big.pt (8x the tensor bytes of mid.pt) is within this factor of mid.pt's.
 const FLAT_TOLERANCE: f64 = 1.10;
+/// Tensors in many.pt and in mid.pt, and the issue's target for netport
+/// inspect's peak RSS per tensor between them (bytes).
+const MANY_TENSORS: f64 = 50_000.0;
+const MID_TENSORS: f64 = 256.0;
+const PER_TENSOR_TARGET: f64 = 300.0;
 /// Rewrite targets (issue 13): netport's wall time at most this many times
 /// cp's ...
 const MAP_LOCATION_VS_CP: f64 = 1.2;
