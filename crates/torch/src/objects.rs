@@ -660,13 +660,11 @@ impl Packed {
     /// The tensor at `index`, unpacked (with its storage's byte range once
     /// the storages are `located`).
     fn get(&self, index: usize, storages: &[Storage], located: bool) -> Option<Tensor> {
-        let p = self.tensors.get(index)?;
-        if p.flags & PackedTensor::FULL != 0 {
-            return self.full.get(p.dims as usize).cloned();
-        }
-        let mut t = self.unpack(p, storages)?;
-        if located {
-            t.byte_range = Some(storages.get(p.storage as usize)?.byte_range.clone());
+        let mut t = self.tensor_ref(index, storages)?.to_tensor();
+        if !located && self.tensors.get(index)?.flags & PackedTensor::FULL == 0 {
+            // Storages are located after the walk: until then a packed
+            // tensor has no byte range, as when it was recorded.
+            t.byte_range = None;
         }
         Some(t)
     }
@@ -692,35 +690,6 @@ impl Packed {
             strides: &dims[n..],
             storage,
         }))
-    }
-
-    /// A packed (not FULL) tensor as a [`Tensor`].
-    fn unpack(&self, p: &PackedTensor, storages: &[Storage]) -> Option<Tensor> {
-        let s = storages.get(p.storage as usize)?;
-        let start = p.dims as usize;
-        let n = p.ndim as usize;
-        let dims = self.dims.get(start..start + 2 * n)?;
-        let on = |f: u8| p.flags & f != 0;
-        Some(Tensor {
-            path: self.str(p.path).to_owned(),
-            source: self.sources.get(usize::from(p.source))?.clone(),
-            dtype: p.dtype,
-            shape: dims[..n].to_vec(),
-            strides: dims[n..].to_vec(),
-            storage_offset: p.storage_offset,
-            device: s.location.clone(),
-            storage: Some(p.storage as usize),
-            storage_key: Some(s.key.clone()),
-            byte_range: None,
-            kind: if on(PackedTensor::PARAMETER) {
-                TensorKind::Parameter
-            } else {
-                TensorKind::Dense
-            },
-            requires_grad: on(PackedTensor::REQUIRES_GRAD),
-            conj: on(PackedTensor::CONJ),
-            neg: on(PackedTensor::NEG),
-        })
     }
 }
 
