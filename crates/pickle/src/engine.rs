@@ -190,48 +190,23 @@ impl Meta {
     }
 }
 
+pub(crate) fn memo_reads(data: &[u8], offset: usize, limits: &Limits) -> Option<MemoReads> {
+    let mut reads = Memo::default();
+    crate::ops::Ops::at(data, offset, limits).memo_reads(|i| reads.insert(i, 0))?;
+    Some(MemoReads(reads))
+}
+
 /// The memo indices a pickle reads (GET, BINGET, LONG_BINGET), from a pass
 /// over its ops before it runs ([`memo_reads`]): a value put only under
-/// indices that are never read is held by nothing but its container.
-#[derive(Debug, Default)]
-pub(crate) struct MemoReads {
-    /// Indices below `dense.len()`.
-    dense: Vec<bool>,
-    sparse: std::collections::HashSet<u64>,
-}
+/// indices that are never read is held by nothing but its container. Kept
+/// as a [`Memo`], so a lying index costs no memory here either.
+#[derive(Default)]
+pub(crate) struct MemoReads(Memo);
 
 impl MemoReads {
-    /// Indices past this go to the set (a hand-written `GET 4000000000`
-    /// costs no memory).
-    const DENSE: u64 = 1 << 24;
-
-    fn insert(&mut self, index: u64) {
-        if index < Self::DENSE {
-            let i = index as usize;
-            if i >= self.dense.len() {
-                self.dense.resize(i + 1, false);
-            }
-            self.dense[i] = true;
-        } else {
-            self.sparse.insert(index);
-        }
-    }
-
     pub(crate) fn contains(&self, index: u64) -> bool {
-        match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
-            Some(&read) => read,
-            None => self.sparse.contains(&index),
-        }
+        self.0.contains(index)
     }
-}
-
-/// The memo indices the pickle at `offset` reads before its STOP; `None`
-/// if its ops cannot be read to a STOP (the run then fails at the same
-/// op, with every value kept).
-pub(crate) fn memo_reads(data: &[u8], offset: usize, limits: &Limits) -> Option<MemoReads> {
-    let mut reads = MemoReads::default();
-    crate::ops::Ops::at(data, offset, limits).memo_reads(|i| reads.insert(i))?;
-    Some(reads)
 }
 
 /// The memo. Picklers number their entries 0, 1, 2, ... (MEMOIZE and the

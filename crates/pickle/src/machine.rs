@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::{Call, Core, Domain, Extend, Id, Seq, memo_reads};
+use crate::engine::{Call, Core, Domain, Extend, Id, MemoReads, Seq, memo_reads};
 use crate::error::{At, PickleError};
 use crate::ops::{Arg, Op, Opcode, Ops};
 use crate::value::{Arena, Value, ValueId, int_from_le_signed};
@@ -103,7 +103,7 @@ impl Machine {
     /// Run the pickle that starts at `offset` in `data` up to its STOP.
     /// Offsets in the result and in errors are absolute in `data`.
     pub fn load(&self, data: &[u8], offset: usize) -> Result<Pickle, PickleError> {
-        self.run(data, offset, Values::default())
+        self.run(data, offset, Values::default(), None)
     }
 
     /// Like [`load`](Self::load), offering every REDUCE to `taker` as it
@@ -126,15 +126,22 @@ impl Machine {
     ) -> Result<Pickle, PickleError> {
         let values = Values {
             taker: Some(taker),
-            reads: memo_reads(data, offset, &self.limits),
             ..Values::default()
         };
-        self.run(data, offset, values)
+        let reads = memo_reads(data, offset, &self.limits);
+        self.run(data, offset, values, reads)
     }
 
-    fn run(&self, data: &[u8], offset: usize, mut values: Values) -> Result<Pickle, PickleError> {
+    /// Run to STOP; `reads` are the memo indices the pickle reads, when
+    /// values may be freed ([`load_with`](Self::load_with)).
+    fn run(
+        &self,
+        data: &[u8],
+        offset: usize,
+        values: Values,
+        reads: Option<MemoReads>,
+    ) -> Result<Pickle, PickleError> {
         let mut ops = Ops::at(data, offset, &self.limits);
-        let reads = values.reads.take();
         let mut core = Core::new(&self.limits, values).with_memo_reads(reads);
         let start = ops.position();
         loop {
@@ -199,8 +206,6 @@ struct Values<'t> {
     protocol: Option<u8>,
     buffers: u64,
     taker: Option<&'t mut dyn Taker>,
-    /// The memo reads of [`Machine::load_with`], until the core has them.
-    reads: Option<crate::engine::MemoReads>,
     /// Small item lists and strings of freed values, for new ones: a
     /// pickle of tensors frees and makes the same few shapes over and over.
     vecs: Vec<Vec<Id>>,
