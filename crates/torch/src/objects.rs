@@ -496,6 +496,33 @@ struct View<'v> {
     offset: u64,
 }
 
+/// What a taken tensor views, once its storage is registered.
+struct TakenView<'t> {
+    storage: usize,
+    dtype: DType,
+    offset: u64,
+    shape: &'t [u64],
+    strides: &'t [u64],
+    requires_grad: bool,
+}
+
+impl<'t> TakenView<'t> {
+    fn at<'v>(&self, path: &'v str, source: &'v Arc<str>) -> View<'v>
+    where
+        't: 'v,
+    {
+        View {
+            path,
+            source,
+            storage: self.storage,
+            dtype: self.dtype,
+            shape: self.shape,
+            strides: self.strides,
+            offset: self.offset,
+        }
+    }
+}
+
 /// One line of the nesting view as the walk records it.
 #[derive(Debug, Clone)]
 struct PackedTreeItem {
@@ -724,6 +751,27 @@ impl Collected {
         self.packed.push(t, &self.storages);
     }
 
+    /// The [`Tensor`] of a view of its storage, on the storage's device.
+    fn tensor_of(&self, v: &View<'_>, kind: TensorKind, requires_grad: bool) -> Tensor {
+        let s = &self.storages[v.storage];
+        Tensor {
+            path: v.path.to_owned(),
+            source: v.source.clone(),
+            dtype: v.dtype,
+            shape: v.shape.to_vec(),
+            strides: v.strides.to_vec(),
+            storage_offset: v.offset,
+            device: s.location.clone(),
+            storage: Some(v.storage),
+            storage_key: Some(Arc::clone(&s.key)),
+            byte_range: None,
+            kind,
+            requires_grad,
+            conj: false,
+            neg: false,
+        }
+    }
+
     /// Record a dense tensor that views its storage on its device, straight
     /// into its packed record (a [`Tensor`] only if the offsets do not fit).
     fn push_view(&mut self, v: &View<'_>, requires_grad: bool) {
@@ -735,23 +783,7 @@ impl Collected {
         match self.packed.record(v, flags) {
             Some(p) => self.packed.tensors.push(p),
             None => {
-                let s = &self.storages[v.storage];
-                let t = Tensor {
-                    path: v.path.to_owned(),
-                    source: v.source.clone(),
-                    dtype: v.dtype,
-                    shape: v.shape.to_vec(),
-                    strides: v.strides.to_vec(),
-                    storage_offset: v.offset,
-                    device: s.location.clone(),
-                    storage: Some(v.storage),
-                    storage_key: Some(s.key.clone()),
-                    byte_range: None,
-                    kind: TensorKind::Dense,
-                    requires_grad,
-                    conj: false,
-                    neg: false,
-                };
+                let t = self.tensor_of(v, TensorKind::Dense, requires_grad);
                 self.push_tensor(t);
             }
         }
@@ -1640,8 +1672,8 @@ impl<'a> Walker<'a> {
             path,
             (index, view_offset),
             offset,
-            shape,
-            strides,
+            &shape,
+            &strides,
             dtype,
             kind,
         )
@@ -1655,30 +1687,23 @@ impl<'a> Walker<'a> {
         path: &str,
         (index, view_offset): (usize, u64),
         offset: u64,
-        shape: Vec<u64>,
-        strides: Vec<u64>,
+        shape: &[u64],
+        strides: &[u64],
         dtype: Option<DType>,
         kind: TensorKind,
     ) -> Result<Tensor, TorchError> {
         let (dtype, offset) =
-            self.check_view(path, index, view_offset, offset, &shape, &strides, dtype)?;
-        let s = &self.out.storages[index];
-        let t = Tensor {
-            path: path.to_owned(),
-            source: self.source.clone(),
+            self.check_view(path, index, view_offset, offset, shape, strides, dtype)?;
+        let view = View {
+            path,
+            source: &self.r.source,
+            storage: index,
             dtype,
             shape,
             strides,
-            storage_offset: offset,
-            device: s.location.clone(),
-            storage: Some(index),
-            storage_key: Some(Arc::clone(&s.key)),
-            byte_range: None,
-            kind,
-            requires_grad: false,
-            conj: false,
-            neg: false,
+            offset,
         };
+        let t = self.out.tensor_of(&view, kind, false);
         self.out.add_user(index, path);
         Ok(t)
     }
@@ -1723,31 +1748,37 @@ impl<'a> Walker<'a> {
         Ok((dtype, offset))
     }
 
-    /// Record the tensor a [`TensorTaker`] took as number `n` straight into
-    /// its packed record: what [`Walker::taken_tensor`] and
-    /// [`Collected::push_tensor`] do, without the [`Tensor`] between them.
-    fn push_taken(&mut self, n: u32, path: &str) -> Result<(), TorchError> {
+    /// The view a [`TensorTaker`] took as number `n`, at `path`: its
+    /// storage registered, the view checked and its user recorded, exactly
+    /// as [`Walker::call`] does for the call it stands for.
+    fn taken_view(&mut self, n: u32, path: &str) -> Result<TakenView<'a>, TorchError> {
         let taken = self.r.taken;
         let t = taken
             .tensors
             .get(n as usize)
             .ok_or_else(|| self.err(path, format!("taken call #{n} is not recorded")))?;
         let decl = taken.decl(t);
-        let index = self.register(&decl, path)?;
+        let storage = self.register(&decl, path)?;
         let (shape, strides) = taken.dims(t);
         let (dtype, offset) =
-            self.check_view(path, index, t.view_offset, t.offset, shape, strides, None)?;
-        self.out.add_user(index, path);
-        let view = View {
-            path,
-            source: &self.r.source,
-            storage: index,
+            self.check_view(path, storage, t.view_offset, t.offset, shape, strides, None)?;
+        self.out.add_user(storage, path);
+        Ok(TakenView {
+            storage,
             dtype,
+            offset,
             shape,
             strides,
-            offset,
-        };
-        self.out.push_view(&view, t.requires_grad);
+            requires_grad: t.requires_grad,
+        })
+    }
+
+    /// Record taken tensor `n` straight into its packed record (no
+    /// [`Tensor`] in between).
+    fn push_taken(&mut self, n: u32, path: &str) -> Result<(), TorchError> {
+        let v = self.taken_view(n, path)?;
+        let view = v.at(path, &self.r.source);
+        self.out.push_view(&view, v.requires_grad);
         Ok(())
     }
 
@@ -1778,29 +1809,14 @@ impl<'a> Walker<'a> {
         self.call(func, *args, path)
     }
 
-    /// The tensor a [`TensorTaker`] took as number `n`: its storage
-    /// registered and the view checked now, in walk order, exactly as
-    /// [`Walker::call`] does for the call it stands for.
+    /// The tensor a [`TensorTaker`] took as number `n`, as a [`Tensor`]
+    /// (inside `_rebuild_parameter` and the like).
     fn taken_tensor(&mut self, n: u32, path: &str) -> Result<Tensor, TorchError> {
-        let taken = self.r.taken;
-        let t = taken
-            .tensors
-            .get(n as usize)
-            .ok_or_else(|| self.err(path, format!("taken call #{n} is not recorded")))?;
-        let decl = taken.decl(t);
-        let index = self.register(&decl, path)?;
-        let (shape, strides) = taken.dims(t);
-        let mut tensor = self.view(
-            path,
-            (index, t.view_offset),
-            t.offset,
-            shape.to_vec(),
-            strides.to_vec(),
-            None,
-            TensorKind::Dense,
-        )?;
-        tensor.requires_grad = t.requires_grad;
-        Ok(tensor)
+        let v = self.taken_view(n, path)?;
+        let view = v.at(path, &self.r.source);
+        Ok(self
+            .out
+            .tensor_of(&view, TensorKind::Dense, v.requires_grad))
     }
 
     /// Interpret `func(*args)` when `func` is a tensor rebuild function.
