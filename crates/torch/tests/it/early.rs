@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use netport_torch::{Checkpoint, Leaf, Options, TorchError};
 
-use crate::hostile::{checkpoint, dict_pickle, f32s, global, int, pid, tensor, tuple, unicode};
+use crate::hostile::{checkpoint, dict_pickle, f32s, int, pid, rebuild_v2, tensor, tuple, unicode};
 
 fn open(bytes: &[u8], early: bool) -> Result<Checkpoint, TorchError> {
     let options = Options {
@@ -147,34 +147,8 @@ fn arguments_read_again_later_stay_readable() {
     let pid_a = put(cpu_pid("0", 4), 7);
     let mut size = tuple(&[int(4)]);
     size = put(size, 8);
-    let mut a = global("torch._utils", "_rebuild_tensor_v2");
-    let mut p = pid_a;
-    p.push(b'Q');
-    let mut hooks = global("collections", "OrderedDict");
-    hooks.extend(b")R");
-    a.extend(tuple(&[
-        p,
-        int(0),
-        size,
-        tuple(&[int(1)]),
-        vec![0x89],
-        hooks,
-    ]));
-    a.push(b'R');
-    let mut b = global("torch._utils", "_rebuild_tensor_v2");
-    let mut p = get(7);
-    p.push(b'Q');
-    let mut hooks = global("collections", "OrderedDict");
-    hooks.extend(b")R");
-    b.extend(tuple(&[
-        p,
-        int(2),
-        tuple(&[int(2)]),
-        tuple(&[int(1)]),
-        vec![0x89],
-        hooks,
-    ]));
-    b.push(b'R');
+    let a = rebuild_v2(pid_a, int(0), size, tuple(&[int(1)]), None);
+    let b = rebuild_v2(get(7), int(2), tuple(&[int(2)]), tuple(&[int(1)]), None);
     let c = same("reread", &ckpt(&[("a", a), ("b", b), ("s", get(8))])).unwrap();
     assert_eq!(c.tensors().len(), 2);
     assert_eq!(c.tensors()[1].storage_offset, 2);
@@ -210,25 +184,17 @@ fn a_state_dict_reached_twice_shows_its_tensors_in_the_repr() {
 #[test]
 fn metadata_and_unreadable_arguments_go_through_the_walk() {
     // conj metadata: a seventh argument, not taken.
-    let mut t = global("torch._utils", "_rebuild_tensor_v2");
-    let mut p = cpu_pid("0", 4);
-    p.push(b'Q');
-    let mut hooks = global("collections", "OrderedDict");
-    hooks.extend(b")R");
     let mut meta = vec![b'}', b'('];
     meta.extend(unicode("neg"));
     meta.push(0x88);
     meta.push(b'u');
-    t.extend(tuple(&[
-        p,
+    let t = rebuild_v2(
+        cpu_pid("0", 4),
         int(0),
         tuple(&[int(4)]),
         tuple(&[int(1)]),
-        vec![0x89],
-        hooks,
-        meta,
-    ]));
-    t.push(b'R');
+        Some(meta),
+    );
     let c = same("metadata", &ckpt(&[("w", t)])).unwrap();
     assert!(c.tensors()[0].neg);
     // Errors: a negative offset, sizes and strides of different lengths,

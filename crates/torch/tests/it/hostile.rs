@@ -33,20 +33,32 @@ pub(crate) fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
 
 /// `_rebuild_tensor_v2(pid, offset, size, stride, False, OrderedDict())`.
 pub(crate) fn tensor(pid: Vec<u8>, offset: i32, size: &[i32], stride: &[i32]) -> Vec<u8> {
+    rebuild_v2(
+        pid,
+        int(offset),
+        tuple(&size.iter().map(|&d| int(d)).collect::<Vec<_>>()),
+        tuple(&stride.iter().map(|&d| int(d)).collect::<Vec<_>>()),
+        None,
+    )
+}
+
+/// `_rebuild_tensor_v2(persistent_load(pid), offset, size, stride, False,
+/// OrderedDict()[, metadata])`, each argument given as pickle ops.
+pub(crate) fn rebuild_v2(
+    pid: Vec<u8>,
+    offset: Vec<u8>,
+    size: Vec<u8>,
+    stride: Vec<u8>,
+    metadata: Option<Vec<u8>>,
+) -> Vec<u8> {
     let mut v = global("torch._utils", "_rebuild_tensor_v2");
     let mut p = pid;
     p.push(b'Q');
     let mut hooks = global("collections", "OrderedDict");
     hooks.extend(b")R");
-    let args = tuple(&[
-        p,
-        int(offset),
-        tuple(&size.iter().map(|&d| int(d)).collect::<Vec<_>>()),
-        tuple(&stride.iter().map(|&d| int(d)).collect::<Vec<_>>()),
-        vec![0x89],
-        hooks,
-    ]);
-    v.extend(args);
+    let mut args = vec![p, offset, size, stride, vec![0x89], hooks];
+    args.extend(metadata);
+    v.extend(tuple(&args));
     v.push(b'R');
     v
 }
