@@ -80,6 +80,7 @@
 pub mod error;
 pub mod objects;
 pub mod read;
+mod storages;
 pub mod summary;
 pub mod write;
 
@@ -98,5 +99,6 @@ pub use scan::{
     ContainerFinding, FileScan, ScannedFormat, ScannedPickle, WeightsOnlyVerdict, scan_bytes,
     scan_file,
 };
+pub use storages::StorageRef;
 pub use write::{ConvertReport, StateDictPickle};
 pub use zip::{DuplicateName, ZipArchive, ZipEntry};

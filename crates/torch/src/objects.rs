@@ -15,7 +15,6 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
-use std::hash::BuildHasher;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
 
 use crate::error::TorchError;
+use crate::storages::{NewStorage, StorageRef, Storages};
 
 /// What a tensor entry is.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +102,7 @@ pub struct Tensor {
     /// Index into [`Checkpoint::storages`](crate::Checkpoint::storages).
     pub storage: Option<usize>,
     /// The storage key as written in the persistent id (or the `.pt2` file
-    /// name): the same allocation as the storage's [`key`](Storage::key).
+    /// name): the storage's [`key`](Storage::key).
     pub storage_key: Option<Arc<str>>,
     /// Absolute byte range of the whole storage in the file.
     pub byte_range: Option<Range<u64>>,
@@ -135,7 +135,7 @@ enum RefInner<'c> {
         source: &'c Arc<str>,
         shape: &'c [u64],
         strides: &'c [u64],
-        storage: &'c Storage,
+        storage: StorageRef<'c>,
     },
     Full(&'c Tensor),
 }
@@ -192,7 +192,7 @@ impl<'c> TensorRef<'c> {
     /// [`Tensor::device`].
     pub fn device(&self) -> &'c str {
         match self.0 {
-            RefInner::Packed { storage, .. } => &storage.location,
+            RefInner::Packed { storage, .. } => storage.location(),
             RefInner::Full(t) => &t.device,
         }
     }
@@ -208,7 +208,7 @@ impl<'c> TensorRef<'c> {
     /// [`Tensor::storage_key`].
     pub fn storage_key(&self) -> Option<&'c str> {
         match self.0 {
-            RefInner::Packed { storage, .. } => Some(&storage.key),
+            RefInner::Packed { storage, .. } => Some(storage.key()),
             RefInner::Full(t) => t.storage_key.as_deref(),
         }
     }
@@ -216,7 +216,7 @@ impl<'c> TensorRef<'c> {
     /// [`Tensor::byte_range`].
     pub fn byte_range(&self) -> Option<Range<u64>> {
         match self.0 {
-            RefInner::Packed { storage, .. } => Some(storage.byte_range.clone()),
+            RefInner::Packed { storage, .. } => Some(storage.byte_range()),
             RefInner::Full(t) => t.byte_range.clone(),
         }
     }
@@ -272,9 +272,9 @@ impl<'c> TensorRef<'c> {
                 shape: shape.to_vec(),
                 strides: strides.to_vec(),
                 storage_offset: self.storage_offset(),
-                device: storage.location.clone(),
+                device: storage.location().clone(),
                 storage: self.storage(),
-                storage_key: Some(storage.key.clone()),
+                storage_key: Some(storage.key().into()),
                 byte_range: self.byte_range(),
                 kind: self.kind().clone(),
                 requires_grad: self.requires_grad(),
@@ -432,7 +432,7 @@ pub(crate) enum PidStyle {
 /// allocated at its exact length.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
-    pub storages: Vec<Storage>,
+    pub storages: Storages,
     pub values: Vec<ValueEntry>,
     /// `(path, class)` of `__torch__` objects (TorchScript modules).
     pub classes: Vec<(String, String)>,
@@ -440,21 +440,24 @@ pub(crate) struct Collected {
     /// packed ([`TensorRef`] reads them in place; [`Collected::tensors`]
     /// and [`Collected::tree`] unpack copies on request).
     packed: Packed,
-    /// Index of every storage, found by (record directory, key) through
-    /// the storage itself (no second copy of the key).
-    storage_index: hashbrown::HashTable<usize>,
-    /// The hasher of `storage_index`.
-    storage_hasher: foldhash::fast::RandomState,
     /// Location tags and storage types, one allocation per distinct text
     /// (50,000 storages usually share one `cpu` and one type).
     names: HashSet<Arc<str>>,
 }
 
-/// A span of [`Packed::text`].
+/// A span of a text buffer ([`Packed::text`], the storages' text).
 #[derive(Debug, Clone, Copy)]
-struct Span {
-    start: u32,
-    len: u32,
+pub(crate) struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    /// The text it spans (empty if `text` is too short).
+    pub(crate) fn get(self, text: &str) -> &str {
+        let start = self.start as usize;
+        text.get(start..start + self.len as usize).unwrap_or("")
+    }
 }
 
 /// One tensor as the walk records it: 32 bytes, its path in
@@ -542,8 +545,6 @@ impl PackedTreeItem {
 struct Packed {
     tensors: Vec<PackedTensor>,
     tree: Vec<PackedTreeItem>,
-    /// `(storage, user path)` in the order users were found.
-    users: Vec<(u32, Span)>,
     /// Paths and keys, back to back.
     text: String,
     /// The span [`Packed::text`] appended last.
@@ -586,10 +587,7 @@ impl Packed {
     }
 
     fn str(&self, span: Span) -> &str {
-        let start = span.start as usize;
-        self.text
-            .get(start..start + span.len as usize)
-            .unwrap_or("")
+        span.get(&self.text)
     }
 
     fn source(&mut self, source: &Arc<str>) -> Option<u16> {
@@ -602,19 +600,17 @@ impl Packed {
     }
 
     /// The packed form of `t`, when it has one.
-    fn pack(&mut self, t: &Tensor, storages: &[Storage]) -> Option<PackedTensor> {
+    fn pack(&mut self, t: &Tensor, storages: &Storages) -> Option<PackedTensor> {
         let flags = match t.kind {
             TensorKind::Dense => 0,
             TensorKind::Parameter => PackedTensor::PARAMETER,
             _ => return None,
         };
         let index = t.storage?;
-        let s = storages.get(index)?;
+        let s = storages.get(index, "")?;
         let same_storage = t.byte_range.is_none()
-            && t.device == s.location
-            && t.storage_key
-                .as_ref()
-                .is_some_and(|k| Arc::ptr_eq(k, &s.key))
+            && t.device == *s.location()
+            && t.storage_key.as_deref() == Some(s.key())
             && t.shape.len() == t.strides.len();
         if !same_storage {
             return None;
@@ -661,7 +657,7 @@ impl Packed {
         })
     }
 
-    fn push(&mut self, t: Tensor, storages: &[Storage]) {
+    fn push(&mut self, t: Tensor, storages: &Storages) {
         let packed = match self.pack(&t, storages) {
             Some(p) => p,
             None => {
@@ -686,7 +682,7 @@ impl Packed {
 
     /// The tensor at `index`, unpacked (with its storage's byte range once
     /// the storages are `located`).
-    fn get(&self, index: usize, storages: &[Storage], located: bool) -> Option<Tensor> {
+    fn get(&self, index: usize, storages: &Storages, located: bool) -> Option<Tensor> {
         let mut t = self.tensor_ref(index, storages)?.to_tensor();
         if !located && self.tensors.get(index)?.flags & PackedTensor::FULL == 0 {
             // Storages are located after the walk: until then a packed
@@ -697,7 +693,7 @@ impl Packed {
     }
 
     /// The tensor at `index`, read in place.
-    fn tensor_ref<'c>(&'c self, index: usize, storages: &'c [Storage]) -> Option<TensorRef<'c>> {
+    fn tensor_ref<'c>(&'c self, index: usize, storages: &'c Storages) -> Option<TensorRef<'c>> {
         let p = self.tensors.get(index)?;
         if p.flags & PackedTensor::FULL != 0 {
             return self
@@ -705,7 +701,7 @@ impl Packed {
                 .get(p.dims as usize)
                 .map(|t| TensorRef(RefInner::Full(t)));
         }
-        let storage = storages.get(p.storage as usize)?;
+        let storage = storages.get(p.storage as usize, &self.text)?;
         let start = p.dims as usize;
         let n = p.ndim as usize;
         let dims = self.dims.get(start..start + 2 * n)?;
@@ -726,10 +722,10 @@ impl Collected {
         if index >= self.storages.len() {
             return;
         }
-        match (u32::try_from(index), self.packed.text(path)) {
-            (Ok(i), Some(span)) => self.packed.users.push((i, span)),
+        match self.packed.text(path) {
+            Some(span) => self.storages.add_user(index, span),
             // Past the packed offsets: straight into the storage.
-            _ => self.storages[index].tensors.push(path.to_owned()),
+            None => self.storages.add_user_path(index, path),
         }
     }
 
@@ -737,13 +733,10 @@ impl Collected {
     /// storage records): the lists and the storage index then grow once,
     /// not by doubling and rehashing.
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.storages.reserve_exact(n);
+        self.storages.reserve(n);
         self.packed.tensors.reserve_exact(n);
         // A tree line per tensor, and one for their container.
         self.packed.tree.reserve_exact(n.saturating_add(1));
-        let (hasher, storages) = (&self.storage_hasher, &self.storages);
-        self.storage_index
-            .reserve(n, |&i| hasher.hash_one(storage_dir_key(&storages[i])));
     }
 
     /// Record a tensor (after the walk's earlier ones).
@@ -753,7 +746,7 @@ impl Collected {
 
     /// The [`Tensor`] of a view of its storage, on the storage's device.
     fn tensor_of(&self, v: &View<'_>, kind: TensorKind, requires_grad: bool) -> Tensor {
-        let s = &self.storages[v.storage];
+        let s = self.storage_ref(v.storage);
         Tensor {
             path: v.path.to_owned(),
             source: v.source.clone(),
@@ -761,9 +754,9 @@ impl Collected {
             shape: v.shape.to_vec(),
             strides: v.strides.to_vec(),
             storage_offset: v.offset,
-            device: s.location.clone(),
+            device: s.map_or_else(|| "".into(), |s| s.location().clone()),
             storage: Some(v.storage),
-            storage_key: Some(Arc::clone(&s.key)),
+            storage_key: s.map(|s| s.key().into()),
             byte_range: None,
             kind,
             requires_grad,
@@ -819,7 +812,7 @@ impl Collected {
         let storages = &self.storages;
         let fill = |t: &mut Tensor| {
             if let Some(i) = t.storage {
-                t.byte_range = storages.get(i).map(|s| s.byte_range.clone());
+                t.byte_range = storages.get(i, "").map(|s| s.byte_range());
             }
         };
         for t in &mut self.packed.full {
@@ -882,22 +875,22 @@ impl Collected {
     }
 
     /// Give every storage the paths of its users, in walk order. Call once
-    /// every pickle has been walked (and its arena dropped). Tensors and
-    /// tree lines stay packed.
+    /// every pickle has been walked. Tensors, tree lines and storages stay
+    /// packed.
     pub(crate) fn finish(&mut self) {
-        let users = std::mem::take(&mut self.packed.users);
-        let mut counts = vec![0u32; self.storages.len()];
-        for &(s, _) in &users {
-            counts[s as usize] = counts[s as usize].saturating_add(1);
-        }
-        for (s, &n) in self.storages.iter_mut().zip(&counts) {
-            s.tensors.reserve_exact(n as usize);
-        }
-        drop(counts);
-        for (s, span) in users {
-            let path = self.packed.str(span).to_owned();
-            self.storages[s as usize].tensors.push(path);
-        }
+        self.storages.finish();
+    }
+
+    /// Storage `index`, read in place.
+    pub(crate) fn storage_ref(&self, index: usize) -> Option<StorageRef<'_>> {
+        self.storages.get(index, &self.packed.text)
+    }
+
+    /// Every storage, unpacked.
+    pub(crate) fn storages(&self) -> Vec<Storage> {
+        (0..self.storages.len())
+            .filter_map(|i| self.storage_ref(i).map(|s| s.to_storage()))
+            .collect()
     }
 
     /// The shared copy of `text`.
@@ -909,16 +902,6 @@ impl Collected {
         self.names.insert(s.clone());
         s
     }
-}
-
-/// The (record directory, key) a storage was declared with: `data` and
-/// `7` for `data/7`, no directory for legacy files.
-fn storage_dir_key(s: &Storage) -> (Option<&str>, &str) {
-    let dir = s
-        .record
-        .as_deref()
-        .and_then(|r| r.strip_suffix(&*s.key).and_then(|d| d.strip_suffix('/')));
-    (dir, &s.key)
 }
 
 /// A container's children still to walk ([`Walker::walk`]), first to
@@ -1584,58 +1567,41 @@ impl<'a> Walker<'a> {
         } = *decl;
         let key: &str = key;
         let dir = self.storage_dir.as_deref();
-        let hasher = &self.out.storage_hasher;
-        let storages = &self.out.storages;
-        let entry = self.out.storage_index.entry(
-            hasher.hash_one((dir, key)),
-            |&i| storage_dir_key(&storages[i]) == (dir, key),
-            |&i| hasher.hash_one(storage_dir_key(&storages[i])),
-        );
-        let index = match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => {
-                let index = *e.get();
-                let s = &self.out.storages[index];
-                let same = s.nbytes() == numel.checked_mul(dtype.size_in_bytes() as u64);
-                if !same {
-                    return Err(TorchError::BadStorage {
-                        key: key.to_owned(),
-                        pickle: self.source.to_string(),
-                        reason: format!(
-                            "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
-                            s.numel, s.dtype
-                        ),
-                    });
-                }
-                index
-            }
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                let index = self.out.storages.len();
-                e.insert(index);
-                let storage_type = match &self.last_storage_type {
-                    Some((m, n, t)) if *m == smod && *n == sname => t.clone(),
-                    _ => {
-                        let t = self.out.intern(&format!("{smod}.{sname}"));
-                        self.last_storage_type = Some((smod, sname, t.clone()));
-                        t
-                    }
-                };
-                let location = self.out.intern(location);
-                self.out.storages.push(Storage {
-                    record: self.storage_dir.as_ref().map(|d| format!("{d}/{key}")),
-                    key: key.into(),
-                    source: self.r.source.clone(),
-                    storage_type,
-                    dtype,
-                    numel,
-                    location,
-                    byte_range: 0..0,
-                    compressed: false,
-                    tensors: Vec::new(),
+        if let Some(index) = self.out.storages.find(dir, key) {
+            let s = self
+                .out
+                .storage_ref(index)
+                .ok_or_else(|| self.err(path, "unknown storage"))?;
+            if s.nbytes() != numel.checked_mul(dtype.size_in_bytes() as u64) {
+                return Err(TorchError::BadStorage {
+                    key: key.to_owned(),
+                    pickle: self.source.to_string(),
+                    reason: format!(
+                        "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
+                        s.numel(),
+                        s.dtype()
+                    ),
                 });
-                index
+            }
+            return Ok(index);
+        }
+        let storage_type = match &self.last_storage_type {
+            Some((m, n, t)) if *m == smod && *n == sname => t.clone(),
+            _ => {
+                let t = self.out.intern(&format!("{smod}.{sname}"));
+                self.last_storage_type = Some((smod, sname, t.clone()));
+                t
             }
         };
-        Ok(index)
+        Ok(self.out.storages.declare(&NewStorage {
+            dir,
+            key,
+            source: &self.r.source,
+            storage_type: &storage_type,
+            dtype,
+            numel,
+            location,
+        }))
     }
 
     /// A tensor that views a storage, bounds-checked.
@@ -1721,8 +1687,11 @@ impl<'a> Walker<'a> {
         strides: &[u64],
         dtype: Option<DType>,
     ) -> Result<(DType, u64), TorchError> {
-        let s = &self.out.storages[index];
-        let dtype = dtype.unwrap_or(s.dtype);
+        let s = self
+            .out
+            .storage_ref(index)
+            .ok_or_else(|| self.err(path, "unknown storage"))?;
+        let dtype = dtype.unwrap_or(s.dtype());
         // Legacy views add their offset, in storage elements; convert to
         // tensor elements (same dtype in legacy files).
         let offset = offset
@@ -1739,7 +1708,7 @@ impl<'a> Walker<'a> {
                     strides: strides.to_vec(),
                     offset,
                     dtype: dtype.to_string(),
-                    key: s.key.to_string(),
+                    key: s.key().to_owned(),
                     needed,
                     available,
                 },

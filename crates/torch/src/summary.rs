@@ -77,7 +77,8 @@ impl CheckpointSummary {
     pub fn of(ckpt: &Checkpoint) -> Self {
         Self::from_shapes(
             ckpt.tensor_refs().map(|t| (t.dtype(), t.shape())),
-            ckpt.storages(),
+            ckpt.storage_refs()
+                .map(|s| (&**s.location(), s.nbytes(), s.tensor_count())),
         )
     }
 
@@ -85,20 +86,30 @@ impl CheckpointSummary {
     pub fn from_parts(tensors: &[Tensor], storages: &[Storage]) -> Self {
         Self::from_shapes(
             tensors.iter().map(|t| (t.dtype, t.shape.as_slice())),
-            storages,
+            storages
+                .iter()
+                .map(|s| (&*s.location, s.nbytes(), s.tensors.len())),
         )
     }
 
-    /// Summarises tensors given as (dtype, shape).
-    fn from_shapes<'t>(
+    /// Summarises tensors given as (dtype, shape) and storages as
+    /// (location, bytes, number of users).
+    fn from_shapes<'t, 's>(
         tensors: impl Iterator<Item = (DType, &'t [u64])>,
-        storages: &[Storage],
+        storages: impl Iterator<Item = (&'s str, Option<u64>, usize)>,
     ) -> Self {
         // Keys are borrowed while counting (a checkpoint may hold 100,000
         // tensors) and owned once at the end.
         let mut devices: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in storages {
-            *devices.entry(&*s.location).or_default() += 1;
+        let (mut storage_count, mut storage_bytes) = (0usize, 0u64);
+        let mut shared_storages = Vec::new();
+        for (i, (location, nbytes, users)) in storages.enumerate() {
+            *devices.entry(location).or_default() += 1;
+            storage_count += 1;
+            storage_bytes = storage_bytes.saturating_add(nbytes.unwrap_or(0));
+            if users > 1 {
+                shared_storages.push(i);
+            }
         }
         let mut by_dtype: BTreeMap<DType, DTypeTotal> = BTreeMap::new();
         let (mut parameters, mut bytes_total, mut count) = (0u64, 0u64, 0usize);
@@ -126,17 +137,9 @@ impl CheckpointSummary {
             tensors: count,
             parameters,
             tensor_bytes: bytes_total,
-            storages: storages.len(),
-            storage_bytes: storages
-                .iter()
-                .filter_map(Storage::nbytes)
-                .fold(0u64, u64::saturating_add),
-            shared_storages: storages
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.tensors.len() > 1)
-                .map(|(i, _)| i)
-                .collect(),
+            storages: storage_count,
+            storage_bytes,
+            shared_storages,
         }
     }
 }

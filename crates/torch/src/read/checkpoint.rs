@@ -16,6 +16,7 @@ use crate::objects::{
 use crate::read::detect::{Detected, Format, LEGACY_MAGIC_LE, classify_zip, detect};
 use crate::read::pt2;
 use crate::read::zip::{ZipArchive, ZipEntry};
+use crate::storages::StorageRef;
 
 /// Limits and presentation settings for [`Checkpoint::open_with`].
 #[derive(Debug, Clone)]
@@ -136,6 +137,8 @@ pub struct Checkpoint {
     tensors: std::sync::OnceLock<Vec<Tensor>>,
     /// [`Checkpoint::tree`], unpacked on first request.
     tree: std::sync::OnceLock<Vec<crate::TreeItem>>,
+    /// [`Checkpoint::storages`], unpacked on first request.
+    storages: std::sync::OnceLock<Vec<Storage>>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -256,6 +259,7 @@ impl Checkpoint {
             pickles,
             tensors: std::sync::OnceLock::new(),
             tree: std::sync::OnceLock::new(),
+            storages: std::sync::OnceLock::new(),
         })
     }
 
@@ -303,8 +307,27 @@ impl Checkpoint {
     }
 
     /// Every storage, located in the file.
+    ///
+    /// The list is unpacked from the checkpoint's compact records on the
+    /// first call; [`storage_refs`](Self::storage_refs) reads the same
+    /// storages in place.
     pub fn storages(&self) -> &[Storage] {
-        &self.collected.storages
+        self.storages.get_or_init(|| self.collected.storages())
+    }
+
+    /// Every storage, read where the checkpoint keeps it: what
+    /// [`storages`](Self::storages) lists, without unpacking it.
+    pub fn storage_refs(&self) -> impl ExactSizeIterator<Item = StorageRef<'_>> + '_ {
+        (0..self.collected.storages.len()).map(|i| {
+            self.collected
+                .storage_ref(i)
+                .unwrap_or_else(|| unreachable!("storage record {i} does not read"))
+        })
+    }
+
+    /// The storage at `index` (a [`Tensor::storage`]), read in place.
+    pub fn storage_ref(&self, index: usize) -> Option<StorageRef<'_>> {
+        self.collected.storage_ref(index)
     }
 
     /// Every non-tensor value with its path.
@@ -363,18 +386,17 @@ impl Checkpoint {
         }
         let s = self
             .collected
-            .storages
-            .get(index)
+            .storage_ref(index)
             .ok_or_else(|| not("unknown storage".into()))?;
-        if s.compressed {
+        if s.compressed() {
             return Err(not(format!(
                 "its storage record '{}' is compressed; tensor data must be stored uncompressed to be read in place",
-                s.record.as_deref().unwrap_or(&s.key)
+                s.record().unwrap_or(s.key())
             )));
         }
         let order = self.info.byteorder.unwrap_or(ByteOrder::Little);
         TensorView::new(
-            slice(self.bytes(), &s.byte_range),
+            slice(self.bytes(), &s.byte_range()),
             t.dtype,
             &t.shape,
             &t.strides,
@@ -430,8 +452,9 @@ impl Checkpoint {
         };
         let s = t
             .storage
-            .and_then(|i| self.collected.storages.get(i))
+            .and_then(|i| self.collected.storage_ref(i))
             .ok_or_else(|| not("the tensor has no storage".into()))?;
+        let range = s.byte_range();
         let contiguous = netport_tensor::contiguous_strides(&t.shape).is_ok_and(|c| {
             c.iter()
                 .zip(&t.strides)
@@ -440,13 +463,13 @@ impl Checkpoint {
         });
         let numel = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         match numel {
-            Some(n) if contiguous && t.storage_offset.is_multiple_of(k) && !s.compressed => {
-                let start = s.byte_range.start + t.storage_offset / k;
+            Some(n) if contiguous && t.storage_offset.is_multiple_of(k) && !s.compressed() => {
+                let start = range.start + t.storage_offset / k;
                 let end = start + n.div_ceil(k);
-                if end > s.byte_range.end {
+                if end > range.end {
                     return Err(not(format!(
                         "needs bytes up to {end} but its storage ends at {}",
-                        s.byte_range.end
+                        range.end
                     )));
                 }
                 Ok(Cow::Borrowed(slice(self.bytes(), &(start..end))))
@@ -775,8 +798,11 @@ fn read_zip(
 
     // Locate storages (the full record name built in one buffer).
     let mut full_name = format!("{prefix}/");
-    for s in &mut collected.storages {
-        let Some(record) = s.record.as_deref() else {
+    for i in 0..collected.storages.len() {
+        let Some(s) = collected.storage_ref(i) else {
+            continue;
+        };
+        let Some(record) = s.record() else {
             continue;
         };
         full_name.truncate(prefix.len() + 1);
@@ -788,29 +814,27 @@ fn read_zip(
                 archive: prefix.clone(),
                 why: format!(
                     "it holds storage '{}' used by {}",
-                    s.key,
-                    s.tensors
-                        .first()
+                    s.key(),
+                    s.first_tensor()
                         .map_or("a storage value".to_owned(), |p| format!("tensor '{p}'"))
                 ),
             })?;
         let expected = s.nbytes().unwrap_or(u64::MAX);
         if e.size != expected {
             return Err(TorchError::BadStorage {
-                key: s.key.to_string(),
-                pickle: s.source.to_string(),
+                key: s.key().to_owned(),
+                pickle: s.source().to_string(),
                 reason: format!(
                     "record '{record}' at file byte {} has {} bytes but the persistent id declares {} elements * {} bytes/element = {expected} bytes ({})",
                     e.data_offset,
                     e.size,
-                    s.numel,
-                    s.dtype.size_in_bytes(),
-                    s.dtype
+                    s.numel(),
+                    s.dtype().size_in_bytes(),
+                    s.dtype()
                 ),
             });
         }
-        s.byte_range = e.data_range();
-        s.compressed = !e.is_stored();
+        collected.storages.locate(i, e.data_range(), !e.is_stored());
     }
     collected.fill_ranges();
     info.records = records();
@@ -958,7 +982,11 @@ fn read_legacy(
     let mut cursor = keys_p.end;
     let len = data.len() as u64;
     for key in &keys {
-        let Some(s) = collected.storages.iter_mut().find(|s| *s.key == **key) else {
+        let Some(s) = collected
+            .storages
+            .find(None, key)
+            .and_then(|i| collected.storage_ref(i))
+        else {
             return Err(TorchError::Legacy {
                 offset: cursor,
                 reason: format!(
@@ -975,12 +1003,12 @@ fn read_legacy(
                 ),
             })?;
         let count = u64::from_le_bytes(header.try_into().unwrap_or([0; 8]));
-        if count != s.numel {
+        if count != s.numel() {
             return Err(TorchError::Legacy {
                 offset: cursor,
                 reason: format!(
                     "storage '{key}' has {count} elements in the data area but {} in its persistent id",
-                    s.numel
+                    s.numel()
                 ),
             });
         }
@@ -990,22 +1018,23 @@ fn read_legacy(
             offset: start,
             reason: format!(
                 "storage '{key}' needs {nbytes} bytes ({count} x {}) from byte {start} but the file has {len} bytes",
-                s.dtype
+                s.dtype()
             ),
         })?;
-        s.byte_range = start..end;
+        let index = s.index();
+        collected.storages.locate(index, start..end, false);
         cursor = end;
     }
-    if let Some(s) = collected
-        .storages
-        .iter()
-        .find(|s| !keys.iter().any(|k| **k == *s.key))
+    let listed: std::collections::HashSet<&str> = keys.iter().map(|k| &**k).collect();
+    if let Some(s) = (0..collected.storages.len())
+        .filter_map(|i| collected.storage_ref(i))
+        .find(|s| !listed.contains(s.key()))
     {
         return Err(TorchError::Legacy {
             offset: keys_p.start,
             reason: format!(
                 "storage '{}' is used by the object but missing from the key list",
-                s.key
+                s.key()
             ),
         });
     }

@@ -259,11 +259,10 @@ pub(crate) fn read(
                         },
                     )));
                 }
-                let index = match out
-                    .storages
-                    .iter()
-                    .position(|s| s.record.as_deref() == Some(record.as_str()))
-                {
+                let index = match (0..out.storages.len()).find(|&i| {
+                    out.storage_ref(i)
+                        .is_some_and(|s| s.record() == Some(record.as_str()))
+                }) {
                     Some(i) => i,
                     None => {
                         let storage_type = out.intern("raw");
@@ -279,8 +278,7 @@ pub(crate) fn read(
                             byte_range: 0..0,
                             compressed: false,
                             tensors: Vec::new(),
-                        });
-                        out.storages.len() - 1
+                        })
                     }
                 };
                 out.add_user(index, fqn);

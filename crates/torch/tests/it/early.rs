@@ -1,7 +1,7 @@
 //! Plain tensors taken while the object pickle runs
 //! (`Options::early_tensors`, the default) read exactly as the walk of the
 //! whole value graph reads them, and tensors read in place
-//! (`Checkpoint::tensor_refs`) are what the unpacked list holds: every committed checkpoint fixture (made by
+//! (`Checkpoint::tensor_refs`, `Checkpoint::storage_refs`) are what the unpacked lists hold: every committed checkpoint fixture (made by
 //! real torch, broken and malicious ones included) opened both ways and
 //! compared field by field, errors included, and hand-built pickles for what
 //! the fixtures lack: a tensor reached twice through the memo, a persistent
@@ -49,6 +49,36 @@ fn same(what: &str, bytes: &[u8]) -> Result<Checkpoint, TorchError> {
                 );
             }
             assert_eq!(a.storages(), b.storages(), "{what}");
+            // Storages read in place are what the unpacked list holds.
+            let refs: Vec<_> = a.storage_refs().map(|s| s.to_storage()).collect();
+            assert_eq!(refs, a.storages(), "{what}");
+            for (i, s) in a.storages().iter().enumerate() {
+                let r = a.storage_ref(i).unwrap();
+                assert_eq!(r.index(), i, "{what}");
+                assert_eq!(
+                    (
+                        r.key(),
+                        r.record(),
+                        r.byte_range(),
+                        r.compressed(),
+                        r.nbytes()
+                    ),
+                    (
+                        &*s.key,
+                        s.record.as_deref(),
+                        s.byte_range.clone(),
+                        s.compressed,
+                        s.nbytes()
+                    ),
+                    "{what}"
+                );
+                assert_eq!(r.tensors().collect::<Vec<_>>(), s.tensors, "{what}");
+                assert_eq!(
+                    (r.tensor_count(), r.first_tensor()),
+                    (s.tensors.len(), s.tensors.first().map(String::as_str)),
+                    "{what}"
+                );
+            }
             assert_eq!(a.values(), b.values(), "{what}");
             assert_eq!(a.tree(), b.tree(), "{what}");
         }

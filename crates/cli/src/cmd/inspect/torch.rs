@@ -207,7 +207,7 @@ struct SharedJson<'a> {
     key: &'a str,
     location: &'a str,
     bytes: Option<u64>,
-    tensors: &'a [String],
+    tensors: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -269,7 +269,6 @@ fn details(ckpt: &Checkpoint) -> DetailsJson<'_> {
 /// The report of a PyTorch checkpoint.
 pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Report> {
     let summary = CheckpointSummary::of(ckpt);
-    let storages = ckpt.storages();
     if args.json {
         let format = ckpt.format();
         // Streamed: the document of a 50,000-tensor checkpoint is tens of MB.
@@ -291,12 +290,12 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
             shared_storages: summary
                 .shared_storages
                 .iter()
-                .map(|&i| &storages[i])
+                .filter_map(|&i| ckpt.storage_ref(i))
                 .map(|s| SharedJson {
-                    key: &s.key,
-                    location: &s.location,
+                    key: s.key(),
+                    location: s.location(),
                     bytes: s.nbytes(),
-                    tensors: &s.tensors,
+                    tensors: s.tensors().collect(),
                 })
                 .collect(),
             values: ckpt
@@ -404,14 +403,16 @@ fn text(path: &Path, ckpt: &Checkpoint, summary: &CheckpointSummary, tree: bool)
     if !summary.shared_storages.is_empty() {
         let _ = writeln!(t, "shared storages:");
         for &i in &summary.shared_storages {
-            let s = &ckpt.storages()[i];
+            let Some(s) = ckpt.storage_ref(i) else {
+                continue;
+            };
             let _ = writeln!(
                 t,
                 "  storage {} ({}, {}): {}",
-                s.key,
-                s.location,
+                s.key(),
+                s.location(),
                 s.nbytes().map_or("?".into(), human_bytes),
-                s.tensors.join(", ")
+                s.tensors().collect::<Vec<_>>().join(", ")
             );
         }
     }
