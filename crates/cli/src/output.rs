@@ -71,7 +71,8 @@ pub fn print_json(doc: &impl Serialize) -> anyhow::Result<()> {
         out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
         closed: false,
     };
-    serde_json::to_writer_pretty(&mut out, doc)?;
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
+    doc.serialize(&mut ser)?;
     out.write_all(b"\n")?;
     Ok(out.flush()?)
 }
@@ -140,14 +141,128 @@ pub fn preview<S: AsRef<str>>(names: &[S], max: usize) -> String {
     s
 }
 
+/// serde_json's `PrettyFormatter` with its two-space indent, byte for byte,
+/// writing each line break and its indentation as one piece (serde_json's
+/// writes the indent one level at a time: a 50,000-tensor document has a
+/// million indented lines).
+#[derive(Default)]
+struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    /// `,` (unless first), a line break and the indentation of `depth`.
+    fn line<W: ?Sized + Write>(w: &mut W, first: bool, depth: usize) -> std::io::Result<()> {
+        const BREAKS: &[u8] = b",\n                                                                                                                                ";
+        let start = usize::from(first);
+        match BREAKS.get(start..2 + 2 * depth) {
+            Some(piece) => w.write_all(piece),
+            None => {
+                w.write_all(&BREAKS[start..2])?;
+                (0..depth).try_for_each(|_| w.write_all(b"  "))
+            }
+        }
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            Self::line(w, true, self.depth)?;
+        }
+        w.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        Self::line(w, first, self.depth)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            Self::line(w, true, self.depth)?;
+        }
+        w.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        Self::line(w, first, self.depth)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::preview;
+    use super::*;
 
     #[test]
     fn previews_name_the_rest() {
         assert_eq!(preview(&["a", "b"], 3), "a, b");
         assert_eq!(preview(&["a", "b", "c", "d"], 2), "a, b, ... (2 more)");
         assert_eq!(preview::<&str>(&[], 2), "");
+    }
+
+    fn ours(v: &serde_json::Value) -> String {
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
+        v.serialize(&mut ser).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn pretty_is_serde_jsons_pretty_byte_for_byte() {
+        let mut deep = serde_json::json!([1]);
+        // Past the one-piece indentation (64 levels).
+        for i in 0..80 {
+            deep = if i % 2 == 0 {
+                serde_json::json!({ "k": deep, "e": {}, "a": [] })
+            } else {
+                serde_json::json!([deep, "s\"\n", 1.5, null, []])
+            };
+        }
+        for v in [
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::json!("x"),
+            serde_json::json!({"a": [1, {"b": []}, {}], "c": {"d": null}}),
+            deep,
+        ] {
+            assert_eq!(ours(&v), serde_json::to_string_pretty(&v).unwrap());
+        }
     }
 }
