@@ -905,45 +905,57 @@ impl Collected {
 }
 
 /// A container's children still to walk ([`Walker::walk`]), first to
-/// last: their paths lie in the walk's text buffer from `text_start` on
-/// (no `String` per child), which is cut back when the batch is done.
+/// last: each child with its key, the key read from the value graph only
+/// when the child is walked (no path per child is held).
 struct Batch {
-    /// Each child and the byte range of its path in the text buffer.
-    items: Vec<(ValueId, Range<usize>)>,
+    items: Vec<(ValueId, ChildKey)>,
     next: usize,
     /// Depth of the children.
     depth: usize,
-    /// The parent's path: a child's key is its path after `parent.` (all
-    /// of it when the path does not start so: a transparent wrapper's
-    /// inner value).
+    /// The parent's path.
     parent: String,
-    text_start: usize,
 }
 
-/// Where [`Reader::children`] puts child paths: appended to the walk's
-/// text buffer, each child with its range.
+/// Where a child lies under its parent.
+#[derive(Debug, Clone, Copy)]
+enum ChildKey {
+    /// At the parent's path itself (a transparent wrapper's inner value).
+    Same,
+    /// At item `n` of a sequence.
+    Index(u32),
+    /// At a dict key or attribute name (`str(key)`).
+    Key(ValueId),
+    /// At `__state__` (an object's state that is not a dict).
+    State,
+}
+
+/// Where [`Reader::children`] puts the children it finds, in order.
 struct ChildPaths<'w> {
-    text: &'w mut String,
-    items: &'w mut Vec<(ValueId, Range<usize>)>,
+    items: &'w mut Vec<(ValueId, ChildKey)>,
 }
 
 impl ChildPaths<'_> {
-    /// Child `id` at `path.key` (at `key` under the root).
-    fn push(&mut self, id: ValueId, path: &str, key: impl std::fmt::Display) {
-        let start = self.text.len();
-        if path.is_empty() {
-            let _ = write!(self.text, "{key}");
-        } else {
-            let _ = write!(self.text, "{path}.{key}");
-        }
-        self.items.push((id, start..self.text.len()));
+    /// Child `id` at item `n`.
+    fn index(&mut self, id: ValueId, n: usize) {
+        // Fewer items than values, and values are counted in u32.
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.items.push((id, ChildKey::Index(n)));
     }
 
-    /// Child `id` at `path` itself (a transparent wrapper's inner value).
-    fn same(&mut self, id: ValueId, path: &str) {
-        let start = self.text.len();
-        self.text.push_str(path);
-        self.items.push((id, start..self.text.len()));
+    /// Child `id` under `key`.
+    fn key(&mut self, id: ValueId, key: ValueId) {
+        self.items.push((id, ChildKey::Key(key)));
+    }
+
+    /// Child `id` at its parent's path itself (a transparent wrapper's
+    /// inner value).
+    fn same(&mut self, id: ValueId) {
+        self.items.push((id, ChildKey::Same));
+    }
+
+    /// An object's state `id` that is not a dict, at `__state__`.
+    fn state(&mut self, id: ValueId) {
+        self.items.push((id, ChildKey::State));
     }
 
     fn len(&self) -> usize {
@@ -2178,10 +2190,9 @@ impl<'a> Reader<'a> {
 impl<'a> Walker<'a> {
     /// Walk the graph from `root` at `root_path`.
     pub(crate) fn walk(&mut self, root: ValueId, root_path: &str) -> Result<(), TorchError> {
-        // Paths of the children still to walk, batch after batch.
-        let mut text = String::new();
+        // The children still to walk, batch after batch.
         let mut batches: Vec<Batch> = Vec::new();
-        // The step's path and key (copies: the step appends to `text`).
+        // The step's path; its key is `path[key_start..]`.
         let mut path = String::from(root_path);
         let mut key = String::new();
         let mut next = Some((root, 0usize, 0usize));
@@ -2192,12 +2203,8 @@ impl<'a> Walker<'a> {
                 Some(k) => key.push_str(k),
                 None => key.push_str(&path),
             }
-            let text_start = text.len();
             let mut items = Vec::new();
-            let mut children = ChildPaths {
-                text: &mut text,
-                items: &mut items,
-            };
+            let mut children = ChildPaths { items: &mut items };
             self.walk_one(id, &path, &mut children)?;
             // Every step records what it found: a tensor, a value (objects
             // included) or a container.
@@ -2210,29 +2217,35 @@ impl<'a> Walker<'a> {
                     next: 0,
                     depth: depth + 1,
                     parent: path.clone(),
-                    text_start,
                 });
             }
             next = None;
             while let Some(b) = batches.last_mut() {
-                let Some((child, range)) = b.items.get(b.next).cloned() else {
-                    text.truncate(b.text_start);
+                let Some(&(child, child_key)) = b.items.get(b.next) else {
                     batches.pop();
                     continue;
                 };
                 b.next += 1;
-                let child_path = text.get(range).unwrap_or("");
-                let prefix = if b.parent.is_empty() {
-                    0
-                } else {
-                    b.parent.len() + 1
-                };
-                let under = child_path.len() >= prefix
-                    && child_path.starts_with(b.parent.as_str())
-                    && (prefix == 0 || child_path.as_bytes()[prefix - 1] == b'.');
-                let key_start = if under { prefix } else { 0 };
                 path.clear();
-                path.push_str(child_path);
+                path.push_str(&b.parent);
+                let key_start = match child_key {
+                    // The whole path is the key.
+                    ChildKey::Same => 0,
+                    ChildKey::Index(_) | ChildKey::Key(_) | ChildKey::State => {
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        let at = path.len();
+                        match child_key {
+                            ChildKey::Index(n) => {
+                                let _ = write!(path, "{n}");
+                            }
+                            ChildKey::Key(k) => path.push_str(&self.key_str(k)),
+                            _ => path.push_str("__state__"),
+                        }
+                        at
+                    }
+                };
                 next = Some((child, b.depth, key_start));
                 break;
             }
@@ -2337,7 +2350,7 @@ impl<'a> Walker<'a> {
                 }
             }
             let before = children.len();
-            self.children(id, path, children)?;
+            self.children(id, children)?;
             let count = children.len() - before;
             if count == 0 {
                 if let Some(class) = self.object_class(id) {
@@ -2549,24 +2562,19 @@ impl<'a> Reader<'a> {
         Some((leaf, name.to_owned()))
     }
 
-    /// Children of a container or object, with their paths.
-    fn children(
-        &self,
-        id: ValueId,
-        path: &str,
-        out: &mut ChildPaths<'_>,
-    ) -> Result<(), TorchError> {
+    /// Children of a container or object, with their keys.
+    fn children(&self, id: ValueId, out: &mut ChildPaths<'_>) -> Result<(), TorchError> {
         if self.is_special_leaf(id) {
             return Ok(());
         }
         if let Some(inner) = self.transparent(id) {
             // Same path: the wrapper is not a level of its own.
-            out.same(inner, path);
+            out.same(inner);
             return Ok(());
         }
         let index = |out: &mut ChildPaths<'_>, items: &[ValueId]| {
             for (i, &c) in items.iter().enumerate() {
-                out.push(c, path, i);
+                out.index(c, i);
             }
         };
         match self.v(id) {
@@ -2576,31 +2584,31 @@ impl<'a> Reader<'a> {
             | Value::FrozenSet(items) => index(out, items),
             Value::Dict(pairs) => {
                 for &(k, v) in pairs {
-                    out.push(v, path, self.key_str(k));
+                    out.key(v, k);
                 }
             }
             Value::SetItems { obj, items } => {
-                self.children(*obj, path, out)?;
+                self.children(*obj, out)?;
                 for &(k, v) in items {
-                    out.push(v, path, self.key_str(k));
+                    out.key(v, k);
                 }
             }
             Value::Appends { obj, items } | Value::AddItems { obj, items } => {
                 let before = out.len();
-                self.children(*obj, path, out)?;
+                self.children(*obj, out)?;
                 let start = out.len() - before;
                 for (i, &c) in items.iter().enumerate() {
-                    out.push(c, path, start + i);
+                    out.index(c, start + i);
                 }
             }
             Value::Build { obj, state } => {
-                self.children(*obj, path, out)?;
+                self.children(*obj, out)?;
                 if self.is_dict_like(*obj) {
                     // BUILD on an OrderedDict sets attributes (`_metadata`),
                     // not items: not part of the tree.
                     return Ok(());
                 }
-                self.state_children(*state, path, out);
+                self.state_children(*state, out);
             }
             Value::NewObj { args, .. } => {
                 if let Some(items) = self.items(*args) {
@@ -2626,7 +2634,7 @@ impl<'a> Reader<'a> {
                                     .and_then(|kv| kv)
                                     .map(|kv| [kv[0], kv[1]])
                                 {
-                                    out.push(v, path, self.key_str(k));
+                                    out.key(v, k);
                                 }
                             }
                         }
@@ -2642,11 +2650,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Attributes of an object's BUILD state.
-    fn state_children(&self, state: ValueId, path: &str, out: &mut ChildPaths<'_>) {
+    fn state_children(&self, state: ValueId, out: &mut ChildPaths<'_>) {
         match self.v(state) {
             Value::Dict(pairs) => {
                 for &(k, v) in pairs {
-                    out.push(v, path, self.key_str(k));
+                    out.key(v, k);
                 }
             }
             // (dict, slots) or (None, slots).
@@ -2657,11 +2665,11 @@ impl<'a> Reader<'a> {
                         .all(|&i| matches!(self.v(i), Value::Dict(_) | Value::None)) =>
             {
                 for &i in items {
-                    self.state_children(i, path, out);
+                    self.state_children(i, out);
                 }
             }
             Value::None => {}
-            _ => out.push(state, path, "__state__"),
+            _ => out.state(state),
         }
     }
 
