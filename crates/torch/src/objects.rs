@@ -1579,24 +1579,27 @@ impl<'a> Walker<'a> {
         } = *decl;
         let key: &str = key;
         let dir = self.storage_dir.as_deref();
-        if let Some(index) = self.out.storages.find(dir, key) {
-            let s = self
-                .out
-                .storage_ref(index)
-                .ok_or_else(|| self.err(path, "unknown storage"))?;
-            if s.nbytes() != numel.checked_mul(dtype.size_in_bytes() as u64) {
-                return Err(TorchError::BadStorage {
-                    key: key.to_owned(),
-                    pickle: self.source.to_string(),
-                    reason: format!(
-                        "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
-                        s.numel(),
-                        s.dtype()
-                    ),
-                });
+        let hash = match self.out.storages.lookup(dir, key) {
+            Err(hash) => hash,
+            Ok(index) => {
+                let s = self
+                    .out
+                    .storage_ref(index)
+                    .ok_or_else(|| self.err(path, "unknown storage"))?;
+                if s.nbytes() != numel.checked_mul(dtype.size_in_bytes() as u64) {
+                    return Err(TorchError::BadStorage {
+                        key: key.to_owned(),
+                        pickle: self.source.to_string(),
+                        reason: format!(
+                            "declared as {numel} x {dtype} at '{path}' but earlier as {} x {}",
+                            s.numel(),
+                            s.dtype()
+                        ),
+                    });
+                }
+                return Ok(index);
             }
-            return Ok(index);
-        }
+        };
         let storage_type = match &self.last_storage_type {
             Some((m, n, t)) if *m == smod && *n == sname => t.clone(),
             _ => {
@@ -1605,15 +1608,18 @@ impl<'a> Walker<'a> {
                 t
             }
         };
-        Ok(self.out.storages.declare(&NewStorage {
-            dir,
-            key,
-            source: &self.r.source,
-            storage_type: &storage_type,
-            dtype,
-            numel,
-            location,
-        }))
+        Ok(self.out.storages.declare(
+            &NewStorage {
+                dir,
+                key,
+                source: &self.r.source,
+                storage_type: &storage_type,
+                dtype,
+                numel,
+                location,
+            },
+            hash,
+        ))
     }
 
     /// A tensor that views a storage, bounds-checked.

@@ -47,6 +47,11 @@ impl PackedStorage {
     const FULL: u8 = 8;
 }
 
+/// The hash of a (record directory, key) that [`Storages::lookup`] did not
+/// find.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyHash(u64);
+
 /// What a new storage is declared as (the walk's view of a persistent id).
 pub(crate) struct NewStorage<'a> {
     /// The record directory (`data`), none for legacy files.
@@ -68,6 +73,8 @@ pub(crate) struct Storages {
     /// Pickle names, storage types and locations, each once.
     names: Vec<Arc<str>>,
     name_ids: HashMap<Arc<str>, u16>,
+    /// The name each field took last (storages in a row share them).
+    last_names: [u16; 3],
     /// Storages the packed form cannot hold.
     full: Vec<Storage>,
     /// Every storage declared by a pickle, by (record directory, key).
@@ -98,17 +105,26 @@ impl Storages {
 
     /// The storage declared under (`dir`, `key`) by an earlier pickle.
     pub(crate) fn find(&self, dir: Option<&str>, key: &str) -> Option<usize> {
+        self.lookup(dir, key).ok()
+    }
+
+    /// The storage declared under (`dir`, `key`), or the hash to
+    /// [`declare`](Self::declare) it with.
+    pub(crate) fn lookup(&self, dir: Option<&str>, key: &str) -> Result<usize, KeyHash> {
         let (records, text, full) = (&self.records, &self.text, &self.full);
+        let hash = self.hasher.hash_one((dir, key));
         self.index
-            .find(self.hasher.hash_one((dir, key)), |&i| {
+            .find(hash, |&i| {
                 dir_key(records, text, full, i as usize) == (dir, key)
             })
             .map(|&i| i as usize)
+            .ok_or(KeyHash(hash))
     }
 
-    /// Add a storage a pickle declares (not found under its directory and
-    /// key), findable by them.
-    pub(crate) fn declare(&mut self, new: &NewStorage<'_>) -> usize {
+    /// Add a storage a pickle declares, not found under its directory and
+    /// key by [`lookup`](Self::lookup) (which gave `hash`), findable by
+    /// them.
+    pub(crate) fn declare(&mut self, new: &NewStorage<'_>, hash: KeyHash) -> usize {
         let index = self.records.len();
         match self.pack_new(new) {
             Some(p) => self.records.push(p),
@@ -128,7 +144,7 @@ impl Storages {
                 self.push_full(storage);
             }
         }
-        let hash = self.hasher.hash_one((new.dir, new.key));
+        let hash = hash.0;
         let (hasher, records, text, full) = (&self.hasher, &self.records, &self.text, &self.full);
         // Fewer than u32::MAX storages: each is a value of a pickle bounded
         // by max_nodes.
@@ -182,9 +198,9 @@ impl Storages {
     }
 
     fn pack_new(&mut self, new: &NewStorage<'_>) -> Option<PackedStorage> {
-        let source = self.name(new.source)?;
-        let storage_type = self.name(new.storage_type)?;
-        let location = self.name(new.location)?;
+        let source = self.name(0, new.source)?;
+        let storage_type = self.name(1, new.storage_type)?;
+        let location = self.name(2, new.location)?;
         let start = u32::try_from(self.text.len()).ok()?;
         let (key_at, flags) = match new.dir {
             Some(d) => (u16::try_from(d.len() + 1).ok()?, PackedStorage::RECORD),
@@ -210,15 +226,25 @@ impl Storages {
         })
     }
 
-    /// The index of a shared name.
-    fn name(&mut self, name: &str) -> Option<u16> {
+    /// The index of a shared name, for field `field` of a storage.
+    fn name(&mut self, field: usize, name: &str) -> Option<u16> {
+        let last = self.last_names[field];
+        if self
+            .names
+            .get(usize::from(last))
+            .is_some_and(|n| **n == *name)
+        {
+            return Some(last);
+        }
         if let Some(&i) = self.name_ids.get(name) {
+            self.last_names[field] = i;
             return Some(i);
         }
         let i = u16::try_from(self.names.len()).ok()?;
         let name: Arc<str> = name.into();
         self.names.push(name.clone());
         self.name_ids.insert(name, i);
+        self.last_names[field] = i;
         Some(i)
     }
 
@@ -525,15 +551,19 @@ mod tests {
 
     fn declare(s: &mut Storages, dir: Option<&str>, key: &str, location: &str) -> usize {
         let source: Arc<str> = "data.pkl".into();
-        s.declare(&NewStorage {
-            dir,
-            key,
-            source: &source,
-            storage_type: "torch.FloatStorage",
-            dtype: DType::Float32,
-            numel: 3,
-            location,
-        })
+        let hash = s.lookup(dir, key).unwrap_err();
+        s.declare(
+            &NewStorage {
+                dir,
+                key,
+                source: &source,
+                storage_type: "torch.FloatStorage",
+                dtype: DType::Float32,
+                numel: 3,
+                location,
+            },
+            hash,
+        )
     }
 
     fn expect(key: &str, record: Option<&str>, location: &str) -> Storage {
