@@ -77,6 +77,125 @@ pub fn print_json(doc: &impl Serialize) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
+/// Prints one pretty JSON object and a newline, field by field, as
+/// [`print_json`] prints a struct with those fields in that order: `fill`
+/// adds them. A field can be a long array whose items are rendered on two
+/// threads ([`JsonObject::items`]).
+pub fn print_json_object(
+    fill: impl FnOnce(&mut JsonObject<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = Stdout {
+        out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
+        closed: false,
+    };
+    write_json_object(&mut out, fill)?;
+    Ok(out.flush()?)
+}
+
+/// [`print_json_object`] to `out`.
+fn write_json_object(
+    out: &mut dyn Write,
+    fill: impl FnOnce(&mut JsonObject<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut object = JsonObject { out, first: true };
+    object.out.write_all(b"{")?;
+    fill(&mut object)?;
+    if !object.first {
+        Pretty::line(object.out, true, 0)?;
+    }
+    Ok(object.out.write_all(b"}\n")?)
+}
+
+/// The object [`print_json_object`] is printing.
+pub struct JsonObject<'o> {
+    out: &'o mut dyn Write,
+    first: bool,
+}
+
+impl JsonObject<'_> {
+    /// Items per piece of a [`JsonObject::items`] array.
+    const CHUNK: usize = 2048;
+
+    fn key(&mut self, key: &str) -> anyhow::Result<()> {
+        Pretty::line(self.out, self.first, 1)?;
+        self.first = false;
+        serde_json::to_writer(&mut *self.out, key)?;
+        Ok(self.out.write_all(b": ")?)
+    }
+
+    /// The field `key`: `value`.
+    pub fn field(&mut self, key: &str, value: &impl Serialize) -> anyhow::Result<()> {
+        self.key(key)?;
+        let mut ser = serde_json::Serializer::with_formatter(&mut *self.out, Pretty::at(1));
+        Ok(value.serialize(&mut ser)?)
+    }
+
+    /// The field `key`: the array of `item(0)` .. `item(len - 1)`. Pieces
+    /// of [`Self::CHUNK`] items are rendered by this thread and a second
+    /// one in turn and written in order, so a 50,000-tensor list takes
+    /// about half the time; the bytes are those of [`field`](Self::field)
+    /// with the whole array.
+    pub fn items<T: Serialize>(
+        &mut self,
+        key: &str,
+        len: usize,
+        item: impl Fn(usize) -> T + Sync,
+    ) -> anyhow::Result<()> {
+        self.key(key)?;
+        self.out.write_all(b"[")?;
+        let render = |chunk: usize, buf: &mut Vec<u8>| -> serde_json::Result<()> {
+            let start = chunk * Self::CHUNK;
+            for i in start..len.min(start + Self::CHUNK) {
+                Pretty::line(buf, i == 0, 2).map_err(serde_json::Error::io)?;
+                let mut ser = serde_json::Serializer::with_formatter(&mut *buf, Pretty::at(2));
+                item(i).serialize(&mut ser)?;
+            }
+            Ok(())
+        };
+        let chunks = len.div_ceil(Self::CHUNK);
+        if chunks < 2 {
+            let mut buf = Vec::new();
+            render(0, &mut buf)?;
+            self.out.write_all(&buf)?;
+        } else {
+            let out = &mut *self.out;
+            std::thread::scope(|scope| -> anyhow::Result<()> {
+                // The second thread renders the odd pieces, one ahead.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<serde_json::Result<Vec<u8>>>(1);
+                let render = &render;
+                scope.spawn(move || {
+                    for chunk in (1..chunks).step_by(2) {
+                        let mut buf = Vec::new();
+                        let piece = render(chunk, &mut buf).map(|()| buf);
+                        let failed = piece.is_err();
+                        // A closed channel: this thread's reader failed.
+                        if tx.send(piece).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                let mut buf = Vec::new();
+                for chunk in (0..chunks).step_by(2) {
+                    buf.clear();
+                    render(chunk, &mut buf)?;
+                    out.write_all(&buf)?;
+                    if chunk + 1 < chunks {
+                        let piece = rx.recv().map_err(|_| {
+                            anyhow::anyhow!("the thread rendering JSON pieces stopped")
+                        })??;
+                        out.write_all(&piece)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        if len > 0 {
+            Pretty::line(self.out, true, 1)?;
+        }
+        Ok(self.out.write_all(b"]")?)
+    }
+}
+
 /// Prints the JSON document or the text, whichever was asked for; only that
 /// one is built.
 pub fn emit<D: Serialize>(
@@ -152,6 +271,14 @@ struct Pretty {
 }
 
 impl Pretty {
+    /// The formatter of a value that sits `depth` levels deep.
+    fn at(depth: usize) -> Self {
+        Pretty {
+            depth,
+            has_value: false,
+        }
+    }
+
     /// `,` (unless first), a line break and the indentation of `depth`.
     fn line<W: ?Sized + Write>(w: &mut W, first: bool, depth: usize) -> std::io::Result<()> {
         const BREAKS: &[u8] = b",\n                                                                                                                                ";
@@ -242,6 +369,72 @@ mod tests {
         let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
         v.serialize(&mut ser).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn objects_written_field_by_field_are_serde_jsons_pretty_byte_for_byte() {
+        #[derive(Serialize)]
+        struct Item {
+            path: String,
+            shape: Vec<u64>,
+            empty: Vec<u64>,
+        }
+        let item = |i: usize| Item {
+            path: format!("layer.{i}\"x"),
+            shape: vec![i as u64, 3],
+            empty: Vec::new(),
+        };
+        let chunk = JsonObject::CHUNK;
+        // No items, fewer than a piece, exactly two pieces, an odd number
+        // of pieces with a short last one.
+        for len in [0, 1, chunk - 1, 2 * chunk, 3 * chunk + 5] {
+            let mut ours = Vec::new();
+            write_json_object(&mut ours, |o| {
+                o.field("before", &serde_json::json!({"a": [1, 2], "b": {}}))?;
+                o.items("items", len, item)?;
+                o.field("after", &Vec::<u8>::new())
+            })
+            .unwrap();
+            #[derive(Serialize)]
+            struct Whole {
+                before: serde_json::Value,
+                items: Vec<Item>,
+                after: Vec<u8>,
+            }
+            let whole = Whole {
+                before: serde_json::json!({"a": [1, 2], "b": {}}),
+                items: (0..len).map(item).collect(),
+                after: Vec::new(),
+            };
+            let mut want = serde_json::to_string_pretty(&whole).unwrap();
+            want.push('\n');
+            assert_eq!(String::from_utf8(ours).unwrap(), want, "{len} items");
+        }
+        let mut empty = Vec::new();
+        write_json_object(&mut empty, |_| Ok(())).unwrap();
+        assert_eq!(empty, b"{}\n");
+    }
+
+    #[test]
+    fn a_failing_item_stops_both_threads_with_its_error() {
+        #[derive(Serialize)]
+        struct Bad(#[serde(serialize_with = "fail")] usize);
+        fn fail<S: serde::Serializer>(i: &usize, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom(format!(
+                "item {i} does not serialize"
+            )))
+        }
+        // In a piece of the second thread, then of this one.
+        for bad in [JsonObject::CHUNK + 5, 2 * JsonObject::CHUNK + 5] {
+            let mut out = Vec::new();
+            let err = write_json_object(&mut out, |o| {
+                o.items("items", 4 * JsonObject::CHUNK, |i| {
+                    (i == bad).then_some(Bad(i))
+                })
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(&format!("item {bad} ")), "{err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@ use crate::units::human_bytes;
 use netport_torch::summary::{CheckpointSummary, shape_bytes};
 use netport_torch::{Checkpoint, Quantization, TensorKind, TensorRef, TreeNode};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -98,21 +97,6 @@ fn shape_text(shape: &[u64]) -> String {
     )
 }
 
-/// The JSON document, serialized straight from borrowed data: a checkpoint
-/// may hold 100,000 tensors, so no intermediate `Value` per tensor.
-#[derive(Serialize)]
-struct CheckpointJson<'a> {
-    format: &'static str,
-    format_description: String,
-    path: String,
-    details: DetailsJson<'a>,
-    devices: &'a BTreeMap<String, usize>,
-    tensors: TensorsJson<'a>,
-    totals: TotalsJson,
-    shared_storages: Vec<SharedJson<'a>>,
-    values: Vec<ValueJson<'a>>,
-}
-
 #[derive(Serialize)]
 struct DetailsJson<'a> {
     archive_name: Option<&'a str>,
@@ -192,16 +176,6 @@ impl<'a> TensorJson<'a> {
     }
 }
 
-/// The tensor list, serialized one tensor at a time from where the
-/// checkpoint keeps it (no `Tensor` or `TensorJson` per tensor held).
-struct TensorsJson<'a>(&'a Checkpoint);
-
-impl Serialize for TensorsJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.tensor_refs().map(TensorJson::of))
-    }
-}
-
 #[derive(Serialize)]
 struct SharedJson<'a> {
     key: &'a str,
@@ -271,23 +245,30 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
     let summary = CheckpointSummary::of(ckpt);
     if args.json {
         let format = ckpt.format();
-        // Streamed: the document of a 50,000-tensor checkpoint is tens of MB.
-        crate::output::print_json(&CheckpointJson {
-            format: format.name(),
-            format_description: format.to_string(),
-            path: path.display().to_string(),
-            details: details(ckpt),
-            devices: &summary.devices,
-            tensors: TensorsJson(ckpt),
-            totals: TotalsJson {
-                tensors: summary.tensors,
-                parameters: summary.parameters,
-                tensor_bytes: summary.tensor_bytes,
-                storages: summary.storages,
-                storage_bytes: summary.storage_bytes,
-                by_dtype: by_dtype(&summary),
-            },
-            shared_storages: summary
+        // Streamed, field by field: the document of a 50,000-tensor
+        // checkpoint is tens of MB, and its tensor list is rendered on two
+        // threads.
+        crate::output::print_json_object(|o| {
+            o.field("format", &format.name())?;
+            o.field("format_description", &format.to_string())?;
+            o.field("path", &path.display().to_string())?;
+            o.field("details", &details(ckpt))?;
+            o.field("devices", &summary.devices)?;
+            o.items("tensors", summary.tensors, |i| {
+                ckpt.tensor_ref(i).map(TensorJson::of)
+            })?;
+            o.field(
+                "totals",
+                &TotalsJson {
+                    tensors: summary.tensors,
+                    parameters: summary.parameters,
+                    tensor_bytes: summary.tensor_bytes,
+                    storages: summary.storages,
+                    storage_bytes: summary.storage_bytes,
+                    by_dtype: by_dtype(&summary),
+                },
+            )?;
+            let shared: Vec<_> = summary
                 .shared_storages
                 .iter()
                 .filter_map(|&i| ckpt.storage_ref(i))
@@ -297,15 +278,17 @@ pub fn report(path: &Path, ckpt: &Checkpoint, args: &Args) -> anyhow::Result<Rep
                     bytes: s.nbytes(),
                     tensors: s.tensors().collect(),
                 })
-                .collect(),
-            values: ckpt
+                .collect();
+            o.field("shared_storages", &shared)?;
+            let values: Vec<_> = ckpt
                 .values()
                 .iter()
                 .map(|v| ValueJson {
                     path: &v.path,
                     repr: &v.repr,
                 })
-                .collect(),
+                .collect();
+            o.field("values", &values)
         })?;
         return Ok(Report::Printed);
     }
