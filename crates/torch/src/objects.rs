@@ -526,18 +526,50 @@ impl<'t> TakenView<'t> {
     }
 }
 
-/// One line of the nesting view as the walk records it.
-#[derive(Debug, Clone)]
+/// One line of the nesting view as the walk records it: 16 bytes.
+#[derive(Debug, Clone, Copy)]
 struct PackedTreeItem {
-    /// The depth, or [`PackedTreeItem::FULL`]: the line is
-    /// `tree_full[key.start]`.
-    depth: u32,
+    /// The node's kind in the top two bits ([`PackedTreeItem::TENSOR`],
+    /// ...), the depth below them; or [`PackedTreeItem::FULL`]: the line
+    /// is `tree_full[key.start]`.
+    kind_depth: u32,
     key: Span,
-    node: TreeNode,
+    /// The container's length, the tensor's or the value's index.
+    value: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<PackedTreeItem>() == 16);
 
 impl PackedTreeItem {
     const FULL: u32 = u32::MAX;
+    const CONTAINER: u32 = 0;
+    const TENSOR: u32 = 1 << 30;
+    const VALUE: u32 = 2 << 30;
+    const DEPTH: u32 = (1 << 30) - 1;
+
+    /// The packed line, when its depth, key and node fit.
+    fn pack(depth: usize, key: Span, node: &TreeNode) -> Option<Self> {
+        let depth = u32::try_from(depth).ok().filter(|&d| d <= Self::DEPTH)?;
+        let (kind, value) = match *node {
+            TreeNode::Container { len } => (Self::CONTAINER, len),
+            TreeNode::Tensor(i) => (Self::TENSOR, i),
+            TreeNode::Value(i) => (Self::VALUE, i),
+        };
+        Some(PackedTreeItem {
+            kind_depth: kind | depth,
+            key,
+            value: u32::try_from(value).ok()?,
+        })
+    }
+
+    fn node(&self) -> TreeNode {
+        let value = self.value as usize;
+        match self.kind_depth & !Self::DEPTH {
+            Self::TENSOR => TreeNode::Tensor(value),
+            Self::VALUE => TreeNode::Value(value),
+            _ => TreeNode::Container { len: value },
+        }
+    }
 }
 
 /// Tensors, tree lines and storage users recorded during the walk.
@@ -836,39 +868,42 @@ impl Collected {
         p.tree
             .iter()
             .filter_map(|item| {
-                if item.depth == PackedTreeItem::FULL {
+                if item.kind_depth == PackedTreeItem::FULL {
                     return p.tree_full.get(item.key.start as usize).cloned();
                 }
                 Some(TreeItem {
-                    depth: item.depth as usize,
+                    depth: (item.kind_depth & PackedTreeItem::DEPTH) as usize,
                     key: p.str(item.key).to_owned(),
-                    node: item.node.clone(),
+                    node: item.node(),
                 })
             })
             .collect()
     }
 
     fn push_tree(&mut self, depth: usize, key: &str, node: TreeNode) {
-        match (u32::try_from(depth), self.packed.text(key)) {
-            (Ok(depth), Some(key)) if depth != PackedTreeItem::FULL => {
-                self.packed.tree.push(PackedTreeItem { depth, key, node })
-            }
+        let packed = self
+            .packed
+            .text(key)
+            .and_then(|span| PackedTreeItem::pack(depth, span, &node));
+        match packed {
+            Some(item) => self.packed.tree.push(item),
             // Unreachable for pickles within the engine's limits (depth at
-            // most max_depth, text bounded by the pickle); kept exact.
-            _ => {
+            // most max_depth, text bounded by the pickle, fewer than u32
+            // values); kept exact.
+            None => {
                 let index = u32::try_from(self.packed.tree_full.len()).unwrap_or(u32::MAX);
                 self.packed.tree_full.push(TreeItem {
                     depth,
                     key: key.to_owned(),
-                    node: node.clone(),
+                    node,
                 });
                 self.packed.tree.push(PackedTreeItem {
-                    depth: PackedTreeItem::FULL,
+                    kind_depth: PackedTreeItem::FULL,
                     key: Span {
                         start: index,
                         len: 0,
                     },
-                    node,
+                    value: 0,
                 });
             }
         }
@@ -3117,5 +3152,52 @@ mod tests {
         assert_eq!(float_repr(1.5e300), "1.5e+300");
         assert_eq!(float_repr(2.0), "2.0");
         assert_eq!(float_repr(0.9), "0.9");
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+
+    #[test]
+    fn tree_lines_read_back_as_pushed_packed_or_not() {
+        let mut c = Collected::default();
+        let lines = [
+            (0, "(root)", TreeNode::Container { len: 3 }),
+            (1, "a", TreeNode::Tensor(0)),
+            (1, "b", TreeNode::Value(7)),
+            (
+                PackedTreeItem::DEPTH as usize,
+                "deep",
+                TreeNode::Tensor(u32::MAX as usize),
+            ),
+            // Past the packed form: kept whole, in order.
+            (
+                PackedTreeItem::DEPTH as usize + 1,
+                "deeper",
+                TreeNode::Value(1),
+            ),
+            (
+                2,
+                "big",
+                TreeNode::Container {
+                    len: u32::MAX as usize + 1,
+                },
+            ),
+            (2, "", TreeNode::Container { len: 0 }),
+        ];
+        for (depth, key, node) in lines.iter().cloned() {
+            c.push_tree(depth, key, node);
+        }
+        assert_eq!(c.packed.tree_full.len(), 2);
+        let want: Vec<TreeItem> = lines
+            .iter()
+            .map(|(depth, key, node)| TreeItem {
+                depth: *depth,
+                key: (*key).to_owned(),
+                node: node.clone(),
+            })
+            .collect();
+        assert_eq!(c.tree(), want);
     }
 }

@@ -38,6 +38,8 @@ struct PackedStorage {
     flags: u8,
 }
 
+const _: () = assert!(std::mem::size_of::<PackedStorage>() == 40);
+
 impl PackedStorage {
     /// `text` is a record name, the key its end.
     const RECORD: u8 = 1;
