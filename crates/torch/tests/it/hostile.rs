@@ -804,3 +804,55 @@ fn npy_headers_are_bounded_and_checked() {
         }
     }
 }
+
+/// Enough records that the record list is made on a second thread while
+/// storages are located (5,000 tensors, each over its own storage).
+fn many_records(missing: Option<usize>) -> Vec<u8> {
+    let n = 5000;
+    let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let items: Vec<(&str, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let pid = pid("FloatStorage", &keys[i], unicode("cpu"), 1);
+            (names[i].as_str(), tensor(pid, 0, &[1], &[1]))
+        })
+        .collect();
+    let mut entries = vec![entry("a/data.pkl", &dict_pickle(&items))];
+    for i in (0..n).filter(|&i| Some(i) != missing) {
+        entries.push(entry(&format!("a/data/{i}"), &f32s(&[i as f32])));
+    }
+    entries.push(entry("a/version", b"3\n"));
+    zip(&entries, true)
+}
+
+#[test]
+fn many_records_are_listed_and_located_as_few_are() {
+    let c = open(many_records(None)).unwrap();
+    let records = &c.info().records;
+    assert_eq!(records.len(), 5002);
+    assert_eq!(
+        (
+            records[0].name.as_str(),
+            records[4000].name.as_str(),
+            records[5001].name.as_str()
+        ),
+        ("data.pkl", "data/3999", "version")
+    );
+    assert_eq!(c.tensor_refs().len(), 5000);
+    for (i, t) in c.tensor_refs().enumerate().step_by(499) {
+        let r = records
+            .iter()
+            .find(|r| r.name == format!("data/{i}"))
+            .unwrap();
+        assert_eq!(t.byte_range(), Some(r.byte_range.clone()));
+        assert_eq!(
+            c.tensor_bytes(&t.to_tensor()).unwrap(),
+            f32s(&[i as f32]).as_slice()
+        );
+    }
+    let msg = open_err(many_records(Some(4321)));
+    assert!(
+        msg.contains("'data/4321'") && msg.contains("tensor 't4321'"),
+        "{msg}"
+    );
+}
