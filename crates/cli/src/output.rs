@@ -153,42 +153,45 @@ impl JsonObject<'_> {
             Ok(())
         };
         let chunks = len.div_ceil(Self::CHUNK);
-        if chunks < 2 {
+        let out = &mut *self.out;
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            // The second thread renders the odd pieces, one ahead.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<serde_json::Result<Vec<u8>>>(1);
+            let render = &render;
+            let second = (chunks >= 2)
+                .then(|| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || {
+                            for chunk in (1..chunks).step_by(2) {
+                                let mut buf = Vec::new();
+                                let piece = render(chunk, &mut buf).map(|()| buf);
+                                let failed = piece.is_err();
+                                // A closed channel: this thread's reader failed.
+                                if tx.send(piece).is_err() || failed {
+                                    return;
+                                }
+                            }
+                        })
+                        .ok()
+                })
+                .flatten();
+            // One piece, or no second thread (the system refused one):
+            // every piece here.
+            let step = if second.is_some() { 2 } else { 1 };
             let mut buf = Vec::new();
-            render(0, &mut buf)?;
-            self.out.write_all(&buf)?;
-        } else {
-            let out = &mut *self.out;
-            std::thread::scope(|scope| -> anyhow::Result<()> {
-                // The second thread renders the odd pieces, one ahead.
-                let (tx, rx) = std::sync::mpsc::sync_channel::<serde_json::Result<Vec<u8>>>(1);
-                let render = &render;
-                scope.spawn(move || {
-                    for chunk in (1..chunks).step_by(2) {
-                        let mut buf = Vec::new();
-                        let piece = render(chunk, &mut buf).map(|()| buf);
-                        let failed = piece.is_err();
-                        // A closed channel: this thread's reader failed.
-                        if tx.send(piece).is_err() || failed {
-                            return;
-                        }
-                    }
-                });
-                let mut buf = Vec::new();
-                for chunk in (0..chunks).step_by(2) {
-                    buf.clear();
-                    render(chunk, &mut buf)?;
-                    out.write_all(&buf)?;
-                    if chunk + 1 < chunks {
-                        let piece = rx.recv().map_err(|_| {
-                            anyhow::anyhow!("the thread rendering JSON pieces stopped")
-                        })??;
-                        out.write_all(&piece)?;
-                    }
+            for chunk in (0..chunks).step_by(step) {
+                buf.clear();
+                render(chunk, &mut buf)?;
+                out.write_all(&buf)?;
+                if second.is_some() && chunk + 1 < chunks {
+                    let piece = rx.recv().map_err(|_| {
+                        anyhow::anyhow!("the thread rendering JSON pieces stopped")
+                    })??;
+                    out.write_all(&piece)?;
                 }
-                Ok(())
-            })?;
-        }
+            }
+            Ok(())
+        })?;
         if len > 0 {
             Pretty::line(self.out, true, 1)?;
         }

@@ -214,7 +214,13 @@ impl Checkpoint {
             // while another thread reads the central directory, and is used
             // if the directory confirms where it is (`EarlyPickle`).
             let (zip, early) = std::thread::scope(|scope| {
-                let zip = scope.spawn(|| ZipArchive::parse(bytes));
+                // No second thread (the system refused one): the directory
+                // first, then the pickle from its record.
+                let Ok(zip) =
+                    std::thread::Builder::new().spawn_scoped(scope, || ZipArchive::parse(bytes))
+                else {
+                    return (ZipArchive::parse(bytes), None);
+                };
                 let early = match walk {
                     Walk::Objects => EarlyPickle::run(bytes, options),
                     Walk::PicklesOnly => None,
@@ -798,19 +804,24 @@ fn read_zip(
 
     // Locate storages while a second thread lists the records, when there
     // are many (a 50,000-tensor checkpoint's list takes ~2 ms).
-    let located = if zip.entries().len() >= PARALLEL_RECORDS {
-        std::thread::scope(|scope| {
-            let listed = scope.spawn(records);
-            let located = locate_storages(zip, &prefix, &mut collected);
-            info.records = listed
+    let located = std::thread::scope(|scope| {
+        let listed = (zip.entries().len() >= PARALLEL_RECORDS)
+            .then(|| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, records)
+                    .ok()
+            })
+            .flatten();
+        let located = locate_storages(zip, &prefix, &mut collected);
+        info.records = match listed {
+            Some(listed) => listed
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            located
-        })
-    } else {
-        info.records = records();
-        locate_storages(zip, &prefix, &mut collected)
-    };
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // Few records, or no second thread: listed here.
+            None => records(),
+        };
+        located
+    });
     located?;
     collected.fill_ranges();
     Ok((info, collected, pickles))
