@@ -498,6 +498,18 @@ fn compressed_pickles_are_inflated_and_compressed_storages_refused() {
     let c = open(bytes).unwrap();
     let t = c.tensor("w").unwrap();
     assert!(c.storages()[0].compressed);
+    // Read in place too: its range is the deflated record's, not its
+    // declared size.
+    let s = c.storage_ref(0).unwrap();
+    let record = c
+        .info()
+        .records
+        .iter()
+        .find(|r| r.name == "data/0")
+        .unwrap();
+    assert!(s.compressed());
+    assert_eq!(s.byte_range(), record.byte_range);
+    assert_ne!(record.byte_range.end - record.byte_range.start, 8);
     let msg = c.tensor_bytes(t).unwrap_err().to_string();
     assert!(
         msg.contains("compressed") && msg.contains("data/0"),
