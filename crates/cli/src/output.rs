@@ -21,6 +21,15 @@ struct Stdout {
     closed: bool,
 }
 
+impl Stdout {
+    fn new() -> Self {
+        Stdout {
+            out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
+            closed: false,
+        }
+    }
+}
+
 impl Write for Stdout {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.closed {
@@ -67,10 +76,7 @@ impl Write for Stdout {
 /// Prints `doc` as one pretty JSON document and a newline, serialized
 /// straight to stdout (a document of 100,000 tensors is never held whole).
 pub fn print_json(doc: &impl Serialize) -> anyhow::Result<()> {
-    let mut out = Stdout {
-        out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
-        closed: false,
-    };
+    let mut out = Stdout::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
     doc.serialize(&mut ser)?;
     out.write_all(b"\n")?;
@@ -84,10 +90,7 @@ pub fn print_json(doc: &impl Serialize) -> anyhow::Result<()> {
 pub fn print_json_object(
     fill: impl FnOnce(&mut JsonObject<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut out = Stdout {
-        out: std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()),
-        closed: false,
-    };
+    let mut out = Stdout::new();
     write_json_object(&mut out, fill)?;
     Ok(out.flush()?)
 }
@@ -282,6 +285,22 @@ impl Pretty {
         }
     }
 
+    /// An array or object opens one level deeper.
+    fn open<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    /// It closes on a line of its own, unless it is empty.
+    fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            Self::line(w, true, self.depth)?;
+        }
+        w.write_all(bracket)
+    }
+
     /// `,` (unless first), a line break and the indentation of `depth`.
     fn line<W: ?Sized + Write>(w: &mut W, first: bool, depth: usize) -> std::io::Result<()> {
         const BREAKS: &[u8] = b",\n                                                                                                                                ";
@@ -298,17 +317,11 @@ impl Pretty {
 
 impl serde_json::ser::Formatter for Pretty {
     fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        w.write_all(b"[")
+        self.open(w, b"[")
     }
 
     fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth -= 1;
-        if self.has_value {
-            Self::line(w, true, self.depth)?;
-        }
-        w.write_all(b"]")
+        self.close(w, b"]")
     }
 
     fn begin_array_value<W: ?Sized + Write>(
@@ -325,17 +338,11 @@ impl serde_json::ser::Formatter for Pretty {
     }
 
     fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        w.write_all(b"{")
+        self.open(w, b"{")
     }
 
     fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth -= 1;
-        if self.has_value {
-            Self::line(w, true, self.depth)?;
-        }
-        w.write_all(b"}")
+        self.close(w, b"}")
     }
 
     fn begin_object_key<W: ?Sized + Write>(
