@@ -1046,10 +1046,7 @@ pub(crate) struct Taken {
 
 impl Taken {
     fn text(&self, span: Span) -> &str {
-        let start = span.start as usize;
-        self.text
-            .get(start..start + span.len as usize)
-            .unwrap_or("")
+        span.get(&self.text)
     }
 
     fn name(&self, index: u16) -> &str {
