@@ -23,7 +23,7 @@ use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
 
 use crate::error::TorchError;
-use crate::storages::{NewStorage, StorageRef, Storages};
+use crate::storages::{Names, NewStorage, StorageRef, Storages};
 
 /// What a tensor entry is.
 #[derive(Debug, Clone, PartialEq)]
@@ -1040,8 +1040,8 @@ pub(crate) struct Taken {
     text: String,
     /// Shapes and strides, back to back.
     dims: Vec<u64>,
-    /// Storage type modules and names, locations: a pickle has few.
-    names: Vec<Box<str>>,
+    /// Storage type modules (field 0) and names (1), locations (2).
+    names: Names,
 }
 
 impl Taken {
@@ -1050,19 +1050,7 @@ impl Taken {
     }
 
     fn name(&self, index: u16) -> &str {
-        self.names.get(usize::from(index)).map_or("", |n| n)
-    }
-
-    /// The index of `name`, added if new; `None` past `u16` indices.
-    fn intern(&mut self, name: &str) -> Option<u16> {
-        let i = match self.names.iter().rposition(|n| &**n == name) {
-            Some(i) => i,
-            None => {
-                self.names.push(name.into());
-                self.names.len() - 1
-            }
-        };
-        u16::try_from(i).ok()
+        self.names.get(index)
     }
 
     /// The storage `t` declares.
@@ -1101,6 +1089,8 @@ impl Taken {
 /// and their order do not depend on taking.
 pub(crate) struct TensorTaker {
     taken: Taken,
+    /// An empty table, for reading a call's arguments.
+    none: Taken,
     source: Arc<str>,
     pid_style: PidStyle,
 }
@@ -1109,6 +1099,7 @@ impl TensorTaker {
     pub(crate) fn new(source: &str, pid_style: PidStyle) -> Self {
         TensorTaker {
             taken: Taken::default(),
+            none: Taken::default(),
             source: source.into(),
             pid_style,
         }
@@ -1138,14 +1129,9 @@ impl netport_pickle::Taker for TensorTaker {
             }
             _ => return None,
         };
-        // Calls inside the arguments are not looked into: no taken table.
-        static NONE_TAKEN: Taken = Taken {
-            tensors: Vec::new(),
-            text: String::new(),
-            dims: Vec::new(),
-            names: Vec::new(),
-        };
-        let r = Reader::new(arena, &NONE_TAKEN, self.source.clone(), self.pid_style, 0);
+        // Calls inside the arguments are not looked into: an empty taken
+        // table.
+        let r = Reader::new(arena, &self.none, self.source.clone(), self.pid_style, 0);
         let a = r.items(args)?;
         // No metadata (conj, neg): those go through the walk.
         if a.len() != if v2 { 6 } else { 4 } {
@@ -1168,9 +1154,9 @@ impl netport_pickle::Taker for TensorTaker {
         let key_len = u32::try_from(decl.key.len()).ok()?;
         key_start.checked_add(key_len)?;
         let (module, name, location) = (
-            self.taken.intern(decl.module)?,
-            self.taken.intern(decl.name)?,
-            self.taken.intern(decl.location)?,
+            self.taken.names.index(0, decl.module)?,
+            self.taken.names.index(1, decl.name)?,
+            self.taken.names.index(2, decl.location)?,
         );
         for &d in shape.iter().chain(strides) {
             let Some(d) = r.dim(d) else {

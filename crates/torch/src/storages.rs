@@ -49,6 +49,49 @@ impl PackedStorage {
     const FULL: u8 = 8;
 }
 
+/// Distinct names (pickles, storage types, locations) by a `u16` index,
+/// each kept once. Each of three fields (the caller's: a storage's pickle,
+/// type and location) first tries the name it took last, as records in a
+/// row share them.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u16>,
+    last: [u16; 3],
+}
+
+impl Names {
+    /// The index of `name` for field `field` (0, 1 or 2), added if new;
+    /// `None` past `u16` indices.
+    pub(crate) fn index(&mut self, field: usize, name: &str) -> Option<u16> {
+        let last = self.last[field];
+        if self
+            .names
+            .get(usize::from(last))
+            .is_some_and(|n| **n == *name)
+        {
+            return Some(last);
+        }
+        let i = match self.ids.get(name) {
+            Some(&i) => i,
+            None => {
+                let i = u16::try_from(self.names.len()).ok()?;
+                let name: Arc<str> = name.into();
+                self.names.push(name.clone());
+                self.ids.insert(name, i);
+                i
+            }
+        };
+        self.last[field] = i;
+        Some(i)
+    }
+
+    /// The name at an index [`index`](Self::index) gave.
+    pub(crate) fn get(&self, i: u16) -> &Arc<str> {
+        &self.names[usize::from(i)]
+    }
+}
+
 /// The hash of a (record directory, key) that [`Storages::lookup`] did not
 /// find.
 #[derive(Debug, Clone, Copy)]
@@ -72,11 +115,8 @@ pub(crate) struct Storages {
     records: Vec<PackedStorage>,
     /// Record names (and keys), back to back.
     text: String,
-    /// Pickle names, storage types and locations, each once.
-    names: Vec<Arc<str>>,
-    name_ids: HashMap<Arc<str>, u16>,
-    /// The name each field took last (storages in a row share them).
-    last_names: [u16; 3],
+    /// Pickle names (field 0), storage types (1) and locations (2).
+    names: Names,
     /// Storages the packed form cannot hold.
     full: Vec<Storage>,
     /// Every storage declared by a pickle, by (record directory, key).
@@ -200,9 +240,9 @@ impl Storages {
     }
 
     fn pack_new(&mut self, new: &NewStorage<'_>) -> Option<PackedStorage> {
-        let source = self.name(0, new.source)?;
-        let storage_type = self.name(1, new.storage_type)?;
-        let location = self.name(2, new.location)?;
+        let source = self.names.index(0, new.source)?;
+        let storage_type = self.names.index(1, new.storage_type)?;
+        let location = self.names.index(2, new.location)?;
         let start = u32::try_from(self.text.len()).ok()?;
         let (key_at, flags) = match new.dir {
             Some(d) => (u16::try_from(d.len() + 1).ok()?, PackedStorage::RECORD),
@@ -226,28 +266,6 @@ impl Storages {
             dtype: new.dtype,
             flags,
         })
-    }
-
-    /// The index of a shared name, for field `field` of a storage.
-    fn name(&mut self, field: usize, name: &str) -> Option<u16> {
-        let last = self.last_names[field];
-        if self
-            .names
-            .get(usize::from(last))
-            .is_some_and(|n| **n == *name)
-        {
-            return Some(last);
-        }
-        if let Some(&i) = self.name_ids.get(name) {
-            self.last_names[field] = i;
-            return Some(i);
-        }
-        let i = u16::try_from(self.names.len()).ok()?;
-        let name: Arc<str> = name.into();
-        self.names.push(name.clone());
-        self.name_ids.insert(name, i);
-        self.last_names[field] = i;
-        Some(i)
     }
 
     /// Record that the value at `path` (a span of the walk's text) uses
@@ -354,11 +372,11 @@ impl Storages {
         Storage {
             key: r.key().into(),
             record: r.record().map(str::to_owned),
-            source: self.names[usize::from(p.source)].clone(),
-            storage_type: self.names[usize::from(p.storage_type)].clone(),
+            source: self.names.get(p.source).clone(),
+            storage_type: self.names.get(p.storage_type).clone(),
             dtype: p.dtype,
             numel: p.numel,
-            location: self.names[usize::from(p.location)].clone(),
+            location: self.names.get(p.location).clone(),
             byte_range: r.byte_range(),
             compressed: r.compressed(),
             tensors: Vec::new(),
@@ -405,7 +423,7 @@ impl<'c> StorageRef<'c> {
     }
 
     fn name(&self, i: u16) -> &'c Arc<str> {
-        &self.s.names[usize::from(i)]
+        self.s.names.get(i)
     }
 
     /// Its index in [`Checkpoint::storages`](crate::Checkpoint::storages)
