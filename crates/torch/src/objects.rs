@@ -423,13 +423,11 @@ pub(crate) enum PidStyle {
 
 /// Results of walking one or more pickles.
 ///
-/// While the pickles are walked their value arenas are alive, so tensors,
-/// tree lines and storage users are kept packed ([`Packed`]: a few fixed-size
-/// records over shared text and dimension buffers, ~50 bytes a tensor
-/// instead of a [`Tensor`] and its four heap blocks); [`Collected::finish`]
-/// unpacks them into [`tensors`](Self::tensors), [`tree`](Self::tree) and
-/// each [`Storage::tensors`] once the arenas are dropped, each list
-/// allocated at its exact length.
+/// Tensors and tree lines are kept packed ([`Packed`]: fixed-size records
+/// over shared text and dimension buffers) and so are storages
+/// ([`Storages`]); [`Collected::finish`] groups each storage's users once
+/// every pickle is walked. [`tensors`](Self::tensors), [`tree`](Self::tree)
+/// and [`storages`](Self::storages) unpack copies on request.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
     pub storages: Storages,
