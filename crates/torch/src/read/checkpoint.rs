@@ -606,7 +606,7 @@ fn small_text(data: &[u8], e: &ZipEntry) -> Option<String> {
 }
 
 /// `data.pkl` run from the local header at byte 0, before the central
-/// directory is read ([`zip::first_stored_record`]).
+/// directory is read ([`first_stored_record`](crate::read::zip::first_stored_record)).
 struct EarlyPickle {
     /// Where its bytes start in the file.
     start: u64,
