@@ -9,6 +9,32 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// Free space the interop suite needs in the temporary folder. Measured:
+/// the free space fell by at most ~6 GB during a whole run (vit_h_14's
+/// checkpoint and export, 5 GB, beside one small test; the tests that
+/// write gigabytes take turns, see `heavy()` in crates/torch-onnx's tests).
+const INTEROP_TMP_BYTES: u64 = 8 << 30;
+
+/// Refuses to start the interop suite when the temporary folder has less
+/// than [`INTEROP_TMP_BYTES`] free: the tests would fail one after another
+/// with "No space left on device" from inside torch, which says nothing of
+/// the cause.
+fn ensure_interop_disk() -> Result<()> {
+    let tmp = std::env::temp_dir();
+    let free = util::free_bytes(&tmp)?;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    eprintln!("==> [ci] {} has {:.1} GiB free", tmp.display(), gib(free));
+    if free < INTEROP_TMP_BYTES {
+        bail!(
+            "the interop tests write up to {:.0} GiB of temporary files to {} (TMPDIR), which has {:.1} GiB free; free some space or point TMPDIR elsewhere",
+            gib(INTEROP_TMP_BYTES),
+            tmp.display(),
+            gib(free)
+        );
+    }
+    Ok(())
+}
+
 /// Environment variables the interop tests read.
 pub const PEERS_ENV: &str = "NETPORT_PEERS";
 pub const PYTHON_ENV: &str = "NETPORT_PYTHON";
@@ -143,6 +169,7 @@ pub fn run(root: &Path, interop: bool) -> Result<()> {
         eprintln!("{}={}", caffe2::PYTHON_ENV, caffe2_python.display());
         eprintln!("{}={}", caffe2::REFS_ENV, caffe2_refs.display());
         steps.step("cargo test --workspace -- --ignored (interop)", || {
+            ensure_interop_disk()?;
             util::run_tests(
                 cargo(root)
                     .args(["test", "--workspace", "--", "--ignored"])

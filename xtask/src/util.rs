@@ -235,6 +235,23 @@ pub fn output(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Bytes free to an unprivileged user on the file system holding `dir`, as
+/// POSIX `df -Pk` reports them (its fourth column, in KiB).
+pub fn free_bytes(dir: &Path) -> Result<u64> {
+    let out = output(
+        Command::new("df").arg("-Pk").arg(dir),
+        "df (free disk space)",
+    )?;
+    parse_df_available(&out)
+        .map(|kib| kib * 1024)
+        .with_context(|| format!("df -Pk {}: unexpected output {out:?}", dir.display()))
+}
+
+/// The `Available` column of `df -Pk`'s one data line.
+fn parse_df_available(out: &str) -> Option<u64> {
+    out.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// The command line, for error messages.
 pub fn describe(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
@@ -308,6 +325,20 @@ pub fn fresh_partial(dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn df_available_is_its_fourth_column() {
+        let out = "Filesystem     1024-blocks     Used Available Capacity Mounted on\n\
+                   /dev/vda         263174212 49089796 47270720      51% /";
+        assert_eq!(parse_df_available(out), Some(47270720));
+        assert_eq!(
+            parse_df_available("Filesystem 1024-blocks Used Available"),
+            None
+        );
+        assert_eq!(parse_df_available("h\n/dev/vda 1 2 lots 3% /"), None);
+        let here = free_bytes(Path::new(".")).expect("df of the current folder");
+        assert!(here > 0);
+    }
 
     #[test]
     fn test_result_lines_are_totalled() {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use netport_onnx::check::{CheckOptions, check_model};
 use netport_onnx::shapes::infer_shapes;
@@ -20,6 +21,15 @@ pub fn python() -> PathBuf {
     PathBuf::from(std::env::var_os("NETPORT_PYTHON").expect(
         "NETPORT_PYTHON is not set: the interop tests need the peer venv (torch, torchvision, onnx, onnxruntime)",
     ))
+}
+
+/// Held by the tests whose files take gigabytes (vgg, convnext, the big
+/// EfficientNets and ResNets, vit_h_14), so that no two of them hold their
+/// files on disk at once; the small ones run beside them. A test that
+/// failed while holding it leaves it poisoned, which the others ignore.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs testdata/peers/torchvision_export.py with `args` under `python`;
