@@ -160,15 +160,28 @@ pub fn release(data: &[u8]) {
 /// the map from each of 256 records can cost hundreds of MiB of RSS.
 pub fn read_unmapped(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     use std::borrow::Cow;
+    let mut buf = Vec::new();
+    if read_unmapped_into(data, &mut buf) {
+        Cow::Owned(buf)
+    } else {
+        Cow::Borrowed(data)
+    }
+}
+
+/// [`read_unmapped`] into `buf` (replacing its contents, reusing its
+/// memory): `true` when `buf` now holds the bytes of `data`, `false` when
+/// `data` is to be used as it is (not mapped, or the read failed).
+///
+/// For a loop of such reads: one buffer serves them all, where a new one
+/// each time would leave the allocator's heap holding the freed ones.
+pub fn read_unmapped_into(data: &[u8], buf: &mut Vec<u8>) -> bool {
     let Some(region) = region_of(data) else {
-        return Cow::Borrowed(data);
+        return false;
     };
     let offset = (data.as_ptr() as usize - region.map.as_ptr() as usize) as u64;
-    let mut buf = vec![0; data.len()];
-    match read_at(&region.file, &mut buf, offset) {
-        Ok(()) => Cow::Owned(buf),
-        Err(_) => Cow::Borrowed(data),
-    }
+    buf.clear();
+    buf.resize(data.len(), 0);
+    read_at(&region.file, buf, offset).is_ok()
 }
 
 #[cfg(unix)]
@@ -368,6 +381,16 @@ mod tests {
             read_unmapped(&data[..4]),
             std::borrow::Cow::Borrowed(_)
         ));
+        // One buffer for reads of other lengths: replaced, not appended to.
+        let mut buf = b"left over from before".to_vec();
+        for (at, len) in [(CHUNK, 30), (7, 3), (CHUNK + 1, 4000)] {
+            let read = read_unmapped_into(&m[at..at + len], &mut buf);
+            assert_eq!(read, cfg!(unix));
+            if read {
+                assert_eq!(buf, &data[at..at + len]);
+            }
+        }
+        assert!(!read_unmapped_into(&data[..4], &mut buf), "heap bytes");
     }
 }
 

@@ -485,8 +485,12 @@ fn cmp_names(a: &str, b: &str) -> Ordering {
 /// out of order costs one small read.
 #[derive(Default)]
 struct LocalHeaders<'d> {
-    /// File offset of the window and its bytes.
-    window: Option<(u64, Cow<'d, [u8]>)>,
+    /// File offset of the window and its bytes: borrowed from the data, or
+    /// (`None`) read into `buf`.
+    window: Option<(u64, Option<&'d [u8]>)>,
+    /// The window's bytes when read: one buffer for every window (a
+    /// 50,000-record file reads ~100 of them).
+    buf: Vec<u8>,
     /// Length of the next window.
     next_len: u64,
 }
@@ -502,10 +506,11 @@ impl<'d> LocalHeaders<'d> {
     fn get(&mut self, data: &'d [u8], at: u64, len: u64) -> &[u8] {
         let file_len = data.len() as u64;
         let end = at.saturating_add(len).min(file_len);
-        let hit = matches!(&self.window, Some((start, w)) if at >= *start && end <= start + w.len() as u64);
+        let window_len = |w: &Option<&[u8]>, buf: &[u8]| w.unwrap_or(buf).len() as u64;
+        let hit = matches!(&self.window, Some((start, w)) if at >= *start && end <= start + window_len(w, &self.buf));
         if !hit {
             // In order (just past the window): read ahead further.
-            let sequential = matches!(&self.window, Some((start, w)) if at >= *start && at < start + 2 * w.len() as u64);
+            let sequential = matches!(&self.window, Some((start, w)) if at >= *start && at < start + 2 * window_len(w, &self.buf));
             self.next_len = if sequential {
                 (self.next_len * 2).min(Self::MAX)
             } else {
@@ -513,12 +518,15 @@ impl<'d> LocalHeaders<'d> {
             };
             let wend = at.saturating_add(self.next_len.max(len)).min(file_len);
             let raw = bytes_at(data, at, wend.saturating_sub(at)).unwrap_or(&[]);
-            self.window = Some((at, netport_io::read_unmapped(raw)));
+            let read = netport_io::read_unmapped_into(raw, &mut self.buf);
+            self.window = Some((at, (!read).then_some(raw)));
         }
         match &self.window {
             Some((start, w)) => {
                 let from = (at - start) as usize;
-                w.get(from..(end - start) as usize).unwrap_or(&[])
+                w.unwrap_or(&self.buf)
+                    .get(from..(end - start) as usize)
+                    .unwrap_or(&[])
             }
             None => &[],
         }
