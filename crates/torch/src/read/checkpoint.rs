@@ -240,7 +240,7 @@ impl Checkpoint {
                     return Err(TorchError::NotACheckpoint { detected });
                 }
             };
-            let (info, collected, pickles) = read_zip(bytes, &zip, format, options, walk, early)?;
+            let (info, collected, pickles) = read_zip(bytes, zip, format, options, walk, early)?;
             (format, info, collected, pickles)
         } else {
             match detect(bytes) {
@@ -643,6 +643,45 @@ impl EarlyPickle {
 
 fn read_zip(
     data: &[u8],
+    zip: ZipArchive,
+    format: Format,
+    options: &Options,
+    walk: Walk,
+    early: Option<EarlyPickle>,
+) -> Result<(Info, Collected, Vec<PickleRecord>), TorchError> {
+    let cut = zip.check_prefix()?.len() + 1;
+    let (mut info, collected, pickles) =
+        read_zip_objects(data, &zip, format, options, walk, early)?;
+    info.records = into_records(zip, cut);
+    Ok((info, collected, pickles))
+}
+
+/// The record list, made of the directory's own entries: each name loses
+/// its first `cut` bytes (the archive prefix and its `/`) in place and the
+/// list reuses the entries' memory, so that no second copy of 50,000 names
+/// is made while the checkpoint's tables are alive.
+fn into_records(zip: ZipArchive, cut: usize) -> Vec<Record> {
+    zip.into_entries()
+        .into_iter()
+        .map(|mut e| {
+            // `check_prefix`: every name is longer than `cut` and starts
+            // with the prefix and `/`, so `cut` is a char boundary.
+            e.name.drain(..cut);
+            Record {
+                byte_range: e.data_range(),
+                size: e.size,
+                method: e.method,
+                crc32: e.crc32,
+                name: e.name,
+            }
+        })
+        .collect()
+}
+
+/// Everything of [`read_zip`] but the record list: the small records, the
+/// pickles, the walk of their objects and the storages' locations.
+fn read_zip_objects(
+    data: &[u8],
     zip: &ZipArchive,
     format: Format,
     options: &Options,
@@ -656,20 +695,6 @@ fn read_zip(
         archive_name: Some(prefix.clone()),
         zip64: zip.is_zip64(),
         ..Info::default()
-    };
-    // The record list (a copy of every name) is made once the pickles are
-    // walked, when the value arena's memory is free to hold it.
-    let records = || -> Vec<Record> {
-        zip.entries()
-            .iter()
-            .map(|e| Record {
-                name: e.name[prefix.len() + 1..].to_owned(),
-                byte_range: e.data_range(),
-                size: e.size,
-                method: e.method,
-                crc32: e.crc32,
-            })
-            .collect()
     };
     // version
     let (vrec, ventry) = match (rec(".data/version"), rec("version")) {
@@ -792,7 +817,6 @@ fn read_zip(
         w.walk(p.root, root_path)?;
     }
     if walk == Walk::PicklesOnly {
-        info.records = records();
         return Ok((info, collected, pickles));
     }
     if format == Format::Pt2 {
@@ -802,33 +826,10 @@ fn read_zip(
     // The arenas are gone: unpack what the walk recorded.
     collected.finish();
 
-    // Locate storages while a second thread lists the records, when there
-    // are many (a 50,000-tensor checkpoint's list takes ~2 ms).
-    let located = std::thread::scope(|scope| {
-        let listed = (zip.entries().len() >= PARALLEL_RECORDS)
-            .then(|| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, records)
-                    .ok()
-            })
-            .flatten();
-        let located = locate_storages(zip, &prefix, &mut collected);
-        info.records = match listed {
-            Some(listed) => listed
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // Few records, or no second thread: listed here.
-            None => records(),
-        };
-        located
-    });
-    located?;
+    locate_storages(zip, &prefix, &mut collected)?;
     collected.fill_ranges();
     Ok((info, collected, pickles))
 }
-
-/// Zip entries from which the record list is made on a second thread.
-const PARALLEL_RECORDS: usize = 4096;
 
 /// Give every storage of a zip checkpoint its record's bytes (the full
 /// record name built in one buffer).

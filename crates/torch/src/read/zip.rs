@@ -379,6 +379,11 @@ impl ZipArchive {
         &self.entries
     }
 
+    /// The entries, in directory order, without the name index.
+    pub fn into_entries(self) -> Vec<ZipEntry> {
+        self.entries
+    }
+
     /// Whether the archive has ZIP64 end records.
     pub fn is_zip64(&self) -> bool {
         self.zip64
