@@ -767,6 +767,8 @@ impl Collected {
         self.packed.tensors.reserve_exact(n);
         // A tree line per tensor, and one for their container.
         self.packed.tree.reserve_exact(n.saturating_add(1));
+        self.packed.text.reserve(n.saturating_mul(32));
+        self.packed.dims.reserve(n.saturating_mul(4));
     }
 
     /// Record a tensor (after the walk's earlier ones).
@@ -993,6 +995,13 @@ impl ChildPaths<'_> {
 
     fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// Room for `n` more children at once: a 50,000-entry state dict's
+    /// list would otherwise grow by doubling and leave its smaller copies
+    /// behind as free but resident memory.
+    fn expect(&mut self, n: usize) {
+        self.items.reserve_exact(n);
     }
 }
 
@@ -2585,6 +2594,17 @@ impl<'a> Reader<'a> {
     }
 
     /// Children of a container or object, with their keys.
+    /// How many items the SETITEMS batches under `id` add in all (a
+    /// pickler writes a big dict's items in batches of 1,000).
+    fn set_items(&self, mut id: ValueId) -> usize {
+        let mut n = 0usize;
+        while let Value::SetItems { obj, items } = self.v(id) {
+            n = n.saturating_add(items.len());
+            id = *obj;
+        }
+        n
+    }
+
     fn children(&self, id: ValueId, out: &mut ChildPaths<'_>) -> Result<(), TorchError> {
         if self.is_special_leaf(id) {
             return Ok(());
@@ -2595,6 +2615,7 @@ impl<'a> Reader<'a> {
             return Ok(());
         }
         let index = |out: &mut ChildPaths<'_>, items: &[ValueId]| {
+            out.expect(items.len());
             for (i, &c) in items.iter().enumerate() {
                 out.index(c, i);
             }
@@ -2605,11 +2626,15 @@ impl<'a> Reader<'a> {
             | Value::Set(items)
             | Value::FrozenSet(items) => index(out, items),
             Value::Dict(pairs) => {
+                out.expect(pairs.len());
                 for &(k, v) in pairs {
                     out.key(v, k);
                 }
             }
             Value::SetItems { obj, items } => {
+                if out.len() == 0 {
+                    out.expect(self.set_items(id));
+                }
                 self.children(*obj, out)?;
                 for &(k, v) in items {
                     out.key(v, k);

@@ -139,6 +139,7 @@ impl Storages {
     pub(crate) fn reserve(&mut self, n: usize) {
         self.records.reserve_exact(n);
         self.users.reserve_exact(n);
+        self.text.reserve(n.saturating_mul(16));
         let (hasher, records, text, full) = (&self.hasher, &self.records, &self.text, &self.full);
         self.index.reserve(n, |&i| {
             hasher.hash_one(dir_key(records, text, full, i as usize))
