@@ -53,5 +53,5 @@ pub use scan::{
     Blocker, BlockerKind, GlobalFinding, GlobalRef, GlobalUses, NestedKind, NestedPayload,
     PayloadEncoding, PayloadSource, PickleScan, ScanVerdict, WeightsOnly, parses_to_stop, scan,
 };
-pub use value::{Arena, BigInt, Value, ValueId};
+pub use value::{Arena, BigInt, CompactString, Value, ValueId};
 pub use writer::write;

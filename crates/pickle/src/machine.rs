@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::engine::{Call, Core, Domain, Extend, Id, MemoReads, Seq, memo_reads};
 use crate::error::{At, PickleError};
 use crate::ops::{Arg, Op, Opcode, Ops};
-use crate::value::{Arena, Value, ValueId, int_from_le_signed};
+use crate::value::{Arena, CompactString, Value, ValueId, int_from_le_signed};
 
 /// Bounds on the work and memory of one load. Every violation is
 /// [`PickleError::LimitExceeded`] with the offset and opcode.
@@ -206,10 +206,10 @@ struct Values<'t> {
     protocol: Option<u8>,
     buffers: u64,
     taker: Option<&'t mut dyn Taker>,
-    /// Small item lists and strings of freed values, for new ones: a
-    /// pickle of tensors frees and makes the same few shapes over and over.
+    /// Small item lists of freed values, for new ones: a pickle of tensors
+    /// frees and makes the same few shapes over and over. (Strings need no
+    /// such pool: the short ones are held inline.)
     vecs: Vec<Vec<Id>>,
-    strings: Vec<String>,
 }
 
 impl Values<'_> {
@@ -233,7 +233,7 @@ impl Values<'_> {
     /// `encoding='utf-8'`), bytes otherwise.
     fn str_value(s: &[u8]) -> Value {
         match std::str::from_utf8(s) {
-            Ok(t) => Value::Str(t.to_owned()),
+            Ok(t) => Value::Str(t.into()),
             Err(_) => Value::Bytes(s.to_vec()),
         }
     }
@@ -268,12 +268,6 @@ impl<'a> Domain<'a> for Values<'_> {
                     let mut v: Vec<Id> = items.into_iter().map(|i| i.0).collect();
                     v.clear();
                     self.vecs.push(v);
-                }
-                Value::Str(mut s)
-                    if s.capacity() <= Self::POOLED && self.strings.len() < Self::POOL =>
-                {
-                    s.clear();
-                    self.strings.push(s);
                 }
                 _ => {}
             }
@@ -316,11 +310,7 @@ impl<'a> Domain<'a> for Values<'_> {
             (STRING | BINSTRING | SHORT_BINSTRING, Arg::Bytes(b)) => Self::str_value(b),
             (BYTEARRAY8, Arg::Bytes(b)) => Value::ByteArray(b.to_vec()),
             (_, Arg::Bytes(b)) => Value::Bytes(b.to_vec()),
-            (_, Arg::Str(s)) => {
-                let mut out = self.strings.pop().unwrap_or_default();
-                out.push_str(s);
-                Value::Str(out)
-            }
+            (_, Arg::Str(s)) => Value::Str(CompactString::new(s)),
             _ => Value::None,
         }
     }
@@ -361,8 +351,8 @@ impl<'a> Domain<'a> for Values<'_> {
             self.arena.get(ValueId(name)),
         ) {
             (Some(Value::Str(m)), Some(Value::Str(n))) => Ok(Value::Global {
-                module: Arc::new(m.clone()),
-                name: Arc::new(n.clone()),
+                module: Arc::new(m.to_string()),
+                name: Arc::new(n.to_string()),
             }),
             _ => Err(PickleError::UnresolvableGlobal {
                 at,

@@ -21,6 +21,8 @@
 //! is iterative, [`Arena::repr`] stops at a depth and a length.
 
 use std::collections::HashMap;
+
+pub use compact_str::CompactString;
 use std::fmt::Write as _;
 use std::ops::Index;
 use std::sync::Arc;
@@ -206,7 +208,9 @@ pub enum Value {
     Float(f64),
     /// A `str` (also a Python 2 `str` from STRING/BINSTRING/SHORT_BINSTRING
     /// when it is valid UTF-8, as `torch.load`'s `encoding='utf-8'` reads it).
-    Str(String),
+    /// Up to 24 bytes are held inline, without an allocation of their own:
+    /// most names and state-dict keys (`layer1.0.conv1.weight`).
+    Str(CompactString),
     /// `bytes` (and Python 2 `str` that is not valid UTF-8).
     Bytes(Vec<u8>),
     /// `bytearray` (BYTEARRAY8).

@@ -2344,7 +2344,7 @@ impl<'a> Walker<'a> {
                     format!("<int of {} bytes>", b.le_signed_bytes().len())
                 })),
                 Value::Float(f) => Some(Leaf::Float(*f)),
-                Value::Str(s) => Some(Leaf::Str(s.clone())),
+                Value::Str(s) => Some(Leaf::Str(s.to_string())),
                 Value::Bytes(b) | Value::ByteArray(b) => Some(Leaf::Bytes(b.len())),
                 Value::Global { module, name } => Some(Leaf::Global {
                     module: module.to_string(),

@@ -243,7 +243,7 @@ fn build(specs: &[Spec]) -> (Arena, ValueId) {
                 Spec::Int(i) => a.push(Value::Int(*i)),
                 Spec::Big(b) => a.push(int_from_le_signed(b)),
                 Spec::Float(f) => a.push(Value::Float(*f)),
-                Spec::Str(s) => a.push(Value::Str(s.clone())),
+                Spec::Str(s) => a.push(Value::Str(s.as_str().into())),
                 Spec::Global(m, n) => a.push(Value::Global {
                     module: m.clone().into(),
                     name: n.clone().into(),

@@ -997,7 +997,7 @@ fn read_legacy(
         Some(Value::List(items)) => items
             .iter()
             .map(|&k| match keys_p.arena.get(k) {
-                Some(Value::Str(s)) => Ok(s.clone()),
+                Some(Value::Str(s)) => Ok(s.to_string()),
                 Some(Value::Int(i)) => Ok(i.to_string()),
                 other => Err(TorchError::Legacy {
                     offset: keys_p.start,

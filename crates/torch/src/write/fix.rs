@@ -117,7 +117,7 @@ fn transform(arena: &mut Arena, pickle: &str) -> Vec<FixChange> {
                         let keys = pairs
                             .iter()
                             .filter_map(|(k, _)| match arena_ref.get(*k) {
-                                Some(Value::Str(s)) => Some(s.clone()),
+                                Some(Value::Str(s)) => Some(s.to_string()),
                                 _ => None,
                             })
                             .collect();
