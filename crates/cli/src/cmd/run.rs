@@ -246,7 +246,7 @@ fn read_npz(path: &Path, bytes: &[u8], name: Option<&str>) -> anyhow::Result<Ten
     let wanted = name.map(|n| format!("{n}.npy"));
     let entry = match wanted
         .as_ref()
-        .and_then(|w| arrays.iter().find(|e| &e.name == w))
+        .and_then(|w| arrays.iter().find(|e| e.name == *w))
     {
         Some(e) => *e,
         None if arrays.len() == 1 => arrays[0],

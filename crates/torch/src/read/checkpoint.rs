@@ -1,6 +1,7 @@
 //! [`Checkpoint`]: open a file (memory-mapped), detect its format, run its
 //! pickles, and locate every storage without reading tensor bytes.
 
+use compact_str::CompactString;
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
@@ -53,8 +54,9 @@ impl Default for Options {
 /// A zip record (name without the archive prefix) and where its data is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// Name without the archive prefix (`data.pkl`, `data/0`).
-    pub name: String,
+    /// Name without the archive prefix (`data.pkl`, `data/0`); up to 24
+    /// bytes held inline.
+    pub name: CompactString,
     /// Absolute byte range of the data in the file (compressed if compressed).
     pub byte_range: Range<u64>,
     /// Size after decompression.
@@ -666,7 +668,7 @@ fn into_records(zip: ZipArchive, cut: usize) -> Vec<Record> {
         .map(|mut e| {
             // `check_prefix`: every name is longer than `cut` and starts
             // with the prefix and `/`, so `cut` is a char boundary.
-            e.name.drain(..cut);
+            e.name.replace_range(..cut, "");
             Record {
                 byte_range: e.data_range(),
                 size: e.size,

@@ -30,6 +30,8 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Range;
 
+use compact_str::CompactString;
+
 use crate::error::TorchError;
 
 /// Most entries a central directory may declare.
@@ -43,8 +45,9 @@ const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 /// One entry of the central directory, with its data located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipEntry {
-    /// The full name as written (lossy UTF-8).
-    pub name: String,
+    /// The full name as written (lossy UTF-8); up to 24 bytes held inline
+    /// (`archive/data/123`), without an allocation of its own.
+    pub name: CompactString,
     /// Compression method (0 = stored, 8 = deflate).
     pub method: u16,
     /// General-purpose flags (bit 0 = encrypted, bit 3 = data descriptor).
@@ -350,9 +353,9 @@ impl ZipArchive {
                     let first = &entries[*first.get() as usize];
                     duplicates.push(DuplicateName {
                         index: i as u64,
-                        name: e.name.clone(),
+                        name: e.name.to_string(),
                         header_offset: e.header_offset,
-                        first_name: first.name.clone(),
+                        first_name: first.name.to_string(),
                         first_header_offset: first.header_offset,
                     });
                 }
@@ -599,7 +602,7 @@ fn parse_central<'d>(
         ));
     }
     let name_bytes = bytes_at(data, pos + 46, nlen).unwrap_or(&[]);
-    let name = String::from_utf8_lossy(name_bytes).into_owned();
+    let name = CompactString::from_utf8_lossy(name_bytes);
     // ZIP64 extra: fields present only for the values that are 0xFFFFFFFF,
     // in the order usize, csize, lho.
     let extra = bytes_at(data, pos + 46 + nlen, xlen).unwrap_or(&[]);
