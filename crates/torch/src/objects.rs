@@ -502,23 +502,19 @@ struct TakenView<'t> {
     storage: usize,
     dtype: DType,
     offset: u64,
-    shape: &'t [u64],
-    strides: &'t [u64],
-    requires_grad: bool,
+    /// Its shape and strides.
+    tensor: TakenTensor<'t>,
 }
 
-impl<'t> TakenView<'t> {
-    fn at<'v>(&self, path: &'v str, source: &'v Arc<str>) -> View<'v>
-    where
-        't: 'v,
-    {
+impl TakenView<'_> {
+    fn at<'v>(&'v self, path: &'v str, source: &'v Arc<str>) -> View<'v> {
         View {
             path,
             source,
             storage: self.storage,
             dtype: self.dtype,
-            shape: self.shape,
-            strides: self.strides,
+            shape: self.tensor.shape(),
+            strides: self.tensor.strides(),
             offset: self.offset,
         }
     }
@@ -1018,12 +1014,16 @@ struct StorageDecl<'s> {
     view_offset: u64,
 }
 
-/// One tensor a [`TensorTaker`] took: what `_rebuild_tensor(_v2)` was
-/// called with, 56 bytes (text and dimensions in [`Taken`]).
+/// Dimensions of a tensor a [`TensorTaker`] takes, at most: more go
+/// through the walk.
+const MAX_TAKEN_NDIM: usize = 8;
+
+/// One tensor a [`TensorTaker`] took, read back from [`Taken`]: what
+/// `_rebuild_tensor(_v2)` was called with.
 #[derive(Debug, Clone, Copy)]
-struct TakenTensor {
-    /// The storage key in [`Taken::text`].
-    key: Span,
+struct TakenTensor<'t> {
+    /// The storage key.
+    key: &'t str,
     /// Storage type module and name, location: indices in [`Taken::names`].
     module: u16,
     name: u16,
@@ -1033,27 +1033,142 @@ struct TakenTensor {
     numel: u64,
     view_offset: u64,
     offset: u64,
-    /// Shape then strides in [`Taken::dims`].
-    dims: u32,
-    ndim: u32,
+    ndim: usize,
+    /// Shape then strides: the first `2 * ndim`.
+    dims: [u64; 2 * MAX_TAKEN_NDIM],
+}
+
+impl TakenTensor<'_> {
+    fn shape(&self) -> &[u64] {
+        &self.dims[..self.ndim]
+    }
+
+    fn strides(&self) -> &[u64] {
+        &self.dims[self.ndim..2 * self.ndim]
+    }
 }
 
 /// The tensors a [`TensorTaker`] took while a pickle ran, by their
-/// [`Value::Taken`] number.
+/// [`Value::Taken`] number, each encoded in a few bytes (LEB128 integers,
+/// then the storage key): ~20 bytes for a typical tensor, where a record
+/// of fixed fields with its dimensions took ~70.
 #[derive(Debug, Default)]
 pub(crate) struct Taken {
-    tensors: Vec<TakenTensor>,
-    /// Storage keys, back to back.
-    text: String,
-    /// Shapes and strides, back to back.
-    dims: Vec<u64>,
+    bytes: Vec<u8>,
+    /// Where each tensor starts in `bytes`.
+    at: Vec<u32>,
     /// Storage type modules (field 0) and names (1), locations (2).
     names: Names,
 }
 
+/// Appends `v` to `out` as LEB128: seven bits a byte, low first.
+#[inline]
+fn put_uint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 integer [`put_uint`] wrote at `*pos`.
+#[inline]
+fn get_uint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 impl Taken {
-    fn text(&self, span: Span) -> &str {
-        span.get(&self.text)
+    /// How many tensors were taken.
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Records a taken tensor; its number, or `None` (nothing recorded)
+    /// when it has more than [`MAX_TAKEN_NDIM`] dimensions or the table is
+    /// past `u32` offsets.
+    fn push(
+        &mut self,
+        decl: &StorageDecl<'_>,
+        requires_grad: bool,
+        offset: u64,
+        shape: &[u64],
+        strides: &[u64],
+    ) -> Option<u32> {
+        if shape.len() > MAX_TAKEN_NDIM || shape.len() != strides.len() {
+            return None;
+        }
+        let number = u32::try_from(self.at.len()).ok()?;
+        let start = u32::try_from(self.bytes.len()).ok()?;
+        let names = [
+            self.names.index(0, decl.module)?,
+            self.names.index(1, decl.name)?,
+            self.names.index(2, decl.location)?,
+        ];
+        let out = &mut self.bytes;
+        // The most a record of `MAX_TAKEN_NDIM` dimensions takes but its key.
+        out.reserve(3 * 3 + 2 + (4 + 2 * MAX_TAKEN_NDIM + 1) * 10 + decl.key.len());
+        for n in names {
+            put_uint(out, u64::from(n));
+        }
+        out.push(decl.dtype as u8);
+        out.push(u8::from(requires_grad));
+        for v in [decl.numel, decl.view_offset, offset, shape.len() as u64] {
+            put_uint(out, v);
+        }
+        for &d in shape.iter().chain(strides) {
+            put_uint(out, d);
+        }
+        put_uint(out, decl.key.len() as u64);
+        out.extend_from_slice(decl.key.as_bytes());
+        if u32::try_from(out.len()).is_err() {
+            out.truncate(start as usize);
+            return None;
+        }
+        self.at.push(start);
+        Some(number)
+    }
+
+    /// Taken tensor `n`, as [`push`](Self::push) recorded it.
+    fn get(&self, n: u32) -> Option<TakenTensor<'_>> {
+        let mut pos = *self.at.get(n as usize)? as usize;
+        let b = &self.bytes[..];
+        let mut uint = || get_uint(b, &mut pos);
+        let mut name = || u16::try_from(uint()?).ok();
+        let (module, name, location) = (name()?, name()?, name()?);
+        let dtype = *DType::ALL.get(usize::from(*b.get(pos)?))?;
+        let requires_grad = *b.get(pos + 1)? != 0;
+        pos += 2;
+        let mut uint = || get_uint(b, &mut pos);
+        let (numel, view_offset, offset) = (uint()?, uint()?, uint()?);
+        let ndim = usize::try_from(uint()?).ok()?;
+        let mut dims = [0u64; 2 * MAX_TAKEN_NDIM];
+        for d in dims.get_mut(..2 * ndim)? {
+            *d = uint()?;
+        }
+        let key_len = usize::try_from(uint()?).ok()?;
+        let key = std::str::from_utf8(b.get(pos..pos.checked_add(key_len)?)?).ok()?;
+        Some(TakenTensor {
+            key,
+            module,
+            name,
+            location,
+            dtype,
+            requires_grad,
+            numel,
+            view_offset,
+            offset,
+            ndim,
+            dims,
+        })
     }
 
     fn name(&self, index: u16) -> &str {
@@ -1061,23 +1176,16 @@ impl Taken {
     }
 
     /// The storage `t` declares.
-    fn decl(&self, t: &TakenTensor) -> StorageDecl<'_> {
+    fn decl<'t>(&'t self, t: &TakenTensor<'t>) -> StorageDecl<'t> {
         StorageDecl {
             module: self.name(t.module),
             name: self.name(t.name),
             dtype: t.dtype,
-            key: Cow::Borrowed(self.text(t.key)),
+            key: Cow::Borrowed(t.key),
             location: self.name(t.location),
             numel: t.numel,
             view_offset: t.view_offset,
         }
-    }
-
-    /// Shape and strides of `t`.
-    fn dims(&self, t: &TakenTensor) -> (&[u64], &[u64]) {
-        let (start, n) = (t.dims as usize, t.ndim as usize);
-        let all = self.dims.get(start..start + 2 * n).unwrap_or(&[]);
-        all.split_at(all.len() / 2)
     }
 }
 
@@ -1112,14 +1220,12 @@ impl TensorTaker {
         }
     }
 
-    /// What was taken.
     /// What was taken, its tables at their exact length (they live on
     /// through the walk).
     pub(crate) fn into_taken(self) -> Taken {
         let mut taken = self.taken;
-        taken.tensors.shrink_to_fit();
-        taken.dims.shrink_to_fit();
-        taken.text.shrink_to_fit();
+        taken.bytes.shrink_to_fit();
+        taken.at.shrink_to_fit();
         taken
     }
 }
@@ -1153,44 +1259,16 @@ impl netport_pickle::Taker for TensorTaker {
             return None;
         }
         let requires_grad = v2 && matches!(r.v(a[4]), Value::Bool(true));
-        let number = u32::try_from(self.taken.tensors.len()).ok()?;
-        let ndim = u32::try_from(shape.len()).ok()?;
-        let dims = u32::try_from(self.taken.dims.len()).ok()?;
-        dims.checked_add(ndim.checked_mul(2)?)?;
-        let key_start = u32::try_from(self.taken.text.len()).ok()?;
-        let key_len = u32::try_from(decl.key.len()).ok()?;
-        key_start.checked_add(key_len)?;
-        let (module, name, location) = (
-            self.taken.names.index(0, decl.module)?,
-            self.taken.names.index(1, decl.name)?,
-            self.taken.names.index(2, decl.location)?,
-        );
-        for &d in shape.iter().chain(strides) {
-            let Some(d) = r.dim(d) else {
-                self.taken.dims.truncate(dims as usize);
-                return None;
-            };
-            self.taken.dims.push(d);
+        if shape.len() > MAX_TAKEN_NDIM {
+            return None;
         }
-        let t = TakenTensor {
-            key: Span {
-                start: key_start,
-                len: key_len,
-            },
-            module,
-            name,
-            location,
-            dtype: decl.dtype,
-            requires_grad,
-            numel: decl.numel,
-            view_offset: decl.view_offset,
-            offset,
-            dims,
-            ndim,
-        };
-        self.taken.text.push_str(&decl.key);
-        self.taken.tensors.push(t);
-        Some(number)
+        let mut dims = [0u64; 2 * MAX_TAKEN_NDIM];
+        let n = shape.len();
+        for (d, &id) in dims.iter_mut().zip(shape.iter().chain(strides)) {
+            *d = r.dim(id)?;
+        }
+        self.taken
+            .push(&decl, requires_grad, offset, &dims[..n], &dims[n..2 * n])
     }
 }
 
@@ -1322,7 +1400,7 @@ impl<'a> Walker<'a> {
             out,
             expanded: HashMap::default(),
             tensor_cache: HashMap::default(),
-            taken_seen: vec![u32::MAX; taken.tensors.len()],
+            taken_seen: vec![u32::MAX; taken.len()],
             pid_cache: HashMap::default(),
             last_node: None,
             last_storage_type: None,
@@ -1766,12 +1844,11 @@ impl<'a> Walker<'a> {
     fn taken_view(&mut self, n: u32, path: &str) -> Result<TakenView<'a>, TorchError> {
         let taken = self.r.taken;
         let t = taken
-            .tensors
-            .get(n as usize)
+            .get(n)
             .ok_or_else(|| self.err(path, format!("taken call #{n} is not recorded")))?;
-        let decl = taken.decl(t);
+        let decl = taken.decl(&t);
         let storage = self.register(&decl, path)?;
-        let (shape, strides) = taken.dims(t);
+        let (shape, strides) = (t.shape(), t.strides());
         let (dtype, offset) =
             self.check_view(path, storage, t.view_offset, t.offset, shape, strides, None)?;
         self.out.add_user(storage, path);
@@ -1779,9 +1856,7 @@ impl<'a> Walker<'a> {
             storage,
             dtype,
             offset,
-            shape,
-            strides,
-            requires_grad: t.requires_grad,
+            tensor: t,
         })
     }
 
@@ -1790,7 +1865,7 @@ impl<'a> Walker<'a> {
     fn push_taken(&mut self, n: u32, path: &str) -> Result<(), TorchError> {
         let v = self.taken_view(n, path)?;
         let view = v.at(path, &self.r.source);
-        self.out.push_view(&view, v.requires_grad);
+        self.out.push_view(&view, v.tensor.requires_grad);
         Ok(())
     }
 
@@ -1828,7 +1903,7 @@ impl<'a> Walker<'a> {
         let view = v.at(path, &self.r.source);
         Ok(self
             .out
-            .tensor_of(&view, TensorKind::Dense, v.requires_grad))
+            .tensor_of(&view, TensorKind::Dense, v.tensor.requires_grad))
     }
 
     /// Interpret `func(*args)` when `func` is a tensor rebuild function.
@@ -2851,9 +2926,9 @@ impl Repr<'_, '_> {
             return;
         }
         if let Value::Taken(n) = w.v(id) {
-            match w.taken.tensors.get(*n as usize) {
+            match w.taken.get(*n) {
                 Some(t) => {
-                    let _ = write!(self.out, "tensor(shape={:?})", w.taken.dims(t).0);
+                    let _ = write!(self.out, "tensor(shape={:?})", t.shape());
                 }
                 None => self.out.push_str("tensor(...)"),
             }
@@ -3158,6 +3233,94 @@ mod tests {
         assert_eq!(float_repr(1.5e300), "1.5e+300");
         assert_eq!(float_repr(2.0), "2.0");
         assert_eq!(float_repr(0.9), "0.9");
+    }
+}
+
+#[cfg(test)]
+mod taken_tests {
+    use super::*;
+
+    fn decl<'s>(key: &'s str, location: &'s str, numel: u64) -> StorageDecl<'s> {
+        StorageDecl {
+            module: "torch",
+            name: "FloatStorage",
+            dtype: DType::Float32,
+            key: Cow::Borrowed(key),
+            location,
+            numel,
+            view_offset: 7,
+        }
+    }
+
+    #[test]
+    fn uints_read_back_at_every_width() {
+        let values = [0, 1, 127, 128, 255, 300, 1 << 35, u64::MAX - 1, u64::MAX];
+        let mut bytes = Vec::new();
+        for v in values {
+            put_uint(&mut bytes, v);
+        }
+        let mut pos = 0;
+        for v in values {
+            assert_eq!(get_uint(&bytes, &mut pos), Some(v));
+        }
+        assert_eq!(pos, bytes.len());
+        // Cut short, or more than 64 bits of continuation bytes: no value.
+        assert_eq!(
+            get_uint(&bytes[..bytes.len() - 1], &mut { bytes.len() - 10 }),
+            None
+        );
+        assert_eq!(get_uint(&[0xff; 11], &mut 0), None);
+    }
+
+    #[test]
+    fn taken_tensors_read_back_as_recorded() {
+        let mut t = Taken::default();
+        let long_key = "k".repeat(300);
+        let dims: Vec<u64> = (1..=2 * MAX_TAKEN_NDIM as u64).map(|d| d << 40).collect();
+        let n = MAX_TAKEN_NDIM;
+        assert_eq!(
+            t.push(&decl("0", "cpu", 6), true, 3, &[2, 3], &[3, 1]),
+            Some(0)
+        );
+        assert_eq!(
+            t.push(
+                &decl(&long_key, "cuda:1", u64::MAX),
+                false,
+                u64::MAX,
+                &dims[..n],
+                &dims[n..]
+            ),
+            Some(1)
+        );
+        assert_eq!(t.push(&decl("é", "cpu", 0), false, 0, &[], &[]), Some(2));
+        // More dimensions than a taken tensor holds, or shape and strides of
+        // different lengths: not taken, nothing recorded.
+        let many = vec![1u64; n + 1];
+        assert_eq!(t.push(&decl("x", "cpu", 1), false, 0, &many, &many), None);
+        assert_eq!(t.push(&decl("x", "cpu", 1), false, 0, &[1], &[]), None);
+        assert_eq!(t.len(), 3);
+
+        let a = t.get(0).unwrap();
+        assert_eq!((a.key, a.numel, a.view_offset, a.offset), ("0", 6, 7, 3));
+        assert_eq!((a.shape(), a.strides()), (&[2, 3][..], &[3, 1][..]));
+        assert!(a.requires_grad);
+        let d = t.decl(&a);
+        assert_eq!(
+            (d.module, d.name, d.location),
+            ("torch", "FloatStorage", "cpu")
+        );
+        assert_eq!(d.dtype, DType::Float32);
+        let b = t.get(1).unwrap();
+        assert_eq!(
+            (b.key, b.numel, b.offset),
+            (long_key.as_str(), u64::MAX, u64::MAX)
+        );
+        assert_eq!((b.shape(), b.strides()), (&dims[..n], &dims[n..]));
+        assert_eq!(t.decl(&b).location, "cuda:1");
+        assert!(!b.requires_grad);
+        let c = t.get(2).unwrap();
+        assert_eq!((c.key, c.ndim, c.numel), ("é", 0, 0));
+        assert!(t.get(3).is_none());
     }
 }
 
