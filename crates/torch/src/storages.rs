@@ -31,14 +31,16 @@ struct PackedStorage {
     start: u64,
     /// Where the key starts in `text`.
     key_at: u16,
-    source: u16,
-    storage_type: u16,
-    location: u16,
+    /// Pickle, storage type and location: indices in [`Storages::names`]
+    /// (a checkpoint has a few of each; past 255 a storage is kept whole).
+    source: u8,
+    storage_type: u8,
+    location: u8,
     dtype: DType,
     flags: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<PackedStorage>() == 40);
+const _: () = assert!(std::mem::size_of::<PackedStorage>() == 32);
 
 impl PackedStorage {
     /// `text` is a record name, the key its end.
@@ -241,9 +243,10 @@ impl Storages {
     }
 
     fn pack_new(&mut self, new: &NewStorage<'_>) -> Option<PackedStorage> {
-        let source = self.names.index(0, new.source)?;
-        let storage_type = self.names.index(1, new.storage_type)?;
-        let location = self.names.index(2, new.location)?;
+        let mut name = |field, name| u8::try_from(self.names.index(field, name)?).ok();
+        let source = name(0, new.source)?;
+        let storage_type = name(1, new.storage_type)?;
+        let location = name(2, new.location)?;
         let start = u32::try_from(self.text.len()).ok()?;
         let (key_at, flags) = match new.dir {
             Some(d) => (u16::try_from(d.len() + 1).ok()?, PackedStorage::RECORD),
@@ -373,11 +376,11 @@ impl Storages {
         Storage {
             key: r.key().into(),
             record: r.record().map(str::to_owned),
-            source: self.names.get(p.source).clone(),
-            storage_type: self.names.get(p.storage_type).clone(),
+            source: self.names.get(p.source.into()).clone(),
+            storage_type: self.names.get(p.storage_type.into()).clone(),
             dtype: p.dtype,
             numel: p.numel,
-            location: self.names.get(p.location).clone(),
+            location: self.names.get(p.location.into()).clone(),
             byte_range: r.byte_range(),
             compressed: r.compressed(),
             tensors: Vec::new(),
@@ -455,7 +458,7 @@ impl<'c> StorageRef<'c> {
     pub fn source(&self) -> &'c Arc<str> {
         match self.full() {
             Some(s) => &s.source,
-            None => self.name(self.p.source),
+            None => self.name(self.p.source.into()),
         }
     }
 
@@ -463,7 +466,7 @@ impl<'c> StorageRef<'c> {
     pub fn storage_type(&self) -> &'c Arc<str> {
         match self.full() {
             Some(s) => &s.storage_type,
-            None => self.name(self.p.storage_type),
+            None => self.name(self.p.storage_type.into()),
         }
     }
 
@@ -487,7 +490,7 @@ impl<'c> StorageRef<'c> {
     pub fn location(&self) -> &'c Arc<str> {
         match self.full() {
             Some(s) => &s.location,
-            None => self.name(self.p.location),
+            None => self.name(self.p.location.into()),
         }
     }
 
@@ -669,12 +672,14 @@ mod tests {
     #[test]
     fn more_names_than_the_table_holds_are_kept_whole() {
         let mut s = Storages::default();
-        let n = usize::from(u16::MAX) + 10;
+        // A packed storage holds 256 distinct names: the rest are kept whole.
+        let n = 300;
         for i in 0..n {
             declare(&mut s, Some("data"), &i.to_string(), &format!("cuda:{i}"));
         }
         s.finish();
-        assert!(!s.full.is_empty());
+        assert!(!s.full.is_empty() && s.full.len() < n, "{}", s.full.len());
+        assert!(s.records[..200].iter().all(|p| p.flags & PackedStorage::FULL == 0));
         for i in [0, n / 2, n - 1] {
             let key = i.to_string();
             assert_eq!(s.find(Some("data"), &key), Some(i));
