@@ -679,7 +679,11 @@ mod tests {
         }
         s.finish();
         assert!(!s.full.is_empty() && s.full.len() < n, "{}", s.full.len());
-        assert!(s.records[..200].iter().all(|p| p.flags & PackedStorage::FULL == 0));
+        assert!(
+            s.records[..200]
+                .iter()
+                .all(|p| p.flags & PackedStorage::FULL == 0)
+        );
         for i in [0, n / 2, n - 1] {
             let key = i.to_string();
             assert_eq!(s.find(Some("data"), &key), Some(i));

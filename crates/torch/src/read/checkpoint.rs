@@ -636,7 +636,7 @@ impl EarlyPickle {
     fn take(self, e: &ZipEntry) -> Option<(Pickle, Taken)> {
         let (p, taken) = self.loaded?;
         let same = e.is_stored()
-            && e.header_offset == 0
+            && e.header_offset() == 0
             && e.data_offset == self.start
             && p.end <= e.compressed_size;
         same.then_some((p, taken))

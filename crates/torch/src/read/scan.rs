@@ -315,7 +315,7 @@ fn scan_zip(
                 Ok(v) => Cow::Owned(v),
                 Err(err) => {
                     findings.push(ContainerFinding {
-                        offset: e.header_offset,
+                        offset: e.header_offset(),
                         reason: format!("a compressed record cannot be looked into: {err}"),
                         verdict: ScanVerdict::Suspicious,
                     });
@@ -334,7 +334,7 @@ fn scan_zip(
                 }
                 Ok((false, _)) => {}
                 Err(reason) => findings.push(ContainerFinding {
-                    offset: e.header_offset,
+                    offset: e.header_offset(),
                     reason: format!("{}: {reason}", e.name),
                     verdict: ScanVerdict::Suspicious,
                 }),

@@ -42,7 +42,9 @@ const CENTRAL_SIG: u32 = 0x0201_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 
-/// One entry of the central directory, with its data located in the file.
+/// One entry of the central directory, with its data located in the file:
+/// 64 bytes (a 50,000-record directory is held whole while a checkpoint's
+/// objects are walked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipEntry {
     /// The full name as written (lossy UTF-8); up to 24 bytes held inline
@@ -58,16 +60,18 @@ pub struct ZipEntry {
     pub compressed_size: u64,
     /// Bytes after decompression.
     pub size: u64,
-    /// File offset of the local header.
-    pub header_offset: u64,
     /// File offset of the first data byte.
     pub data_offset: u64,
-    /// The first bytes of the data (up to 4, as stored), read with the
-    /// local header so that nothing else has to touch the record to see
-    /// what it is.
+    /// Bytes from the local header to the data (30 + name + extra, so at
+    /// most 131,100): see [`header_offset`](Self::header_offset).
+    header_len: u32,
+    /// The first bytes of the data (up to 4, as stored: fewer only if the
+    /// record is shorter), read with the local header so that nothing else
+    /// has to touch the record to see what it is.
     head: [u8; 4],
-    head_len: u8,
 }
+
+const _: () = assert!(std::mem::size_of::<ZipEntry>() == 64);
 
 impl ZipEntry {
     /// The absolute byte range of the entry's data (compressed if the entry
@@ -80,7 +84,13 @@ impl ZipEntry {
     /// The first bytes of the data as stored (up to 4: fewer only if the
     /// record is shorter), read without touching the record's mapped pages.
     pub fn head(&self) -> &[u8] {
-        &self.head[..usize::from(self.head_len)]
+        // Checked at parse time: the data lies in the file.
+        &self.head[..self.compressed_size.min(4) as usize]
+    }
+
+    /// File offset of the local header.
+    pub fn header_offset(&self) -> u64 {
+        self.data_offset - u64::from(self.header_len)
     }
 
     /// True if the data is stored (method 0) and not encrypted, so the bytes
@@ -101,7 +111,7 @@ impl ZipEntry {
         let raw = data.get(r.start as usize..r.end as usize).unwrap_or(&[]);
         if e.flags & 1 != 0 {
             return Err(TorchError::zip(
-                e.header_offset,
+                e.header_offset(),
                 Some(&e.name),
                 "the record is encrypted",
             ));
@@ -111,7 +121,7 @@ impl ZipEntry {
             8 => {
                 if e.size > max {
                     return Err(TorchError::zip(
-                        e.header_offset,
+                        e.header_offset(),
                         Some(&e.name),
                         format!(
                             "the record inflates to {} bytes, more than the limit of {max}",
@@ -134,7 +144,7 @@ impl ZipEntry {
                 Ok(Cow::Owned(out))
             }
             m => Err(TorchError::zip(
-                e.header_offset,
+                e.header_offset(),
                 Some(&e.name),
                 format!(
                     "unsupported compression method {m} (torch reads stored and deflated records only)"
@@ -354,9 +364,9 @@ impl ZipArchive {
                     duplicates.push(DuplicateName {
                         index: i as u64,
                         name: e.name.to_string(),
-                        header_offset: e.header_offset,
+                        header_offset: e.header_offset(),
                         first_name: first.name.to_string(),
-                        first_header_offset: first.header_offset,
+                        first_header_offset: first.header_offset(),
                     });
                 }
                 hashbrown::hash_table::Entry::Vacant(v) => {
@@ -414,7 +424,7 @@ impl ZipArchive {
             .ok_or_else(|| TorchError::zip(0, None, "the archive does not contain any files"))?;
         let Some(prefix) = self.archive_name() else {
             return Err(TorchError::zip(
-                first.header_offset,
+                first.header_offset(),
                 Some(&first.name),
                 format!(
                     "file in archive is not in a subdirectory: {} (torch takes the archive name from the first entry)",
@@ -428,7 +438,7 @@ impl ZipArchive {
                 && e.name.as_bytes()[prefix.len()] == b'/';
             if !ok {
                 return Err(TorchError::zip(
-                    e.header_offset,
+                    e.header_offset(),
                     Some(&e.name),
                     format!(
                         "file in archive is not in a subdirectory {prefix}/: {} (torch requires every record under the archive name taken from entry #0)",
@@ -724,6 +734,8 @@ fn parse_central<'d>(
     let mut head = [0; 4];
     let got = locals.get(data, data_offset, csize.min(4));
     head[..got.len()].copy_from_slice(got);
+    // 30 + two u16 lengths: fits.
+    let header_len = (30 + l_nlen + l_xlen) as u32;
     Ok((
         ZipEntry {
             name,
@@ -732,10 +744,9 @@ fn parse_central<'d>(
             crc32,
             compressed_size: csize,
             size: usize_,
-            header_offset: lho,
             data_offset,
+            header_len,
             head,
-            head_len: got.len() as u8,
         },
         next,
     ))
