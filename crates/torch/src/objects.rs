@@ -939,8 +939,10 @@ impl Collected {
 /// last: each child with its key, the key read from the value graph only
 /// when the child is walked (no path per child is held).
 struct Batch {
-    items: Vec<(ValueId, ChildKey)>,
+    items: Vec<Child>,
     next: usize,
+    /// The next pair of `items[next]` when it is [`Child::Pairs`].
+    pair: usize,
     /// Depth of the children.
     depth: usize,
     /// The parent's path.
@@ -960,37 +962,64 @@ enum ChildKey {
     State,
 }
 
+/// Children still to walk: one, or every pair of a dict or SETITEMS batch,
+/// read from it as the walk goes (a 50,000-entry state dict holds no list
+/// of its children).
+#[derive(Debug, Clone, Copy)]
+enum Child {
+    One(ValueId, ChildKey),
+    /// The values of `Value::Dict` or `Value::SetItems` `id`, each under its
+    /// key ([`Reader::pairs`]).
+    Pairs(ValueId),
+}
+
 /// Where [`Reader::children`] puts the children it finds, in order.
 struct ChildPaths<'w> {
-    items: &'w mut Vec<(ValueId, ChildKey)>,
+    items: &'w mut Vec<Child>,
+    /// Children in all (a [`Child::Pairs`] counts each pair).
+    count: usize,
 }
 
 impl ChildPaths<'_> {
+    fn one(&mut self, id: ValueId, key: ChildKey) {
+        self.items.push(Child::One(id, key));
+        self.count += 1;
+    }
+
     /// Child `id` at item `n`.
     fn index(&mut self, id: ValueId, n: usize) {
         // Fewer items than values, and values are counted in u32.
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        self.items.push((id, ChildKey::Index(n)));
+        self.one(id, ChildKey::Index(n));
     }
 
     /// Child `id` under `key`.
     fn key(&mut self, id: ValueId, key: ValueId) {
-        self.items.push((id, ChildKey::Key(key)));
+        self.one(id, ChildKey::Key(key));
+    }
+
+    /// Every pair of dict or SETITEMS batch `id`, `n` of them, each value
+    /// under its key.
+    fn pairs(&mut self, id: ValueId, n: usize) {
+        if n > 0 {
+            self.items.push(Child::Pairs(id));
+            self.count += n;
+        }
     }
 
     /// Child `id` at its parent's path itself (a transparent wrapper's
     /// inner value).
     fn same(&mut self, id: ValueId) {
-        self.items.push((id, ChildKey::Same));
+        self.one(id, ChildKey::Same);
     }
 
     /// An object's state `id` that is not a dict, at `__state__`.
     fn state(&mut self, id: ValueId) {
-        self.items.push((id, ChildKey::State));
+        self.one(id, ChildKey::State);
     }
 
     fn len(&self) -> usize {
-        self.items.len()
+        self.count
     }
 
     /// Room for `n` more children at once: a 50,000-entry state dict's
@@ -2310,7 +2339,10 @@ impl<'a> Walker<'a> {
                 None => key.push_str(&path),
             }
             let mut items = Vec::new();
-            let mut children = ChildPaths { items: &mut items };
+            let mut children = ChildPaths {
+                items: &mut items,
+                count: 0,
+            };
             self.walk_one(id, &path, &mut children)?;
             // Every step records what it found: a tensor, a value (objects
             // included) or a container.
@@ -2321,17 +2353,34 @@ impl<'a> Walker<'a> {
                 batches.push(Batch {
                     items,
                     next: 0,
+                    pair: 0,
                     depth: depth + 1,
                     parent: path.clone(),
                 });
             }
             next = None;
             while let Some(b) = batches.last_mut() {
-                let Some(&(child, child_key)) = b.items.get(b.next) else {
-                    batches.pop();
-                    continue;
+                let (child, child_key) = match b.items.get(b.next) {
+                    None => {
+                        batches.pop();
+                        continue;
+                    }
+                    Some(&Child::One(child, key)) => {
+                        b.next += 1;
+                        (child, key)
+                    }
+                    Some(&Child::Pairs(id)) => match self.r.pairs(id).get(b.pair) {
+                        Some(&(k, v)) => {
+                            b.pair += 1;
+                            (v, ChildKey::Key(k))
+                        }
+                        None => {
+                            b.next += 1;
+                            b.pair = 0;
+                            continue;
+                        }
+                    },
                 };
-                b.next += 1;
                 path.clear();
                 path.push_str(&b.parent);
                 let key_start = match child_key {
@@ -2669,15 +2718,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Children of a container or object, with their keys.
-    /// How many items the SETITEMS batches under `id` add in all (a
-    /// pickler writes a big dict's items in batches of 1,000).
-    fn set_items(&self, mut id: ValueId) -> usize {
-        let mut n = 0usize;
-        while let Value::SetItems { obj, items } = self.v(id) {
-            n = n.saturating_add(items.len());
-            id = *obj;
+    /// The (key, value) pairs of `Value::Dict` or `Value::SetItems` `id`
+    /// (none for any other value).
+    fn pairs(&self, id: ValueId) -> &'a [(ValueId, ValueId)] {
+        match self.arena.get(id) {
+            Some(Value::Dict(pairs) | Value::SetItems { items: pairs, .. }) => pairs,
+            _ => &[],
         }
-        n
     }
 
     fn children(&self, id: ValueId, out: &mut ChildPaths<'_>) -> Result<(), TorchError> {
@@ -2700,20 +2747,10 @@ impl<'a> Reader<'a> {
             | Value::Tuple(items)
             | Value::Set(items)
             | Value::FrozenSet(items) => index(out, items),
-            Value::Dict(pairs) => {
-                out.expect(pairs.len());
-                for &(k, v) in pairs {
-                    out.key(v, k);
-                }
-            }
+            Value::Dict(pairs) => out.pairs(id, pairs.len()),
             Value::SetItems { obj, items } => {
-                if out.len() == 0 {
-                    out.expect(self.set_items(id));
-                }
                 self.children(*obj, out)?;
-                for &(k, v) in items {
-                    out.key(v, k);
-                }
+                out.pairs(id, items.len());
             }
             Value::Appends { obj, items } | Value::AddItems { obj, items } => {
                 let before = out.len();
