@@ -190,9 +190,16 @@ impl Meta {
     }
 }
 
-pub(crate) fn memo_reads(data: &[u8], offset: usize, limits: &Limits) -> Option<MemoReads> {
+/// The memo indices the pickle from `offset` reads; `passed` is given the
+/// bytes read, a part at a time ([`Ops::memo_reads`](crate::ops::Ops::memo_reads)).
+pub(crate) fn memo_reads(
+    data: &[u8],
+    offset: usize,
+    limits: &Limits,
+    passed: &mut dyn FnMut(&[u8]),
+) -> Option<MemoReads> {
     let mut reads = Memo::default();
-    crate::ops::Ops::at(data, offset, limits).memo_reads(|i| reads.insert(i, 0))?;
+    crate::ops::Ops::at(data, offset, limits).memo_reads(|i| reads.insert(i, 0), passed)?;
     Some(MemoReads(reads))
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::engine::{Call, Core, Domain, Extend, Id, MemoReads, Seq, memo_reads};
 use crate::error::{At, PickleError};
-use crate::ops::{Arg, Op, Opcode, Ops};
+use crate::ops::{Arg, Op, Opcode, Ops, PASSED};
 use crate::value::{Arena, CompactString, Value, ValueId, int_from_le_signed};
 
 /// Bounds on the work and memory of one load. Every violation is
@@ -124,11 +124,11 @@ impl Machine {
         offset: usize,
         taker: &mut dyn Taker,
     ) -> Result<Pickle, PickleError> {
+        let reads = memo_reads(data, offset, &self.limits, &mut |b| taker.passed(b));
         let values = Values {
             taker: Some(taker),
             ..Values::default()
         };
-        let reads = memo_reads(data, offset, &self.limits);
         self.run(data, offset, values, reads)
     }
 
@@ -144,7 +144,17 @@ impl Machine {
         let mut ops = Ops::at(data, offset, &self.limits);
         let mut core = Core::new(&self.limits, values).with_memo_reads(reads);
         let start = ops.position();
+        // Positions are within `data`.
+        let at = |p: u64| usize::try_from(p).unwrap_or(usize::MAX).min(data.len());
+        let mut reported = at(start);
         loop {
+            let pos = at(ops.position());
+            if pos - reported >= PASSED {
+                if let Some(t) = core.domain.taker.as_mut() {
+                    t.passed(&data[reported..pos]);
+                }
+                reported = pos;
+            }
             let op = match ops.read_op()? {
                 Some(op) => op,
                 None => {
@@ -197,6 +207,16 @@ pub trait Taker {
     /// freed, so the taker must keep whatever it needs of them. `None`
     /// leaves the call as [`Value::Reduce`].
     fn take(&mut self, arena: &Arena, callable: ValueId, args: ValueId) -> Option<u32>;
+
+    /// The machine has read `bytes` of the data it was given, in its pass
+    /// before the run or in the run, and reads them again only in the run
+    /// after that pass: a reader of a mapped file may drop their pages
+    /// (`netport_io::release`). Called with parts of at least 1 MiB, in
+    /// order; the last part of each pass is not reported. Does nothing by
+    /// default.
+    fn passed(&mut self, bytes: &[u8]) {
+        let _ = bytes;
+    }
 }
 
 /// The machine's [`Domain`]: values in an [`Arena`], ids are [`ValueId`]s.
@@ -460,6 +480,52 @@ mod take_tests {
     //  x.h(7) (not taken), x.f(((9,), (9,))) with (9,) DUP'd]
     const PICKLE: &[u8] = b"\x80\x02]q\x00(cx\nf\nq\x01K\x01K\x02\x86Rcx\ng\nK\x05\x85\x85Rq\x02h\x02h\x01cx\nh\nK\x07\x85Rh\x01K\x09\x852\x86\x85Re.";
 
+    /// Records what the machine says it has passed.
+    #[derive(Default)]
+    struct Passed(Vec<(usize, usize)>, usize);
+
+    impl Taker for Passed {
+        fn take(&mut self, _: &Arena, _: ValueId, _: ValueId) -> Option<u32> {
+            None
+        }
+
+        fn passed(&mut self, bytes: &[u8]) {
+            let start = bytes.as_ptr() as usize - self.1;
+            self.0.push((start, start + bytes.len()));
+        }
+    }
+
+    #[test]
+    fn both_passes_report_what_they_have_read_in_order() {
+        // A list of 3,000 strings of 1,000 bytes: ~3 MB, after 5 bytes of
+        // something else (the pickle starts at offset 5).
+        let mut data = b"junk!\x80\x02](".to_vec();
+        for _ in 0..3000 {
+            data.push(b'X');
+            data.extend_from_slice(&1000u32.to_le_bytes());
+            data.extend_from_slice(&[b'a'; 1000]);
+        }
+        data.extend_from_slice(b"e.");
+        let mut taker = Passed(Vec::new(), data.as_ptr() as usize);
+        let p = Machine::default().load_with(&data, 5, &mut taker).unwrap();
+        assert!(matches!(p.arena.get(p.root), Some(Value::List(l)) if l.len() == 3000));
+        // Two passes, each from the pickle's start, in parts of at least
+        // 1 MiB back to back, none past the data.
+        let parts = &taker.0;
+        let restart = parts.iter().skip(1).position(|&(s, _)| s == 5).unwrap() + 1;
+        for pass in [&parts[..restart], &parts[restart..]] {
+            assert_eq!(pass[0].0, 5);
+            assert!(pass.len() >= 2, "{parts:?}");
+            for w in pass.windows(2) {
+                assert_eq!(w[0].1, w[1].0, "{parts:?}");
+            }
+            assert!(
+                pass.iter()
+                    .all(|&(s, e)| e - s >= PASSED && e <= data.len())
+            );
+        }
+    }
+
     #[test]
     fn taken_calls_free_what_only_they_held() {
         let plain = load(PICKLE).unwrap();
@@ -500,18 +566,20 @@ mod take_tests {
 
     #[test]
     fn memo_reads_are_found_without_decoding_strings() {
-        let reads = crate::engine::memo_reads(PICKLE, 0, &Limits::default()).unwrap();
+        let reads = crate::engine::memo_reads(PICKLE, 0, &Limits::default(), &mut |_| {}).unwrap();
         let read: Vec<u64> = (0..4).filter(|&i| reads.contains(i)).collect();
         assert_eq!(read, [1, 2]);
         // Invalid UTF-8 in a counted string: skipped by length all the same
         // (the run reports it); a truncated pickle has no reads.
         let bad = b"\x80\x02X\x02\x00\x00\x00\xff\xffq\x00h\x00.";
         assert!(
-            crate::engine::memo_reads(bad, 0, &Limits::default())
+            crate::engine::memo_reads(bad, 0, &Limits::default(), &mut |_| {})
                 .unwrap()
                 .contains(0)
         );
         assert!(load(bad).is_err());
-        assert!(crate::engine::memo_reads(&PICKLE[..20], 0, &Limits::default()).is_none());
+        assert!(
+            crate::engine::memo_reads(&PICKLE[..20], 0, &Limits::default(), &mut |_| {}).is_none()
+        );
     }
 }

@@ -281,6 +281,10 @@ impl Op<'_> {
     }
 }
 
+/// Bytes a pass over the ops reads between two reports of what it has
+/// passed ([`Ops::memo_reads`], [`Taker::passed`](crate::Taker::passed)).
+pub(crate) const PASSED: usize = 1 << 20;
+
 /// Iterator over the [`Op`]s of a byte slice.
 ///
 /// It does not stop at STOP (stacked pickles continue); it ends at the end of
@@ -354,9 +358,17 @@ impl Ops<'_> {
     /// their arguments (no UTF-8 check, no integer): a pass over a 5 MB
     /// pickle in a few milliseconds. An argument that `read_op` would reject
     /// is the run's error to report, at the same op.
-    pub(crate) fn memo_reads(mut self, mut read: impl FnMut(u64)) -> Option<()> {
+    ///
+    /// `passed` is given the bytes read so far, [`PASSED`] or more at a
+    /// time, each once.
+    pub(crate) fn memo_reads(
+        mut self,
+        mut read: impl FnMut(u64),
+        passed: &mut dyn FnMut(&[u8]),
+    ) -> Option<()> {
         use Opcode::*;
         let data = self.data;
+        let mut reported = self.pos;
         let len_at = |at: usize, n: usize| -> Option<u64> {
             let b = data.get(at..at.checked_add(n)?)?;
             let mut w = [0u8; 8];
@@ -364,6 +376,10 @@ impl Ops<'_> {
             Some(u64::from_le_bytes(w))
         };
         loop {
+            if self.pos - reported >= PASSED {
+                passed(&data[reported..self.pos]);
+                reported = self.pos;
+            }
             let opcode = Opcode::from_byte(*data.get(self.pos)?)?;
             let p = self.pos + 1;
             // Bytes of argument after the opcode, when known from them.

@@ -1299,6 +1299,13 @@ impl netport_pickle::Taker for TensorTaker {
         self.taken
             .push(&decl, requires_grad, offset, &dims[..n], &dims[n..2 * n])
     }
+
+    /// The pickle's pages the machine has passed need not stay resident:
+    /// the values own their bytes, and a page read again (the run after
+    /// the pass that finds the memo reads) comes back from the page cache.
+    fn passed(&mut self, bytes: &[u8]) {
+        netport_io::release(bytes);
+    }
 }
 
 /// Reads the values of one pickle: what they say, without recording
