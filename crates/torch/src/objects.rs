@@ -483,6 +483,9 @@ impl PackedTensor {
     const NEG: u8 = 8;
     /// Not packed: the tensor is `full[dims]`.
     const FULL: u8 = 16;
+    /// The tensor is its storage's user at its path (no separate entry:
+    /// [`Storages::finish`]).
+    const USER: u8 = 32;
 }
 
 /// A dense view of a storage on its device, as the walk found it.
@@ -748,8 +751,9 @@ impl Collected {
         if index >= self.storages.len() {
             return;
         }
+        let tensors = self.packed.tensors.len();
         match self.packed.text(path) {
-            Some(span) => self.storages.add_user(index, span),
+            Some(span) => self.storages.add_user(index, span, tensors),
             // Past the packed offsets: straight into the storage.
             None => self.storages.add_user_path(index, path),
         }
@@ -793,17 +797,21 @@ impl Collected {
         }
     }
 
-    /// Record a dense tensor that views its storage on its device, straight
-    /// into its packed record (a [`Tensor`] only if the offsets do not fit).
-    fn push_view(&mut self, v: &View<'_>, requires_grad: bool) {
-        let flags = if requires_grad {
-            PackedTensor::REQUIRES_GRAD
-        } else {
-            0
-        };
+    /// Record a dense tensor that views its storage on its device and is a
+    /// user of it at its path: straight into its packed record, which then
+    /// also stands for the user (no separate entry); as `add_user` then a
+    /// [`Tensor`] if the offsets do not fit.
+    fn push_user_view(&mut self, v: &View<'_>, requires_grad: bool) {
+        let flags = PackedTensor::USER
+            | if requires_grad {
+                PackedTensor::REQUIRES_GRAD
+            } else {
+                0
+            };
         match self.packed.record(v, flags) {
             Some(p) => self.packed.tensors.push(p),
             None => {
+                self.add_user(v.storage, v.path);
                 let t = self.tensor_of(v, TensorKind::Dense, requires_grad);
                 self.push_tensor(t);
             }
@@ -909,7 +917,11 @@ impl Collected {
     /// every pickle has been walked. Tensors, tree lines and storages stay
     /// packed.
     pub(crate) fn finish(&mut self) {
-        self.storages.finish();
+        let users = self.packed.tensors.iter().map(|p| {
+            (p.flags & (PackedTensor::USER | PackedTensor::FULL) == PackedTensor::USER)
+                .then_some((p.storage, p.path))
+        });
+        self.storages.finish(users);
     }
 
     /// Storage `index`, read in place.
@@ -1875,8 +1887,9 @@ impl<'a> Walker<'a> {
     }
 
     /// The view a [`TensorTaker`] took as number `n`, at `path`: its
-    /// storage registered, the view checked and its user recorded, exactly
-    /// as [`Walker::call`] does for the call it stands for.
+    /// storage registered and the view checked, exactly as [`Walker::call`]
+    /// does for the call it stands for (which then records the user: the
+    /// caller's part).
     fn taken_view(&mut self, n: u32, path: &str) -> Result<TakenView<'a>, TorchError> {
         let taken = self.r.taken;
         let t = taken
@@ -1887,7 +1900,6 @@ impl<'a> Walker<'a> {
         let (shape, strides) = (t.shape(), t.strides());
         let (dtype, offset) =
             self.check_view(path, storage, t.view_offset, t.offset, shape, strides, None)?;
-        self.out.add_user(storage, path);
         Ok(TakenView {
             storage,
             dtype,
@@ -1901,7 +1913,7 @@ impl<'a> Walker<'a> {
     fn push_taken(&mut self, n: u32, path: &str) -> Result<(), TorchError> {
         let v = self.taken_view(n, path)?;
         let view = v.at(path, &self.r.source);
-        self.out.push_view(&view, v.tensor.requires_grad);
+        self.out.push_user_view(&view, v.tensor.requires_grad);
         Ok(())
     }
 
@@ -1936,6 +1948,7 @@ impl<'a> Walker<'a> {
     /// (inside `_rebuild_parameter` and the like).
     fn taken_tensor(&mut self, n: u32, path: &str) -> Result<Tensor, TorchError> {
         let v = self.taken_view(n, path)?;
+        self.out.add_user(v.storage, path);
         let view = v.at(path, &self.r.source);
         Ok(self
             .out

@@ -124,8 +124,10 @@ pub(crate) struct Storages {
     /// Every storage declared by a pickle, by (record directory, key).
     index: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
-    /// `(storage, user path)` in walk order, until [`Storages::finish`].
-    users: Vec<(u32, Span)>,
+    /// `(storage, user path, tensors recorded before it)` in walk order,
+    /// until [`Storages::finish`]: users other than the tensors that are
+    /// their storage's users themselves (most of them; see `finish`).
+    users: Vec<(u32, Span, u32)>,
     /// Then: storage `i`'s users are `user_spans[user_start[i]..user_start[i + 1]]`.
     user_start: Vec<u32>,
     user_spans: Vec<Span>,
@@ -274,9 +276,10 @@ impl Storages {
 
     /// Record that the value at `path` (a span of the walk's text) uses
     /// storage `index`.
-    pub(crate) fn add_user(&mut self, index: usize, path: Span) {
-        if let Ok(i) = u32::try_from(index) {
-            self.users.push((i, path));
+    /// `tensors`: how many tensors the walk has recorded so far.
+    pub(crate) fn add_user(&mut self, index: usize, path: Span, tensors: usize) {
+        if let (Ok(i), Ok(t)) = (u32::try_from(index), u32::try_from(tensors)) {
+            self.users.push((i, path, t));
         }
     }
 
@@ -313,21 +316,63 @@ impl Storages {
 
     /// Group the users by storage, in walk order. Call once every pickle
     /// has been walked.
-    pub(crate) fn finish(&mut self) {
+    ///
+    /// `tensor_users` yields, for every tensor the walk recorded in order,
+    /// the (storage, path) it uses when it was recorded as that storage's
+    /// user itself rather than through [`add_user`](Self::add_user): merged
+    /// with the other users in walk order.
+    pub(crate) fn finish(
+        &mut self,
+        tensor_users: impl Iterator<Item = Option<(u32, Span)>> + Clone,
+    ) {
         let users = std::mem::take(&mut self.users);
         let mut start = vec![0u32; self.records.len() + 1];
-        for &(s, _) in &users {
-            start[s as usize + 1] += 1;
+        // Every user in walk order: one recorded when `i` tensors had been
+        // comes before tensor `i`.
+        let all = || {
+            let mut explicit = users.iter().peekable();
+            let mut tensors = tensor_users.clone();
+            let (mut i, mut tensors_done) = (0usize, false);
+            std::iter::from_fn(move || {
+                loop {
+                    if let Some(&&(s, span, before)) = explicit.peek()
+                        && (tensors_done || before as usize <= i)
+                    {
+                        explicit.next();
+                        return Some((s, span));
+                    }
+                    if tensors_done {
+                        return None;
+                    }
+                    match tensors.next() {
+                        None => tensors_done = true,
+                        Some(user) => {
+                            i += 1;
+                            if user.is_some() {
+                                return user;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let mut total = 0usize;
+        for (s, _) in all() {
+            if let Some(n) = start.get_mut(s as usize + 1) {
+                *n += 1;
+                total += 1;
+            }
         }
         for i in 1..start.len() {
             start[i] += start[i - 1];
         }
         let mut next = start.clone();
-        let mut spans = vec![Span { start: 0, len: 0 }; users.len()];
-        for (s, span) in users {
-            let at = &mut next[s as usize];
-            spans[*at as usize] = span;
-            *at += 1;
+        let mut spans = vec![Span { start: 0, len: 0 }; total];
+        for (s, span) in all() {
+            if let Some(at) = next.get_mut(s as usize) {
+                spans[*at as usize] = span;
+                *at += 1;
+            }
         }
         self.user_start = start;
         self.user_spans = spans;
@@ -624,16 +669,28 @@ mod tests {
         s.locate(a, 64..76, false);
         s.locate(b, 128..133, true);
         assert_eq!(s.full.len(), 1);
-        let text = "x.weightx.bias";
-        s.add_user(a, Span { start: 0, len: 8 });
-        s.add_user(b, Span { start: 8, len: 6 });
-        s.add_user(a, Span { start: 8, len: 6 });
+        let text = "x.weightx.biasy.ty.u";
+        let span = |start, len| Span { start, len };
+        // Users recorded apart (after 0, 1, 1 and 3 tensors), merged in
+        // walk order with the tensors that are users themselves: tensor 0
+        // (x.weight of a), 1 (not a user), 2 (y.t of a), 3 (y.u of c).
+        s.add_user(b, span(8, 6), 1);
+        s.add_user(a, span(8, 6), 1);
+        s.add_user(a, span(0, 8), 3);
         // A user past the text offsets comes after the spans.
         s.add_user_path(a, "z");
-        s.finish();
+        let tensor_users = [
+            Some((a as u32, span(0, 8))),
+            None,
+            Some((a as u32, span(14, 3))),
+            Some((c as u32, span(17, 3))),
+        ];
+        s.finish(tensor_users.into_iter());
         let mut want = expect("0", Some("data/0"), "cpu");
         want.byte_range = 64..76;
-        want.tensors = vec!["x.weight".into(), "x.bias".into(), "z".into()];
+        want.tensors = ["x.weight", "x.bias", "y.t", "x.weight", "z"]
+            .map(Into::into)
+            .to_vec();
         assert_eq!(s.get(a, text).unwrap().to_storage(), want);
         let mut want = expect("1", Some("data/1"), "cuda:0");
         want.byte_range = 128..133;
@@ -642,10 +699,9 @@ mod tests {
         let r = s.get(b, text).unwrap();
         assert_eq!(r.to_storage(), want);
         assert_eq!((r.first_tensor(), r.tensor_count()), (Some("x.bias"), 1));
-        assert_eq!(
-            s.get(c, text).unwrap().to_storage(),
-            expect("94', 5", None, "cpu")
-        );
+        let mut want = expect("94', 5", None, "cpu");
+        want.tensors = vec!["y.u".into()];
+        assert_eq!(s.get(c, text).unwrap().to_storage(), want);
         // Made whole, both are still found by their directory and key.
         assert_eq!(
             (s.find(Some("data"), "0"), s.find(Some("data"), "1")),
@@ -663,7 +719,7 @@ mod tests {
         odd.record = Some("elsewhere".into());
         let whole = s.push(odd.clone());
         assert_eq!(s.full.len(), 1);
-        s.finish();
+        s.finish(std::iter::empty());
         assert_eq!(s.get(packed, "").unwrap().to_storage(), w);
         assert_eq!(s.get(whole, "").unwrap().to_storage(), odd);
         assert_eq!(s.get(packed, "").unwrap().record(), Some("data/weights/w"));
@@ -677,7 +733,7 @@ mod tests {
         for i in 0..n {
             declare(&mut s, Some("data"), &i.to_string(), &format!("cuda:{i}"));
         }
-        s.finish();
+        s.finish(std::iter::empty());
         assert!(!s.full.is_empty() && s.full.len() < n, "{}", s.full.len());
         assert!(
             s.records[..200]
