@@ -184,7 +184,7 @@ impl<'c> TensorRef<'c> {
     /// [`Tensor::storage_offset`].
     pub fn storage_offset(&self) -> u64 {
         match self.0 {
-            RefInner::Packed { p, .. } => p.storage_offset,
+            RefInner::Packed { p, .. } => u64::from(p.storage_offset),
             RefInner::Full(t) => t.storage_offset,
         }
     }
@@ -458,23 +458,26 @@ impl Span {
     }
 }
 
-/// One tensor as the walk records it: 32 bytes, its path in
+/// One tensor as the walk records it: 28 bytes, its path in
 /// [`Packed::text`], shape then strides in [`Packed::dims`], device and
-/// storage key those of its storage.
+/// storage key those of its storage. (A tensor of more than 255
+/// dimensions, or at an offset past `u32` elements, is kept whole.)
 #[derive(Debug, Clone, Copy)]
 struct PackedTensor {
     path: Span,
     /// Start of the shape in [`Packed::dims`] (the strides follow it), or
     /// with [`PackedTensor::FULL`] the index in [`Packed::full`].
     dims: u32,
-    ndim: u32,
     storage: u32,
+    storage_offset: u32,
     /// Index in [`Packed::sources`].
     source: u16,
+    ndim: u8,
     dtype: DType,
     flags: u8,
-    storage_offset: u64,
 }
+
+const _: () = assert!(std::mem::size_of::<PackedTensor>() == 28);
 
 impl PackedTensor {
     const PARAMETER: u8 = 1;
@@ -666,9 +669,10 @@ impl Packed {
     /// The packed record of a view of its storage (on its storage's
     /// device), when its offsets fit.
     fn record(&mut self, v: &View<'_>, flags: u8) -> Option<PackedTensor> {
-        let ndim = u32::try_from(v.shape.len()).ok()?;
+        let ndim = u8::try_from(v.shape.len()).ok()?;
+        let storage_offset = u32::try_from(v.offset).ok()?;
         let dims = u32::try_from(self.dims.len()).ok()?;
-        dims.checked_add(ndim.checked_mul(2)?)?;
+        dims.checked_add(u32::from(ndim) * 2)?;
         let storage = u32::try_from(v.storage).ok()?;
         let source = self.source(v.source)?;
         let path = self.text(v.path)?;
@@ -682,7 +686,7 @@ impl Packed {
             source,
             dtype: v.dtype,
             flags,
-            storage_offset: v.offset,
+            storage_offset,
         })
     }
 
@@ -1332,6 +1336,70 @@ pub(crate) struct Reader<'a> {
     max_repr: usize,
 }
 
+/// The tensor index of every taken tensor the walk has reached, by its
+/// number. While the walk reaches them in number order from 0, each right
+/// after the one before (a state dict), a rule says it and no table is
+/// held; the first one out of that order makes the table.
+struct TakenSeen {
+    /// Taken tensors in all.
+    len: usize,
+    /// Rule: numbers `0..next` are reached, `n` is tensor `n + first`.
+    next: u32,
+    first: u32,
+    /// Table (once the rule is broken): `u32::MAX` for not reached.
+    table: Vec<u32>,
+}
+
+impl TakenSeen {
+    fn new(len: usize) -> Self {
+        TakenSeen {
+            len,
+            next: 0,
+            first: 0,
+            table: Vec::new(),
+        }
+    }
+
+    /// The tensor index of taken tensor `n`, if reached.
+    fn get(&self, n: u32) -> Option<usize> {
+        if self.table.is_empty() {
+            return (n < self.next).then(|| (n + self.first) as usize);
+        }
+        self.table
+            .get(n as usize)
+            .filter(|&&i| i != u32::MAX)
+            .map(|&i| i as usize)
+    }
+
+    /// Taken tensor `n` is tensor `index`; `false` when that cannot be held
+    /// (a number or index past `u32`).
+    fn set(&mut self, n: u32, index: usize) -> bool {
+        let Ok(i) = u32::try_from(index) else {
+            return false;
+        };
+        if i == u32::MAX || n as usize >= self.len {
+            return false;
+        }
+        if self.table.is_empty() {
+            if self.next == 0 && n == 0 {
+                (self.next, self.first) = (1, i);
+                return true;
+            }
+            if n == self.next && self.first.checked_add(n) == Some(i) {
+                self.next += 1;
+                return true;
+            }
+            // Out of order: the table from here on.
+            self.table = vec![u32::MAX; self.len];
+            for k in 0..self.next {
+                self.table[k as usize] = k + self.first;
+            }
+        }
+        self.table[n as usize] = i;
+        true
+    }
+}
+
 /// Walks one pickle into a [`Collected`].
 pub(crate) struct Walker<'a> {
     r: Reader<'a>,
@@ -1343,7 +1411,7 @@ pub(crate) struct Walker<'a> {
     /// The tensor index of every taken tensor the walk has reached
     /// (`u32::MAX`: not yet), by its [`Value::Taken`] number: a taken value
     /// reached again (tied weights) is the same tensor.
-    taken_seen: Vec<u32>,
+    taken_seen: TakenSeen,
     /// Storage resolved per persistent-id node: (storage index, view offset
     /// in storage elements).
     pid_cache: HashMap<ValueId, (usize, u64)>,
@@ -1448,7 +1516,7 @@ impl<'a> Walker<'a> {
             out,
             expanded: HashMap::default(),
             tensor_cache: HashMap::default(),
-            taken_seen: vec![u32::MAX; taken.len()],
+            taken_seen: TakenSeen::new(taken.len()),
             pid_cache: HashMap::default(),
             last_node: None,
             last_storage_type: None,
@@ -2439,11 +2507,7 @@ impl<'a> Walker<'a> {
         {
             // Tensors first (also for repeated references).
             let seen = match self.v(id) {
-                Value::Taken(n) => self
-                    .taken_seen
-                    .get(*n as usize)
-                    .filter(|&&i| i != u32::MAX)
-                    .map(|&i| i as usize),
+                Value::Taken(n) => self.taken_seen.get(*n),
                 _ => self.tensor_cache.get(&id).copied(),
             };
             if let Some(i) = seen {
@@ -2461,11 +2525,8 @@ impl<'a> Walker<'a> {
             if let Value::Taken(n) = self.v(id) {
                 let index = self.out.tensor_count();
                 self.push_taken(*n, path)?;
-                match (self.taken_seen.get_mut(*n as usize), u32::try_from(index)) {
-                    (Some(slot), Ok(i)) if i != u32::MAX => *slot = i,
-                    _ => {
-                        self.tensor_cache.insert(id, index);
-                    }
+                if !self.taken_seen.set(*n, index) {
+                    self.tensor_cache.insert(id, index);
                 }
                 self.last_node = Some(TreeNode::Tensor(index));
                 return Ok(());
@@ -3307,6 +3368,56 @@ mod taken_tests {
             numel,
             view_offset: 7,
         }
+    }
+
+    #[test]
+    fn taken_seen_keeps_a_rule_until_the_order_breaks() {
+        // In order from tensor 3 (three tensors came first): no table.
+        let mut s = TakenSeen::new(6);
+        assert_eq!(s.get(0), None);
+        for n in 0..3 {
+            assert!(s.set(n, 3 + n as usize));
+        }
+        assert!(s.table.is_empty());
+        assert_eq!((s.get(0), s.get(2), s.get(3)), (Some(3), Some(5), None));
+        // 5 before 3, then 3 after a tensor that is not taken: the table,
+        // with what the rule said.
+        assert!(s.set(5, 6));
+        assert!(!s.table.is_empty());
+        assert!(s.set(3, 8));
+        assert_eq!(
+            (0..6).map(|n| s.get(n)).collect::<Vec<_>>(),
+            [Some(3), Some(4), Some(5), Some(8), None, Some(6)]
+        );
+        // Numbers past the count, indices past u32: not held.
+        assert!(!s.set(6, 9));
+        assert!(!TakenSeen::new(2).set(0, u32::MAX as usize));
+        // Not from 0, or a gap in the indices: the table at once.
+        let mut s = TakenSeen::new(3);
+        assert!(s.set(1, 0) && !s.table.is_empty());
+        let mut s = TakenSeen::new(3);
+        assert!(s.set(0, 0) && s.set(1, 2));
+        assert_eq!((s.get(0), s.get(1), s.get(2)), (Some(0), Some(2), None));
+    }
+
+    #[test]
+    fn views_past_the_packed_fields_are_not_packed() {
+        let mut p = Packed::default();
+        let source: Arc<str> = "data.pkl".into();
+        let dims = vec![1u64; 256];
+        let view = |offset, ndim| View {
+            path: "w",
+            source: &source,
+            storage: 3,
+            dtype: DType::Float32,
+            shape: &dims[..ndim],
+            strides: &dims[..ndim],
+            offset,
+        };
+        let r = p.record(&view(u64::from(u32::MAX), 255), 0).unwrap();
+        assert_eq!((r.storage_offset, r.ndim, r.storage), (u32::MAX, 255, 3));
+        assert!(p.record(&view(u64::from(u32::MAX) + 1, 1), 0).is_none());
+        assert!(p.record(&view(0, 256), 0).is_none());
     }
 
     #[test]
