@@ -583,6 +583,10 @@ struct Packed {
     last_text: Option<Span>,
     /// Shapes and strides, back to back.
     dims: Vec<u64>,
+    /// Where the last shape and strides appended to `dims` start, and their
+    /// number of dimensions: a tensor with the same ones shares them (a
+    /// BatchNorm's four tensors, half of a ResNet's).
+    last_dims: Option<(u32, u8)>,
     /// Tensors the packed form cannot hold (a kind other than dense or
     /// parameter, a device other than the storage's, no storage, or a
     /// buffer past `u32` offsets).
@@ -671,13 +675,29 @@ impl Packed {
     fn record(&mut self, v: &View<'_>, flags: u8) -> Option<PackedTensor> {
         let ndim = u8::try_from(v.shape.len()).ok()?;
         let storage_offset = u32::try_from(v.offset).ok()?;
-        let dims = u32::try_from(self.dims.len()).ok()?;
-        dims.checked_add(u32::from(ndim) * 2)?;
+        let n = usize::from(ndim);
+        let same = self.last_dims.filter(|&(start, last)| {
+            let start = start as usize;
+            last == ndim
+                && self.dims.get(start..start + n) == Some(v.shape)
+                && self.dims.get(start + n..start + 2 * n) == Some(v.strides)
+        });
+        let dims = match same {
+            Some((start, _)) => start,
+            None => {
+                let start = u32::try_from(self.dims.len()).ok()?;
+                start.checked_add(u32::from(ndim) * 2)?;
+                start
+            }
+        };
         let storage = u32::try_from(v.storage).ok()?;
         let source = self.source(v.source)?;
         let path = self.text(v.path)?;
-        self.dims.extend_from_slice(v.shape);
-        self.dims.extend_from_slice(v.strides);
+        if same.is_none() {
+            self.dims.extend_from_slice(v.shape);
+            self.dims.extend_from_slice(v.strides);
+            self.last_dims = Some((dims, ndim));
+        }
         Some(PackedTensor {
             path,
             dims,
@@ -3418,6 +3438,36 @@ mod taken_tests {
         assert_eq!((r.storage_offset, r.ndim, r.storage), (u32::MAX, 255, 3));
         assert!(p.record(&view(u64::from(u32::MAX) + 1, 1), 0).is_none());
         assert!(p.record(&view(0, 256), 0).is_none());
+    }
+
+    #[test]
+    fn a_tensor_shares_the_dims_of_the_one_before_when_they_are_equal() {
+        let mut p = Packed::default();
+        let source: Arc<str> = "data.pkl".into();
+        let mut dims_of = |shape: &[u64], strides: &[u64]| {
+            let v = View {
+                path: "w",
+                source: &source,
+                storage: 0,
+                dtype: DType::Float32,
+                shape,
+                strides,
+                offset: 0,
+            };
+            p.record(&v, 0).unwrap().dims
+        };
+        let a = dims_of(&[4, 2], &[2, 1]);
+        assert_eq!(dims_of(&[4, 2], &[2, 1]), a);
+        // Other strides, another shape of as many elements, fewer dims.
+        let b = dims_of(&[4, 2], &[1, 4]);
+        let c = dims_of(&[2, 4], &[1, 2]);
+        let d = dims_of(&[4], &[2]);
+        assert_eq!((b, c, d), (a + 4, a + 8, a + 12));
+        // Only the last is shared: `a`'s dims again are appended.
+        assert_eq!(dims_of(&[4, 2], &[2, 1]), a + 14);
+        assert_eq!(dims_of(&[], &[]), a + 18);
+        assert_eq!(dims_of(&[], &[]), a + 18);
+        assert_eq!(p.dims.len(), 18);
     }
 
     #[test]
