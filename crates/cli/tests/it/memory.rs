@@ -197,18 +197,20 @@ fn growth_per_tensor(
 
 const FEW: usize = 1_000;
 const MANY: usize = 10_000;
-/// Measured 726 - 764 over 3 runs (debug build; 913 - 979 before tensors
-/// stayed packed for inspect, 2,204 - 2,240 before plain tensors were
-/// taken while the pickle runs, 2,417 - 2,474 before the walk recorded
-/// tensors packed, 2,862 before issue 13's second 50,000-tensor round,
-/// ~3,700 before the first): the pickle keeps the key and one taken value a
-/// tensor (its ~14 argument values are freed as the call is read, and their
-/// ids reused); tensors and tree lines stay packed records that inspect
-/// reads in place; storages (with their users' paths), zip entries and the
-/// record list are unpacked; local headers are read through the file and
-/// the directory's and the pickle's mapped pages are released, so no file
-/// page is held per tensor; the JSON is streamed, never held.
-const INSPECT_BYTES_PER_TENSOR: u64 = 1_024;
+/// Measured 470 - 522 over 3 runs (debug build; 726 - 764 before the
+/// session that packed storages' users, zip entries and taken tensors
+/// tighter and held short names inline, 913 - 979 before tensors stayed
+/// packed for inspect, 2,204 - 2,240 before plain tensors were taken while
+/// the pickle runs, 2,417 - 2,474 before the walk recorded tensors packed,
+/// 2,862 before issue 13's second 50,000-tensor round, ~3,700 before the
+/// first): the pickle keeps the key and one taken value a tensor (its ~14
+/// argument values are freed as the call is read, and their ids reused);
+/// tensors, tree lines and storages stay packed records that inspect reads
+/// in place; the record list reuses the zip entries; local headers are read
+/// through the file and the directory's and the pickle's mapped pages are
+/// released (the pickle's as the run passes them), so no file page is held
+/// per tensor; the JSON is streamed, never held.
+const INSPECT_BYTES_PER_TENSOR: u64 = 640;
 /// Measured 3,279 - 3,606 over 5 runs (debug build; 3,324 - 3,617 before
 /// the packed walk records, 3,707 before that, ~4,000 before that): the
 /// check that the output loads with `weights_only=True` (the netport-pickle
