@@ -142,7 +142,7 @@ impl Storages {
     /// Room for `n` more storages (a hint).
     pub(crate) fn reserve(&mut self, n: usize) {
         self.records.reserve_exact(n);
-        self.users.reserve_exact(n);
+        // (No room for users: a tensor is its storage's user itself.)
         self.text.reserve(n.saturating_mul(16));
         let (hasher, records, text, full) = (&self.hasher, &self.records, &self.text, &self.full);
         self.index.reserve(n, |&i| {
