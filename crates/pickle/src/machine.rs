@@ -208,11 +208,12 @@ pub trait Taker {
     /// leaves the call as [`Value::Reduce`].
     fn take(&mut self, arena: &Arena, callable: ValueId, args: ValueId) -> Option<u32>;
 
-    /// The machine has read `bytes` of the data it was given, in its pass
-    /// before the run or in the run, and reads them again only in the run
-    /// after that pass: a reader of a mapped file may drop their pages
-    /// (`netport_io::release`). Called with parts of at least 1 MiB, in
-    /// order; the last part of each pass is not reported. Does nothing by
+    /// The machine is done with `bytes`, a part of the data it was given,
+    /// for its current pass: first the pass over the ops that finds the
+    /// memo reads, then the run. Only the run reads them again, and nothing
+    /// after the run, so a reader of a mapped file may drop their pages
+    /// (`netport_io::release`). Called in order with parts of at least
+    /// 1 MiB; the last part of each pass is not reported. Does nothing by
     /// default.
     fn passed(&mut self, bytes: &[u8]) {
         let _ = bytes;
