@@ -398,15 +398,8 @@ struct Estimator<'a> {
 
 impl Estimator<'_> {
     fn varint(&self, pos: usize, end: usize) -> Option<(u64, usize)> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let b = *self.data[..end].get(pos + i)?;
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Some((value, pos + i + 1));
-            }
-        }
-        None
+        let mut next = pos;
+        netport_io::varint::get(&self.data[..end], &mut next).map(|v| (v, next))
     }
 
     fn message(&self, mut pos: usize, end: usize, desc: &MessageDescriptor, budget: u32) -> u64 {

@@ -2,7 +2,8 @@
 //! done one way: atomic output files ([`AtomicFile`]), read-only memory maps
 //! whose copied pages are released ([`Mapped`], [`chunks`]), [`same_file`],
 //! the one "what is this file" sniffer ([`sniff`]) with one set of
-//! messages, and [`transform_ahead`] for writes that must change every byte.
+//! messages, [`transform_ahead`] for writes that must change every byte, and
+//! LEB128 integers ([`varint`]).
 //!
 //! This is a base crate: format crates (torch, safetensors, onnx, caffe2)
 //! may depend on it, it depends on none of them.
@@ -11,6 +12,7 @@ mod atomic;
 mod map;
 mod pipeline;
 pub mod sniff;
+pub mod varint;
 
 use std::path::{Path, PathBuf};
 

@@ -335,14 +335,8 @@ pub fn could_be_pickle(head: &[u8]) -> bool {
 
 /// A protobuf varint at the start of `data`: (value, bytes used).
 fn varint(data: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &b) in data.iter().take(10).enumerate() {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some((value, i + 1));
-        }
-    }
-    None
+    let mut used = 0;
+    crate::varint::get(data, &mut used).map(|v| (v, used))
 }
 
 /// HTML or XML: after a byte order mark and whitespace, `<` followed by

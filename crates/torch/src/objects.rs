@@ -19,6 +19,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashSet};
+use netport_io::varint;
 use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
 
@@ -1114,8 +1115,8 @@ impl TakenTensor<'_> {
 }
 
 /// The tensors a [`TensorTaker`] took while a pickle ran, by their
-/// [`Value::Taken`] number, each encoded in a few bytes (LEB128 integers,
-/// then the storage key): ~20 bytes for a typical tensor, where a record
+/// [`Value::Taken`] number, each encoded in a few bytes
+/// ([`netport_io::varint`] integers, then the storage key): ~20 bytes for a typical tensor, where a record
 /// of fixed fields with its dimensions took ~70.
 #[derive(Debug, Default)]
 pub(crate) struct Taken {
@@ -1124,31 +1125,6 @@ pub(crate) struct Taken {
     at: Vec<u32>,
     /// Storage type modules (field 0) and names (1), locations (2).
     names: Names,
-}
-
-/// Appends `v` to `out` as LEB128: seven bits a byte, low first.
-#[inline]
-fn put_uint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a LEB128 integer [`put_uint`] wrote at `*pos`.
-#[inline]
-fn get_uint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f).checked_shl(shift)?;
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 impl Taken {
@@ -1182,17 +1158,17 @@ impl Taken {
         // The most a record of `MAX_TAKEN_NDIM` dimensions takes but its key.
         out.reserve(3 * 3 + 2 + (4 + 2 * MAX_TAKEN_NDIM + 1) * 10 + decl.key.len());
         for n in names {
-            put_uint(out, u64::from(n));
+            varint::put(out, u64::from(n));
         }
         out.push(decl.dtype as u8);
         out.push(u8::from(requires_grad));
         for v in [decl.numel, decl.view_offset, offset, shape.len() as u64] {
-            put_uint(out, v);
+            varint::put(out, v);
         }
         for &d in shape.iter().chain(strides) {
-            put_uint(out, d);
+            varint::put(out, d);
         }
-        put_uint(out, decl.key.len() as u64);
+        varint::put(out, decl.key.len() as u64);
         out.extend_from_slice(decl.key.as_bytes());
         if u32::try_from(out.len()).is_err() {
             out.truncate(start as usize);
@@ -1206,13 +1182,13 @@ impl Taken {
     fn get(&self, n: u32) -> Option<TakenTensor<'_>> {
         let mut pos = *self.at.get(n as usize)? as usize;
         let b = &self.bytes[..];
-        let mut uint = || get_uint(b, &mut pos);
+        let mut uint = || varint::get(b, &mut pos);
         let mut name = || u16::try_from(uint()?).ok();
         let (module, name, location) = (name()?, name()?, name()?);
         let dtype = *DType::ALL.get(usize::from(*b.get(pos)?))?;
         let requires_grad = *b.get(pos + 1)? != 0;
         pos += 2;
-        let mut uint = || get_uint(b, &mut pos);
+        let mut uint = || varint::get(b, &mut pos);
         let (numel, view_offset, offset) = (uint()?, uint()?, uint()?);
         let ndim = usize::try_from(uint()?).ok()?;
         let mut dims = [0u64; 2 * MAX_TAKEN_NDIM];
@@ -3468,26 +3444,6 @@ mod taken_tests {
         assert_eq!(dims_of(&[], &[]), a + 18);
         assert_eq!(dims_of(&[], &[]), a + 18);
         assert_eq!(p.dims.len(), 18);
-    }
-
-    #[test]
-    fn uints_read_back_at_every_width() {
-        let values = [0, 1, 127, 128, 255, 300, 1 << 35, u64::MAX - 1, u64::MAX];
-        let mut bytes = Vec::new();
-        for v in values {
-            put_uint(&mut bytes, v);
-        }
-        let mut pos = 0;
-        for v in values {
-            assert_eq!(get_uint(&bytes, &mut pos), Some(v));
-        }
-        assert_eq!(pos, bytes.len());
-        // Cut short, or more than 64 bits of continuation bytes: no value.
-        assert_eq!(
-            get_uint(&bytes[..bytes.len() - 1], &mut { bytes.len() - 10 }),
-            None
-        );
-        assert_eq!(get_uint(&[0xff; 11], &mut 0), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use crate::error::{ConvertError, invalid};
 use bytes::Bytes;
 use netport_caffe2::proto::{Argument, OperatorDef};
+use netport_io::varint;
 use netport_onnx::ExternalDataResolver;
 use netport_onnx::proto::TensorProto;
 use netport_onnx::proto::tensor_proto::DataType;
@@ -161,15 +162,6 @@ pub fn fill_op_of(op_type: &str, values: Values, dims: &[i64], output: &str) -> 
     }
 }
 
-/// Bytes of a protobuf varint.
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// Writes the fill op of a FLOAT tensor as NetDef field 2 (`op`) straight
 /// from the tensor's bytes, without holding its values: the bytes are
 /// those `prost` writes for [`fill_op`]'s op (each float unpacked: tag
@@ -218,9 +210,9 @@ pub fn write_float_fill(
     .encode_to_vec();
     let values_len = values_name.len() as u64 + 5 * n;
     let mut prefix = Vec::new();
-    varint(values_len, &mut prefix);
+    varint::put(&mut prefix, values_len);
     let mut shape_prefix = Vec::new();
-    varint(shape.len() as u64, &mut shape_prefix);
+    varint::put(&mut shape_prefix, shape.len() as u64);
     let op_len = head.len() as u64
         + 1
         + prefix.len() as u64
@@ -229,7 +221,7 @@ pub fn write_float_fill(
         + shape_prefix.len() as u64
         + shape.len() as u64;
     let mut out = vec![0x12];
-    varint(op_len, &mut out);
+    varint::put(&mut out, op_len);
     out.extend_from_slice(&head);
     out.push(0x2a);
     out.extend_from_slice(&prefix);
