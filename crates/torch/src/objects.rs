@@ -1404,9 +1404,9 @@ pub(crate) struct Walker<'a> {
     out: &'a mut Collected,
     expanded: HashMap<ValueId, String>,
     tensor_cache: HashMap<ValueId, usize>,
-    /// The tensor index of every taken tensor the walk has reached
-    /// (`u32::MAX`: not yet), by its [`Value::Taken`] number: a taken value
-    /// reached again (tied weights) is the same tensor.
+    /// The tensor index of every taken tensor the walk has reached, by its
+    /// [`Value::Taken`] number: a taken value reached again (tied weights)
+    /// is the same tensor.
     taken_seen: TakenSeen,
     /// Storage resolved per persistent-id node: (storage index, view offset
     /// in storage elements).

@@ -651,9 +651,11 @@ fn read_zip(
     walk: Walk,
     early: Option<EarlyPickle>,
 ) -> Result<(Info, Collected, Vec<PickleRecord>), TorchError> {
-    let cut = zip.check_prefix()?.len() + 1;
+    // Every name is checked once (50,000 of them in a big checkpoint).
+    let prefix = zip.check_prefix()?.to_owned();
+    let cut = prefix.len() + 1;
     let (mut info, collected, pickles) =
-        read_zip_objects(data, &zip, format, options, walk, early)?;
+        read_zip_objects(data, &zip, prefix, format, options, walk, early)?;
     info.records = into_records(zip, cut);
     Ok((info, collected, pickles))
 }
@@ -681,16 +683,17 @@ fn into_records(zip: ZipArchive, cut: usize) -> Vec<Record> {
 }
 
 /// Everything of [`read_zip`] but the record list: the small records, the
-/// pickles, the walk of their objects and the storages' locations.
+/// pickles, the walk of their objects and the storages' locations, every
+/// name under `prefix` (its [`ZipArchive::check_prefix`]).
 fn read_zip_objects(
     data: &[u8],
     zip: &ZipArchive,
+    prefix: String,
     format: Format,
     options: &Options,
     walk: Walk,
     mut early: Option<EarlyPickle>,
 ) -> Result<(Info, Collected, Vec<PickleRecord>), TorchError> {
-    let prefix = zip.check_prefix()?.to_owned();
     let full = |r: &str| format!("{prefix}/{r}");
     let rec = |r: &str| zip.find(&full(r));
     let mut info = Info {
