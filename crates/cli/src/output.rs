@@ -158,29 +158,21 @@ impl JsonObject<'_> {
         let chunks = len.div_ceil(Self::CHUNK);
         let out = &mut *self.out;
         std::thread::scope(|scope| -> anyhow::Result<()> {
-            // The second thread renders the odd pieces, one ahead, and gets
-            // each buffer back once it is written: two buffers in all,
-            // whatever the number of pieces.
+            // The second thread renders the odd pieces, one ahead.
             let (tx, rx) = std::sync::mpsc::sync_channel::<serde_json::Result<Vec<u8>>>(1);
-            let (back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
             let render = &render;
             let second = (chunks >= 2)
                 .then(|| {
                     std::thread::Builder::new()
                         .spawn_scoped(scope, move || {
-                            let mut buf = Vec::new();
                             for chunk in (1..chunks).step_by(2) {
-                                buf.clear();
+                                let mut buf = Vec::new();
                                 let piece = render(chunk, &mut buf).map(|()| buf);
                                 let failed = piece.is_err();
                                 // A closed channel: this thread's reader failed.
                                 if tx.send(piece).is_err() || failed {
                                     return;
                                 }
-                                // The reader hands the buffer back after
-                                // writing it, or is gone (then so is this).
-                                let Ok(b) = spare.recv() else { return };
-                                buf = b;
                             }
                         })
                         .ok()
@@ -199,8 +191,6 @@ impl JsonObject<'_> {
                         anyhow::anyhow!("the thread rendering JSON pieces stopped")
                     })??;
                     out.write_all(&piece)?;
-                    // Gone only when it has rendered its last piece.
-                    let _ = back.send(piece);
                 }
             }
             Ok(())
