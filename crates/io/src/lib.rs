@@ -20,8 +20,8 @@ pub use atomic::{
     AtomicFile, Durability, Finished, OutputFile, bytes_written, write_file, write_with,
 };
 pub use map::{
-    CHUNK, Chunks, Input, Mapped, chunks, copy_mapped, map_file, read_unmapped, read_unmapped_into,
-    release,
+    CHUNK, COPY_STEP, Chunks, Input, Mapped, chunks, copy_mapped, map_file, read_unmapped,
+    read_unmapped_into, release,
 };
 pub use pipeline::transform_ahead;
 pub use sniff::{Sniffed, sniff_bytes, sniff_file};
