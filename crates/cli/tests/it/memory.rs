@@ -142,7 +142,10 @@ fn rewrites_of_a_512_mib_checkpoint_stay_under_64_mib() {
         );
     }
     let out_len = std::fs::metadata(&out).unwrap().len();
-    assert!(out_len.abs_diff(len) < 4096, "{out_len} vs {len}");
+    // The same records; the first storage after the shorter data.pkl keeps
+    // its offset modulo the kernel copy's step (up to 64 KiB of padding).
+    let slack = netport_io::COPY_STEP + 4096;
+    assert!(out_len.abs_diff(len) < slack, "{out_len} vs {len}");
     assert!(std::fs::metadata(&st).unwrap().len() > (TENSORS * TENSOR_BYTES) as u64);
 }
 

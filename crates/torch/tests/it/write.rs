@@ -334,3 +334,60 @@ fn every_writer_creates_like_a_plain_create_and_cleans_up() {
     assert!(e.to_string().contains("blocked.pt"), "{e}");
     assert_eq!(names_in(dir.path()), ["blocked.pt", "legacy.pt", "zip.pt"]);
 }
+
+/// A record of 1 MiB or more copied unchanged keeps its source's offset
+/// modulo 64 KiB (`netport_io::COPY_STEP`, the kernel copy's step) when the
+/// records before it changed length, with more `FB` padding and still 64-byte
+/// alignment; smaller records keep torch's padding, and the bytes, CRCs and
+/// names read back unchanged.
+#[test]
+fn large_copied_records_keep_their_phase() {
+    use netport_torch::write::ZipWriter;
+    let step = netport_io::COPY_STEP;
+    let big: Vec<u8> = (0..(1 << 20) + 4321).map(|i| (i % 251) as u8).collect();
+    let small = vec![7u8; 5000];
+    let mut z = ZipWriter::new(Vec::new(), "src", 64);
+    z.add_stored("data.pkl", &[0x80; 300]).unwrap();
+    z.add_stored("data/0", &small).unwrap();
+    z.add_stored("data/1", &big).unwrap();
+    z.add_stored("data/2", &big[..(1 << 20)]).unwrap();
+    let (src, _) = z.finish().unwrap();
+    let src_zip = ZipArchive::parse(&src).unwrap();
+    // Every growth of data.pkl up to 72 bytes (moving the records by 64
+    // with data/1's padding of 60 or more needs the header before it), then
+    // larger growths and shrinking.
+    for pkl_len in (300..372).chain([1300, 300 + 64 * 700, 40]) {
+        let replacements = HashMap::from([("data.pkl".to_owned(), vec![0x80; pkl_len])]);
+        let (out, _) = rewrite_zip_to(Vec::new(), &src, &src_zip, &replacements, None).unwrap();
+        let out_zip = ZipArchive::parse(&out).unwrap();
+        let at = |zip: &ZipArchive, name: &str| zip.find(name).unwrap().data_range().start;
+        for name in ["src/data/1", "src/data/2"] {
+            let (from, to) = (at(&src_zip, name), at(&out_zip, name));
+            assert_eq!(to % step, from % step, "{pkl_len}: {name}");
+            assert_eq!(to % 64, 0, "{pkl_len}: {name}");
+        }
+        // The small record: torch's padding (under 64 bytes), and 64 more
+        // when the large record after it needs them.
+        let e = out_zip.find("src/data/0").unwrap();
+        let header = e.data_range().start - e.header_offset();
+        assert!(header < 30 + 10 + 4 + 64 + 64, "{pkl_len}: {header}");
+        assert_eq!(e.data_range().start % 64, 0, "{pkl_len}");
+        for e in src_zip.entries() {
+            let name = e.name.as_str();
+            let o = out_zip.find(name).unwrap();
+            let bytes = |zip: &ZipArchive, buf: &[u8], n: &str| {
+                let r = zip.find(n).unwrap().data_range();
+                buf[r.start as usize..r.end as usize].to_vec()
+            };
+            if name != "src/data.pkl" {
+                assert_eq!(bytes(&out_zip, &out, name), bytes(&src_zip, &src, name));
+                assert_eq!(o.crc32, e.crc32);
+                assert_eq!(o.crc32, crc32(&bytes(&out_zip, &out, name)));
+            }
+        }
+    }
+    // Unchanged lengths: the same bytes as the source.
+    let replacements = HashMap::from([("data.pkl".to_owned(), vec![0x81; 300])]);
+    let (out, _) = rewrite_zip_to(Vec::new(), &src, &src_zip, &replacements, None).unwrap();
+    assert_eq!(out.len(), src.len());
+}
