@@ -7,6 +7,7 @@
 //! `path_name` is a raw record (a whole untyped storage) in the config's
 //! directory, shared by every FQN that views it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -143,6 +144,16 @@ pub(crate) fn read(
             }
         }
     }
+    // The storage of each record, found by name (not a search per tensor).
+    let mut by_record: HashMap<String, usize> = HashMap::new();
+    for i in 0..out.storages.len() {
+        if let Some(r) = out
+            .storage_ref(i)
+            .and_then(|s| s.record().map(str::to_owned))
+        {
+            by_record.entry(r).or_insert(i);
+        }
+    }
     for rel in &names {
         let dir = if rel.starts_with("data/weights/") && rel.ends_with("_weights_config.json") {
             "data/weights"
@@ -259,15 +270,12 @@ pub(crate) fn read(
                         },
                     )));
                 }
-                let index = match (0..out.storages.len()).find(|&i| {
-                    out.storage_ref(i)
-                        .is_some_and(|s| s.record() == Some(record.as_str()))
-                }) {
-                    Some(i) => i,
+                let index = match by_record.get(record.as_str()) {
+                    Some(&i) => i,
                     None => {
                         let storage_type = out.intern("raw");
                         let location = out.intern(&device);
-                        out.storages.push(Storage {
+                        let index = out.storages.push(Storage {
                             key,
                             record: Some(record.clone()),
                             source: rel.as_str().into(),
@@ -278,7 +286,9 @@ pub(crate) fn read(
                             byte_range: 0..0,
                             compressed: false,
                             tensors: Vec::new(),
-                        })
+                        });
+                        by_record.insert(record.clone(), index);
+                        index
                     }
                 };
                 out.add_user(index, fqn);

@@ -503,3 +503,37 @@ fn export_pt2() {
             .any(|p| p.name.starts_with("data/sample_inputs/"))
     );
 }
+
+/// Two weights of a `.pt2` that name the same record (tied parameters) are
+/// views of one storage: export.pt2 with `bn.weight` pointed at
+/// `conv.bias`'s record (same dtype and shape), written by netport's zip
+/// rewriter.
+#[test]
+fn export_pt2_tied_weights_share_one_storage() {
+    use std::collections::HashMap;
+    let bytes = std::fs::read(torch_dir().join("export.pt2")).unwrap();
+    let zip = netport_torch::ZipArchive::parse(&bytes).unwrap();
+    let name = "data/weights/model_weights_config.json";
+    let r = zip.find(&format!("export/{name}")).unwrap().data_range();
+    let mut config: Json =
+        serde_json::from_slice(&bytes[r.start as usize..r.end as usize]).unwrap();
+    assert_eq!(config["config"]["conv.bias"]["path_name"], "weight_1");
+    config["config"]["bn.weight"]["path_name"] = "weight_1".into();
+    let replacements = HashMap::from([(name.to_owned(), serde_json::to_vec(&config).unwrap())]);
+    let (tied, _) =
+        netport_torch::write::rewrite_zip_to(Vec::new(), &bytes, &zip, &replacements, None)
+            .unwrap();
+    let ckpt = Checkpoint::from_bytes(tied, &Default::default()).unwrap();
+    let storage = |path: &str| {
+        ckpt.tensors()
+            .iter()
+            .find(|t| &*t.path == path)
+            .and_then(|t| t.storage)
+            .unwrap()
+    };
+    assert_eq!(storage("conv.bias"), storage("bn.weight"));
+    assert_ne!(storage("conv.bias"), storage("bn.bias"));
+    // weight_2 is no one's record now: 8 storages for 9 tensors.
+    assert_eq!(ckpt.tensors().len(), 9);
+    assert_eq!(ckpt.storage_refs().len(), 8);
+}
