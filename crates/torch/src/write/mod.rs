@@ -53,60 +53,13 @@ use crate::read::zip::ZipArchive;
 use crate::write::pickle_edit::{Item, analyze, apply_edits};
 
 // ---------------------------------------------------------------------------
-// CRC-32 (IEEE, as zip), slicing by 8.
-
-const fn crc_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut s = 1;
-        while s < 8 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            s += 1;
-        }
-        i += 1;
-    }
-    t
-}
-
-static CRC: [[u32; 256]; 8] = crc_tables();
+// CRC-32 (IEEE, as zip): crc32fast (SIMD where the processor has it).
 
 /// Continue a CRC-32 (`crc` = 0 to start).
 pub fn crc32_update(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    let mut chunks = data.chunks_exact(8);
-    for ch in &mut chunks {
-        let lo = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]) ^ c;
-        let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-        c = CRC[7][(lo & 0xff) as usize]
-            ^ CRC[6][((lo >> 8) & 0xff) as usize]
-            ^ CRC[5][((lo >> 16) & 0xff) as usize]
-            ^ CRC[4][(lo >> 24) as usize]
-            ^ CRC[3][(hi & 0xff) as usize]
-            ^ CRC[2][((hi >> 8) & 0xff) as usize]
-            ^ CRC[1][((hi >> 16) & 0xff) as usize]
-            ^ CRC[0][(hi >> 24) as usize];
-    }
-    for &b in chunks.remainder() {
-        c = CRC[0][((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
+    let mut h = crc32fast::Hasher::new_with_initial(crc);
+    h.update(data);
+    h.finalize()
 }
 
 /// CRC-32 of `data`.
