@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use netport_io::varint;
 use netport_pickle::{Arena, Value, ValueId};
 use netport_tensor::{DType, required_bytes};
@@ -439,9 +439,6 @@ pub(crate) struct Collected {
     /// packed ([`TensorRef`] reads them in place; [`Collected::tensors`]
     /// and [`Collected::tree`] unpack copies on request).
     packed: Packed,
-    /// Location tags and storage types, one allocation per distinct text
-    /// (50,000 storages usually share one `cpu` and one type).
-    names: HashSet<Arc<str>>,
 }
 
 /// A span of a text buffer ([`Packed::text`], the storages' text).
@@ -961,14 +958,11 @@ impl Collected {
             .collect()
     }
 
-    /// The shared copy of `text`.
+    /// The shared copy of `text` (location tags and storage types: 50,000
+    /// storages usually share one `cpu` and one type), from the storages'
+    /// table of names.
     pub(crate) fn intern(&mut self, text: &str) -> Arc<str> {
-        if let Some(s) = self.names.get(text) {
-            return s.clone();
-        }
-        let s: Arc<str> = text.into();
-        self.names.insert(s.clone());
-        s
+        self.storages.intern(text)
     }
 }
 

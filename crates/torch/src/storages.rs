@@ -92,6 +92,20 @@ impl Names {
     pub(crate) fn get(&self, i: u16) -> &Arc<str> {
         &self.names[usize::from(i)]
     }
+
+    /// The one shared copy of `name` (added if new), for values that hold
+    /// an `Arc` (a tensor's device); past `u16` indices, a new copy.
+    pub(crate) fn shared(&mut self, name: &str) -> Arc<str> {
+        if let Some((shared, _)) = self.ids.get_key_value(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = name.into();
+        if let Ok(i) = u16::try_from(self.names.len()) {
+            self.names.push(shared.clone());
+            self.ids.insert(shared.clone(), i);
+        }
+        shared
+    }
 }
 
 /// The hash of a (record directory, key) that [`Storages::lookup`] did not
@@ -134,6 +148,12 @@ pub(crate) struct Storages {
 }
 
 impl Storages {
+    /// The one shared copy of a name (a device, a storage type) for values
+    /// that hold an `Arc`, from the storages' own table of names.
+    pub(crate) fn intern(&mut self, name: &str) -> Arc<str> {
+        self.names.shared(name)
+    }
+
     /// Number of storages.
     pub(crate) fn len(&self) -> usize {
         self.records.len()
