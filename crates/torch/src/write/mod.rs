@@ -608,9 +608,24 @@ impl<'a> ZipCheckpoint<'a> {
             &self.byteorder,
             self.serialization_name_hash.as_deref(),
             &keys,
-            |i| Ok::<_, io::Error>(Cow::Borrowed(self.storages[i].bytes)),
+            |i| {
+                Ok::<_, io::Error>(StorageRecord {
+                    bytes: Cow::Borrowed(self.storages[i].bytes),
+                    copied: None,
+                })
+            },
         )
     }
+}
+
+/// A storage's bytes for [`write_zip_records`].
+pub(crate) struct StorageRecord<'s> {
+    pub bytes: Cow<'s, [u8]>,
+    /// When the bytes are a whole stored record of the source, unchanged:
+    /// its CRC-32 (from the central directory) and where its data starts.
+    /// They are then copied as [`rewrite_zip_to`] copies records: not read
+    /// for a CRC, and in phase with the source ([`COPY_PHASE`]).
+    pub copied: Option<(u32, u64)>,
 }
 
 /// torch.save's zip layout with the storages fetched one at a time
@@ -624,7 +639,7 @@ pub(crate) fn write_zip_records<'s, W: Write, E: From<io::Error>>(
     byteorder: &str,
     serialization_name_hash: Option<&str>,
     keys: &[&str],
-    mut fetch: impl FnMut(usize) -> Result<Cow<'s, [u8]>, E>,
+    mut fetch: impl FnMut(usize) -> Result<StorageRecord<'s>, E>,
 ) -> Result<(W, u64), E> {
     let mut z = ZipWriter::new(w, archive_name, 64);
     z.add_stored("data.pkl", data_pkl)?;
@@ -632,8 +647,12 @@ pub(crate) fn write_zip_records<'s, W: Write, E: From<io::Error>>(
     z.add_stored(".storage_alignment", b"64")?;
     z.add_stored("byteorder", byteorder.as_bytes())?;
     for (i, key) in keys.iter().enumerate() {
-        let bytes = fetch(i)?;
-        z.add_stored(&format!("data/{key}"), &bytes)?;
+        let record = fetch(i)?;
+        let (name, bytes) = (format!("data/{key}"), &record.bytes);
+        match record.copied {
+            Some((crc, at)) => z.add_raw(&name, 0, crc, bytes.len() as u64, bytes, Some(at))?,
+            None => z.add_stored(&name, bytes)?,
+        }
     }
     z.add_stored("version", b"3\n")?;
     let names = serialization_name_hash

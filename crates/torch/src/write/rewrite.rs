@@ -49,12 +49,12 @@ use std::path::Path;
 use netport_tensor::{ByteOrder, DType};
 
 use crate::error::TorchError;
-use crate::read::checkpoint::Checkpoint;
+use crate::read::checkpoint::{Checkpoint, Record};
 use crate::write::edit::Edits;
 use crate::write::edit::{check_writable, left_out, refuse};
 use crate::write::report::{ConvertReport, dropped_values, nbytes};
 use crate::write::{
-    StateDictPickle, WriteOptions, archive_name_for, convert_pids, write_atomic,
+    StateDictPickle, StorageRecord, WriteOptions, archive_name_for, convert_pids, write_atomic,
     write_legacy_records, write_zip_records,
 };
 
@@ -196,27 +196,44 @@ pub fn rewrite_checkpoint(
     report.data_bytes = outs.iter().map(|o| o.nbytes).sum();
 
     let data = ckpt.bytes();
-    let fetch = |i: usize| -> Result<Cow<'_, [u8]>, TorchError> {
+    // The source's stored records by name: a storage copied whole keeps
+    // its record's CRC-32 and is not read (write_zip_records), unless the
+    // source has no CRCs.
+    let stored: HashMap<&str, &Record> = ckpt
+        .info()
+        .records
+        .iter()
+        .filter(|r| r.method == 0)
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let fetch = |i: usize| -> Result<StorageRecord<'_>, TorchError> {
         let o = &outs[i];
-        let bytes = match o.source {
-            Source::Storage(si) => {
-                let r = &storages[si].byte_range;
-                Cow::Borrowed(data.get(r.start as usize..r.end as usize).ok_or_else(|| {
-                    refuse(format!(
-                        "storage '{}' is outside the file",
-                        storages[si].key
-                    ))
-                })?)
-            }
-            Source::Tensor(ti, dtype) => {
-                let t = &all[ti];
-                if dtype == t.dtype {
-                    ckpt.tensor_bytes(t)?
-                } else {
-                    Cow::Owned(ckpt.tensor_converted(t, dtype)?)
+        let mut copied = None;
+        let bytes =
+            match o.source {
+                Source::Storage(si) => {
+                    let s = &storages[si];
+                    let r = &s.byte_range;
+                    copied = s
+                        .record
+                        .as_deref()
+                        .and_then(|name| stored.get(name))
+                        // A source written without CRCs (torch's option) has 0s.
+                        .filter(|record| record.byte_range == *r && record.crc32 != 0)
+                        .map(|record| (record.crc32, r.start));
+                    Cow::Borrowed(data.get(r.start as usize..r.end as usize).ok_or_else(|| {
+                        refuse(format!("storage '{}' is outside the file", s.key))
+                    })?)
                 }
-            }
-        };
+                Source::Tensor(ti, dtype) => {
+                    let t = &all[ti];
+                    if dtype == t.dtype {
+                        ckpt.tensor_bytes(t)?
+                    } else {
+                        Cow::Owned(ckpt.tensor_converted(t, dtype)?)
+                    }
+                }
+            };
         if bytes.len() as u64 != o.nbytes {
             return Err(refuse(format!(
                 "storage {i}: read {} bytes, expected {}",
@@ -224,7 +241,7 @@ pub fn rewrite_checkpoint(
                 o.nbytes
             )));
         }
-        Ok(bytes)
+        Ok(StorageRecord { bytes, copied })
     };
     let options = WriteOptions {
         input: input.map(Path::to_owned),
@@ -248,7 +265,7 @@ pub fn rewrite_checkpoint(
                 .map(|(k, o)| (k.as_str(), o.nbytes / o.dtype.size_in_bytes() as u64))
                 .collect();
             write_atomic(out, &options, |w| {
-                write_legacy_records(w, &object, &list, fetch)?;
+                write_legacy_records(w, &object, &list, |i| fetch(i).map(|r| r.bytes))?;
                 Ok(())
             })?
         }

@@ -380,3 +380,65 @@ fn errors_leave_no_file() {
     assert_eq!(std::fs::read(&copy).unwrap(), before);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// The CRC-32 of every record of `path` (a zip) matches its bytes.
+fn assert_crcs_match(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let zip = netport_torch::ZipArchive::parse(&bytes).unwrap();
+    for e in zip.entries() {
+        let r = e.data_range();
+        let data = &bytes[r.start as usize..r.end as usize];
+        assert_eq!(
+            e.crc32,
+            netport_torch::write::crc32(data),
+            "{}: {}",
+            path.display(),
+            e.name
+        );
+    }
+}
+
+/// Storages copied whole keep their record's CRC-32 (they are not read for
+/// it); converted ones get theirs computed: every record's CRC matches its
+/// bytes. A source written without CRCs (zeros in the central directory, as
+/// torch writes with `set_crc32_options(False)`) gets real ones.
+#[test]
+fn every_record_of_a_rewrite_has_its_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let strip = Edits {
+        strip_prefixes: vec!["module.".into()],
+        ..Edits::default()
+    };
+    let bf16 = Edits {
+        dtype: Some(DType::BFloat16),
+        ..Edits::default()
+    };
+    for (name, edits) in [
+        ("dataparallel.pt", &strip),
+        ("protocol2.pt", &Edits::default()),
+        ("protocol2.pt", &bf16),
+        ("training.pt", &Edits::default()),
+    ] {
+        let out = dir.path().join(format!("crc_{name}"));
+        rewrite(name, &out, edits, Layout::Zip);
+        assert_crcs_match(&out);
+    }
+    // protocol2.pt with every central CRC zeroed.
+    let mut bytes = std::fs::read(torch_dir().join("protocol2.pt")).unwrap();
+    let mut zeroed = 0;
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+        let entry = at + i;
+        bytes[entry + 16..entry + 20].fill(0);
+        zeroed += 1;
+        at = entry + 4;
+    }
+    assert!(zeroed > 5, "{zeroed}");
+    let src = dir.path().join("no_crc.pt");
+    std::fs::write(&src, &bytes).unwrap();
+    let ckpt = Checkpoint::open(&src).unwrap();
+    assert!(ckpt.info().records.iter().all(|r| r.crc32 == 0));
+    let out = dir.path().join("crc_from_no_crc.pt");
+    rewrite_checkpoint(&ckpt, Some(&src), &out, &Edits::default(), Layout::Zip).unwrap();
+    assert_crcs_match(&out);
+}
