@@ -74,17 +74,20 @@ impl Names {
         {
             return Some(last);
         }
-        let i = match self.ids.get(name) {
-            Some(&i) => i,
-            None => {
-                let i = u16::try_from(self.names.len()).ok()?;
-                let name: Arc<str> = name.into();
-                self.names.push(name.clone());
-                self.ids.insert(name, i);
-                i
-            }
-        };
+        let i = self.find_or_add(name)?;
         self.last[field] = i;
+        Some(i)
+    }
+
+    /// The index of `name`, added if new; `None` past `u16` indices.
+    fn find_or_add(&mut self, name: &str) -> Option<u16> {
+        if let Some(&i) = self.ids.get(name) {
+            return Some(i);
+        }
+        let i = u16::try_from(self.names.len()).ok()?;
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, i);
         Some(i)
     }
 
@@ -96,15 +99,10 @@ impl Names {
     /// The one shared copy of `name` (added if new), for values that hold
     /// an `Arc` (a tensor's device); past `u16` indices, a new copy.
     pub(crate) fn shared(&mut self, name: &str) -> Arc<str> {
-        if let Some((shared, _)) = self.ids.get_key_value(name) {
-            return shared.clone();
+        match self.find_or_add(name) {
+            Some(i) => self.get(i).clone(),
+            None => name.into(),
         }
-        let shared: Arc<str> = name.into();
-        if let Ok(i) = u16::try_from(self.names.len()) {
-            self.names.push(shared.clone());
-            self.ids.insert(shared.clone(), i);
-        }
-        shared
     }
 }
 
