@@ -46,6 +46,8 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use netport_io::COPY_STEP;
+
 use crate::error::TorchError;
 use crate::read::checkpoint::Checkpoint;
 use crate::read::detect::Format;
@@ -128,17 +130,14 @@ pub struct ZipWriter<W: Write> {
 
 const U32_MAX: u64 = 0xFFFF_FFFF;
 
-/// A large record copied unchanged keeps its phase: its data starts at the
-/// same offset modulo [`netport_io::COPY_STEP`] (64 KiB) as in its source,
-/// so that the kernel copies it in steps aligned in both files (the copy of
-/// a 2 GiB checkpoint: 0.70 s out of step, 0.60 s in step, as `cp`; see
-/// docs/performance.md, 'seventh part'). Torch's readers skip any padding.
-const COPY_PHASE: u64 = netport_io::COPY_STEP;
-
-/// Records copied unchanged from this size on keep their source's phase
-/// ([`COPY_PHASE`]): the extra padding (under 64 KiB, paid once after a
-/// record whose length changed, since the records after it are then in
-/// phase already) is then at most 1/16 of the record.
+/// A record copied unchanged from this size on keeps its phase: its data
+/// starts at the same offset modulo [`COPY_STEP`] (64 KiB) as in its
+/// source, so that the kernel copies it in steps aligned in both files (the
+/// copy of a 2 GiB checkpoint: 0.70 s out of step, 0.60 s in step, as `cp`;
+/// see docs/performance.md, 'seventh part'). Torch's readers skip any
+/// padding. The extra padding (under 64 KiB, paid once after a record whose
+/// length changed, since the records after it are then in phase already)
+/// is then at most 1/16 of the record.
 const PHASE_MIN: u64 = 1 << 20;
 
 /// The padding a header adds so that the next record reaches its phase when
@@ -176,7 +175,7 @@ impl<W: Write> ZipWriter<W> {
     }
 
     /// The local header of a record; `phase` asks for data that starts at
-    /// that offset modulo [`COPY_PHASE`] (when it is a multiple of the
+    /// that offset modulo [`COPY_STEP`] (when it is a multiple of the
     /// alignment, which the data then keeps), else the data is aligned as
     /// torch aligns it.
     fn header(
@@ -203,13 +202,14 @@ impl<W: Write> ZipWriter<W> {
         }
         let start = lho + 30 + name.len() as u64 + 4 + zip64.len() as u64;
         let aligned = (self.alignment - start % self.alignment) % self.alignment;
+        // The most padding the extra field holds: its length is a u16.
+        let room = u16::MAX as u64 - 4 - zip64.len() as u64;
         let in_phase = phase
             .filter(|p| {
-                COPY_PHASE.is_multiple_of(self.alignment) && p.is_multiple_of(self.alignment)
+                COPY_STEP.is_multiple_of(self.alignment) && p.is_multiple_of(self.alignment)
             })
-            .map(|p| (p % COPY_PHASE + COPY_PHASE - start % COPY_PHASE) % COPY_PHASE)
-            // The extra field's length is a u16.
-            .filter(|pad| pad + 4 + zip64.len() as u64 <= u16::MAX as u64);
+            .map(|p| (p % COPY_STEP + COPY_STEP - start % COPY_STEP) % COPY_STEP)
+            .filter(|&pad| pad <= room);
         let index = self.entries.len();
         if phase.is_some() && in_phase.is_none() {
             self.phase_misses.push(index);
@@ -221,7 +221,7 @@ impl<W: Write> ZipWriter<W> {
         };
         let pad = match in_phase {
             Some(pad) => pad,
-            None if aligned + bump + 4 + zip64.len() as u64 <= u16::MAX as u64 => aligned + bump,
+            None if aligned + bump <= room => aligned + bump,
             None => aligned,
         } as usize;
         let mut h = Vec::with_capacity(30 + name.len() + zip64.len() + 4 + pad);
@@ -313,7 +313,7 @@ impl<W: Write> ZipWriter<W> {
 
     /// Add a record whose (possibly compressed) bytes are copied as they are;
     /// `source_offset` is where they start in the file they come from, so
-    /// that a large record keeps its phase ([`COPY_PHASE`]).
+    /// that a large record keeps its phase ([`COPY_STEP`]).
     pub fn add_raw(
         &mut self,
         name: &str,
@@ -624,7 +624,7 @@ pub(crate) struct StorageRecord<'s> {
     /// When the bytes are a whole stored record of the source, unchanged:
     /// its CRC-32 (from the central directory) and where its data starts.
     /// They are then copied as [`rewrite_zip_to`] copies records: not read
-    /// for a CRC, and in phase with the source ([`COPY_PHASE`]).
+    /// for a CRC, and in phase with the source ([`COPY_STEP`]).
     pub copied: Option<(u32, u64)>,
 }
 
