@@ -208,32 +208,32 @@ pub fn rewrite_checkpoint(
         .collect();
     let fetch = |i: usize| -> Result<StorageRecord<'_>, TorchError> {
         let o = &outs[i];
-        let mut copied = None;
-        let bytes =
-            match o.source {
-                Source::Storage(si) => {
-                    let s = &storages[si];
-                    let r = &s.byte_range;
-                    copied = s
-                        .record
-                        .as_deref()
-                        .and_then(|name| stored.get(name))
-                        // A source written without CRCs (torch's option) has 0s.
-                        .filter(|record| record.byte_range == *r && record.crc32 != 0)
-                        .map(|record| (record.crc32, r.start));
-                    Cow::Borrowed(data.get(r.start as usize..r.end as usize).ok_or_else(|| {
-                        refuse(format!("storage '{}' is outside the file", s.key))
-                    })?)
-                }
-                Source::Tensor(ti, dtype) => {
-                    let t = &all[ti];
-                    if dtype == t.dtype {
-                        ckpt.tensor_bytes(t)?
-                    } else {
-                        Cow::Owned(ckpt.tensor_converted(t, dtype)?)
-                    }
-                }
-            };
+        let (bytes, copied) = match o.source {
+            Source::Storage(si) => {
+                let s = &storages[si];
+                let r = &s.byte_range;
+                let bytes = data
+                    .get(r.start as usize..r.end as usize)
+                    .ok_or_else(|| refuse(format!("storage '{}' is outside the file", s.key)))?;
+                let copied = s
+                    .record
+                    .as_deref()
+                    .and_then(|name| stored.get(name))
+                    // A source written without CRCs (torch's option) has 0s.
+                    .filter(|record| record.byte_range == *r && record.crc32 != 0)
+                    .map(|record| (record.crc32, r.start));
+                (Cow::Borrowed(bytes), copied)
+            }
+            Source::Tensor(ti, dtype) => {
+                let t = &all[ti];
+                let bytes = if dtype == t.dtype {
+                    ckpt.tensor_bytes(t)?
+                } else {
+                    Cow::Owned(ckpt.tensor_converted(t, dtype)?)
+                };
+                (bytes, None)
+            }
+        };
         if bytes.len() as u64 != o.nbytes {
             return Err(refuse(format!(
                 "storage {i}: read {} bytes, expected {}",
