@@ -4,6 +4,7 @@ mod early;
 mod fix;
 mod fixtures;
 mod hostile;
+mod peer;
 mod peer_fix;
 mod peer_rewrite;
 mod peer_torch_load;

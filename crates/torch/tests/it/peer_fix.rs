@@ -6,10 +6,11 @@
 //! the source loaded with weights_only=False. Run by `cargo xtask ci`.
 
 use std::path::Path;
-use std::process::Command;
 
 use netport_torch::fix::fix_file;
 use netport_torch::write::WriteOptions;
+
+use crate::peer::run_python;
 
 const SNIPPET: &str = r#"
 import json, sys, argparse, torch, numpy as np
@@ -56,8 +57,6 @@ print(json.dumps({"src_loads": src_loads, "tensors": n}))
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn fixed_checkpoints_load_with_weights_only_and_keep_everything() {
-    let python = std::env::var("NETPORT_PYTHON")
-        .expect("NETPORT_PYTHON is not set: interop tests run through `cargo xtask ci`");
     let dir = tempfile::tempdir().unwrap();
     let torch_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/torch");
     for (name, tensors) in [("training.pt", 27), ("protocol4.pt", 9)] {
@@ -65,18 +64,7 @@ fn fixed_checkpoints_load_with_weights_only_and_keep_everything() {
         let out = dir.path().join(name);
         let report = fix_file(&src, &out, &WriteOptions::default()).unwrap();
         assert!(!report.changes.is_empty(), "{name}: nothing changed");
-        let run = Command::new(&python)
-            .args(["-c", SNIPPET])
-            .arg(&src)
-            .arg(&out)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "{name}: torch disagrees: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let stdout = run_python(&format!("{name}: torch disagrees"), SNIPPET, [&src, &out]);
         let verdict: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
         assert_eq!(
             verdict["src_loads"], false,
@@ -92,28 +80,18 @@ fn fixed_checkpoints_load_with_weights_only_and_keep_everything() {
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn torch_loads_records_moved_into_phase() {
-    let python = std::env::var("NETPORT_PYTHON")
-        .expect("NETPORT_PYTHON is not set: interop tests run through `cargo xtask ci`");
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("phase_p4.pt");
     let out = dir.path().join("phase_fixed.pt");
-    let save = Command::new(&python)
-        .args([
-            "-c",
-            "import argparse, sys, torch\n\
+    run_python(
+        "saving the source",
+        "import argparse, sys, torch\n\
              torch.manual_seed(0)\n\
              args = argparse.Namespace(**{f'option_{i}': i * 0.5 for i in range(400)})\n\
              torch.save({'args': args, 'w': torch.randn(400_000),\n\
                          'b': torch.arange(300_000), 'small': torch.ones(3)},\n\
                         sys.argv[1], pickle_protocol=4)",
-        ])
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(
-        save.status.success(),
-        "{}",
-        String::from_utf8_lossy(&save.stderr)
+        [&src],
     );
     fix_file(&src, &out, &WriteOptions::default()).unwrap();
     let (a, b) = (std::fs::read(&src).unwrap(), std::fs::read(&out).unwrap());
@@ -136,19 +114,8 @@ fn torch_loads_records_moved_into_phase() {
         moved += usize::from(to != from);
     }
     assert_eq!(moved, 2, "the large storages did not move");
-    let run = Command::new(&python)
-        .args(["-c", SNIPPET])
-        .arg(&src)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "torch disagrees: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let verdict: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&run.stdout).trim()).unwrap();
+    let stdout = run_python("torch disagrees", SNIPPET, [&src, &out]);
+    let verdict: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(verdict["src_loads"], false);
     assert_eq!(verdict["tensors"], 3);
 }

@@ -6,23 +6,16 @@
 //! still shared. Run by `cargo xtask ci` (NETPORT_PYTHON = the venv's python).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use netport_tensor::DType;
 use netport_torch::rewrite::{Layout, rewrite_checkpoint};
 use netport_torch::{Checkpoint, Edits};
 use serde_json::{Value as Json, json};
 
+use crate::peer::run_python;
+
 fn torch_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/torch")
-}
-
-fn python() -> String {
-    std::env::var("NETPORT_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "NETPORT_PYTHON is not set: these interop tests need the Python peers; run `cargo xtask ci`, or set NETPORT_PYTHON to the venv's python (`cargo xtask venv` prints the venv path)"
-        )
-    })
 }
 
 const SNIPPET: &str = r#"
@@ -115,7 +108,6 @@ fn s(p: &Path) -> String {
 #[test]
 #[ignore = "interop: needs the Python peers (cargo xtask ci)"]
 fn torch_loads_rewritten_checkpoints() {
-    let py = python();
     let dir = tempfile::tempdir().unwrap();
     let strip = Edits {
         strip_prefixes: vec!["module.".into(), "_orig_mod.".into()],
@@ -231,18 +223,7 @@ fn torch_loads_rewritten_checkpoints() {
     }
     let cases_path = dir.path().join("cases.json");
     std::fs::write(&cases_path, serde_json::to_vec(&cases).unwrap()).unwrap();
-    let out = Command::new(&py)
-        .arg("-c")
-        .arg(SNIPPET)
-        .arg(&cases_path)
-        .output()
-        .unwrap_or_else(|e| panic!("running {py}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python("torch.load of the rewrites", SNIPPET, [&cases_path]);
     let verdict: Json = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("bad verdict ({e}): {stdout}"));
     let mut failed = Vec::new();

@@ -4,23 +4,16 @@
 //! Run by `cargo xtask ci` (NETPORT_PYTHON = the venv's interpreter).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use netport_torch::relocate::{LocationMap, RelocateOptions, relocate_file};
 use netport_torch::write::{LegacyCheckpoint, WriteOptions, ZipCheckpoint};
 use netport_torch::{Checkpoint, Format};
 use serde_json::{Value as Json, json};
 
+use crate::peer::run_python;
+
 fn torch_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/torch")
-}
-
-fn python() -> String {
-    std::env::var("NETPORT_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "NETPORT_PYTHON is not set: these interop tests need the Python peers; run `cargo xtask ci`, or set NETPORT_PYTHON to the venv's python (`cargo xtask venv` prints the venv path)"
-        )
-    })
 }
 
 /// Loads each case's output with the given modes and compares with the
@@ -133,21 +126,9 @@ print(json.dumps(verdict))
 "#;
 
 fn run_cases(cases: &[Json], dir: &Path) {
-    let py = python();
     let cases_path = dir.join("cases.json");
     std::fs::write(&cases_path, serde_json::to_vec(cases).unwrap()).unwrap();
-    let out = Command::new(&py)
-        .arg("-c")
-        .arg(SNIPPET)
-        .arg(&cases_path)
-        .output()
-        .unwrap_or_else(|e| panic!("running {py}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python("torch.load of the written files", SNIPPET, [&cases_path]);
     let verdict: Json = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("bad verdict ({e}): {stdout}"));
     let mut failed = Vec::new();
