@@ -1110,8 +1110,9 @@ impl TakenTensor<'_> {
 
 /// The tensors a [`TensorTaker`] took while a pickle ran, by their
 /// [`Value::Taken`] number, each encoded in a few bytes
-/// ([`netport_io::varint`] integers, then the storage key): ~20 bytes for a typical tensor, where a record
-/// of fixed fields with its dimensions took ~70.
+/// ([`netport_io::varint`] integers, then the storage key): ~20 bytes for a
+/// typical tensor, where a record of fixed fields with its dimensions took
+/// ~70.
 #[derive(Debug, Default)]
 pub(crate) struct Taken {
     bytes: Vec<u8>,
